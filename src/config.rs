@@ -1,0 +1,764 @@
+//! The configuration: one text (a file, or EC2 user-data), parsed once by a
+//! pure function into a typed `Config`.
+//!
+//! Format: `key = value` lines, `#` comments (to the end of the line),
+//! `[user NAME]` sections. Unknown keys and bad values are errors, reported
+//! all at once with their line numbers; nothing is ever silently ignored.
+//! Every key is parsed in `set_global` / `set_user`; README lists them all.
+
+use crate::limits;
+use log::LevelFilter;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One problem found in a configuration text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line number; 0 when the problem concerns the whole text.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
+    }
+}
+
+/// What PASV advertises as the server's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicAddress {
+    /// The local address of the control connection (fine without NAT).
+    Local,
+    /// A fixed address.
+    Fixed(IpAddr),
+    /// The instance's public IPv4 from EC2 metadata (its private one when it
+    /// has none).
+    Imds,
+    /// The instance's private IPv4 from EC2 metadata.
+    ImdsPrivate,
+}
+
+/// What a user may do. `upload`: store (replacing a file of the same name),
+/// make directories, list. `read`: retrieve and list. `full`: everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub store: bool,
+    pub mkdir: bool,
+    pub list: bool,
+    pub retrieve: bool,
+    /// Delete files and directories, rename, append.
+    pub modify: bool,
+}
+
+impl Permissions {
+    pub const UPLOAD: Permissions = Permissions {
+        store: true,
+        mkdir: true,
+        list: true,
+        retrieve: false,
+        modify: false,
+    };
+    pub const READ: Permissions = Permissions {
+        store: false,
+        mkdir: false,
+        list: true,
+        retrieve: true,
+        modify: false,
+    };
+    pub const FULL: Permissions = Permissions {
+        store: true,
+        mkdir: true,
+        list: true,
+        retrieve: true,
+        modify: true,
+    };
+
+    fn union(self, other: Permissions) -> Permissions {
+        Permissions {
+            store: self.store || other.store,
+            mkdir: self.mkdir || other.mkdir,
+            list: self.list || other.list,
+            retrieve: self.retrieve || other.retrieve,
+            modify: self.modify || other.modify,
+        }
+    }
+}
+
+/// One `[user NAME]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// A crypt hash: `$6$` (SHA-512) or `$5$` (SHA-256).
+    pub password_hash: String,
+    /// The user's home; `root/NAME` unless set.
+    pub home: PathBuf,
+    pub permissions: Permissions,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub root: PathBuf,
+    pub active: bool,
+    pub active_source_port: u16,
+    pub active_connect_timeout: Duration,
+    pub passive: bool,
+    pub passive_ports: (u16, u16),
+    pub passive_accept_timeout: Duration,
+    pub public_address: PublicAddress,
+    pub epsv: bool,
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub idle_timeout: Duration,
+    pub data_timeout: Duration,
+    pub login_timeout: Duration,
+    pub login_fail_delay: Duration,
+    pub max_login_failures: u32,
+    /// Largest file a client may store; `None`: no limit.
+    pub max_file_size: Option<u64>,
+    pub drain_timeout: Duration,
+    pub log_level: LevelFilter,
+    pub users: Vec<User>,
+}
+
+impl Config {
+    /// The defaults of every global key, with no users.
+    pub fn defaults() -> Config {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 21)),
+            root: PathBuf::from("/var/lib/lakeftpd/home"),
+            active: true,
+            active_source_port: limits::DEFAULT_ACTIVE_SOURCE_PORT,
+            active_connect_timeout: limits::DEFAULT_CONNECT_TIMEOUT,
+            passive: true,
+            passive_ports: limits::DEFAULT_PASSIVE_PORTS,
+            passive_accept_timeout: limits::DEFAULT_ACCEPT_TIMEOUT,
+            public_address: PublicAddress::Local,
+            epsv: true,
+            max_sessions: limits::DEFAULT_MAX_SESSIONS,
+            max_sessions_per_ip: limits::DEFAULT_MAX_SESSIONS_PER_IP,
+            idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
+            data_timeout: limits::DEFAULT_DATA_TIMEOUT,
+            login_timeout: limits::DEFAULT_LOGIN_TIMEOUT,
+            login_fail_delay: limits::DEFAULT_LOGIN_FAIL_DELAY,
+            max_login_failures: limits::DEFAULT_MAX_LOGIN_FAILURES,
+            max_file_size: None,
+            drain_timeout: limits::DEFAULT_DRAIN_TIMEOUT,
+            log_level: LevelFilter::Info,
+            users: Vec::new(),
+        }
+    }
+
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+/// A user section while it is being read: fields not yet known.
+struct UserDraft {
+    line: usize,
+    name: String,
+    password_hash: Option<String>,
+    home: Option<PathBuf>,
+    permissions: Option<Permissions>,
+}
+
+/// Parses a whole configuration text. Returns every problem found, or the
+/// configuration when there are none.
+pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let mut config = Config::defaults();
+    let mut problems = Vec::new();
+    let mut drafts: Vec<UserDraft> = Vec::new();
+    let mut seen_global: Vec<&str> = Vec::new();
+
+    if text.len() > limits::MAX_CONFIG_BYTES {
+        problems.push(Problem {
+            line: 0,
+            message: format!(
+                "configuration is {} bytes, more than the {} allowed",
+                text.len(),
+                limits::MAX_CONFIG_BYTES
+            ),
+        });
+        return Err(problems);
+    }
+
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = strip_comment(raw).trim();
+        if content.is_empty() {
+            continue;
+        }
+        let mut fail = |message: String| problems.push(Problem { line, message });
+
+        if let Some(section) = content.strip_prefix('[') {
+            let Some(section) = section.strip_suffix(']') else {
+                fail(format!("section header `{content}` lacks its closing `]`"));
+                continue;
+            };
+            let mut words = section.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some("user"), Some(name), None) => match check_user_name(name) {
+                    Ok(()) if drafts.iter().any(|d| d.name == name) => {
+                        fail(format!("user `{name}` is defined twice"))
+                    }
+                    Ok(()) => drafts.push(UserDraft {
+                        line,
+                        name: name.to_string(),
+                        password_hash: None,
+                        home: None,
+                        permissions: None,
+                    }),
+                    Err(message) => fail(message),
+                },
+                _ => fail(format!(
+                    "unknown section `[{section}]` (expected `[user NAME]`)"
+                )),
+            }
+            continue;
+        }
+
+        let Some((key, value)) = content.split_once('=') else {
+            fail(format!("expected `key = value`, found `{content}`"));
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if value.is_empty() {
+            fail(format!("`{key}` has no value"));
+            continue;
+        }
+        let result = match drafts.last_mut() {
+            Some(draft) => set_user(draft, key, value),
+            None => {
+                if seen_global.contains(&key) {
+                    Err(format!("`{key}` is set twice"))
+                } else {
+                    seen_global.push(key);
+                    set_global(&mut config, key, value)
+                }
+            }
+        };
+        if let Err(message) = result {
+            fail(message);
+        }
+    }
+
+    for draft in drafts {
+        let fail_line = draft.line;
+        let Some(password_hash) = draft.password_hash else {
+            problems.push(Problem {
+                line: fail_line,
+                message: format!("user `{}` has no `password`", draft.name),
+            });
+            continue;
+        };
+        config.users.push(User {
+            home: draft.home.unwrap_or_else(|| config.root.join(&draft.name)),
+            name: draft.name,
+            password_hash,
+            permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
+        });
+    }
+
+    if config.passive_ports.0 > config.passive_ports.1 {
+        problems.push(Problem {
+            line: 0,
+            message: "passive_ports: the first port is above the last".into(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        problems.sort_by_key(|p| p.line);
+        Err(problems)
+    }
+}
+
+/// `#` starts a comment anywhere on a line. (A crypt hash never contains `#`.)
+fn strip_comment(line: &str) -> &str {
+    match line.find('#') {
+        Some(at) => &line[..at],
+        None => line,
+    }
+}
+
+fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String> {
+    let bad = |what: &str| format!("`{key}`: {what}, found `{value}`");
+    match key {
+        "listen" => config.listen = value.parse().map_err(|_| bad("expected ADDRESS:PORT"))?,
+        "root" => config.root = parse_abs_path(value).map_err(|e| bad(&e))?,
+        "active" => config.active = parse_switch(value).map_err(|e| bad(&e))?,
+        "active_source_port" => {
+            config.active_source_port = value.parse().map_err(|_| bad("expected a port 0-65535"))?
+        }
+        "active_connect_timeout" => {
+            config.active_connect_timeout = parse_duration(value).map_err(|e| bad(&e))?
+        }
+        "passive" => config.passive = parse_switch(value).map_err(|e| bad(&e))?,
+        "passive_ports" => config.passive_ports = parse_port_range(value).map_err(|e| bad(&e))?,
+        "passive_accept_timeout" => {
+            config.passive_accept_timeout = parse_duration(value).map_err(|e| bad(&e))?
+        }
+        "public_address" => {
+            config.public_address = match value {
+                "local" => PublicAddress::Local,
+                "imds" => PublicAddress::Imds,
+                "imds-private" => PublicAddress::ImdsPrivate,
+                ip => PublicAddress::Fixed(ip.parse().map_err(|_| {
+                    bad("expected an IP address, `imds`, `imds-private` or `local`")
+                })?),
+            }
+        }
+        "epsv" => config.epsv = parse_switch(value).map_err(|e| bad(&e))?,
+        "max_sessions" => config.max_sessions = parse_count(value).map_err(|e| bad(&e))?,
+        "max_sessions_per_ip" => {
+            config.max_sessions_per_ip = parse_count(value).map_err(|e| bad(&e))?
+        }
+        "idle_timeout" => config.idle_timeout = parse_duration(value).map_err(|e| bad(&e))?,
+        "data_timeout" => config.data_timeout = parse_duration(value).map_err(|e| bad(&e))?,
+        "login_timeout" => config.login_timeout = parse_duration(value).map_err(|e| bad(&e))?,
+        "login_fail_delay" => {
+            config.login_fail_delay = parse_duration_or_zero(value).map_err(|e| bad(&e))?
+        }
+        "max_login_failures" => {
+            config.max_login_failures = parse_count(value)
+                .map_err(|e| bad(&e))?
+                .try_into()
+                .map_err(|_| bad("too large"))?
+        }
+        "max_file_size" => config.max_file_size = parse_size(value).map_err(|e| bad(&e))?,
+        "drain_timeout" => config.drain_timeout = parse_duration(value).map_err(|e| bad(&e))?,
+        "log_level" => config.log_level = parse_log_level(value).map_err(|e| bad(&e))?,
+        "password" | "home" | "permissions" => {
+            return Err(format!("`{key}` belongs in a `[user NAME]` section"))
+        }
+        _ => return Err(format!("unknown key `{key}`")),
+    }
+    Ok(())
+}
+
+fn set_user(draft: &mut UserDraft, key: &str, value: &str) -> Result<(), String> {
+    let bad = |what: &str| format!("`{key}` of user `{}`: {what}", draft.name);
+    match key {
+        "password" if draft.password_hash.is_some() => Err(bad("set twice")),
+        "password" => {
+            check_hash(value).map_err(|e| bad(&e))?;
+            draft.password_hash = Some(value.to_string());
+            Ok(())
+        }
+        "home" if draft.home.is_some() => Err(bad("set twice")),
+        "home" => {
+            draft.home = Some(parse_abs_path(value).map_err(|e| bad(&e))?);
+            Ok(())
+        }
+        "permissions" if draft.permissions.is_some() => Err(bad("set twice")),
+        "permissions" => {
+            draft.permissions = Some(parse_permissions(value).map_err(|e| bad(&e))?);
+            Ok(())
+        }
+        _ => Err(format!(
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions; global keys go above the first section)",
+            draft.name
+        )),
+    }
+}
+
+fn check_user_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= limits::MAX_USER_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        && !name.starts_with('.');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "user name `{name}`: use 1-{} letters, digits, `.`, `_`, `-`, `@`, not starting with `.`",
+            limits::MAX_USER_NAME
+        ))
+    }
+}
+
+/// Only crypt hashes are stored; a clear-text password is refused.
+fn check_hash(value: &str) -> Result<(), String> {
+    let is_sha_crypt = (value.starts_with("$6$") || value.starts_with("$5$"))
+        && value.split('$').count() >= 4
+        && !value.contains(char::is_whitespace);
+    if is_sha_crypt {
+        Ok(())
+    } else {
+        Err("expected a `$6$` (SHA-512) or `$5$` (SHA-256) crypt hash; make one with `lakeftpd passwd`".into())
+    }
+}
+
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err("expected `on` or `off`".into()),
+    }
+}
+
+fn parse_count(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("expected a number above 0".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number".into()),
+    }
+}
+
+/// A duration with a unit: `500ms`, `30s`, `5m`, `1h`. Zero is refused.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    match parse_duration_or_zero(value)? {
+        d if d.is_zero() => Err("expected a duration above zero".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_duration_or_zero(value: &str) -> Result<Duration, String> {
+    let unit_at = value
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or("expected a duration with a unit: ms, s, m or h (e.g. `30s`)")?;
+    let (number, unit) = value.split_at(unit_at);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "expected a duration such as `30s`".to_string())?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    match millis {
+        Some(ms) if ms <= 7 * 24 * 3_600_000 => Ok(Duration::from_millis(ms)),
+        _ => Err("duration longer than a week".into()),
+    }
+}
+
+/// A size in bytes with an optional unit: `1000`, `64KiB`, `10MiB`, `2GiB`;
+/// `0` or `unlimited` means no limit.
+fn parse_size(value: &str) -> Result<Option<u64>, String> {
+    if value == "unlimited" {
+        return Ok(None);
+    }
+    let unit_at = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(unit_at);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "expected a size such as `100MiB`".to_string())?;
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` (use B, KiB, MiB, GiB or TiB)"
+            ))
+        }
+    };
+    match n.checked_mul(scale) {
+        Some(0) => Ok(None),
+        Some(bytes) => Ok(Some(bytes)),
+        None => Err("size too large".into()),
+    }
+}
+
+/// `FIRST-LAST`, both at or above 1024 (RFC 2577: no privileged ports).
+fn parse_port_range(value: &str) -> Result<(u16, u16), String> {
+    let (first, last) = value
+        .split_once('-')
+        .ok_or("expected FIRST-LAST, e.g. `50000-50999`")?;
+    let port = |s: &str| -> Result<u16, String> {
+        match s.trim().parse::<u16>() {
+            Ok(p) if p >= 1024 => Ok(p),
+            _ => Err("ports must be numbers from 1024 to 65535".into()),
+        }
+    };
+    let (first, last) = (port(first)?, port(last)?);
+    if first > last {
+        return Err("the first port is above the last".into());
+    }
+    Ok((first, last))
+}
+
+fn parse_abs_path(value: &str) -> Result<PathBuf, String> {
+    if value.starts_with('/') && !value.contains('\0') {
+        Ok(PathBuf::from(value))
+    } else {
+        Err("expected an absolute path".into())
+    }
+}
+
+pub fn parse_log_level(value: &str) -> Result<LevelFilter, String> {
+    match value {
+        "error" => Ok(LevelFilter::Error),
+        "warn" => Ok(LevelFilter::Warn),
+        "info" => Ok(LevelFilter::Info),
+        "debug" => Ok(LevelFilter::Debug),
+        "trace" => Ok(LevelFilter::Trace),
+        _ => Err("expected error, warn, info, debug or trace".into()),
+    }
+}
+
+fn parse_permissions(value: &str) -> Result<Permissions, String> {
+    let mut permissions = Permissions::default();
+    for word in value.split(',').map(str::trim) {
+        let one = match word {
+            "upload" => Permissions::UPLOAD,
+            "read" => Permissions::READ,
+            "full" => Permissions::FULL,
+            _ => return Err(format!("unknown permission `{word}` (use upload, read, full, or a list such as `upload,read`)")),
+        };
+        permissions = permissions.union(one);
+    }
+    Ok(permissions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$6$saltsalt$hashhashhash";
+
+    fn problems(text: &str) -> Vec<Problem> {
+        parse(text).expect_err("expected problems")
+    }
+
+    fn one_problem(text: &str) -> Problem {
+        let found = problems(text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        assert_eq!(parse("").unwrap(), Config::defaults());
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_ignored() {
+        let c = parse("# a comment\n\n   \nlisten = 127.0.0.1:2121  # trailing\n").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2121".parse().unwrap());
+    }
+
+    #[test]
+    fn design_sketch_parses() {
+        let text = format!(
+            "listen = 0.0.0.0:21\nroot = /srv/ftp\nactive = on\nactive_source_port = 20\n\
+             passive = on\npassive_ports = 50000-50999\npublic_address = imds\nmax_sessions = 20000\n\
+             idle_timeout = 300s\n\n[user device01]\npassword = {HASH}\npermissions = upload\n"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.public_address, PublicAddress::Imds);
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.users[0].home, PathBuf::from("/srv/ftp/device01"));
+        assert_eq!(c.users[0].permissions, Permissions::UPLOAD);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let p = one_problem("listen = 0.0.0.0:21\nlisten_port = 21\n");
+        assert_eq!(p.line, 2);
+        assert!(p.message.contains("unknown key `listen_port`"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let p = problems("active = maybe\nidle_timeout = 30\nbogus = 1\n");
+        assert_eq!(p.iter().map(|p| p.line).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn duration_needs_a_unit() {
+        assert!(one_problem("idle_timeout = 30\n").message.contains("unit"));
+    }
+
+    #[test]
+    fn duration_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn zero_duration_refused_except_fail_delay() {
+        assert!(parse("idle_timeout = 0s").is_err());
+        assert_eq!(
+            parse("login_fail_delay = 0s").unwrap().login_fail_delay,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn unknown_duration_unit() {
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("10MiB"), Ok(Some(10 << 20)));
+        assert_eq!(parse_size("1000"), Ok(Some(1000)));
+        assert_eq!(parse_size("0"), Ok(None));
+        assert_eq!(parse_size("unlimited"), Ok(None));
+        assert!(parse_size("10MB").is_err());
+    }
+
+    #[test]
+    fn passive_range_must_be_ordered_and_unprivileged() {
+        assert_eq!(parse_port_range("50000-50999"), Ok((50000, 50999)));
+        assert!(parse_port_range("50999-50000").is_err());
+        assert!(parse_port_range("1000-2000").is_err());
+        assert!(parse_port_range("50000").is_err());
+    }
+
+    #[test]
+    fn key_set_twice_is_an_error() {
+        assert_eq!(one_problem("active = on\nactive = off\n").line, 2);
+    }
+
+    #[test]
+    fn user_without_password_is_an_error() {
+        let p = one_problem("[user a]\npermissions = read\n");
+        assert_eq!(p.line, 1);
+        assert!(p.message.contains("no `password`"));
+    }
+
+    #[test]
+    fn clear_text_password_refused() {
+        assert!(one_problem("[user a]\npassword = secret\n")
+            .message
+            .contains("crypt hash"));
+    }
+
+    #[test]
+    fn sha256_hash_accepted() {
+        assert!(parse("[user a]\npassword = $5$salt$abc\n").is_ok());
+    }
+
+    #[test]
+    fn permissions_combine() {
+        let c = parse(&format!(
+            "[user a]\npassword = {HASH}\npermissions = upload,read\n"
+        ))
+        .unwrap();
+        let p = c.users[0].permissions;
+        assert!(p.store && p.retrieve && p.mkdir && !p.modify);
+    }
+
+    #[test]
+    fn unknown_permission() {
+        assert!(parse(&format!(
+            "[user a]\npassword = {HASH}\npermissions = write\n"
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn user_home_override() {
+        let c = parse(&format!("[user a]\npassword = {HASH}\nhome = /data/a\n")).unwrap();
+        assert_eq!(c.users[0].home, PathBuf::from("/data/a"));
+    }
+
+    #[test]
+    fn duplicate_user() {
+        let text = format!("[user a]\npassword = {HASH}\n[user a]\npassword = {HASH}\n");
+        assert_eq!(one_problem(&text).line, 3);
+    }
+
+    #[test]
+    fn bad_user_name() {
+        assert!(parse(&format!("[user ../x]\npassword = {HASH}\n")).is_err());
+        assert!(parse(&format!("[user .hidden]\npassword = {HASH}\n")).is_err());
+    }
+
+    #[test]
+    fn unknown_section() {
+        assert!(one_problem("[group a]\n")
+            .message
+            .contains("unknown section"));
+    }
+
+    #[test]
+    fn unterminated_section() {
+        assert!(one_problem("[user a\n").message.contains("closing"));
+    }
+
+    #[test]
+    fn line_without_equals() {
+        assert!(one_problem("listen\n").message.contains("key = value"));
+    }
+
+    #[test]
+    fn empty_value() {
+        assert!(one_problem("listen =\n").message.contains("no value"));
+    }
+
+    #[test]
+    fn global_key_after_section_is_rejected() {
+        let p = one_problem(&format!(
+            "[user a]\npassword = {HASH}\nlisten = 0.0.0.0:21\n"
+        ));
+        assert_eq!(p.line, 3);
+    }
+
+    #[test]
+    fn user_key_in_global_part_is_rejected() {
+        assert!(one_problem("password = $6$a$b\n")
+            .message
+            .contains("section"));
+    }
+
+    #[test]
+    fn public_address_forms() {
+        assert_eq!(
+            parse("public_address = 203.0.113.9")
+                .unwrap()
+                .public_address,
+            PublicAddress::Fixed("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(
+            parse("public_address = imds-private")
+                .unwrap()
+                .public_address,
+            PublicAddress::ImdsPrivate
+        );
+        assert!(parse("public_address = example.com").is_err());
+    }
+
+    #[test]
+    fn relative_root_refused() {
+        assert!(parse("root = data").is_err());
+    }
+
+    #[test]
+    fn switch_values() {
+        assert!(!parse("epsv = off").unwrap().epsv);
+        assert!(parse("epsv = 0").is_err());
+    }
+
+    #[test]
+    fn zero_max_sessions_refused() {
+        assert!(parse("max_sessions = 0").is_err());
+    }
+
+    #[test]
+    fn oversized_text_refused() {
+        let text = "#".repeat(limits::MAX_CONFIG_BYTES + 1);
+        assert_eq!(one_problem(&text).line, 0);
+    }
+}

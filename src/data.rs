@@ -1,0 +1,112 @@
+//! The data connection (RFC 959 §3.2, §3.3): active (the server connects to
+//! the client's PORT/EPRT address) or passive (the client connects to a
+//! listener from PASV/EPSV). Both enforce that the data connection is with
+//! the control connection's client and nobody else (RFC 2577 §3).
+
+use crate::metrics::{self, Metrics};
+use crate::sys;
+use smol::future::FutureExt;
+use smol::{Async, Timer};
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How the next data connection will be made.
+pub enum DataPlan {
+    None,
+    /// Connect to this address (already checked against the client's).
+    Active(SocketAddr),
+    /// Accept on this listener; the port returns to the pool when it drops.
+    Passive(Async<TcpListener>),
+}
+
+/// Why a data connection could not be made: each is a 425 reply.
+#[derive(Debug)]
+pub enum DataError {
+    NoPlan,
+    Connect(io::Error),
+    AcceptTimeout,
+    Accept(io::Error),
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataError::NoPlan => f.write_str("use PORT, EPRT, PASV or EPSV first"),
+            DataError::Connect(e) => write!(f, "cannot connect to your data port: {e}"),
+            DataError::AcceptTimeout => f.write_str("no data connection arrived in time"),
+            DataError::Accept(e) => write!(f, "accepting the data connection failed: {e}"),
+        }
+    }
+}
+
+/// Where the data connection comes from and what to expect of it.
+pub struct Peer {
+    /// The control connection's client address: the only one allowed.
+    pub client_ip: IpAddr,
+    /// The control connection's local address: active connections leave from it.
+    pub local_ip: IpAddr,
+    pub source_port: u16,
+    pub connect_timeout: Duration,
+    pub accept_timeout: Duration,
+}
+
+/// Opens the planned data connection.
+pub async fn open(
+    plan: DataPlan,
+    peer: &Peer,
+    metrics: &Metrics,
+) -> Result<Async<TcpStream>, DataError> {
+    match plan {
+        DataPlan::None => Err(DataError::NoPlan),
+        DataPlan::Active(dest) => {
+            let started = Instant::now();
+            let connect = sys::connect_from(peer.local_ip, peer.source_port, dest);
+            let result = connect
+                .or(async {
+                    Timer::after(peer.connect_timeout).await;
+                    Err(io::ErrorKind::TimedOut.into())
+                })
+                .await;
+            match result {
+                Ok(stream) => {
+                    metrics::inc(&metrics.active_connects);
+                    metrics::add(
+                        &metrics.active_connect_micros,
+                        started.elapsed().as_micros() as u64,
+                    );
+                    Ok(stream)
+                }
+                Err(e) => {
+                    metrics::inc(&metrics.active_connect_failures);
+                    Err(DataError::Connect(e))
+                }
+            }
+        }
+        DataPlan::Passive(listener) => {
+            let accept = async {
+                loop {
+                    let (stream, from) = listener.accept().await.map_err(DataError::Accept)?;
+                    // SECURITY: only the control connection's client may
+                    // connect (RFC 2577 §3: no passive port theft).
+                    if from.ip().to_canonical() == peer.client_ip {
+                        return Ok(stream);
+                    }
+                    metrics::inc(&metrics.passive_refused_foreign);
+                    log::warn!(
+                        "passive data connection from {from} refused: the session's client is {}",
+                        peer.client_ip
+                    );
+                    drop(stream);
+                }
+            };
+            accept
+                .or(async {
+                    Timer::after(peer.accept_timeout).await;
+                    metrics::inc(&metrics.passive_accept_timeouts);
+                    Err(DataError::AcceptTimeout)
+                })
+                .await
+        }
+    }
+}

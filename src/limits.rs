@@ -1,0 +1,67 @@
+//! Every fixed capacity and default timeout of lakeftpd, in one place.
+//!
+//! A limit that an operator may want to change is a configuration key (see
+//! `config.rs`, whose defaults refer to the constants here); a limit that
+//! protects the process itself is a constant.
+
+use std::time::Duration;
+
+/// Longest command line accepted, CRLF included. RFC 959 sets no maximum;
+/// vsftpd uses 4 KiB. A path may be at most `MAX_PATH` bytes, so a verb, a
+/// space and a path always fit. An over-long line gets 500 and the session
+/// is closed: the buffer never grows.
+pub const MAX_LINE: usize = 1024;
+
+/// Longest path argument, in bytes, after the verb.
+pub const MAX_PATH: usize = 1000;
+
+/// Longest single reply assembled (multi-line replies included): room for a
+/// path whose every byte is a doubled quote (RFC 959 §7, reply 257).
+pub const MAX_REPLY: usize = 2 * MAX_PATH + 128;
+
+/// Size of the buffer a transfer owns while it runs. It exists only during a
+/// transfer; an idle session holds none.
+pub const TRANSFER_BUFFER: usize = 64 * 1024;
+
+/// Listen backlog of the control listener. Sized for reconnect storms: a
+/// fleet reconnecting after an instance replacement arrives all at once
+/// (vsftpd's fixed backlog of 32 is why its p99 exceeds a second under 50
+/// devices). The kernel caps it at net.core.somaxconn.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Backlog of a passive data listener: one connection is expected.
+pub const PASSIVE_BACKLOG: i32 = 4;
+
+/// Longest configuration text accepted (file or user-data; EC2 caps
+/// user-data at 16 KiB, a file may hold many users).
+pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
+
+/// Longest user name.
+pub const MAX_USER_NAME: usize = 64;
+
+/// File descriptors reserved for the process itself (listeners, log, spool)
+/// when the session capacity is derived from the open-file limit.
+pub const RESERVED_FDS: u64 = 64;
+
+/// File descriptors one session may hold at once: control socket, data
+/// socket or passive listener, and a file.
+pub const FDS_PER_SESSION: u64 = 3;
+
+/// Prefix of the hidden temporary file an upload is written to before it is
+/// renamed into place. Names with this prefix are invisible to listings and
+/// unaddressable by clients.
+pub const TEMP_PREFIX: &str = ".lakeftpd-tmp-";
+
+// Defaults of the configuration keys (README lists them).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_LOGIN_FAIL_DELAY: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAX_LOGIN_FAILURES: u32 = 3;
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
+pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 200;
+pub const DEFAULT_ACTIVE_SOURCE_PORT: u16 = 20;
+pub const DEFAULT_PASSIVE_PORTS: (u16, u16) = (50000, 50999);

@@ -1,0 +1,373 @@
+//! Moving bytes over a data connection: RETR (sendfile in binary mode),
+//! STOR/APPE/STOU into a `TempUpload`, and listings. Each transfer owns one
+//! buffer of `TRANSFER_BUFFER` bytes for its lifetime only; every read and
+//! write on the data connection is raced against `data_timeout` (a stalled
+//! transfer ends, it never hangs a session).
+
+use crate::command::Type;
+use crate::limits::TRANSFER_BUFFER;
+use crate::listing::{self, Entry, Format};
+use crate::metrics::{self, Metrics};
+use crate::sys;
+use crate::upload::TempUpload;
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::{Async, Timer};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a transfer failed; each maps to one reply in the session.
+#[derive(Debug)]
+pub enum TransferError {
+    /// The data connection failed or stalled: 426.
+    Network(io::Error),
+    /// Reading or writing the file failed: 451.
+    Local(io::Error),
+    /// The disk (or quota) is full: 452.
+    DiskFull,
+    /// `max_file_size` exceeded: 552.
+    TooLarge,
+}
+
+impl TransferError {
+    fn local(e: io::Error) -> TransferError {
+        // ENOSPC and EDQUOT: insufficient storage (RFC 959 452).
+        match e.raw_os_error() {
+            Some(28) | Some(122) => TransferError::DiskFull,
+            _ => TransferError::Local(e),
+        }
+    }
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferError::Network(e) => write!(f, "data connection: {e}"),
+            TransferError::Local(e) => write!(f, "local error: {e}"),
+            TransferError::DiskFull => f.write_str("disk full"),
+            TransferError::TooLarge => f.write_str("file size limit exceeded"),
+        }
+    }
+}
+
+async fn timed<T>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    fut.or(async {
+        Timer::after(limit).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "data transfer stalled",
+        ))
+    })
+    .await
+}
+
+/// Sends `path` from `offset` (REST). Returns bytes sent.
+pub async fn send_file(
+    mut data: Async<TcpStream>,
+    path: PathBuf,
+    offset: u64,
+    kind: Type,
+    stall: Duration,
+    metrics: &Metrics,
+) -> Result<u64, TransferError> {
+    let file = smol::unblock(move || -> io::Result<File> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(file)
+    })
+    .await
+    .map_err(TransferError::local)?;
+    let sent = match kind {
+        Type::Image => send_binary(&data, file, offset, stall, metrics).await?,
+        Type::Ascii => send_ascii(&mut data, file, stall, metrics).await?,
+    };
+    timed(stall, data.close())
+        .await
+        .map_err(TransferError::Network)?;
+    Ok(sent)
+}
+
+/// Binary RETR through sendfile(2): the bytes never enter user space.
+async fn send_binary(
+    data: &Async<TcpStream>,
+    file: File,
+    mut offset: u64,
+    stall: Duration,
+    metrics: &Metrics,
+) -> Result<u64, TransferError> {
+    let mut sent = 0;
+    loop {
+        match sys::sendfile(data.get_ref(), &file, &mut offset, TRANSFER_BUFFER * 16) {
+            Ok(0) => return Ok(sent),
+            Ok(n) => {
+                sent += n as u64;
+                metrics::add(&metrics.bytes_out, n as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => timed(stall, data.writable())
+                .await
+                .map_err(TransferError::Network)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // EPIPE, ECONNRESET: the client went away.
+            Err(e) if matches!(e.raw_os_error(), Some(32) | Some(104)) => {
+                return Err(TransferError::Network(e))
+            }
+            Err(e) => return Err(TransferError::local(e)),
+        }
+    }
+}
+
+/// ASCII RETR: LF becomes CRLF on the wire (RFC 959 §3.1.1.1).
+async fn send_ascii(
+    data: &mut Async<TcpStream>,
+    mut file: File,
+    stall: Duration,
+    metrics: &Metrics,
+) -> Result<u64, TransferError> {
+    let mut chunk = vec![0u8; TRANSFER_BUFFER];
+    let mut wire = Vec::with_capacity(2 * TRANSFER_BUFFER);
+    let mut previous = 0u8;
+    let mut sent = 0;
+    loop {
+        let (f, c, result) = smol::unblock(move || {
+            let result = file.read(&mut chunk);
+            (file, chunk, result)
+        })
+        .await;
+        (file, chunk) = (f, c);
+        let n = result.map_err(TransferError::local)?;
+        if n == 0 {
+            return Ok(sent);
+        }
+        wire.clear();
+        previous = lf_to_crlf(&chunk[..n], previous, &mut wire);
+        timed(stall, data.write_all(&wire))
+            .await
+            .map_err(TransferError::Network)?;
+        sent += wire.len() as u64;
+        metrics::add(&metrics.bytes_out, wire.len() as u64);
+    }
+}
+
+/// Appends `input` to `out` with each bare LF made CRLF; returns the last
+/// input byte (the next chunk's "previous").
+pub fn lf_to_crlf(input: &[u8], mut previous: u8, out: &mut Vec<u8>) -> u8 {
+    for &b in input {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        previous = b;
+    }
+    previous
+}
+
+/// Appends `input` to `out` with each CRLF made LF (ASCII STOR). A CR at
+/// the end of `input` may be the first half of a CRLF split across reads:
+/// it is held back, and the function returns true; the caller passes that
+/// back as `held_cr` with the next chunk (or writes the CR at the end).
+pub fn crlf_to_lf(input: &[u8], held_cr: bool, out: &mut Vec<u8>) -> bool {
+    let mut pending_cr = held_cr;
+    for &b in input {
+        if pending_cr && b != b'\n' {
+            out.push(b'\r');
+        }
+        pending_cr = b == b'\r';
+        if !pending_cr {
+            out.push(b);
+        }
+    }
+    pending_cr
+}
+
+/// Receives into `upload` until the client closes the data connection.
+pub async fn receive(
+    mut data: Async<TcpStream>,
+    upload: &mut TempUpload,
+    kind: Type,
+    max_size: Option<u64>,
+    stall: Duration,
+    metrics: &Metrics,
+) -> Result<u64, TransferError> {
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut converted = Vec::new();
+    let mut held_cr = false;
+    let mut received = 0u64;
+    loop {
+        // Fill the buffer as far as the client sends before writing, so a
+        // 4 KiB upload costs one write.
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = timed(stall, data.read(&mut buf[filled..]))
+                .await
+                .map_err(TransferError::Network)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        received += filled as u64;
+        metrics::add(&metrics.bytes_in, filled as u64);
+        let eof = filled < buf.len();
+        let mut out = match kind {
+            Type::Image => {
+                buf.truncate(filled);
+                std::mem::take(&mut buf)
+            }
+            Type::Ascii => {
+                converted.clear();
+                held_cr = crlf_to_lf(&buf[..filled], held_cr, &mut converted);
+                if held_cr && eof {
+                    converted.push(b'\r');
+                }
+                std::mem::take(&mut converted)
+            }
+        };
+        if let Some(limit) = max_size {
+            if upload.size + out.len() as u64 > limit {
+                return Err(TransferError::TooLarge);
+            }
+        }
+        if !out.is_empty() {
+            let (result, back) = upload.write(out).await;
+            out = back;
+            result.map_err(TransferError::local)?;
+        }
+        match kind {
+            Type::Image => {
+                buf = out;
+                buf.resize(TRANSFER_BUFFER, 0);
+            }
+            Type::Ascii => converted = out,
+        }
+        if eof {
+            return Ok(received);
+        }
+    }
+}
+
+/// Sends a listing of `dir` (or of the single file `dir` names) in `format`.
+/// Entries are read and formatted in batches so that a huge directory never
+/// sits whole in memory. Temporaries are never shown.
+pub async fn send_listing(
+    mut data: Async<TcpStream>,
+    target: PathBuf,
+    format: Format,
+    stall: Duration,
+    metrics: &Metrics,
+) -> Result<u64, TransferError> {
+    /// Entries formatted per trip to the blocking pool.
+    const BATCH: usize = 256;
+    let now = crate::clock::unix_seconds(std::time::SystemTime::now());
+    let meta = async_fs::metadata(&target)
+        .await
+        .map_err(TransferError::local)?;
+    let mut sent = 0u64;
+    if !meta.is_dir() {
+        let mut out = Vec::new();
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        listing::write_entry(&mut out, format, &name, &Entry::from_metadata(&meta), now);
+        timed(stall, data.write_all(&out))
+            .await
+            .map_err(TransferError::Network)?;
+        timed(stall, data.close())
+            .await
+            .map_err(TransferError::Network)?;
+        return Ok(out.len() as u64);
+    }
+    let mut entries = Some(std::fs::read_dir(&target).map_err(TransferError::local)?);
+    loop {
+        let Some(mut iter) = entries.take() else {
+            break;
+        };
+        let (iter, out) = smol::unblock(move || {
+            let mut out = Vec::new();
+            let mut count = 0;
+            for entry in iter.by_ref() {
+                let Ok(entry) = entry else { continue };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(crate::limits::TEMP_PREFIX) {
+                    continue;
+                }
+                // Follow symlinks for what they show; unreadable ones are skipped.
+                let Ok(meta) = std::fs::metadata(entry.path()) else {
+                    continue;
+                };
+                listing::write_entry(&mut out, format, &name, &Entry::from_metadata(&meta), now);
+                count += 1;
+                if count == BATCH {
+                    return (Some(iter), out);
+                }
+            }
+            (None, out)
+        })
+        .await;
+        entries = iter;
+        timed(stall, data.write_all(&out))
+            .await
+            .map_err(TransferError::Network)?;
+        sent += out.len() as u64;
+    }
+    metrics::add(&metrics.bytes_out, sent);
+    timed(stall, data.close())
+        .await
+        .map_err(TransferError::Network)?;
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lf_becomes_crlf() {
+        let mut out = Vec::new();
+        lf_to_crlf(b"a\nb\r\nc\n", 0, &mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\n");
+    }
+
+    #[test]
+    fn lf_after_cr_in_previous_chunk_kept() {
+        let mut out = Vec::new();
+        lf_to_crlf(b"\nx", b'\r', &mut out);
+        assert_eq!(out, b"\nx");
+    }
+
+    #[test]
+    fn crlf_becomes_lf() {
+        let mut out = Vec::new();
+        assert!(!crlf_to_lf(b"a\r\nb\r\n", false, &mut out));
+        assert_eq!(out, b"a\nb\n");
+    }
+
+    #[test]
+    fn lone_cr_kept() {
+        let mut out = Vec::new();
+        crlf_to_lf(b"a\rb", false, &mut out);
+        assert_eq!(out, b"a\rb");
+    }
+
+    #[test]
+    fn cr_held_across_chunks() {
+        let mut out = Vec::new();
+        assert!(crlf_to_lf(b"a\r", false, &mut out));
+        assert_eq!(out, b"a");
+        assert!(!crlf_to_lf(b"\nb", true, &mut out));
+        assert_eq!(out, b"a\nb");
+    }
+
+    #[test]
+    fn held_cr_not_followed_by_lf_is_kept() {
+        let mut out = Vec::new();
+        crlf_to_lf(b"b", true, &mut out);
+        assert_eq!(out, b"\rb");
+    }
+}

@@ -1,0 +1,228 @@
+//! Durable uploads. A file is written to a hidden temporary in the target's
+//! directory, fsync'd, renamed into place, and the directory fsync'd — only
+//! then may the session reply 226. Until `commit`, dropping the upload (a
+//! dropped connection, ABOR, a timeout, an error) removes the temporary, so
+//! no partial file ever appears under the final name.
+
+use crate::limits::TEMP_PREFIX;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub struct TempUpload {
+    temp: PathBuf,
+    target: PathBuf,
+    /// `None` only while a write runs on the blocking pool.
+    file: Option<File>,
+    /// Bytes in the temporary so far.
+    pub size: u64,
+    committed: bool,
+}
+
+/// A fresh temporary name beside `target`.
+fn temp_name(target: &Path) -> PathBuf {
+    let random: [u8; 8] = crate::sys::random_bytes();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    target.with_file_name(format!("{TEMP_PREFIX}{hex}"))
+}
+
+impl TempUpload {
+    /// Creates the temporary for `target`. With `prefix`, the temporary first
+    /// receives that many bytes of the existing target (APPE: all of it;
+    /// REST n + STOR: the first n), so appending and resuming are as atomic
+    /// as a plain store.
+    pub async fn create(target: PathBuf, prefix: Option<u64>) -> io::Result<TempUpload> {
+        smol::unblock(move || {
+            let temp = temp_name(&target);
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o640)
+                .open(&temp)?;
+            let mut upload = TempUpload {
+                temp,
+                target,
+                file: None,
+                size: 0,
+                committed: false,
+            };
+            if let Some(limit) = prefix {
+                match File::open(&upload.target) {
+                    Ok(existing) => {
+                        use std::io::Read;
+                        upload.size = io::copy(&mut existing.take(limit), &mut file)?;
+                    }
+                    // APPE to a missing file creates it (RFC 959 §4.1.3).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && limit == u64::MAX => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            upload.file = Some(file);
+            Ok(upload)
+        })
+        .await
+    }
+
+    /// Appends `buf` on the blocking pool; hands the buffer back for reuse.
+    pub async fn write(&mut self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let Some(mut file) = self.file.take() else {
+            return (Err(io::Error::other("upload file lost")), buf);
+        };
+        let (file, buf, result) = smol::unblock(move || {
+            let result = file.write_all(&buf);
+            (file, buf, result)
+        })
+        .await;
+        if result.is_ok() {
+            self.size += buf.len() as u64;
+        }
+        self.file = Some(file);
+        (result, buf)
+    }
+
+    /// Makes the upload durable under its final name.
+    pub async fn commit(mut self) -> io::Result<PathBuf> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("upload file lost"))?;
+        let temp = self.temp.clone();
+        let target = self.target.clone();
+        let result = smol::unblock(move || -> io::Result<()> {
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&temp, &target)?;
+            // The rename is durable only once the directory is (fsync(2)).
+            let dir = target.parent().unwrap_or(Path::new("/"));
+            File::open(dir)?.sync_all()
+        })
+        .await;
+        // After a successful rename the temporary no longer exists; after a
+        // failed one Drop removes it.
+        self.committed = result.is_ok();
+        result.map(|()| self.target.clone())
+    }
+}
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Ignore errors: after a rename that succeeded before a failed
+            // directory fsync, the temporary is already gone.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Removes temporaries left by a crash, under `dir` and its subdirectories.
+/// Returns how many were removed. Symlinks are not followed.
+pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("lakeftpd-upload-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn commit_places_file() {
+        let dir = scratch("commit");
+        smol::block_on(async {
+            let mut u = TempUpload::create(dir.join("a.csv"), None).await.unwrap();
+            assert!(names(&dir)[0].starts_with(TEMP_PREFIX));
+            let (r, _) = u.write(b"hello".to_vec()).await;
+            r.unwrap();
+            u.commit().await.unwrap();
+        });
+        assert_eq!(names(&dir), vec!["a.csv"]);
+        assert_eq!(fs::read(dir.join("a.csv")).unwrap(), b"hello");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn drop_leaves_nothing() {
+        let dir = scratch("drop");
+        smol::block_on(async {
+            let mut u = TempUpload::create(dir.join("a.csv"), None).await.unwrap();
+            let _ = u.write(b"partial".to_vec()).await;
+        });
+        assert!(names(&dir).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn append_copies_existing_then_replaces() {
+        let dir = scratch("append");
+        fs::write(dir.join("log"), b"one\n").unwrap();
+        smol::block_on(async {
+            let mut u = TempUpload::create(dir.join("log"), Some(u64::MAX))
+                .await
+                .unwrap();
+            let _ = u.write(b"two\n".to_vec()).await;
+            u.commit().await.unwrap();
+        });
+        assert_eq!(fs::read(dir.join("log")).unwrap(), b"one\ntwo\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resume_keeps_prefix() {
+        let dir = scratch("resume");
+        fs::write(dir.join("f"), b"abcdef").unwrap();
+        smol::block_on(async {
+            let mut u = TempUpload::create(dir.join("f"), Some(3)).await.unwrap();
+            let _ = u.write(b"XYZ!".to_vec()).await;
+            u.commit().await.unwrap();
+        });
+        assert_eq!(fs::read(dir.join("f")).unwrap(), b"abcXYZ!");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stale_temporaries_removed() {
+        let dir = scratch("stale");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub").join(format!("{TEMP_PREFIX}x")), b"").unwrap();
+        fs::write(dir.join("keep"), b"").unwrap();
+        assert_eq!(remove_stale_temporaries(&dir).unwrap(), 1);
+        assert_eq!(names(&dir), vec!["keep", "sub"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Checks on image/lakeftpd.cfn.yaml that cfn-lint does not make.
+
+cfn-lint validates the template against the resource schemas, but not the
+documented value ranges of some properties nor our own invariants between the
+stack and lakeftpd's configuration. Each problem is printed on one line;
+exit status 1 if there is any.
+
+Ranges (AWS documentation, see image/DEPLOY.md):
+- LaunchTemplate MetadataOptions.HttpPutResponseHopLimit: 1-64; we require 1.
+- NLB listener attribute tcp.idle_timeout.seconds: 60-6000.
+- Target group deregistration_delay.timeout_seconds: 0-3600; we require it to
+  cover lakeftpd's default drain (drain_delay 10s + drain_timeout 60s).
+
+usage: check_cfn.py TEMPLATE
+"""
+import re
+import sys
+
+import yaml
+
+DRAIN_SECONDS = 10 + 60  # drain_delay + drain_timeout defaults
+HEALTH_PORT = 8021
+S3_ACTIONS = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+
+
+class Tagged:
+    """A CloudFormation short-form intrinsic (!Ref, !Sub, ...)."""
+
+    def __init__(self, tag, value):
+        self.tag, self.value = tag, value
+
+
+def load(path):
+    loader = yaml.SafeLoader
+
+    def construct(loader_, suffix, node):
+        if isinstance(node, yaml.ScalarNode):
+            value = loader_.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader_.construct_sequence(node, deep=True)
+        else:
+            value = loader_.construct_mapping(node, deep=True)
+        return Tagged(suffix, value)
+
+    yaml.add_multi_constructor("!", construct, Loader=loader)
+    with open(path) as f:
+        return yaml.load(f, Loader=loader)
+
+
+def ref_name(v):
+    """Parameter name if v is a Ref (short or long form), else None."""
+    if isinstance(v, Tagged) and v.tag == "Ref":
+        return v.value
+    if isinstance(v, dict) and set(v) == {"Ref"}:
+        return v["Ref"]
+    return None
+
+
+class Checker:
+    def __init__(self, tpl):
+        self.tpl = tpl
+        self.params = tpl.get("Parameters", {})
+        self.problems = []
+
+    def problem(self, where, msg):
+        self.problems.append(f"{where}: {msg}")
+
+    def int_range(self, where, value, lo, hi, want=None):
+        """A literal or a Ref to a Number parameter must stay within lo..hi.
+
+        For a parameter, its Default, MinValue and MaxValue must all be given
+        and within the range, so no accepted stack input can leave it.
+        """
+        name = ref_name(value)
+        if name is not None:
+            p = self.params.get(name)
+            if p is None:
+                return self.problem(where, f"Ref to unknown parameter {name}")
+            for key in ("Default", "MinValue", "MaxValue"):
+                if key not in p:
+                    self.problem(where, f"parameter {name} has no {key} (range {lo}-{hi} unchecked)")
+                    continue
+                if not lo <= int(p[key]) <= hi:
+                    self.problem(where, f"parameter {name} {key}={p[key]} outside {lo}-{hi}")
+            return
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            return self.problem(where, f"not a literal or parameter: {value!r}")
+        if not lo <= n <= hi:
+            self.problem(where, f"{n} outside {lo}-{hi}")
+        elif want is not None and n != want:
+            self.problem(where, f"{n}, want {want}")
+
+    def resources(self, rtype):
+        for name, r in self.tpl.get("Resources", {}).items():
+            if r.get("Type") == rtype:
+                yield name, r.get("Properties", {})
+
+    def check(self):
+        self.launch_templates()
+        self.listeners()
+        self.target_groups()
+        self.iam()
+        self.security_groups()
+        if not list(self.resources("AWS::AutoScaling::AutoScalingGroup")):
+            self.problem("Resources", "no AWS::AutoScaling::AutoScalingGroup")
+        return self.problems
+
+    def launch_templates(self):
+        found = False
+        for name, props in self.resources("AWS::EC2::LaunchTemplate"):
+            found = True
+            data = props.get("LaunchTemplateData", {})
+            mo = data.get("MetadataOptions")
+            where = f"{name}.MetadataOptions"
+            if not mo:
+                self.problem(where, "missing (IMDSv2 must be required)")
+                continue
+            if mo.get("HttpTokens") != "required":
+                self.problem(where, f"HttpTokens={mo.get('HttpTokens')!r}, want 'required'")
+            if mo.get("HttpEndpoint", "enabled") != "enabled":
+                self.problem(where, "HttpEndpoint disabled: lakeftpd reads user-data from IMDS")
+            if "HttpPutResponseHopLimit" not in mo:
+                self.problem(where, "HttpPutResponseHopLimit unset (an imds_support=v2.0 AMI defaults to 2)")
+            else:
+                self.int_range(where + ".HttpPutResponseHopLimit", mo["HttpPutResponseHopLimit"], 1, 64, want=1)
+            self.user_data(name, data.get("UserData"))
+        if not found:
+            self.problem("Resources", "no AWS::EC2::LaunchTemplate")
+
+    def user_data(self, name, ud):
+        where = f"{name}.UserData"
+        # Expected shape: Fn::Base64 of a Fn::Sub string.
+        inner = ud.get("Fn::Base64") if isinstance(ud, dict) else None
+        if isinstance(inner, Tagged) and inner.tag == "Sub":
+            text = inner.value if isinstance(inner.value, str) else inner.value[0]
+        elif isinstance(inner, dict) and "Fn::Sub" in inner:
+            sub = inner["Fn::Sub"]
+            text = sub if isinstance(sub, str) else sub[0]
+        else:
+            return self.problem(where, "want Fn::Base64 of Fn::Sub (the lakeftpd config text)")
+        first = text.lstrip().splitlines()[0] if text.strip() else ""
+        if first.startswith("#!") or first.startswith("#cloud-") or first.startswith("#include"):
+            self.problem(where, f"first line {first!r} would be taken by cloud-init")
+        keys = {}
+        for line in text.splitlines():
+            m = re.match(r"^\s*([a-z_0-9]+)\s*=\s*(.*?)\s*$", line)
+            if m:
+                keys[m.group(1)] = m.group(2)
+        for k in ("listen", "public_address", "passive_ports", "s3_bucket", "s3_region", "s3_key", "health_listen"):
+            if k not in keys:
+                self.problem(where, f"config key {k} missing")
+        if keys.get("health_listen") != f"0.0.0.0:{HEALTH_PORT}":
+            self.problem(where, f"health_listen={keys.get('health_listen')!r}, want 0.0.0.0:{HEALTH_PORT}")
+        if keys.get("epsv") != "off":
+            self.problem(where, "epsv must be off behind a multi-target NLB")
+        if not keys.get("listen", "").endswith(":21"):
+            self.problem(where, f"listen={keys.get('listen')!r}, want port 21 (the NLB target port)")
+
+    def listeners(self):
+        found = False
+        for name, props in self.resources("AWS::ElasticLoadBalancingV2::Listener"):
+            found = True
+            if props.get("Protocol") != "TCP" or int(props.get("Port", 0)) != 21:
+                self.problem(name, "want a TCP listener on port 21")
+            attrs = {a.get("Key"): a.get("Value") for a in props.get("ListenerAttributes", [])}
+            if "tcp.idle_timeout.seconds" not in attrs:
+                self.problem(name, "tcp.idle_timeout.seconds unset (AWS default 350s)")
+            else:
+                self.int_range(f"{name}.tcp.idle_timeout.seconds", attrs["tcp.idle_timeout.seconds"], 60, 6000)
+        if not found:
+            self.problem("Resources", "no AWS::ElasticLoadBalancingV2::Listener")
+
+    def target_groups(self):
+        for name, props in self.resources("AWS::ElasticLoadBalancingV2::TargetGroup"):
+            if props.get("TargetType") != "instance":
+                self.problem(name, "TargetType must be instance (keeps the client IP without PROXY)")
+            if str(props.get("HealthCheckPort")) != str(HEALTH_PORT) or props.get("HealthCheckPath") != "/healthz":
+                self.problem(name, f"health check must be HTTP :{HEALTH_PORT}/healthz")
+            attrs = {a.get("Key"): a.get("Value") for a in props.get("TargetGroupAttributes", [])}
+            delay = attrs.get("deregistration_delay.timeout_seconds")
+            if delay is None:
+                self.problem(name, "deregistration_delay.timeout_seconds unset (AWS default 300s)")
+            else:
+                self.int_range(f"{name}.deregistration_delay.timeout_seconds", delay, DRAIN_SECONDS, 3600)
+
+    def iam(self):
+        for name, props in self.resources("AWS::IAM::Role"):
+            for pol in props.get("Policies", []):
+                for st in pol.get("PolicyDocument", {}).get("Statement", []):
+                    actions = st.get("Action", [])
+                    actions = [actions] if isinstance(actions, str) else actions
+                    s3 = [a for a in actions if a.startswith("s3:")]
+                    if not s3:
+                        continue
+                    extra = set(s3) - S3_ACTIONS
+                    if extra or "*" in "".join(s3):
+                        self.problem(name, f"S3 actions beyond write-only: {sorted(extra)}")
+                    res = st.get("Resource")
+                    res = res.value if isinstance(res, Tagged) else res
+                    if not (isinstance(res, str) and res.endswith("/${S3Prefix}*")):
+                        self.problem(name, f"S3 resource {res!r} is not limited to the bucket prefix")
+
+    def security_groups(self):
+        for name, props in self.resources("AWS::EC2::SecurityGroup"):
+            ports = {(ref_name(r.get("FromPort")) or r.get("FromPort")) for r in props.get("SecurityGroupIngress", [])}
+            for want in (21, "PassivePortFrom", HEALTH_PORT):
+                if want not in ports:
+                    self.problem(name, f"no ingress rule for {want}")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    problems = Checker(load(sys.argv[1])).check()
+    for p in problems:
+        print(p)
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
