@@ -157,9 +157,6 @@ impl Config {
         }
     }
 
-    pub fn user(&self, name: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.name == name)
-    }
 }
 
 /// A user section while it is being read: fields not yet known.
@@ -169,6 +166,10 @@ struct UserDraft {
     password_hash: Option<String>,
     home: Option<PathBuf>,
     permissions: Option<Permissions>,
+    /// A `password` line was present (even if its value was refused).
+    password_given: bool,
+    /// A second section for the same name: its lines are checked, then dropped.
+    duplicate: bool,
 }
 
 /// Parses a whole configuration text. Returns every problem found, or the
@@ -206,19 +207,24 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             };
             let mut words = section.split_whitespace();
             match (words.next(), words.next(), words.next()) {
-                (Some("user"), Some(name), None) => match check_user_name(name) {
-                    Ok(()) if drafts.iter().any(|d| d.name == name) => {
-                        fail(format!("user `{name}` is defined twice"))
+                (Some("user"), Some(name), None) => {
+                    let duplicate = drafts.iter().any(|d| d.name == name);
+                    if duplicate {
+                        fail(format!("user `{name}` is defined twice"));
                     }
-                    Ok(()) => drafts.push(UserDraft {
+                    if let Err(message) = check_user_name(name) {
+                        fail(message);
+                    }
+                    drafts.push(UserDraft {
                         line,
                         name: name.to_string(),
                         password_hash: None,
                         home: None,
                         permissions: None,
-                    }),
-                    Err(message) => fail(message),
-                },
+                        password_given: false,
+                        duplicate,
+                    });
+                }
                 _ => fail(format!(
                     "unknown section `[{section}]` (expected `[user NAME]`)"
                 )),
@@ -252,12 +258,16 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     }
 
     for draft in drafts {
-        let fail_line = draft.line;
+        if draft.duplicate {
+            continue;
+        }
         let Some(password_hash) = draft.password_hash else {
-            problems.push(Problem {
-                line: fail_line,
-                message: format!("user `{}` has no `password`", draft.name),
-            });
+            if !draft.password_given {
+                problems.push(Problem {
+                    line: draft.line,
+                    message: format!("user `{}` has no `password`", draft.name),
+                });
+            }
             continue;
         };
         config.users.push(User {
@@ -348,8 +358,9 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
 fn set_user(draft: &mut UserDraft, key: &str, value: &str) -> Result<(), String> {
     let bad = |what: &str| format!("`{key}` of user `{}`: {what}", draft.name);
     match key {
-        "password" if draft.password_hash.is_some() => Err(bad("set twice")),
+        "password" if draft.password_given => Err(bad("set twice")),
         "password" => {
+            draft.password_given = true;
             check_hash(value).map_err(|e| bad(&e))?;
             draft.password_hash = Some(value.to_string());
             Ok(())

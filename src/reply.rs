@@ -16,7 +16,6 @@ use std::net::TcpStream;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Code {
-    DataAlreadyOpen = 125,
     FileStatusOk = 150,
     CommandOk = 200,
     Superfluous = 202,

@@ -42,13 +42,6 @@ impl VirtualPath {
         self.0 == "/"
     }
 
-    pub fn join(&self, name: &str) -> VirtualPath {
-        if self.is_root() {
-            VirtualPath(format!("/{name}"))
-        } else {
-            VirtualPath(format!("{}/{name}", self.0))
-        }
-    }
 }
 
 /// Why a path is refused. All become 550 (or 553 for names) replies.
@@ -106,9 +99,6 @@ impl Jail {
         Ok(Jail { home })
     }
 
-    pub fn home(&self) -> &Path {
-        &self.home
-    }
 
     fn lexical(&self, path: &VirtualPath) -> PathBuf {
         self.home.join(path.0.trim_start_matches('/'))

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The password every test user has.
-pub const PASSWORD: &str = "s3cret pass";
+pub const PASSWORD: &str = "s3cret.pass";
 
 /// The binary under test: `LAKEFTPD_BIN` (CI sets the static musl build) or
 /// the one cargo built for this test run.
@@ -154,7 +154,7 @@ impl Server {
     }
 
     pub fn url(&self, user: &str) -> String {
-        format!("ftp://{user}:{}@127.0.0.1:{}", PASSWORD.replace(' ', "%20"), self.port())
+        format!("ftp://{user}:{}@127.0.0.1:{}", PASSWORD, self.port())
     }
 
     pub fn home(&self, user: &str) -> PathBuf {
