@@ -88,9 +88,13 @@ impl Server {
         let dir = Scratch::new("srv");
         let (first, last) = passive_range();
         let mut config = format!(
-            "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\n",
+            "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\n",
             dir.0.join("home").display()
         );
+        // Fast failures keep tests quick, unless the test is about them.
+        if !global.contains("login_fail_delay") {
+            config.push_str("login_fail_delay = 100ms\n");
+        }
         if !global.contains("active_source_port") {
             config.push_str("active_source_port = 0\n");
         }
