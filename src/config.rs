@@ -156,7 +156,6 @@ impl Config {
             users: Vec::new(),
         }
     }
-
 }
 
 /// A user section while it is being read: fields not yet known.

@@ -346,8 +346,21 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        // REST applies to the next command only if that is a transfer.
-        let rest = std::mem::take(&mut self.rest);
+        // REST applies to the next transfer (RFC 3659 §5.3); the data
+        // connection set-up many clients send in between keeps it.
+        let keeps_rest = matches!(
+            cmd,
+            Command::Pasv
+                | Command::Epsv(_)
+                | Command::Port(_)
+                | Command::Eprt(_)
+                | Command::Type(_)
+        );
+        let rest = if keeps_rest {
+            self.rest
+        } else {
+            std::mem::take(&mut self.rest)
+        };
 
         // Commands allowed before login.
         match cmd {
@@ -1207,7 +1220,38 @@ impl Session {
                 return Ok(None);
             }
         };
-        if let Some(upload) = upload {
+        if let Some(mut upload) = upload {
+            // Stream mode marks the end of a file by closing the data
+            // connection (RFC 959 §3.4.1), which a client that dies
+            // mid-upload also does. A live client waits for our reply on the
+            // control connection; a dead one has closed it too. Look after
+            // the fsync, which gives its FIN time to arrive: a partial file
+            // from a dead client is never placed.
+            let synced = upload.sync().await;
+            if synced.is_ok() && crate::sys::peer_closed(self.control.get_ref()) {
+                drop(upload);
+                self.count_transfer(verb, false);
+                self.log_transfer(
+                    verb,
+                    &virt,
+                    bytes,
+                    started,
+                    Code::ConnectionClosedTransferAborted,
+                );
+                return Ok(Some("client closed during transfer".into()));
+            }
+            if let Err(e) = synced {
+                drop(upload);
+                self.count_transfer(verb, false);
+                log::error!(
+                    "client={} {verb} {}: cannot make durable: {e}",
+                    self.client,
+                    virt.as_str()
+                );
+                let code = self.transfer_refusal(&TransferError::Local(e));
+                self.log_transfer(verb, &virt, bytes, started, code);
+                return Ok(None);
+            }
             if let Err(e) = upload.commit().await {
                 self.count_transfer(verb, false);
                 log::error!(

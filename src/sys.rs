@@ -121,6 +121,20 @@ pub fn notify_systemd(state: &str) {
     }
 }
 
+/// True when the peer has closed `socket` (an orderly EOF is waiting and
+/// nothing before it). Never blocks.
+pub fn peer_closed(socket: &TcpStream) -> bool {
+    use rustix::net::RecvFlags;
+    let mut byte = [0u8; 1];
+    match rustix::net::recv(socket, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(rustix::io::Errno::AGAIN) => false,
+        // ECONNRESET and the like: gone as well.
+        Err(_) => true,
+    }
+}
+
 /// Reads `n` random bytes from the kernel (salts, passwords, names).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

@@ -81,7 +81,24 @@ impl TempUpload {
         (result, buf)
     }
 
-    /// Makes the upload durable under its final name.
+    /// Makes the temporary's bytes durable (fsync), still under its
+    /// temporary name.
+    pub async fn sync(&mut self) -> io::Result<()> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("upload file lost"))?;
+        let (file, result) = smol::unblock(move || {
+            let result = file.sync_all();
+            (file, result)
+        })
+        .await;
+        self.file = Some(file);
+        result
+    }
+
+    /// Makes the upload durable under its final name: fsync (free after
+    /// `sync`: no dirty pages left), rename, fsync of the directory.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
         let file = self
             .file

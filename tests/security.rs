@@ -10,7 +10,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 fn port_arg(addr: SocketAddr) -> String {
-    let SocketAddr::V4(v4) = addr else { panic!("ipv4 only") };
+    let SocketAddr::V4(v4) = addr else {
+        panic!("ipv4 only")
+    };
     let [a, b, c, d] = v4.ip().octets();
     format!("{a},{b},{c},{d},{},{}", v4.port() >> 8, v4.port() & 0xff)
 }
@@ -49,7 +51,10 @@ fn eprt_to_another_address_is_refused_without_connecting() {
     let server = Server::start("", &[("dev", "full")]);
     let trap = trap("127.0.0.3");
     let mut c = Control::login(server.addr, "dev");
-    let (code, _) = c.cmd(&format!("EPRT |1|127.0.0.3|{}|", trap.local_addr().unwrap().port()));
+    let (code, _) = c.cmd(&format!(
+        "EPRT |1|127.0.0.3|{}|",
+        trap.local_addr().unwrap().port()
+    ));
     assert_eq!(code, 501);
     assert_eq!(c.cmd("LIST").0, 425);
     assert_untouched(&trap);
@@ -96,7 +101,13 @@ fn passive_connection_from_another_address_is_refused() {
     let data_addr = c.pasv();
     // A thief from 127.0.0.2 connects first.
     let mut thief = std::process::Command::new("python3")
-        .args(["-c", THIEF, "127.0.0.2", &data_addr.ip().to_string(), &data_addr.port().to_string()])
+        .args([
+            "-c",
+            THIEF,
+            "127.0.0.2",
+            &data_addr.ip().to_string(),
+            &data_addr.port().to_string(),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -113,7 +124,9 @@ fn passive_connection_from_another_address_is_refused() {
     real.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"data");
     assert_eq!(c.reply().0, 226);
-    assert!(server.log().contains("passive data connection from 127.0.0.2"));
+    assert!(server
+        .log()
+        .contains("passive data connection from 127.0.0.2"));
 }
 
 #[test]
@@ -187,19 +200,28 @@ fn over_long_line_closes_that_session_only() {
 
 #[test]
 fn wrong_passwords_are_delayed_then_disconnected() {
-    let server = Server::start("login_fail_delay = 400ms\nmax_login_failures = 2", &[("dev", "full")]);
+    let server = Server::start(
+        "login_fail_delay = 400ms\nmax_login_failures = 2",
+        &[("dev", "full")],
+    );
     let mut c = Control::open(server.addr);
     c.cmd("USER dev");
     let started = Instant::now();
     let (code, _) = c.cmd("PASS wrong");
     assert_eq!(code, 530);
-    assert!(started.elapsed() >= Duration::from_millis(400), "failure reply was not delayed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "failure reply was not delayed"
+    );
     c.cmd("USER dev");
     let (code, text) = c.cmd("PASS wrong-again");
     assert_eq!(code, 530);
     assert!(text.contains("too many"));
     assert!(c.closed_within(Duration::from_secs(5)));
-    assert!(!server.log().contains("wrong-again"), "passwords never reach the log");
+    assert!(
+        !server.log().contains("wrong-again"),
+        "passwords never reach the log"
+    );
     // The right password still works in a new session.
     Control::login(server.addr, "dev");
 }
@@ -216,7 +238,15 @@ fn unknown_user_gets_the_same_answers() {
 fn commands_before_login_are_refused() {
     let server = Server::start("", &[("dev", "full")]);
     let mut c = Control::open(server.addr);
-    for cmd in ["PWD", "LIST", "RETR x", "STOR x", "PASV", "PORT 127,0,0,1,200,1", "CWD /"] {
+    for cmd in [
+        "PWD",
+        "LIST",
+        "RETR x",
+        "STOR x",
+        "PASV",
+        "PORT 127,0,0,1,200,1",
+        "CWD /",
+    ] {
         assert_eq!(c.cmd(cmd).0, 530, "{cmd}");
     }
     assert_eq!(c.cmd("FEAT").0, 211);
@@ -284,7 +314,10 @@ fn upload_permission_cannot_read_delete_or_rename() {
     s.write_all(b"4,5,6\n").unwrap();
     drop(s);
     assert_eq!(c.reply().0, 226);
-    assert_eq!(std::fs::read(server.home("device").join("m.csv")).unwrap(), b"4,5,6\n");
+    assert_eq!(
+        std::fs::read(server.home("device").join("m.csv")).unwrap(),
+        b"4,5,6\n"
+    );
     assert_eq!(c.cmd("MKD sub").0, 257);
     c.pasv();
     assert_eq!(c.cmd("RETR m.csv").0, 550);
