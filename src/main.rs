@@ -159,11 +159,13 @@ fn demo() -> ExitCode {
         home: root.clone(),
         permissions: Permissions::FULL,
     });
-    println!(
-        "lakeftpd demo: ftp://demo:{password}@127.0.0.1:2121/ serving {}",
+    config.max_sessions = 1000;
+    // Ignore errors: stdout may be closed (piped to `head`); the demo serves anyway.
+    let _ = writeln!(
+        std::io::stdout(),
+        "lakeftpd demo: ftp://demo:{password}@127.0.0.1:2121/ serving {}\n(the password is random and shown only now)",
         root.display()
     );
-    println!("(the password is random and shown only now)");
     let _ = std::io::stdout().flush();
     serve_config(config)
 }
