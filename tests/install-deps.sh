@@ -1,0 +1,25 @@
+#!/bin/bash
+# Installs everything the test suite needs on a fresh Debian 12 machine
+# (run as root; idempotent). .ci/run calls it; a developer runs it once.
+#
+# Debian packages:
+#   curl lftp inetutils-ftp   the real FTP clients the tests drive
+#   python3                   ftplib client, fake IMDS
+#   musl-tools                musl-gcc, for the static x86_64 build
+#   file                      checks that the binaries are static
+#   iproute2 nftables haproxy network namespaces, DNAT and the L4 balancer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(curl lftp inetutils-ftp python3 musl-tools file iproute2 nftables haproxy)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+
+tests/appliance/install-deps.sh
