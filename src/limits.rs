@@ -23,6 +23,12 @@ pub const MAX_REPLY: usize = 2 * MAX_PATH + 128;
 /// transfer; an idle session holds none.
 pub const TRANSFER_BUFFER: usize = 64 * 1024;
 
+/// Threads of the blocking pool (file I/O, fsync, password hashing). The
+/// `blocking` crate reads `BLOCKING_MAX_THREADS` once, at first use; its
+/// default of 500 threads is far more than two cores can use, and each
+/// thread costs a stack.
+pub const BLOCKING_THREADS: usize = 64;
+
 /// Listen backlog of the control listener. Sized for reconnect storms: a
 /// fleet reconnecting after an instance replacement arrives all at once
 /// (vsftpd's fixed backlog of 32 is why its p99 exceeds a second under 50

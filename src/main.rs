@@ -27,6 +27,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything touches the blocking pool (it reads this once); an
+    // operator's own setting wins. No other thread exists yet.
+    if std::env::var_os("BLOCKING_MAX_THREADS").is_none() {
+        std::env::set_var("BLOCKING_MAX_THREADS", limits::BLOCKING_THREADS.to_string());
+    }
     let cli: Cli = argh::from_env();
     match cli.command {
         None => demo(),

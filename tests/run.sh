@@ -11,7 +11,7 @@ tests/install-deps.sh
 export CC_x86_64_unknown_linux_musl=musl-gcc
 cargo build --release --locked --target x86_64-unknown-linux-musl
 bin="$PWD/target/x86_64-unknown-linux-musl/release/lakeftpd"
-file "$bin" | grep -q 'statically linked' || { echo "run.sh: $bin is not statically linked" >&2; exit 1; }
+file "$bin" | grep -qE 'statically linked|static-pie linked' || { echo "run.sh: $bin is not statically linked" >&2; exit 1; }
 
 # Integration tests drive the static binary; unit tests run in-process.
 LAKEFTPD_BIN="$bin" cargo test --locked
