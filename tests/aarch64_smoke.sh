@@ -1,4 +1,7 @@
 #!/bin/bash
+# The bash -c bodies are expanded by the inner shell, and functions are called
+# through check() / trap: both on purpose.
+# shellcheck disable=SC2016,SC2317
 # Smoke test of the aarch64 (Graviton) static binary under qemu-user:
 # serve on loopback, one active (PORT/EPRT) and two passive (EPSV, PASV)
 # uploads with curl, each checked byte for byte, a download, and a clean stop
