@@ -1,8 +1,7 @@
 # Packer template for the lakeftpd AMI (Amazon Linux 2023, x86_64 and arm64).
 #
 # Build the static binaries first, from the repository root (README, "Build"):
-#   cargo build --release --target x86_64-unknown-linux-musl
-#   cargo build --release --target aarch64-unknown-linux-musl
+#   image/build.sh      # both musl targets; checks static + stripped
 # then:
 #   packer init image/lakeftpd.pkr.hcl
 #   packer build image/lakeftpd.pkr.hcl                       # both architectures

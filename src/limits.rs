@@ -71,3 +71,28 @@ pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
 pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 200;
 pub const DEFAULT_ACTIVE_SOURCE_PORT: u16 = 20;
 pub const DEFAULT_PASSIVE_PORTS: (u16, u16) = (50000, 50999);
+
+// --- EC2 instance metadata (imds.rs) -----------------------------------------
+
+/// How long `--user-data` keeps trying to reach IMDS before it gives up: at
+/// boot the metadata service (or the route to it) may not answer yet. The
+/// unit's `TimeoutStartSec=120s` leaves room for this plus the start-up.
+/// `LAKEFTPD_IMDS_PATIENCE` (a duration, e.g. `5s`) overrides it.
+pub const IMDS_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Bound on one IMDS request, connect to last byte. IMDS is link-local and
+/// answers in milliseconds; a request that takes longer is retried.
+pub const IMDS_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// First and longest pause between IMDS attempts (the pause doubles).
+pub const IMDS_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+pub const IMDS_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Largest user-data accepted: EC2 limits user-data to 16 KB before base64
+/// encoding (EC2 User Guide, "Run commands when you launch an EC2 instance
+/// with user data input").
+pub const MAX_USER_DATA: u64 = 16 * 1024;
+
+/// Largest metadata value or session token accepted (an instance id, an AZ,
+/// an address, a ~56-byte token).
+pub const MAX_METADATA_VALUE: u64 = 1024;

@@ -7,6 +7,7 @@ mod clock;
 mod command;
 mod config;
 mod data;
+mod imds;
 mod limits;
 mod listing;
 mod metrics;
@@ -52,7 +53,12 @@ fn main() -> ExitCode {
                 Err(message) => return fail(&message),
             };
             log::set_max_level(cli_level.unwrap_or(config.log_level));
-            serve_config(config)
+            // imds: which instance this is, and the PASV address from IMDS.
+            let instance = imds::describe(source == Source::UserData, config.public_address);
+            match instance {
+                Ok(instance) => serve_config(config, instance.and_then(|i| i.pasv_address)),
+                Err(message) => fail(&message),
+            }
         }
         Some(Command::Check(check)) => {
             let source = match cli::source(&check.config, check.user_data) {
@@ -94,12 +100,18 @@ fn init_logging(level: LevelFilter) {
 fn load(source: &Source) -> Result<Config, String> {
     let (text, origin) = match source {
         Source::File(path) => (read_config_file(path)?, path.display().to_string()),
-        Source::UserData => return Err("--user-data is not available in this build".into()),
+        Source::UserData => (imds::user_data()?, "user-data".to_string()),
+    };
+    // imds: user-data problems reach the serial console, where each line
+    // must make sense alone.
+    let indent = match source {
+        Source::UserData => "lakeftpd: ",
+        Source::File(_) => "  ",
     };
     config::parse(&text).map_err(|problems| {
         let mut message = format!("{origin}: {} problem(s):", problems.len());
         for p in problems {
-            message.push_str(&format!("\n  {origin}: {p}"));
+            message.push_str(&format!("\n{indent}{origin}: {p}"));
         }
         message
     })
@@ -128,8 +140,8 @@ fn read_config_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
-fn serve_config(config: Config) -> ExitCode {
-    match server::run(config, None) {
+fn serve_config(config: Config, public_ip: Option<std::net::IpAddr>) -> ExitCode {
+    match server::run(config, public_ip) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
@@ -172,7 +184,7 @@ fn demo() -> ExitCode {
         root.display()
     );
     let _ = std::io::stdout().flush();
-    serve_config(config)
+    serve_config(config, None)
 }
 
 /// `lakeftpd passwd`: a password on standard input, its hash on standard output.

@@ -392,3 +392,265 @@ pub fn names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+// ============================================================================
+// EC2 user-data over IMDSv2 (issue 3; used by tests/user_data.rs).
+// A fake IMDS (tests/fake_imds.py) and ways to run the binary against it.
+// ============================================================================
+
+/// What the fake IMDS serves; written as its JSON state file.
+#[derive(Clone, Debug)]
+pub struct ImdsState {
+    /// `None`: the instance has no user-data (404).
+    pub user_data: Option<String>,
+    pub instance_id: String,
+    pub availability_zone: String,
+    pub local_ipv4: Option<String>,
+    /// `None`: the instance has no public address (404).
+    pub public_ipv4: Option<String>,
+    /// 503 to everything for this long after the fake starts listening.
+    pub not_ready_seconds: f64,
+    /// A token dies after this many GETs (the next GET with it gets 401).
+    pub tokens_valid_for_gets: Option<u32>,
+    /// 403 to everything (metadata access turned off).
+    pub disabled: bool,
+}
+
+impl ImdsState {
+    pub fn new(user_data: Option<&str>) -> ImdsState {
+        ImdsState {
+            user_data: user_data.map(str::to_string),
+            instance_id: "i-0123456789abcdef0".into(),
+            availability_zone: "ap-northeast-1a".into(),
+            // Loopback-looking addresses: only the 227 reply shows them.
+            local_ipv4: Some("127.0.0.8".into()),
+            public_ipv4: Some("127.0.0.9".into()),
+            not_ready_seconds: 0.0,
+            tokens_valid_for_gets: None,
+            disabled: false,
+        }
+    }
+
+    fn to_json(&self) -> String {
+        fn s(v: &Option<String>) -> String {
+            v.as_deref().map_or("null".into(), json_string)
+        }
+        format!(
+            "{{\"user_data\": {}, \"instance_id\": {}, \"availability_zone\": {}, \
+             \"local_ipv4\": {}, \"public_ipv4\": {}, \"not_ready_seconds\": {}, \
+             \"tokens_valid_for_gets\": {}, \"disabled\": {}}}",
+            s(&self.user_data),
+            json_string(&self.instance_id),
+            json_string(&self.availability_zone),
+            s(&self.local_ipv4),
+            s(&self.public_ipv4),
+            self.not_ready_seconds,
+            self.tokens_valid_for_gets
+                .map_or("null".into(), |n| n.to_string()),
+            self.disabled,
+        )
+    }
+}
+
+/// A JSON string literal.
+pub fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// tests/fake_imds.py on 127.0.0.1, port 0; stopped at drop.
+pub struct FakeImds {
+    child: Child,
+    pub endpoint: String,
+    pub dir: Scratch,
+}
+
+impl FakeImds {
+    pub fn start(state: &ImdsState) -> FakeImds {
+        FakeImds::start_listening_after(state, 0.0)
+    }
+
+    /// The port is bound at once but connections are refused for `seconds`.
+    pub fn start_listening_after(state: &ImdsState, seconds: f64) -> FakeImds {
+        let dir = Scratch::new("imds");
+        std::fs::write(dir.0.join("state.json"), state.to_json()).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_imds.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--state")
+            .arg(dir.0.join("state.json"))
+            .arg("--log")
+            .arg(dir.0.join("requests.log"))
+            .arg("--listen-after")
+            .arg(seconds.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run python3 tests/fake_imds.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("fake IMDS printed {line:?}"));
+        FakeImds {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+        }
+    }
+
+    /// Replaces the state atomically (the fake re-reads it per request).
+    pub fn set_state(&self, state: &ImdsState) {
+        let tmp = self.dir.0.join("state.json.tmp");
+        std::fs::write(&tmp, state.to_json()).unwrap();
+        std::fs::rename(tmp, self.dir.0.join("state.json")).unwrap();
+    }
+
+    /// Every request so far: "METHOD PATH STATUS".
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.0.join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for FakeImds {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A configuration text for a scratch directory, as `Server::start` writes
+/// it: listen on 127.0.0.1:0, a private passive range, `users` with
+/// `PASSWORD`, then `global`.
+pub fn config_text(dir: &Scratch, global: &str, users: &[(&str, &str)]) -> String {
+    let (first, last) = passive_range();
+    let mut config = format!(
+        "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\nactive_source_port = 0\n{global}\n",
+        dir.0.join("home").display()
+    );
+    for (name, permissions) in users {
+        config.push_str(&format!(
+            "[user {name}]\npassword = {}\npermissions = {permissions}\n",
+            password_hash()
+        ));
+    }
+    config
+}
+
+impl Server {
+    /// Starts the binary with `args` and extra environment variables, and
+    /// waits for "listening on" as `spawn` does.
+    pub fn spawn_with(dir: Scratch, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lakeftpd");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line[at + 13..].trim().to_string());
+                    }
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("lakeftpd did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        let config_path = dir.0.join("lakeftpd.conf");
+        Server {
+            child,
+            addr,
+            dir,
+            config_path,
+            log,
+        }
+    }
+}
+
+/// What a finished run of the binary left: exit code, stdout, stderr, time.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+/// Runs the binary to completion with extra environment variables; kills it
+/// after `limit`.
+pub fn run_bin(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Finished {
+    let started = Instant::now();
+    let mut child = Command::new(bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lakeftpd");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("lakeftpd {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    Finished {
+        code,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+        took,
+    }
+}
