@@ -7,7 +7,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn lakeftpd(args: &[&str], stdin: Option<&str>, cwd: Option<&std::path::Path>) -> (bool, String, String) {
+fn lakeftpd(
+    args: &[&str],
+    stdin: Option<&str>,
+    cwd: Option<&std::path::Path>,
+) -> (bool, String, String) {
     run(bin().to_str().unwrap(), args, stdin, cwd)
 }
 
@@ -15,7 +19,11 @@ fn lakeftpd(args: &[&str], stdin: Option<&str>, cwd: Option<&std::path::Path>) -
 fn check_reports_every_problem_with_its_line_and_exits_1() {
     let dir = Scratch::new("check");
     let path = dir.0.join("bad.conf");
-    std::fs::write(&path, "listen = 0.0.0.0:21\nidle_timeout = 30\nbogus = 1\n[user a]\npassword = plain\n").unwrap();
+    std::fs::write(
+        &path,
+        "listen = 0.0.0.0:21\nidle_timeout = 30\nbogus = 1\n[user a]\npassword = plain\n",
+    )
+    .unwrap();
     let (ok, out, err) = lakeftpd(&["check", "--config", path.to_str().unwrap()], None, None);
     assert!(!ok);
     assert!(out.is_empty());
@@ -29,7 +37,14 @@ fn check_reports_every_problem_with_its_line_and_exits_1() {
 fn check_accepts_a_good_file() {
     let dir = Scratch::new("check-ok");
     let path = dir.0.join("good.conf");
-    std::fs::write(&path, format!("listen = 0.0.0.0:21\n[user a]\npassword = {}\n", common::password_hash())).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "listen = 0.0.0.0:21\n[user a]\npassword = {}\n",
+            common::password_hash()
+        ),
+    )
+    .unwrap();
     let (ok, out, err) = lakeftpd(&["check", "--config", path.to_str().unwrap()], None, None);
     assert!(ok, "{err}");
     assert!(out.contains("1 users"), "{out}");
@@ -40,7 +55,11 @@ fn world_readable_config_with_hashes_warns() {
     use std::os::unix::fs::PermissionsExt;
     let dir = Scratch::new("perm");
     let path = dir.0.join("c.conf");
-    std::fs::write(&path, format!("[user a]\npassword = {}\n", common::password_hash())).unwrap();
+    std::fs::write(
+        &path,
+        format!("[user a]\npassword = {}\n", common::password_hash()),
+    )
+    .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (_, _, err) = lakeftpd(&["check", "--config", path.to_str().unwrap()], None, None);
     assert!(err.contains("readable by every user"), "{err}");
@@ -51,7 +70,11 @@ fn world_readable_config_with_hashes_warns() {
 
 #[test]
 fn missing_file_is_one_clear_line() {
-    let (ok, _, err) = lakeftpd(&["check", "--config", "/nonexistent/lakeftpd.conf"], None, None);
+    let (ok, _, err) = lakeftpd(
+        &["check", "--config", "/nonexistent/lakeftpd.conf"],
+        None,
+        None,
+    );
     assert!(!ok);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot read /nonexistent/lakeftpd.conf"));
@@ -70,7 +93,12 @@ fn passwd_prints_a_sha512_crypt_hash() {
 
 #[test]
 fn help_on_each_command() {
-    for args in [vec!["--help"], vec!["serve", "--help"], vec!["check", "--help"], vec!["passwd", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["check", "--help"],
+        vec!["passwd", "--help"],
+    ] {
         let (ok, out, _) = lakeftpd(&args, None, None);
         assert!(ok, "{args:?}");
         assert!(out.contains("Usage: "), "{args:?}: {out}");
@@ -91,16 +119,38 @@ fn demo_serves_with_a_printed_password() {
     let dir = Scratch::new("demo");
     // The demo's port is fixed (README's first command); nothing else in
     // the suite uses it.
-    assert!(std::net::TcpListener::bind("127.0.0.1:2121").is_ok(), "port 2121 is busy");
-    let mut child = Command::new(bin()).current_dir(&dir.0).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(
+        std::net::TcpListener::bind("127.0.0.1:2121").is_ok(),
+        "port 2121 is busy"
+    );
+    let mut child = Command::new(bin())
+        .current_dir(&dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let password = first.split("ftp://demo:").nth(1).and_then(|r| r.split('@').next()).expect("password printed").to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let password = first
+        .split("ftp://demo:")
+        .nth(1)
+        .and_then(|r| r.split('@').next())
+        .expect("password printed")
+        .to_string();
     std::fs::write(dir.0.join("hello.txt"), b"hello demo").unwrap();
     let url = format!("ftp://demo:{password}@127.0.0.1:2121/hello.txt");
     let mut ok = false;
     for _ in 0..50 {
-        if run("curl", &["-sS", "-T", dir.0.join("hello.txt").to_str().unwrap(), &url], None, None).0 {
+        if run(
+            "curl",
+            &["-sS", "-T", dir.0.join("hello.txt").to_str().unwrap(), &url],
+            None,
+            None,
+        )
+        .0
+        {
             ok = true;
             break;
         }
@@ -109,5 +159,8 @@ fn demo_serves_with_a_printed_password() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(ok, "upload to the demo failed");
-    assert_eq!(std::fs::read(dir.0.join("lakeftpd-data/hello.txt")).unwrap(), b"hello demo");
+    assert_eq!(
+        std::fs::read(dir.0.join("lakeftpd-data/hello.txt")).unwrap(),
+        b"hello demo"
+    );
 }

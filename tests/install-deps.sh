@@ -6,12 +6,14 @@
 #   curl lftp inetutils-ftp   the real FTP clients the tests drive
 #   python3                   ftplib client, fake IMDS
 #   musl-tools                musl-gcc, for the static x86_64 build
+#   gcc-aarch64-linux-gnu     linker and C compiler for the aarch64 build
+#   qemu-user-static          runs the aarch64 binary for its smoke test
 #   file                      checks that the binaries are static
 #   iproute2 nftables haproxy network namespaces, DNAT and the L4 balancer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(curl lftp inetutils-ftp python3 musl-tools file iproute2 nftables haproxy)
+packages=(curl lftp inetutils-ftp python3 musl-tools gcc-aarch64-linux-gnu qemu-user-static file iproute2 nftables haproxy)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -20,6 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
 
 tests/appliance/install-deps.sh

@@ -14,7 +14,8 @@ fn verbs_are_case_insensitive_and_bare_lf_and_empty_lines_work() {
     let mut c = Control::open(server.addr);
     c.send_raw(b"user dev\n").unwrap();
     assert_eq!(c.reply().0, 331);
-    c.send_raw(format!("\r\n\npAsS {}\n", common::PASSWORD).as_bytes()).unwrap();
+    c.send_raw(format!("\r\n\npAsS {}\n", common::PASSWORD).as_bytes())
+        .unwrap();
     assert_eq!(c.reply().0, 230);
     c.send_raw(b"NoOp\r\n").unwrap();
     assert_eq!(c.reply().0, 200);
@@ -39,8 +40,20 @@ fn feat_is_a_proper_multi_line_reply() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("211-"));
     assert!(lines.last().unwrap().starts_with("211 "));
-    for feature in ["EPRT", "EPSV", "MDTM", "PASV", "REST STREAM", "SIZE", "UTF8", "TVFS"] {
-        assert!(lines.contains(&format!(" {feature}").as_str()), "{feature} missing:\n{text}");
+    for feature in [
+        "EPRT",
+        "EPSV",
+        "MDTM",
+        "PASV",
+        "REST STREAM",
+        "SIZE",
+        "UTF8",
+        "TVFS",
+    ] {
+        assert!(
+            lines.contains(&format!(" {feature}").as_str()),
+            "{feature} missing:\n{text}"
+        );
     }
     assert!(lines.iter().any(|l| l.starts_with(" MLST ")));
 }
@@ -76,13 +89,19 @@ fn simple_commands() {
 fn directories_pwd_cwd_cdup_and_x_variants() {
     let server = Server::start("", &[("dev", "full")]);
     let mut c = Control::login(server.addr, "dev");
-    assert_eq!(c.cmd("PWD"), (257, "257 \"/\" is the current directory\r\n".into()));
+    assert_eq!(
+        c.cmd("PWD"),
+        (257, "257 \"/\" is the current directory\r\n".into())
+    );
     assert_eq!(c.cmd("MKD a \"quoted\" dir").0, 257);
     assert_eq!(c.cmd("XMKD second").0, 257);
     assert_eq!(c.cmd("CWD a \"quoted\" dir").0, 250);
     let (code, text) = c.cmd("XPWD");
     assert_eq!(code, 257);
-    assert_eq!(text, "257 \"/a \"\"quoted\"\" dir\" is the current directory\r\n", "quotes doubled (RFC 959 §7)");
+    assert_eq!(
+        text, "257 \"/a \"\"quoted\"\" dir\" is the current directory\r\n",
+        "quotes doubled (RFC 959 §7)"
+    );
     assert_eq!(c.cmd("CDUP").0, 250);
     assert_eq!(c.cmd("XCWD second").0, 250);
     assert_eq!(c.cmd("XCUP").0, 250);
@@ -115,7 +134,10 @@ fn pasv_and_epsv_replies_and_epsv_all() {
     assert_eq!(data.ip().to_string(), "127.0.0.1");
     let (code, text) = c.cmd("EPSV");
     assert_eq!(code, 229);
-    assert!(text.contains("(|||") && text.trim_end().ends_with("|)"), "{text}");
+    assert!(
+        text.contains("(|||") && text.trim_end().ends_with("|)"),
+        "{text}"
+    );
     assert_eq!(c.cmd("EPSV 2").0, 522);
     assert_eq!(c.cmd("EPSV ALL").0, 200);
     assert_eq!(c.cmd("PASV").0, 503);
@@ -148,10 +170,22 @@ fn list_shows_names_with_spaces_and_utf8_and_hides_temporaries() {
         let mut listing = String::new();
         s.read_to_string(&mut listing).unwrap();
         assert_eq!(c.reply().0, 226);
-        assert!(!listing.contains("lakeftpd-tmp"), "{verb} shows a temporary:\n{listing}");
-        let line = listing.lines().find(|l| l.ends_with("with space.csv")).unwrap_or_else(|| panic!("{verb}:\n{listing}"));
-        assert!(line.starts_with(expect) || line.contains(expect), "{verb}: {line}");
-        assert!(listing.lines().any(|l| l.ends_with("データ.csv")), "{verb}:\n{listing}");
+        assert!(
+            !listing.contains("lakeftpd-tmp"),
+            "{verb} shows a temporary:\n{listing}"
+        );
+        let line = listing
+            .lines()
+            .find(|l| l.ends_with("with space.csv"))
+            .unwrap_or_else(|| panic!("{verb}:\n{listing}"));
+        assert!(
+            line.starts_with(expect) || line.contains(expect),
+            "{verb}: {line}"
+        );
+        assert!(
+            listing.lines().any(|l| l.ends_with("データ.csv")),
+            "{verb}:\n{listing}"
+        );
         assert!(listing.lines().any(|l| l.ends_with("sub")));
         assert!(listing.ends_with("\r\n"));
     }
@@ -191,7 +225,11 @@ fn active_connect_failure_gives_425() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let mut c = Control::login(server.addr, "dev");
-    assert_eq!(c.cmd(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff)).0, 200);
+    assert_eq!(
+        c.cmd(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff))
+            .0,
+        200
+    );
     let (code, text) = c.cmd("NLST");
     assert_eq!(code, 425, "{text}");
     assert!(text.contains("cannot connect"), "{text}");
@@ -215,7 +253,13 @@ fn stalled_upload_is_ended_by_data_timeout() {
 fn passive_ports_return_to_the_pool() {
     // A pool of two ports serves many more transfers than two.
     let (first, _) = common::passive_range();
-    let server = Server::start(&format!("passive_ports = {first}-{}\npassive_accept_timeout = 300ms", first + 1), &[("dev", "full")]);
+    let server = Server::start(
+        &format!(
+            "passive_ports = {first}-{}\npassive_accept_timeout = 300ms",
+            first + 1
+        ),
+        &[("dev", "full")],
+    );
     let mut c = Control::login(server.addr, "dev");
     for i in 0..20 {
         if i % 3 == 0 {
