@@ -1265,8 +1265,8 @@ impl Session {
             }
         }
         self.count_transfer(verb, true);
-        say!(self, Code::ClosingDataConnection, "transfer complete")?;
         self.log_transfer(verb, &virt, bytes, started, Code::ClosingDataConnection);
+        say!(self, Code::ClosingDataConnection, "transfer complete")?;
         Ok(None)
     }
 

@@ -118,7 +118,7 @@ fn curl_active_upload_download_and_create_dirs() {
     );
     assert!(ok, "{err}");
     assert_eq!(fs::read(&down).unwrap(), data);
-    assert!(server.log().contains("verb=RETR"), "transfers are logged");
+    server.wait_log("verb=RETR", std::time::Duration::from_secs(5));
 }
 
 #[test]

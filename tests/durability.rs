@@ -67,7 +67,7 @@ fn client_killed_mid_stor_leaves_nothing() {
             names(&server.home("dev"))
         );
     }
-    assert!(server.log().contains("verb=STOR path=\"/victim.bin\""));
+    server.wait_log("verb=STOR path=\"/victim.bin\"", Duration::from_secs(5));
 }
 
 #[test]
