@@ -2,15 +2,22 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod cidr;
 mod cli;
 mod clock;
 mod command;
 mod config;
 mod data;
+mod drain;
+mod emf;
+mod handshake;
+mod health;
 mod limits;
 mod listing;
 mod metrics;
 mod passive;
+mod prometheus;
+mod proxy;
 mod reply;
 mod server;
 mod session;
@@ -124,7 +131,7 @@ fn read_config_file(path: &Path) -> Result<String, String> {
 }
 
 fn serve_config(config: Config) -> ExitCode {
-    match server::run(config, None) {
+    match server::run(config, None, None) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }

@@ -41,7 +41,6 @@ impl VirtualPath {
     pub fn is_root(&self) -> bool {
         self.0 == "/"
     }
-
 }
 
 /// Why a path is refused. All become 550 (or 553 for names) replies.
@@ -98,7 +97,6 @@ impl Jail {
         let home = async_fs::canonicalize(home).await?;
         Ok(Jail { home })
     }
-
 
     fn lexical(&self, path: &VirtualPath) -> PathBuf {
         self.home.join(path.0.trim_start_matches('/'))
