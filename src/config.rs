@@ -6,7 +6,10 @@
 //! all at once with their line numbers; nothing is ever silently ignored.
 //! Every key is parsed in `set_global` / `set_user`; README lists them all.
 
+use crate::cidr::{self, Cidr};
+use crate::emf::{self, EmfTarget};
 use crate::limits;
+use crate::proxy;
 use log::LevelFilter;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -126,6 +129,22 @@ pub struct Config {
     pub max_file_size: Option<u64>,
     pub drain_timeout: Duration,
     pub log_level: LevelFilter,
+    /// Which PROXY header the balancer sends; `None`: no header.
+    pub proxy_protocol: Option<proxy::Version>,
+    /// Peers whose PROXY headers are believed; connections from elsewhere
+    /// are closed when `proxy_protocol` is on.
+    pub proxy_from: Vec<Cidr>,
+    pub proxy_header_timeout: Duration,
+    /// Idle time before keepalive probes on control connections; `None`: off.
+    pub tcp_keepalive: Option<Duration>,
+    /// Where `/healthz` and `/metrics` are served; `None`: nowhere.
+    pub health_listen: Option<SocketAddr>,
+    pub health_s3_failing_after: Duration,
+    /// After SIGTERM, how long new sessions are still accepted while
+    /// `/healthz` says 503, so the balancer stops sending before we refuse.
+    pub drain_delay: Duration,
+    pub metrics_emf: Option<EmfTarget>,
+    pub metrics_interval: Duration,
     pub users: Vec<User>,
 }
 
@@ -153,6 +172,15 @@ impl Config {
             max_file_size: None,
             drain_timeout: limits::DEFAULT_DRAIN_TIMEOUT,
             log_level: LevelFilter::Info,
+            proxy_protocol: None,
+            proxy_from: Vec::new(),
+            proxy_header_timeout: limits::DEFAULT_PROXY_HEADER_TIMEOUT,
+            tcp_keepalive: Some(limits::DEFAULT_TCP_KEEPALIVE),
+            health_listen: None,
+            health_s3_failing_after: limits::DEFAULT_HEALTH_S3_FAILING_AFTER,
+            drain_delay: limits::DEFAULT_DRAIN_DELAY,
+            metrics_emf: None,
+            metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             users: Vec::new(),
         }
     }
@@ -283,6 +311,21 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             message: "passive_ports: the first port is above the last".into(),
         });
     }
+    // SECURITY: with PROXY on, the header names the client; only listed
+    // balancers may send one, so an empty list would refuse everyone.
+    match (config.proxy_protocol, config.proxy_from.is_empty()) {
+        (Some(_), true) => problems.push(Problem {
+            line: 0,
+            message:
+                "proxy_protocol is on but proxy_from is not set (list the balancers' addresses)"
+                    .into(),
+        }),
+        (None, false) => problems.push(Problem {
+            line: 0,
+            message: "proxy_from is set but proxy_protocol = off".into(),
+        }),
+        _ => {}
+    }
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -346,6 +389,50 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         "max_file_size" => config.max_file_size = parse_size(value).map_err(|e| bad(&e))?,
         "drain_timeout" => config.drain_timeout = parse_duration(value).map_err(|e| bad(&e))?,
         "log_level" => config.log_level = parse_log_level(value).map_err(|e| bad(&e))?,
+        "proxy_protocol" => {
+            config.proxy_protocol = match value {
+                "off" => None,
+                "v1" => Some(proxy::Version::V1),
+                "v2" => Some(proxy::Version::V2),
+                _ => return Err(bad("expected `off`, `v1` or `v2`")),
+            }
+        }
+        "proxy_from" => config.proxy_from = cidr::parse_list(value).map_err(|e| bad(&e))?,
+        "proxy_header_timeout" => {
+            config.proxy_header_timeout = parse_duration(value).map_err(|e| bad(&e))?
+        }
+        "tcp_keepalive" => {
+            config.tcp_keepalive = match value {
+                "off" => None,
+                _ => Some(
+                    parse_duration(value)
+                        .ok()
+                        .filter(|d| d.as_secs() >= 1 && d.subsec_millis() == 0)
+                        .ok_or_else(|| bad("expected whole seconds such as `60s`, or `off`"))?,
+                ),
+            }
+        }
+        "health_listen" => {
+            config.health_listen = match value {
+                "off" => None,
+                _ => Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("expected ADDRESS:PORT or `off`"))?,
+                ),
+            }
+        }
+        "health_s3_failing_after" => {
+            config.health_s3_failing_after = parse_duration(value).map_err(|e| bad(&e))?
+        }
+        "drain_delay" => config.drain_delay = parse_duration_or_zero(value).map_err(|e| bad(&e))?,
+        "metrics_emf" => config.metrics_emf = emf::parse_target(value).map_err(|e| bad(&e))?,
+        "metrics_interval" => {
+            config.metrics_interval = parse_duration(value)
+                .ok()
+                .filter(|d| d.as_secs() >= 1)
+                .ok_or_else(|| bad("expected a duration of 1s or more"))?
+        }
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -764,6 +851,112 @@ mod tests {
     #[test]
     fn zero_max_sessions_refused() {
         assert!(parse("max_sessions = 0").is_err());
+    }
+
+    #[test]
+    fn proxy_v2_with_sources() {
+        let c = parse("proxy_protocol = v2\nproxy_from = 10.0.0.0/16, 10.1.0.0/16\n").unwrap();
+        assert_eq!(c.proxy_protocol, Some(proxy::Version::V2));
+        assert_eq!(c.proxy_from.len(), 2);
+    }
+
+    #[test]
+    fn proxy_v1_accepted() {
+        let c = parse("proxy_protocol = v1\nproxy_from = 127.0.0.1\n").unwrap();
+        assert_eq!(c.proxy_protocol, Some(proxy::Version::V1));
+    }
+
+    #[test]
+    fn proxy_protocol_unknown_value() {
+        assert!(one_problem("proxy_protocol = yes\n").message.contains("v2"));
+    }
+
+    #[test]
+    fn proxy_on_without_sources_is_an_error() {
+        assert!(one_problem("proxy_protocol = v2\n")
+            .message
+            .contains("proxy_from"));
+    }
+
+    #[test]
+    fn proxy_sources_without_proxy_is_an_error() {
+        assert!(one_problem("proxy_from = 10.0.0.0/8\n")
+            .message
+            .contains("proxy_protocol = off"));
+    }
+
+    #[test]
+    fn proxy_from_bad_block() {
+        let p = problems("proxy_protocol = v2\nproxy_from = 10.0.0.1/8\n");
+        assert!(p.iter().any(|p| p.line == 2));
+    }
+
+    #[test]
+    fn proxy_header_timeout_value() {
+        let c = parse("proxy_header_timeout = 1s").unwrap();
+        assert_eq!(c.proxy_header_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn tcp_keepalive_default_and_off() {
+        assert_eq!(
+            Config::defaults().tcp_keepalive,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse("tcp_keepalive = off").unwrap().tcp_keepalive, None);
+        assert_eq!(
+            parse("tcp_keepalive = 2m").unwrap().tcp_keepalive,
+            Some(Duration::from_secs(120))
+        );
+    }
+
+    #[test]
+    fn tcp_keepalive_needs_whole_seconds() {
+        assert!(parse("tcp_keepalive = 500ms").is_err());
+    }
+
+    #[test]
+    fn health_listen_address_and_off() {
+        assert_eq!(
+            parse("health_listen = 0.0.0.0:8021").unwrap().health_listen,
+            Some("0.0.0.0:8021".parse().unwrap())
+        );
+        assert_eq!(parse("health_listen = off").unwrap().health_listen, None);
+        assert!(parse("health_listen = 8021").is_err());
+    }
+
+    #[test]
+    fn drain_delay_may_be_zero() {
+        assert_eq!(
+            parse("drain_delay = 0s").unwrap().drain_delay,
+            Duration::ZERO
+        );
+        assert_eq!(Config::defaults().drain_delay, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn metrics_emf_and_interval() {
+        let c = parse("metrics_emf = tcp:127.0.0.1:25888\nmetrics_interval = 10s\n").unwrap();
+        assert_eq!(
+            c.metrics_emf,
+            Some(EmfTarget::Tcp("127.0.0.1:25888".parse().unwrap()))
+        );
+        assert_eq!(c.metrics_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn metrics_interval_below_a_second_refused() {
+        assert!(parse("metrics_interval = 500ms").is_err());
+    }
+
+    #[test]
+    fn health_s3_failing_after_value() {
+        assert_eq!(
+            parse("health_s3_failing_after = 2m")
+                .unwrap()
+                .health_s3_failing_after,
+            Duration::from_secs(120)
+        );
     }
 
     #[test]

@@ -58,6 +58,38 @@ pub const FDS_PER_SESSION: u64 = 3;
 /// unaddressable by clients.
 pub const TEMP_PREFIX: &str = ".lakeftpd-tmp-";
 
+/// Longest PROXY protocol v1 header, CRLF included (HAProxy's PROXY
+/// protocol spec §2.1: "a 108-byte buffer is always enough" with its NUL).
+pub const PROXY_V1_MAX: usize = 107;
+
+/// Longest PROXY protocol v2 header accepted, 16 fixed bytes included. The
+/// format allows 64 KiB of TLVs; an NLB sends the addresses plus a few
+/// short TLVs (AWS 0xEA endpoint id, CRC32C, NOOP padding). It is also the
+/// size of the buffer the header is read into, so what followed the header
+/// in that read (at most this much) always fits the session's `MAX_LINE`.
+pub const MAX_PROXY_HEADER: usize = 512;
+
+/// Longest HTTP request line the health listener reads; it reads nothing
+/// else. `GET /metrics HTTP/1.1` is 23 bytes.
+pub const MAX_HEALTH_REQUEST_LINE: usize = 256;
+
+/// How long the health listener waits for a request line, and then at most
+/// for its response to be taken.
+pub const HEALTH_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Health/metrics connections served at once; more are closed at once (a
+/// balancer checks every few seconds, a scraper every few more).
+pub const MAX_HEALTH_CONNECTIONS: usize = 64;
+
+/// After a health response, what the client still sends (headers) is read
+/// and discarded, up to this much, so that closing does not turn into a
+/// reset that could destroy the response before the client reads it.
+pub const HEALTH_DISCARD_MAX: usize = 16 * 1024;
+
+/// Timeout of one connection attempt or one write to the EMF endpoint (the
+/// CloudWatch agent on the same host).
+pub const EMF_IO_TIMEOUT: Duration = Duration::from_secs(2);
+
 // Defaults of the configuration keys (README lists them).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,6 +103,16 @@ pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
 pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 200;
 pub const DEFAULT_ACTIVE_SOURCE_PORT: u16 = 20;
 pub const DEFAULT_PASSIVE_PORTS: (u16, u16) = (50000, 50999);
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(10);
+/// Idle time before TCP keepalive probes on control connections: well under
+/// the NLB's 350 s idle timeout, so a long transfer never loses its control
+/// connection.
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// How long to wait for a PROXY header before greeting anyway (an NLB sends
+/// it only with the client's first bytes, and an FTP client speaks second).
+pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_millis(250);
+pub const DEFAULT_HEALTH_S3_FAILING_AFTER: Duration = Duration::from_secs(300);
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(60);
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

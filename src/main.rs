@@ -2,16 +2,23 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod cidr;
 mod cli;
 mod clock;
 mod command;
 mod config;
 mod data;
+mod drain;
+mod emf;
+mod handshake;
+mod health;
 mod imds;
 mod limits;
 mod listing;
 mod metrics;
 mod passive;
+mod prometheus;
+mod proxy;
 mod reply;
 mod server;
 mod session;
@@ -56,7 +63,7 @@ fn main() -> ExitCode {
             // imds: which instance this is, and the PASV address from IMDS.
             let instance = imds::describe(source == Source::UserData, config.public_address);
             match instance {
-                Ok(instance) => serve_config(config, instance.and_then(|i| i.pasv_address)),
+                Ok(instance) => serve_config(config, instance),
                 Err(message) => fail(&message),
             }
         }
@@ -140,8 +147,11 @@ fn read_config_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
-fn serve_config(config: Config, public_ip: Option<std::net::IpAddr>) -> ExitCode {
-    match server::run(config, public_ip) {
+/// Serves `config`; `instance` (from EC2 metadata, when asked for) gives
+/// the PASV address and the instance id for metrics and object keys.
+fn serve_config(config: Config, instance: Option<imds::Instance>) -> ExitCode {
+    let public_ip = instance.as_ref().and_then(|i| i.pasv_address);
+    match server::run(config, public_ip, instance.map(|i| i.id)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }

@@ -1,56 +1,106 @@
-//! Counters kept per event, read by the log and (later) the metrics endpoint.
-//! Plain relaxed atomics: each is independent and only ever added to.
+//! Counters and gauges kept per event, read by `/metrics` (Prometheus text,
+//! `health.rs`) and the EMF records (`emf.rs`). Plain relaxed atomics: each
+//! is independent; a counter is only ever added to.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+/// Whether a value only ever grows (a counter: rates and per-interval
+/// deltas are derived from it) or goes up and down (a gauge: read as is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One metric's value at one moment, with what renders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub name: &'static str,
+    /// The doc comment: Prometheus HELP text.
+    pub help: &'static str,
+    pub kind: Kind,
+    pub value: u64,
+}
+
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])+ $kind:ident $name:ident),* $(,)?) => {
         #[derive(Default, Debug)]
         pub struct Metrics {
-            $($(#[$doc])* pub $name: AtomicU64,)*
+            $($(#[doc = $doc])+ pub $name: AtomicU64,)*
         }
 
-        // `snapshot` feeds the metrics endpoint (issue 5), merged separately.
-        #[allow(dead_code)]
         impl Metrics {
-            /// Every counter with its name, for rendering.
-            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            /// Every metric with its name, help text, kind and value.
+            pub fn snapshot(&self) -> Vec<Sample> {
+                vec![$(Sample {
+                    name: stringify!($name),
+                    help: concat!($($doc),+),
+                    kind: Kind::$kind,
+                    value: self.$name.load(Ordering::Relaxed),
+                },)*]
             }
         }
     };
 }
 
-counters! {
-    /// Sessions open now (a gauge).
-    sessions_now,
+metrics! {
+    /// Sessions open now.
+    Gauge sessions_now,
     /// Sessions accepted since start.
-    sessions_total,
-    /// Connections refused because `max_sessions` or `max_sessions_per_ip` was reached.
-    sessions_refused,
-    logins_ok,
-    logins_failed,
-    /// Transfers running now (a gauge).
-    transfers_now,
-    bytes_in,
-    bytes_out,
-    uploads_ok,
-    uploads_failed,
-    downloads_ok,
-    downloads_failed,
+    Counter sessions_total,
+    /// Connections refused because max_sessions or max_sessions_per_ip was reached.
+    Counter sessions_refused,
+    /// Successful logins.
+    Counter logins_ok,
+    /// Failed logins.
+    Counter logins_failed,
+    /// Transfers (uploads, downloads, listings) running now.
+    Gauge transfers_now,
+    /// Bytes received on data connections.
+    Counter bytes_in,
+    /// Bytes sent on data connections.
+    Counter bytes_out,
+    /// Uploads acknowledged with 226.
+    Counter uploads_ok,
+    /// Uploads that failed or were aborted.
+    Counter uploads_failed,
+    /// Downloads completed.
+    Counter downloads_ok,
+    /// Downloads that failed or were aborted.
+    Counter downloads_failed,
     /// SECURITY: PORT/EPRT refused because the address was not the client's.
-    port_refused_foreign_address,
+    Counter port_refused_foreign_address,
     /// SECURITY: PORT/EPRT refused because the port was below 1024.
-    port_refused_low_port,
-    active_connect_failures,
-    /// Sum of active connect times, in microseconds (mean = sum / count).
-    active_connect_micros,
-    active_connects,
-    passive_accept_timeouts,
+    Counter port_refused_low_port,
+    /// Active-mode data connections that could not be made.
+    Counter active_connect_failures,
+    /// Sum of active connect times, in microseconds (mean = sum / active_connects).
+    Counter active_connect_micros,
+    /// Active-mode data connections made.
+    Counter active_connects,
+    /// Passive data connections that did not arrive in time.
+    Counter passive_accept_timeouts,
     /// SECURITY: passive data connections from another address, closed.
-    passive_refused_foreign,
+    Counter passive_refused_foreign,
     /// Sessions closed for an over-long command line.
-    lines_too_long,
+    Counter lines_too_long,
+    /// SECURITY: connections closed because PROXY protocol is on and they did not come from proxy_from.
+    Counter proxy_refused_source,
+    /// SECURITY: connections closed for a missing, malformed or unsupported PROXY header.
+    Counter proxy_header_rejected,
+    /// 1 while draining (SIGTERM received; /healthz answers 503), else 0.
+    Gauge draining,
+    /// Uploads waiting in the spool for S3 (set by S3 delivery).
+    Gauge s3_queue_depth,
+    /// Age in seconds of the oldest upload waiting for S3, 0 when none (set by S3 delivery).
+    Gauge s3_oldest_pending_seconds,
+    /// S3 delivery attempts that failed (set by S3 delivery).
+    Counter s3_delivery_failures,
+}
+
+/// Sets a gauge.
+pub fn set(gauge: &AtomicU64, value: u64) {
+    gauge.store(value, Ordering::Relaxed);
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {

@@ -1,24 +1,24 @@
 //! The server: the accept loop, the session caps, the executor, and the
-//! graceful stop (SIGTERM/SIGINT).
-//!
-//! Stop sequence: stop accepting; idle sessions get 421 at once; running
-//! transfers finish (each then gets 421) for up to `drain_timeout`; then the
-//! rest are aborted with 421 and the process exits 0.
+//! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
 use crate::config::{Config, PublicAddress, User};
+use crate::drain;
+use crate::emf;
+use crate::handshake::{self, Prelude};
+use crate::health::{self, Health};
 use crate::limits;
 use crate::metrics::{self, Metrics};
 use crate::passive::PassivePool;
 use crate::session;
 use crate::sys;
-use smol::channel::{Receiver, Sender};
+use smol::channel::Receiver;
 use smol::future::FutureExt;
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What every session shares: read-only configuration, counters, the port
 /// pool, and the stop signals.
@@ -30,7 +30,9 @@ pub struct Shared {
     /// What PASV advertises; `None`: the control connection's local address.
     pub public_ip: Option<IpAddr>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// Closed when the stop begins; every waiter wakes.
+    /// What `/healthz` reports: draining, S3 delivery failing.
+    pub health: Health,
+    /// Closed when the listener closes (after `drain_delay`); every waiter wakes.
     stopping: Receiver<()>,
     /// Closed when `drain_timeout` has passed.
     hard_stopping: Receiver<()>,
@@ -77,7 +79,12 @@ impl Drop for PerIpGuard {
 }
 
 /// Runs the server until SIGTERM/SIGINT and the drain that follows.
-pub fn run(config: Config, public_ip: Option<IpAddr>) -> io::Result<()> {
+/// `instance_id` (from IMDS, when known) is the EMF dimension.
+pub fn run(
+    config: Config,
+    public_ip: Option<IpAddr>,
+    instance_id: Option<String>,
+) -> io::Result<()> {
     let fd_limit = sys::raise_open_file_limit();
     let capacity = fd_limit.saturating_sub(limits::RESERVED_FDS);
     log::info!(
@@ -97,6 +104,7 @@ pub fn run(config: Config, public_ip: Option<IpAddr>) -> io::Result<()> {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
     let local = listener.get_ref().local_addr()?;
+    let health_listener = config.health_listen.map(health::bind).transpose()?;
 
     let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
     let (hard_tx, hard_rx) = smol::channel::bounded::<()>(1);
@@ -113,6 +121,7 @@ pub fn run(config: Config, public_ip: Option<IpAddr>) -> io::Result<()> {
         passive: PassivePool::new(config.passive_ports),
         public_ip,
         per_ip: Mutex::new(HashMap::new()),
+        health: Health::default(),
         metrics: Metrics::default(),
         stopping: stop_rx,
         hard_stopping: hard_rx,
@@ -133,21 +142,36 @@ pub fn run(config: Config, public_ip: Option<IpAddr>) -> io::Result<()> {
         );
     }
 
+    if let Some(listener) = health_listener {
+        let addr = listener.get_ref().local_addr()?;
+        log::info!("health and metrics on http://{addr}/healthz and /metrics");
+        executor
+            .spawn(health::serve(executor.clone(), shared.clone(), listener))
+            .detach();
+    }
+    if let Some(target) = shared.config.metrics_emf {
+        let id = instance_id.unwrap_or_else(|| emf::NO_INSTANCE_ID.to_string());
+        executor
+            .spawn(emf::run(shared.clone(), target, id))
+            .detach();
+    }
+    let mut signals = drain::signals()?;
     log::info!("listening on {local}");
     sys::notify_systemd("READY=1");
 
     let result = smol::block_on(executor.run(async {
         let watchdog = executor.spawn(watchdog());
-        let accepting = accept_loop(&executor, &shared, &listener);
-        let signalled = wait_for_signal();
-        match accepting.or(signalled).await {
-            Ok(()) => {}
-            Err(e) => return Err(e),
-        }
-        drop(listener);
+        accept_loop(&executor, &shared, &listener)
+            .or(drain::next_signal(&mut signals))
+            .await?;
+        health::start_draining(&shared);
         sys::notify_systemd("STOPPING=1");
+        accept_loop(&executor, &shared, &listener)
+            .or(drain::delay(&shared, &mut signals))
+            .await?;
+        drop(listener);
         drop(stop_tx);
-        drain(&shared, hard_tx).await;
+        drain::drain(&shared, hard_tx).await;
         drop(watchdog);
         Ok(())
     }));
@@ -174,19 +198,6 @@ async fn watchdog() {
     }
 }
 
-async fn wait_for_signal() -> io::Result<()> {
-    use async_signal::{Signal, Signals};
-    use smol::stream::StreamExt;
-    let mut signals = Signals::new([Signal::Term, Signal::Int])?;
-    if let Some(signal) = signals.next().await {
-        log::info!(
-            "{:?} received: stopping (drain up to the drain timeout)",
-            signal?
-        );
-    }
-    Ok(())
-}
-
 async fn accept_loop(
     executor: &Arc<Executor<'static>>,
     shared: &Arc<Shared>,
@@ -203,25 +214,59 @@ async fn accept_loop(
                 continue;
             }
         };
-        let ip = peer.ip().to_canonical();
-        let Some(guard) = admit(shared, ip) else {
-            metrics::inc(&shared.metrics.sessions_refused);
-            // Best effort, without waiting: the client is told why.
-            let _ = crate::reply::try_send(&stream, b"421 Too many sessions, try again later\r\n");
-            continue;
-        };
         let local = stream.get_ref().local_addr()?;
         // Replies are small and latency-bound (RFC 896 is for bulk).
         let _ = stream.get_ref().set_nodelay(true);
-        let _ = sys::set_keepalive(stream.get_ref(), Duration::from_secs(60));
+        if let Some(idle) = shared.config.tcp_keepalive {
+            // Ignore errors: keepalive is an optimisation for long transfers.
+            let _ = sys::set_keepalive(stream.get_ref(), idle);
+        }
+        let Some(version) = shared.config.proxy_protocol else {
+            let Some(guard) = admit_or_refuse(shared, &stream, peer) else {
+                continue;
+            };
+            let shared = shared.clone();
+            executor
+                .spawn(async move {
+                    session::run(shared, stream, peer, local, Prelude::empty()).await;
+                    drop(guard);
+                })
+                .detach();
+            continue;
+        };
+        // With PROXY protocol the client is known only after the header:
+        // the caps apply to the header's address.
         let shared = shared.clone();
         executor
             .spawn(async move {
-                session::run(shared, stream, peer, local).await;
+                let Some((client, prelude)) =
+                    handshake::handshake(&shared, &stream, peer, version).await
+                else {
+                    return;
+                };
+                let Some(guard) = admit_or_refuse(&shared, &stream, client) else {
+                    return;
+                };
+                session::run(shared, stream, client, local, prelude).await;
                 drop(guard);
             })
             .detach();
     }
+}
+
+/// `admit`, or tell the client why not (421) and count it.
+fn admit_or_refuse(
+    shared: &Arc<Shared>,
+    stream: &Async<std::net::TcpStream>,
+    client: std::net::SocketAddr,
+) -> Option<PerIpGuard> {
+    let guard = admit(shared, client.ip().to_canonical());
+    if guard.is_none() {
+        metrics::inc(&shared.metrics.sessions_refused);
+        // Best effort, without waiting: the client is told why.
+        let _ = crate::reply::try_send(stream, b"421 Too many sessions, try again later\r\n");
+    }
+    guard
 }
 
 /// Applies `max_sessions` and `max_sessions_per_ip`.
@@ -250,24 +295,6 @@ fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<PerIpGuard> {
         shared: shared.clone(),
         ip,
     })
-}
-
-/// Waits for sessions to end, up to `drain_timeout`; then aborts the rest.
-async fn drain(shared: &Arc<Shared>, hard_tx: Sender<()>) {
-    let deadline = Instant::now() + shared.config.drain_timeout;
-    while metrics::get(&shared.metrics.sessions_now) > 0 && Instant::now() < deadline {
-        Timer::after(Duration::from_millis(50)).await;
-    }
-    let left = metrics::get(&shared.metrics.sessions_now);
-    if left > 0 {
-        log::warn!("drain timeout: aborting {left} sessions");
-    }
-    drop(hard_tx);
-    // Give the aborted sessions a moment to send their 421.
-    let grace = Instant::now() + Duration::from_secs(2);
-    while metrics::get(&shared.metrics.sessions_now) > 0 && Instant::now() < grace {
-        Timer::after(Duration::from_millis(20)).await;
-    }
 }
 
 /// Creates missing homes and removes temporaries a crash left behind.

@@ -8,6 +8,7 @@ use crate::auth::{self, Password};
 use crate::command::{self, Command, EpsvArg, ParseError, Type};
 use crate::config::User;
 use crate::data::{self, DataPlan, Peer};
+use crate::handshake::Prelude;
 use crate::limits::MAX_LINE;
 use crate::listing::{self, Entry, Format};
 use crate::metrics::{self, Metrics};
@@ -47,11 +48,13 @@ enum Input {
 }
 
 impl LineReader {
-    fn new() -> LineReader {
-        LineReader {
-            buf: [0; MAX_LINE],
-            len: 0,
-        }
+    /// Starts with the bytes the PROXY handshake read after the header
+    /// (at most `MAX_PROXY_HEADER`, less than `MAX_LINE`).
+    fn with_prelude(bytes: &[u8]) -> LineReader {
+        let mut buf = [0; MAX_LINE];
+        let len = bytes.len().min(MAX_LINE);
+        buf[..len].copy_from_slice(&bytes[..len]);
+        LineReader { buf, len }
     }
 
     /// Length of the first line if complete, without its LF or CRLF.
@@ -153,12 +156,21 @@ pub struct Session {
     unsent: Option<Vec<u8>>,
 }
 
+/// The 220 greeting (RFC 959 §5.4); the PROXY handshake may send it first.
+pub fn greeting() -> Reply {
+    Reply::line(Code::ServiceReady, format_args!("lakeftpd ready"))
+}
+
 /// Runs one session to its end. Errors end the session; they are logged.
+/// `client` is the client's address: the PROXY header's source when a
+/// balancer sent one, else the peer. `prelude` holds what the handshake
+/// already read after the header, and whether it already greeted.
 pub async fn run(
     shared: Arc<Shared>,
     control: Async<TcpStream>,
     client: SocketAddr,
     local: SocketAddr,
+    prelude: Prelude,
 ) {
     let started = Instant::now();
     log::info!("session start client={client}");
@@ -177,8 +189,8 @@ pub async fn run(
         failures: 0,
         unsent: None,
     };
-    let mut reader = LineReader::new();
-    let reason = match session.serve(&mut reader).await {
+    let mut reader = LineReader::with_prelude(prelude.bytes());
+    let reason = match session.serve(&mut reader, prelude.greeted).await {
         Ok(reason) => reason,
         Err(e) => format!("error: {e}"),
     };
@@ -231,8 +243,10 @@ impl Session {
         }
     }
 
-    async fn serve(&mut self, reader: &mut LineReader) -> io::Result<String> {
-        say!(self, Code::ServiceReady, "lakeftpd ready")?;
+    async fn serve(&mut self, reader: &mut LineReader, greeted: bool) -> io::Result<String> {
+        if !greeted {
+            self.say(greeting())?;
+        }
         let login_deadline = Instant::now() + self.shared.config.login_timeout;
         loop {
             self.flush().await?;

@@ -181,7 +181,7 @@ fn max_file_size_gives_552_and_leaves_nothing() {
 
 #[test]
 fn sigterm_lets_a_running_upload_finish_and_exits_zero() {
-    let mut server = Server::start("drain_timeout = 20s", &[("dev", "full")]);
+    let mut server = Server::start("drain_delay = 0s\ndrain_timeout = 20s", &[("dev", "full")]);
     let mut idle = Control::login(server.addr, "dev");
     let first = pattern(30_000, 6);
     let (mut c, mut s) = start_upload(&server, "slow.bin", &first);
@@ -207,7 +207,7 @@ fn sigterm_lets_a_running_upload_finish_and_exits_zero() {
 
 #[test]
 fn drain_timeout_aborts_stalled_uploads_and_exits_zero() {
-    let mut server = Server::start("drain_timeout = 1s", &[("dev", "full")]);
+    let mut server = Server::start("drain_delay = 0s\ndrain_timeout = 1s", &[("dev", "full")]);
     let (mut c, _s) = start_upload(&server, "stalled.bin", &pattern(10_000, 8));
     wait_for_temporary(&server.home("dev"));
     let started = Instant::now();

@@ -1,0 +1,92 @@
+//! The graceful stop on SIGTERM (or SIGINT, the same), shaped for a load
+//! balancer and an Auto Scaling group:
+//!
+//! 1. At the signal `/healthz` turns 503 (and `draining` = 1) at once.
+//! 2. For `drain_delay`, nothing else changes: new sessions are accepted
+//!    and idle ones served, while the balancer's health check sees the 503
+//!    and stops sending new connections here. (Refusing at once would reset
+//!    the devices the balancer still sends in that window.)
+//! 3. Then the listener closes (new connections are refused), idle sessions
+//!    get 421, and running transfers finish (each then gets 421) for up to
+//!    `drain_timeout`.
+//! 4. The S3 spool is flushed while time is left (hook below).
+//! 5. What still runs is aborted with 421; the process exits 0.
+//!
+//! A second signal during `drain_delay` ends the delay at once.
+//! Worst case from the signal to exit: drain_delay + drain_timeout + 2 s;
+//! systemd's TimeoutStopSec and the NLB deregistration delay must cover it.
+
+use crate::metrics;
+use crate::server::Shared;
+use async_signal::{Signal, Signals};
+use smol::channel::Sender;
+use smol::future::FutureExt;
+use smol::stream::StreamExt;
+use smol::Timer;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long aborted sessions get to send their 421 before exit.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+pub fn signals() -> io::Result<Signals> {
+    Signals::new([Signal::Term, Signal::Int])
+}
+
+/// Resolves at the next SIGTERM/SIGINT.
+pub async fn next_signal(signals: &mut Signals) -> io::Result<()> {
+    if let Some(signal) = signals.next().await {
+        log::info!("{:?} received", signal?);
+    }
+    Ok(())
+}
+
+/// Step 2: waits `drain_delay`, or less if another signal comes.
+pub async fn delay(shared: &Shared, signals: &mut Signals) -> io::Result<()> {
+    let delay = shared.config.drain_delay;
+    log::info!(
+        "draining: /healthz answers 503; still accepting for {} ms (drain_delay), then sessions get up to {} s (drain_timeout)",
+        delay.as_millis(),
+        shared.config.drain_timeout.as_secs()
+    );
+    async {
+        Timer::after(delay).await;
+        Ok(())
+    }
+    .or(async {
+        next_signal(signals).await?;
+        log::info!("second signal: ending drain_delay now");
+        Ok(())
+    })
+    .await
+}
+
+/// Steps 3-5, after the listener closed and the stop signal went out:
+/// waits for sessions to end, up to `drain_timeout`; flushes the spool;
+/// then aborts the rest.
+pub async fn drain(shared: &Arc<Shared>, hard_tx: Sender<()>) {
+    log::info!("draining: listener closed, idle sessions told 421");
+    let deadline = Instant::now() + shared.config.drain_timeout;
+    while metrics::get(&shared.metrics.sessions_now) > 0 && Instant::now() < deadline {
+        Timer::after(Duration::from_millis(50)).await;
+    }
+    let left = metrics::get(&shared.metrics.sessions_now);
+    if left > 0 {
+        log::warn!("drain timeout: aborting {left} sessions");
+    }
+    flush_delivery_spool(shared, deadline).await;
+    drop(hard_tx);
+    // Give the aborted sessions a moment to send their 421.
+    let grace = Instant::now() + ABORT_GRACE;
+    while metrics::get(&shared.metrics.sessions_now) > 0 && Instant::now() < grace {
+        Timer::after(Duration::from_millis(20)).await;
+    }
+}
+
+/// Hook for S3 delivery (issue 4): deliver what the spool still holds,
+/// giving up at `until` (the end of `drain_timeout`; it may already have
+/// passed, then at most one quick attempt). Whatever is left stays in the
+/// spool, which is durable and replayed at the next start, so nothing
+/// acknowledged is lost by stopping here. Nothing to do until S3 lands.
+async fn flush_delivery_spool(_shared: &Arc<Shared>, _until: Instant) {}

@@ -1,0 +1,379 @@
+//! Metrics as CloudWatch Embedded Metric Format records (`metrics_emf`),
+//! one JSON line every `metrics_interval`, sent to the CloudWatch agent
+//! (`{"logs": {"metrics_collected": {"emf": {}}}}` listens on
+//! 127.0.0.1:25888, TCP and UDP), which turns them into CloudWatch metrics
+//! in the `lakeftpd` namespace with the instance id as dimension.
+//!
+//! Record layout (EMF specification): a root object with `_aws` holding
+//! `Timestamp` (ms since the epoch) and `CloudWatchMetrics`, one directive
+//! {Namespace, Dimensions: [["InstanceId"]], Metrics: [{Name, Unit}]}; then
+//! the dimension value and one member per metric. Counters are sent as the
+//! increase over the interval (so CloudWatch's Sum is meaningful), gauges
+//! as their value now; `SessionsPerSecond` and `ActiveConnectLatency` are
+//! derived per interval.
+
+use crate::limits::EMF_IO_TIMEOUT;
+use crate::metrics::{Kind, Sample};
+use crate::server::Shared;
+use smol::future::FutureExt;
+use smol::io::AsyncWriteExt;
+use smol::{Async, Timer};
+use std::fmt::Write as _;
+use std::io;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The namespace every metric is published in.
+pub const NAMESPACE: &str = "lakeftpd";
+
+/// The instance id used when none is known (not on EC2, or IMDS off).
+pub const NO_INSTANCE_ID: &str = "local";
+
+/// Where EMF records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmfTarget {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+}
+
+/// `off`, `tcp:ADDRESS:PORT` or `udp:ADDRESS:PORT`.
+pub fn parse_target(value: &str) -> Result<Option<EmfTarget>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    let addr = |s: &str| -> Result<SocketAddr, String> {
+        s.parse()
+            .map_err(|_| "expected `tcp:ADDRESS:PORT`, `udp:ADDRESS:PORT` or `off`".to_string())
+    };
+    if let Some(rest) = value.strip_prefix("tcp:") {
+        Ok(Some(EmfTarget::Tcp(addr(rest)?)))
+    } else if let Some(rest) = value.strip_prefix("udp:") {
+        Ok(Some(EmfTarget::Udp(addr(rest)?)))
+    } else {
+        Err("expected `tcp:ADDRESS:PORT`, `udp:ADDRESS:PORT` or `off`".into())
+    }
+}
+
+/// The CloudWatch name of a metric: CamelCase of its name, except where a
+/// clearer name is published (the scaling metric is `ActiveSessions`).
+/// `None`: not published as is (feeds a derived metric).
+fn emf_name(name: &str) -> Option<String> {
+    let fixed = match name {
+        "sessions_now" => "ActiveSessions",
+        "transfers_now" => "ActiveTransfers",
+        "sessions_total" => "Sessions",
+        "active_connect_micros" => return None,
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return Some(fixed.to_string());
+    }
+    let mut out = String::with_capacity(name.len());
+    for word in name.split('_').filter(|w| !w.is_empty()) {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    Some(out)
+}
+
+fn unit(name: &str) -> &'static str {
+    if name.starts_with("bytes_") {
+        "Bytes"
+    } else if name.ends_with("_seconds") {
+        "Seconds"
+    } else {
+        "Count"
+    }
+}
+
+/// A JSON string literal (RFC 8259 §7).
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One EMF record for the interval from `previous` to `now` (the same
+/// metrics in the same order; `None` at the first record: counters then
+/// count from process start, when they were 0). Pure.
+pub fn record(
+    now: &[Sample],
+    previous: Option<&[Sample]>,
+    elapsed: Duration,
+    instance_id: &str,
+    timestamp_ms: u64,
+) -> String {
+    let before = |i: usize| previous.and_then(|p| p.get(i)).map_or(0, |s| s.value);
+    let mut values: Vec<(String, &'static str, String)> = Vec::new();
+    let delta_of = |name: &str| -> u64 {
+        now.iter()
+            .position(|s| s.name == name)
+            .map_or(0, |i| now[i].value.saturating_sub(before(i)))
+    };
+    let sessions = delta_of("sessions_total");
+    let connects = delta_of("active_connects");
+    let connect_micros = delta_of("active_connect_micros");
+    for (i, sample) in now.iter().enumerate() {
+        let Some(name) = emf_name(sample.name) else {
+            continue;
+        };
+        let value = match sample.kind {
+            Kind::Gauge => sample.value,
+            Kind::Counter => sample.value.saturating_sub(before(i)),
+        };
+        values.push((name, unit(sample.name), value.to_string()));
+    }
+    let seconds = elapsed.as_secs_f64().max(0.001);
+    values.push((
+        "SessionsPerSecond".into(),
+        "Count/Second",
+        format!("{:.3}", sessions as f64 / seconds),
+    ));
+    // Omitted in an interval without active connects: there is no latency
+    // to report, and a 0 would drag averages down.
+    if connects > 0 {
+        values.push((
+            "ActiveConnectLatency".into(),
+            "Milliseconds",
+            format!("{:.3}", connect_micros as f64 / connects as f64 / 1000.0),
+        ));
+    }
+
+    let mut out = String::with_capacity(2048);
+    let _ = write!(
+        out,
+        "{{\"_aws\":{{\"Timestamp\":{timestamp_ms},\"CloudWatchMetrics\":[{{\"Namespace\":{},\"Dimensions\":[[\"InstanceId\"]],\"Metrics\":[",
+        json_string(NAMESPACE)
+    );
+    for (i, (name, unit, _)) in values.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{comma}{{\"Name\":\"{name}\",\"Unit\":\"{unit}\"}}");
+    }
+    let _ = write!(out, "]}}]}},\"InstanceId\":{}", json_string(instance_id));
+    for (name, _, value) in &values {
+        let _ = write!(out, ",\"{name}\":{value}");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Sends a record every `metrics_interval` until the process ends. A
+/// failed send is logged once per outage and retried at the next interval
+/// (the record is dropped: the next one carries the counters on).
+pub async fn run(shared: Arc<Shared>, target: EmfTarget, instance_id: String) {
+    let interval = shared.config.metrics_interval;
+    let mut previous: Option<Vec<Sample>> = None;
+    let mut last = Instant::now();
+    let mut tcp: Option<Async<TcpStream>> = None;
+    let mut failing = false;
+    loop {
+        Timer::after(interval).await;
+        let now = shared.metrics.snapshot();
+        let timestamp_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let line = record(
+            &now,
+            previous.as_deref(),
+            last.elapsed(),
+            &instance_id,
+            timestamp_ms,
+        );
+        last = Instant::now();
+        previous = Some(now);
+        match send(target, &mut tcp, line.as_bytes()).await {
+            Ok(()) if failing => {
+                log::info!("metrics_emf: sending again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tcp = None;
+                if !failing {
+                    log::warn!("metrics_emf: cannot send to {target:?}: {e}");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+async fn send(
+    target: EmfTarget,
+    tcp: &mut Option<Async<TcpStream>>,
+    line: &[u8],
+) -> io::Result<()> {
+    match target {
+        EmfTarget::Udp(addr) => {
+            let bind: SocketAddr = if addr.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let socket = Async::<UdpSocket>::bind(bind)?;
+            socket.send_to(line, addr).or(timeout()).await?;
+            Ok(())
+        }
+        EmfTarget::Tcp(addr) => {
+            if tcp.is_none() {
+                *tcp = Some(Async::<TcpStream>::connect(addr).or(timeout()).await?);
+            }
+            let mut stream = tcp.as_ref().expect("connected above");
+            stream.write_all(line).or(timeout()).await
+        }
+    }
+}
+
+async fn timeout<T>() -> io::Result<T> {
+    Timer::after(EMF_IO_TIMEOUT).await;
+    Err(io::ErrorKind::TimedOut.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(name: &'static str, kind: Kind, value: u64) -> Sample {
+        Sample {
+            name,
+            help: "",
+            kind,
+            value,
+        }
+    }
+
+    #[test]
+    fn target_tcp() {
+        assert_eq!(
+            parse_target("tcp:127.0.0.1:25888"),
+            Ok(Some(EmfTarget::Tcp("127.0.0.1:25888".parse().unwrap())))
+        );
+    }
+
+    #[test]
+    fn target_udp_ipv6() {
+        assert_eq!(
+            parse_target("udp:[::1]:25888"),
+            Ok(Some(EmfTarget::Udp("[::1]:25888".parse().unwrap())))
+        );
+    }
+
+    #[test]
+    fn target_off() {
+        assert_eq!(parse_target("off"), Ok(None));
+    }
+
+    #[test]
+    fn target_without_scheme_refused() {
+        assert!(parse_target("127.0.0.1:25888").is_err());
+    }
+
+    #[test]
+    fn target_with_hostname_refused() {
+        assert!(parse_target("tcp:localhost:25888").is_err());
+    }
+
+    #[test]
+    fn target_without_port_refused() {
+        assert!(parse_target("udp:127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(emf_name("sessions_now").unwrap(), "ActiveSessions");
+        assert_eq!(
+            emf_name("port_refused_low_port").unwrap(),
+            "PortRefusedLowPort"
+        );
+        assert_eq!(emf_name("active_connect_micros"), None);
+    }
+
+    #[test]
+    fn json_string_escapes() {
+        assert_eq!(json_string("i-0a\"\\\n"), "\"i-0a\\\"\\\\\\u000a\"");
+    }
+
+    #[test]
+    fn record_layout() {
+        let now = [
+            s("sessions_now", Kind::Gauge, 4),
+            s("bytes_in", Kind::Counter, 100),
+        ];
+        let line = record(
+            &now,
+            None,
+            Duration::from_secs(60),
+            "i-0abc",
+            1_700_000_000_000,
+        );
+        assert_eq!(
+            line,
+            "{\"_aws\":{\"Timestamp\":1700000000000,\"CloudWatchMetrics\":[{\"Namespace\":\"lakeftpd\",\
+             \"Dimensions\":[[\"InstanceId\"]],\"Metrics\":[{\"Name\":\"ActiveSessions\",\"Unit\":\"Count\"},\
+             {\"Name\":\"BytesIn\",\"Unit\":\"Bytes\"},{\"Name\":\"SessionsPerSecond\",\"Unit\":\"Count/Second\"}]}]},\
+             \"InstanceId\":\"i-0abc\",\"ActiveSessions\":4,\"BytesIn\":100,\"SessionsPerSecond\":0.000}\n"
+        );
+    }
+
+    #[test]
+    fn counters_are_deltas_and_gauges_are_values() {
+        let before = [
+            s("sessions_now", Kind::Gauge, 9),
+            s("sessions_total", Kind::Counter, 100),
+        ];
+        let now = [
+            s("sessions_now", Kind::Gauge, 4),
+            s("sessions_total", Kind::Counter, 160),
+        ];
+        let line = record(&now, Some(&before), Duration::from_secs(60), "local", 0);
+        assert!(line.contains("\"ActiveSessions\":4,"));
+        assert!(line.contains("\"Sessions\":60,"));
+        assert!(line.contains("\"SessionsPerSecond\":1.000}"));
+    }
+
+    #[test]
+    fn connect_latency_is_the_interval_mean_in_ms() {
+        let before = [
+            s("active_connects", Kind::Counter, 10),
+            s("active_connect_micros", Kind::Counter, 1_000_000),
+        ];
+        let now = [
+            s("active_connects", Kind::Counter, 14),
+            s("active_connect_micros", Kind::Counter, 1_010_000),
+        ];
+        let line = record(&now, Some(&before), Duration::from_secs(60), "local", 0);
+        assert!(line.contains("\"ActiveConnectLatency\":2.500"));
+        assert!(line.contains("{\"Name\":\"ActiveConnectLatency\",\"Unit\":\"Milliseconds\"}"));
+        assert!(!line.contains("ActiveConnectMicros"));
+    }
+
+    #[test]
+    fn no_latency_without_connects() {
+        let now = [s("active_connects", Kind::Counter, 0)];
+        assert!(!record(&now, None, Duration::from_secs(1), "x", 0).contains("Latency"));
+    }
+
+    #[test]
+    fn every_real_metric_fits_one_directive() {
+        // EMF: at most 100 metrics per directive.
+        let samples = crate::metrics::Metrics::default().snapshot();
+        let line = record(&samples, None, Duration::from_secs(60), "local", 0);
+        assert!(line.matches("\"Name\":").count() <= 100);
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+    }
+}

@@ -1,0 +1,466 @@
+//! Health and metrics over HTTP (`health_listen`), for the load balancer's
+//! health check and for scrapers:
+//!
+//! - `GET /healthz`: 200 while the instance takes new sessions; 503 while
+//!   draining (from SIGTERM on) or when S3 delivery has been failing for
+//!   longer than `health_s3_failing_after`, so the balancer sends new
+//!   devices elsewhere (and the ASG replaces an instance stuck that way).
+//! - `GET /metrics`: the counters in Prometheus text format.
+//!
+//! SECURITY: this listener reads at most the request line (bounded, with a
+//! timeout) and parses nothing else; headers and bodies are discarded
+//! unread. It only ever writes one of a few fixed responses.
+
+use crate::limits::{
+    HEALTH_DISCARD_MAX, HEALTH_IO_TIMEOUT, MAX_HEALTH_CONNECTIONS, MAX_HEALTH_REQUEST_LINE,
+};
+use crate::metrics;
+use crate::prometheus;
+use crate::server::Shared;
+use crate::sys;
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::{Async, Executor, Timer};
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What `/healthz` reports on. Shared by the server (draining) and S3
+/// delivery (failing since).
+///
+/// Interface for S3 delivery: call `delivery_failed()` after every failed
+/// delivery attempt and `delivery_ok()` after every success; `/healthz`
+/// turns 503 once failures have lasted `health_s3_failing_after` without a
+/// success in between.
+pub struct Health {
+    draining: AtomicBool,
+    /// Milliseconds since `base` (plus one) when delivery started failing;
+    /// 0 while it works. Monotonic, so a clock step changes nothing.
+    failing_since: AtomicU64,
+    base: Instant,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            draining: AtomicBool::new(false),
+            failing_since: AtomicU64::new(0),
+            base: Instant::now(),
+        }
+    }
+}
+
+impl Health {
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// S3 delivery: an attempt failed. The first failure after a success
+    /// starts the clock; later ones keep it.
+    #[allow(dead_code)] // Called by S3 delivery (issue 4), merged separately.
+    pub fn delivery_failed(&self) {
+        let now = self.base.elapsed().as_millis() as u64 + 1;
+        let _ = self
+            .failing_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// S3 delivery: an attempt succeeded; the clock stops.
+    #[allow(dead_code)] // Called by S3 delivery (issue 4), merged separately.
+    pub fn delivery_ok(&self) {
+        self.failing_since.store(0, Ordering::Relaxed);
+    }
+
+    /// How long delivery has been failing, if it is.
+    pub fn failing_for(&self) -> Option<Duration> {
+        match self.failing_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(
+                self.base
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(since - 1)),
+            ),
+        }
+    }
+
+    pub fn verdict(&self, failing_after: Duration) -> Verdict {
+        verdict(self.is_draining(), self.failing_for(), failing_after)
+    }
+}
+
+/// What `/healthz` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Healthy,
+    Draining,
+    DeliveryFailing,
+}
+
+/// Pure: draining wins; a delivery failure counts once it lasted the threshold.
+pub fn verdict(draining: bool, failing_for: Option<Duration>, failing_after: Duration) -> Verdict {
+    if draining {
+        Verdict::Draining
+    } else if failing_for.is_some_and(|d| d >= failing_after) {
+        Verdict::DeliveryFailing
+    } else {
+        Verdict::Healthy
+    }
+}
+
+/// What a request line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health { head: bool },
+    Metrics { head: bool },
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+}
+
+/// Parses an HTTP/1.x request line (RFC 9112 §3: method SP target SP
+/// version), without its line end. Only GET and HEAD of two exact paths
+/// are served; a query string is ignored (some checkers add one).
+pub fn parse_request_line(line: &[u8]) -> Route {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Route::BadRequest;
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Route::BadRequest;
+    };
+    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+        return Route::BadRequest;
+    }
+    if !target.starts_with('/') {
+        return Route::BadRequest;
+    }
+    let head = match method {
+        "GET" => false,
+        "HEAD" => true,
+        m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+            return Route::MethodNotAllowed
+        }
+        _ => return Route::BadRequest,
+    };
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    match path {
+        "/healthz" => Route::Health { head },
+        "/metrics" => Route::Metrics { head },
+        _ => Route::NotFound,
+    }
+}
+
+/// Listens on `health_listen` until the process ends.
+pub async fn serve(
+    executor: Arc<Executor<'static>>,
+    shared: Arc<Shared>,
+    listener: Async<TcpListener>,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                log::warn!("health: accept failed: {e}");
+                Timer::after(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if active.fetch_add(1, Ordering::Relaxed) >= MAX_HEALTH_CONNECTIONS {
+            active.fetch_sub(1, Ordering::Relaxed);
+            continue; // Dropped: closed at once.
+        }
+        let shared = shared.clone();
+        let active = active.clone();
+        executor
+            .spawn(async move {
+                // Ignore errors: a checker may hang up at any point.
+                let _ = answer(&shared, stream)
+                    .or(async {
+                        Timer::after(2 * HEALTH_IO_TIMEOUT).await;
+                        Err(io::ErrorKind::TimedOut.into())
+                    })
+                    .await;
+                active.fetch_sub(1, Ordering::Relaxed);
+            })
+            .detach();
+    }
+}
+
+/// Binds the health listener (a failure stops start-up: a health check
+/// that can never pass would only get the instance replaced in a loop).
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<Async<TcpListener>> {
+    sys::listen(addr, MAX_HEALTH_CONNECTIONS as i32).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr} (health_listen): {e}"),
+        )
+    })
+}
+
+async fn answer(shared: &Shared, stream: Async<TcpStream>) -> io::Result<()> {
+    let route = match read_request_line(&stream).await {
+        Some(line) => parse_request_line(&line),
+        None => Route::BadRequest,
+    };
+    let (status, content_type, body, head) = match route {
+        Route::Health { head } => {
+            let verdict = shared.health.verdict(shared.config.health_s3_failing_after);
+            let (status, body) = match verdict {
+                Verdict::Healthy => ("200 OK", "ok\n"),
+                Verdict::Draining => ("503 Service Unavailable", "draining\n"),
+                Verdict::DeliveryFailing => ("503 Service Unavailable", "s3 delivery failing\n"),
+            };
+            (status, "text/plain; charset=utf-8", body.to_string(), head)
+        }
+        Route::Metrics { head } => (
+            "200 OK",
+            prometheus::CONTENT_TYPE,
+            prometheus::render(&shared.metrics.snapshot()),
+            head,
+        ),
+        Route::NotFound => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found\n".to_string(),
+            false,
+        ),
+        Route::MethodNotAllowed => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "GET or HEAD only\n".to_string(),
+            false,
+        ),
+        Route::BadRequest => (
+            "400 Bad Request",
+            "text/plain; charset=utf-8",
+            "bad request\n".to_string(),
+            false,
+        ),
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !head {
+        response.push_str(&body);
+    }
+    let mut writer = &stream;
+    writer
+        .write_all(response.as_bytes())
+        .or(timeout(HEALTH_IO_TIMEOUT))
+        .await?;
+    stream.get_ref().shutdown(Shutdown::Write)?;
+    // Read and drop what the client still sends (its headers) until it
+    // closes: closing with unread input would send a reset, which may
+    // destroy the response in the client's receive queue (RFC 9112 §9.6).
+    let mut sink = [0u8; 512];
+    let mut discarded = 0;
+    let discard = async {
+        let mut reader = &stream;
+        while discarded < HEALTH_DISCARD_MAX {
+            match reader.read(&mut sink).await? {
+                0 => break,
+                n => discarded += n,
+            }
+        }
+        Ok(())
+    };
+    discard.or(timeout(HEALTH_IO_TIMEOUT)).await
+}
+
+/// The request line without its line end; `None` when it is too long, not
+/// finished in time, or the client closed first.
+async fn read_request_line(stream: &Async<TcpStream>) -> Option<Vec<u8>> {
+    let mut buf = [0u8; MAX_HEALTH_REQUEST_LINE];
+    let mut len = 0;
+    let read = async {
+        let mut reader = stream;
+        loop {
+            if let Some(lf) = buf[..len].iter().position(|&b| b == b'\n') {
+                let end = if lf > 0 && buf[lf - 1] == b'\r' {
+                    lf - 1
+                } else {
+                    lf
+                };
+                return Ok(Some(buf[..end].to_vec()));
+            }
+            if len == buf.len() {
+                return Ok(None);
+            }
+            match reader.read(&mut buf[len..]).await? {
+                0 => return Ok(None),
+                n => len += n,
+            }
+        }
+    };
+    read.or(timeout(HEALTH_IO_TIMEOUT)).await.ok().flatten()
+}
+
+async fn timeout<T>(after: Duration) -> io::Result<T> {
+    Timer::after(after).await;
+    Err(io::ErrorKind::TimedOut.into())
+}
+
+/// Marks the instance as draining: `/healthz` answers 503 from now on.
+pub fn start_draining(shared: &Shared) {
+    shared.health.start_draining();
+    metrics::set(&shared.metrics.draining, 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn healthy_by_default() {
+        assert_eq!(verdict(false, None, MIN), Verdict::Healthy);
+    }
+
+    #[test]
+    fn draining_is_unhealthy() {
+        assert_eq!(verdict(true, None, MIN), Verdict::Draining);
+    }
+
+    #[test]
+    fn draining_wins_over_delivery_failure() {
+        assert_eq!(verdict(true, Some(2 * MIN), MIN), Verdict::Draining);
+    }
+
+    #[test]
+    fn short_delivery_failure_is_tolerated() {
+        assert_eq!(verdict(false, Some(MIN / 2), MIN), Verdict::Healthy);
+    }
+
+    #[test]
+    fn delivery_failing_past_the_threshold_is_unhealthy() {
+        assert_eq!(verdict(false, Some(MIN), MIN), Verdict::DeliveryFailing);
+    }
+
+    #[test]
+    fn delivery_clock_starts_at_first_failure_and_stops_on_success() {
+        let h = Health::default();
+        assert_eq!(h.failing_for(), None);
+        h.delivery_failed();
+        let first = h.failing_for().unwrap();
+        h.delivery_failed();
+        assert!(h.failing_for().unwrap() >= first);
+        h.delivery_ok();
+        assert_eq!(h.failing_for(), None);
+    }
+
+    #[test]
+    fn get_healthz() {
+        assert_eq!(
+            parse_request_line(b"GET /healthz HTTP/1.1"),
+            Route::Health { head: false }
+        );
+    }
+
+    #[test]
+    fn head_healthz() {
+        assert_eq!(
+            parse_request_line(b"HEAD /healthz HTTP/1.0"),
+            Route::Health { head: true }
+        );
+    }
+
+    #[test]
+    fn get_metrics() {
+        assert_eq!(
+            parse_request_line(b"GET /metrics HTTP/1.1"),
+            Route::Metrics { head: false }
+        );
+    }
+
+    #[test]
+    fn query_string_ignored() {
+        assert_eq!(
+            parse_request_line(b"GET /healthz?from=nlb HTTP/1.1"),
+            Route::Health { head: false }
+        );
+    }
+
+    #[test]
+    fn unknown_path() {
+        assert_eq!(parse_request_line(b"GET / HTTP/1.1"), Route::NotFound);
+    }
+
+    #[test]
+    fn path_prefix_is_not_the_path() {
+        assert_eq!(
+            parse_request_line(b"GET /healthz/x HTTP/1.1"),
+            Route::NotFound
+        );
+    }
+
+    #[test]
+    fn post_not_allowed() {
+        assert_eq!(
+            parse_request_line(b"POST /healthz HTTP/1.1"),
+            Route::MethodNotAllowed
+        );
+    }
+
+    #[test]
+    fn lowercase_method_is_bad() {
+        assert_eq!(
+            parse_request_line(b"get /healthz HTTP/1.1"),
+            Route::BadRequest
+        );
+    }
+
+    #[test]
+    fn http_0_9_is_bad() {
+        assert_eq!(parse_request_line(b"GET /healthz"), Route::BadRequest);
+    }
+
+    #[test]
+    fn http_2_preface_is_bad() {
+        assert_eq!(parse_request_line(b"PRI * HTTP/2.0"), Route::BadRequest);
+    }
+
+    #[test]
+    fn absolute_form_target_is_bad() {
+        assert_eq!(
+            parse_request_line(b"GET http://x/healthz HTTP/1.1"),
+            Route::BadRequest
+        );
+    }
+
+    #[test]
+    fn double_space_is_bad() {
+        assert_eq!(
+            parse_request_line(b"GET  /healthz HTTP/1.1"),
+            Route::BadRequest
+        );
+    }
+
+    #[test]
+    fn trailing_field_is_bad() {
+        assert_eq!(
+            parse_request_line(b"GET /healthz HTTP/1.1 x"),
+            Route::BadRequest
+        );
+    }
+
+    #[test]
+    fn non_utf8_is_bad() {
+        assert_eq!(parse_request_line(b"GET /\xff HTTP/1.1"), Route::BadRequest);
+    }
+
+    #[test]
+    fn empty_line_is_bad() {
+        assert_eq!(parse_request_line(b""), Route::BadRequest);
+    }
+}
