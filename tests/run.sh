@@ -19,3 +19,7 @@ LAKEFTPD_BIN="$bin" cargo test --locked
 
 tests/aarch64_smoke.sh
 LAKEFTPD_BIN="$bin" tests/appliance/run.sh
+
+# The deployment topology with network namespaces as hosts (balancer,
+# two instances, devices): haproxy with PROXY v2, then kernel DNAT.
+LAKEFTPD_BIN="$bin" tests/topology.sh
