@@ -59,8 +59,9 @@ trap cleanup EXIT
 
 # ---------------------------------------------------------------- builds
 log "building lakeftpd (release) and the load generator"
-(cd "$REPO" && cargo build --release --quiet)
-cargo build --release --quiet --manifest-path "$HERE/loadgen/Cargo.toml"
+(cd "$REPO" && cargo build --release --quiet) 2> "$OUT/build.log" || { cat "$OUT/build.log" >&2; die "build failed"; }
+cargo build --release --quiet --manifest-path "$HERE/loadgen/Cargo.toml" 2>> "$OUT/build.log" \
+    || { cat "$OUT/build.log" >&2; die "loadgen build failed"; }
 LAKEFTPD="$REPO/target/release/lakeftpd"
 LOADGEN="$HERE/loadgen/target/release/loadgen"
 
@@ -186,7 +187,7 @@ EOF
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
     wait_port "$VSFTPD_PORT" || { cat "$OUT/vsftpd.log" >&2; die "vsftpd did not start"; }
 }
-start_pure() {
+start_pure-ftpd() {
     # -E: no anonymous; -l unix: /etc/shadow (MD5-crypt); -c/-C: clients
     # and clients per IP; -p: passive ports; -I: idle minutes; -H: no DNS.
     "$BENCH_CACHE/root/usr/sbin/pure-ftpd" -S "$ADDR,$PURE_PORT" -E -l unix -c 30000 -C 30000 \
@@ -234,14 +235,20 @@ bench_server() {
     case $server in
         lakeftpd) start_lakeftpd; port=$LAKE_PORT ;;
         vsftpd) start_vsftpd; port=$VSFTPD_PORT ;;
-        pure-ftpd) start_pure; port=$PURE_PORT ;;
+        pure-ftpd) start_pure-ftpd; port=$PURE_PORT ;;
     esac
     local A="--addr $ADDR:$port --pass $PASS --src-ips 200"
     log "$server: pid $SERVER_PID"
-    local n
+    local n first=1
     for n in $IDLE_NS $( [ "$server" = lakeftpd ] && echo "$BIG_IDLE" ); do
+        # A fresh server for each N: memory an allocator kept from the
+        # previous N would otherwise count as the baseline.
+        [ $first = 1 ] || { stop_server; start_$server; }
+        first=0
         log "$server: idle sessions N=$n"
-        run_lg "$server" 240 idle $A --user $user --n "$n" --pid "$SERVER_PID" --hold 3 --secs 180 --timeout 60
+        # --ramp 32: at most 32 logins in flight, for every server alike
+        # (vsftpd's listen backlog is 32; more loses connections).
+        run_lg "$server" 240 idle $A --user $user --n "$n" --pid "$SERVER_PID" --hold 3 --secs 180 --timeout 60 --ramp 32
         settle
     done
     local c mode
@@ -261,7 +268,7 @@ bench_server() {
     rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
 }
 
-if [ "$MODE" = full ] && [ "$SERVERS" != lakeftpd ]; then
+if [ "$SERVERS" != lakeftpd ]; then
     install_peers
     make_peer_users
 fi

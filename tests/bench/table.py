@@ -71,13 +71,17 @@ def main(path, mode):
             elif better == "higher":
                 ratios.append(f"{vals[0] / other:.1f}×")
             else:  # lower is better: show how many times less
-                ratios.append(f"{other / vals[0]:.1f}× less")
+                r = other / vals[0]
+                ratios.append(f"{r:.1f}× less" if r >= 1 else f"{1 / r:.1f}× more")
         out(f"| {name} | {metric} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 
     idle_ns = sorted({r["n"] for r in rows if r.get("scenario") == "idle"})
     for n in idle_ns:
         v = [get("idle", s, "kib_per_session", n=n) for s in SERVERS]
-        row(f"idle N={n:,}", "KiB/session (Pss)", v, better="lower", nd=1)
+        row(f"idle N={n:,}", "KiB/session (Pss at N − Pss at 0) / N", v, better="lower", nd=1)
+        v = [None if get("idle", s, "pssn_kib", n=n) is None or not get("idle", s, "ok", n=n)
+             else get("idle", s, "pssn_kib", n=n) / get("idle", s, "ok", n=n) for s in SERVERS]
+        row(f"idle N={n:,}", "KiB/session (Pss at N / N, base included)", v, better="lower", nd=1)
         v = [get("idle", s, "pssn_kib", n=n) for s in SERVERS]
         row(f"idle N={n:,}", "server Pss at N (KiB)", v, better="lower")
         v = [get("idle", s, "pss0_kib", n=n) for s in SERVERS]
@@ -98,7 +102,11 @@ def main(path, mode):
     storms = sorted({(r["n"], r.get("mode")) for r in rows if r.get("scenario") == "storm"})
     for n, m in storms:
         name = f"login storm {n:,} {m}"
-        row(name, "s until all 226", [get("storm", s, "all_226_s", n=n, mode=m) for s in SERVERS], "lower", 2)
+        # "Until all have a 226" exists only when all did.
+        row(name, "s until all 226", [get("storm", s, "all_226_s", n=n, mode=m)
+                                       if get("storm", s, "errors", n=n, mode=m) == 0 else None
+                                       for s in SERVERS], "lower", 2)
+        row(name, "s until last 226 seen", [get("storm", s, "all_226_s", n=n, mode=m) for s in SERVERS], "lower", 2)
         row(name, "acknowledged", [get("storm", s, "ok", n=n, mode=m) for s in SERVERS])
         row(name, "errors", [get("storm", s, "errors", n=n, mode=m) for s in SERVERS], "lower")
     if any(r.get("scenario") == "bulk" for r in rows):
