@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Prints the benchmark table from the load generator's JSON lines.
+
+    table.py results.jsonl [full|smoke]   # markdown table, ratios vs vsftpd
+    table.py --check results.jsonl        # exit 1 if any scenario saw errors
+"""
+import datetime
+import json
+import os
+import sys
+
+SERVERS = ["lakeftpd", "vsftpd", "pure-ftpd"]
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    rows.append({"scenario": "?", "label": "?", "errors": 1, "raw": line})
+    return rows
+
+
+def check(path):
+    rows = load(path)
+    bad = [r for r in rows if r.get("errors", 1) or r.get("dead_after", 0)]
+    for r in bad:
+        print("FAILED:", json.dumps(r), file=sys.stderr)
+    passed = len(rows) - len(bad)
+    print(f"{passed} passed, {len(bad)} failed")
+    return 1 if bad or not rows else 0
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return f"{v:,}"
+
+
+def main(path, mode):
+    rows = load(path)
+    by = {}
+    for r in rows:
+        key = (r.get("scenario"), r.get("label"), r.get("n"), r.get("c"), r.get("mode"))
+        by[key] = r
+
+    def get(scn, srv, field, n=None, c=None, mode=None):
+        r = by.get((scn, srv, n, c, mode))
+        return None if r is None else r.get(field)
+
+    lines = []
+    out = lines.append
+    cpu = os.cpu_count()
+    out(f"Benchmark ({mode}) {datetime.date.today().isoformat()}, {cpu} cores, loopback, tmpfs homes")
+    out("")
+    out("| scenario | metric | " + " | ".join(SERVERS) + " | lakeftpd / vsftpd | lakeftpd / pure-ftpd |")
+    out("|---|---|" + "---|" * (len(SERVERS) + 2))
+
+    def row(name, metric, vals, better="higher", nd=1):
+        cells = [fmt(v, nd) for v in vals]
+        ratios = []
+        for other in vals[1:]:
+            if vals[0] is None or other is None or other == 0 or vals[0] == 0:
+                ratios.append("–")
+            elif better == "higher":
+                ratios.append(f"{vals[0] / other:.1f}×")
+            else:  # lower is better: show how many times less
+                r = other / vals[0]
+                ratios.append(f"{r:.1f}× less" if r >= 1 else f"{1 / r:.1f}× more")
+        out(f"| {name} | {metric} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+
+    idle_ns = sorted({r["n"] for r in rows if r.get("scenario") == "idle"})
+    for n in idle_ns:
+        v = [get("idle", s, "kib_per_session", n=n) for s in SERVERS]
+        row(f"idle N={n:,}", "KiB/session (Pss at N − Pss at 0) / N", v, better="lower", nd=1)
+        v = [None if get("idle", s, "pssn_kib", n=n) is None or not get("idle", s, "ok", n=n)
+             else get("idle", s, "pssn_kib", n=n) / get("idle", s, "ok", n=n) for s in SERVERS]
+        row(f"idle N={n:,}", "KiB/session (Pss at N / N, base included)", v, better="lower", nd=1)
+        v = [get("idle", s, "pssn_kib", n=n) for s in SERVERS]
+        row(f"idle N={n:,}", "server Pss at N (KiB)", v, better="lower")
+        v = [get("idle", s, "pss0_kib", n=n) for s in SERVERS]
+        row(f"idle N={n:,}", "server Pss at 0 (KiB)", v, better="lower")
+        v = [(get("idle", s, "ok", n=n), get("idle", s, "errors", n=n)) for s in SERVERS]
+        out(f"| idle N={n:,} | held / errors | " + " | ".join(
+            "–" if a is None else f"{a:,} / {b:,}" for a, b in v) + " | | |")
+    ups = sorted({(r["c"], r["mode"]) for r in rows if r.get("scenario") == "upload"},
+                 key=lambda x: (x[0], x[1]))
+    for c, m in ups:
+        name = f"uploads C={c:,} {m}"
+        row(name, "uploads/s", [get("upload", s, "per_s", c=c, mode=m) for s in SERVERS])
+        row(name, "p50 ms", [get("upload", s, "p50_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "p99 ms", [get("upload", s, "p99_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "max ms", [get("upload", s, "max_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "errors", [get("upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
+        row(name, "server CPU s", [get("upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+    storms = sorted({(r["n"], r.get("mode")) for r in rows if r.get("scenario") == "storm"})
+    for n, m in storms:
+        name = f"login storm {n:,} {m}"
+        # "Until all have a 226" exists only when all did.
+        row(name, "s until all 226", [get("storm", s, "all_226_s", n=n, mode=m)
+                                       if get("storm", s, "errors", n=n, mode=m) == 0 else None
+                                       for s in SERVERS], "lower", 2)
+        row(name, "s until last 226 seen", [get("storm", s, "all_226_s", n=n, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "acknowledged", [get("storm", s, "ok", n=n, mode=m) for s in SERVERS])
+        row(name, "errors", [get("storm", s, "errors", n=n, mode=m) for s in SERVERS], "lower")
+    if any(r.get("scenario") == "bulk" for r in rows):
+        def b(s, f):
+            for r in rows:
+                if r.get("scenario") == "bulk" and r.get("label") == s:
+                    return r.get(f)
+            return None
+        size = next((r.get("bytes") for r in rows if r.get("scenario") == "bulk" and r.get("bytes")), 0)
+        name = f"bulk {size / 2**20:,.0f} MiB"
+        row(name, "STOR MiB/s", [b(s, "up_mib_s") for s in SERVERS])
+        row(name, "RETR MiB/s", [b(s, "down_mib_s") for s in SERVERS])
+        row(name, "STOR server CPU s/GiB", [b(s, "up_cpu_s_per_gib") for s in SERVERS], "lower", 3)
+        row(name, "RETR server CPU s/GiB", [b(s, "down_cpu_s_per_gib") for s in SERVERS], "lower", 3)
+    errs = [r for r in rows if r.get("errors")]
+    if errs:
+        out("")
+        out("Errors by kind:")
+        for r in errs:
+            kinds = r.get("error_kinds") or r.get("shard_error_kinds")
+            out(f"- {r.get('label')} {r.get('scenario')} n={r.get('n')} c={r.get('c')} {r.get('mode')}: {r.get('errors')} {json.dumps(kinds)}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--check":
+        sys.exit(check(sys.argv[2]))
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "full")
