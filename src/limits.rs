@@ -49,6 +49,10 @@ pub const MAX_USER_NAME: usize = 64;
 /// when the session capacity is derived from the open-file limit.
 pub const RESERVED_FDS: u64 = 64;
 
+/// Descriptors new sessions may not take, kept so that admitted sessions can
+/// always transfer (two descriptors per transfer; see budget.rs).
+pub const TRANSFER_RESERVE_FDS: u64 = 256;
+
 /// File descriptors one session may hold at once: control socket, data
 /// socket or passive listener, and a file.
 pub const FDS_PER_SESSION: u64 = 3;

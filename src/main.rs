@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod budget;
 mod cidr;
 mod cli;
 mod clock;

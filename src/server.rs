@@ -1,6 +1,7 @@
 //! The server: the accept loop, the session caps, the executor, and the
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
+use crate::budget::{FdBudget, FdPermit};
 use crate::config::{Config, PublicAddress, User};
 use crate::drain;
 use crate::emf;
@@ -12,7 +13,6 @@ use crate::passive::PassivePool;
 use crate::session;
 use crate::sys;
 use smol::channel::Receiver;
-use smol::future::FutureExt;
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
 use std::io;
@@ -30,6 +30,8 @@ pub struct Shared {
     /// What PASV advertises; `None`: the control connection's local address.
     pub public_ip: Option<IpAddr>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open files: one per session, two more per transfer.
+    pub fds: Arc<FdBudget>,
     /// What `/healthz` reports: draining, S3 delivery failing.
     pub health: Health,
     /// Closed when the listener closes (after `drain_delay`); every waiter wakes.
@@ -63,6 +65,8 @@ impl Shared {
 struct PerIpGuard {
     shared: Arc<Shared>,
     ip: IpAddr,
+    /// The session's control socket in the open-file budget.
+    _fd: FdPermit,
 }
 
 impl Drop for PerIpGuard {
@@ -121,6 +125,7 @@ pub fn run(
         passive: PassivePool::new(config.passive_ports),
         public_ip,
         per_ip: Mutex::new(HashMap::new()),
+        fds: FdBudget::new(capacity, limits::TRANSFER_RESERVE_FDS),
         health: Health::default(),
         metrics: Metrics::default(),
         stopping: stop_rx,
@@ -161,15 +166,15 @@ pub fn run(
 
     let result = smol::block_on(executor.run(async {
         let watchdog = executor.spawn(watchdog());
-        accept_loop(&executor, &shared, &listener)
-            .or(drain::next_signal(&mut signals))
-            .await?;
+        // The accept loop is a task of its own: polled only when the
+        // listener is ready, not whenever this main future is woken.
+        let accepting = executor.spawn(accept_loop(executor.clone(), shared.clone(), listener));
+        drain::next_signal(&mut signals).await?;
         health::start_draining(&shared);
         sys::notify_systemd("STOPPING=1");
-        accept_loop(&executor, &shared, &listener)
-            .or(drain::delay(&shared, &mut signals))
-            .await?;
-        drop(listener);
+        drain::delay(&shared, &mut signals).await?;
+        // Cancelling the task drops the listener: new connections are refused.
+        accepting.cancel().await;
         drop(stop_tx);
         drain::drain(&shared, hard_tx).await;
         drop(watchdog);
@@ -199,10 +204,11 @@ async fn watchdog() {
 }
 
 async fn accept_loop(
-    executor: &Arc<Executor<'static>>,
-    shared: &Arc<Shared>,
-    listener: &Async<TcpListener>,
-) -> io::Result<()> {
+    executor: Arc<Executor<'static>>,
+    shared: Arc<Shared>,
+    listener: Async<TcpListener>,
+) {
+    let shared = &shared;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -214,7 +220,10 @@ async fn accept_loop(
                 continue;
             }
         };
-        let local = stream.get_ref().local_addr()?;
+        // A client that reset at once has no local address any more.
+        let Ok(local) = stream.get_ref().local_addr() else {
+            continue;
+        };
         // Replies are small and latency-bound (RFC 896 is for bulk).
         let _ = stream.get_ref().set_nodelay(true);
         if let Some(idle) = shared.config.tcp_keepalive {
@@ -288,12 +297,17 @@ fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<PerIpGuard> {
         );
         return None;
     }
+    let Some(fd) = shared.fds.session() else {
+        log::warn!("client={ip} refused: the open-file limit is reached");
+        return None;
+    };
     *count += 1;
     metrics::inc(&shared.metrics.sessions_now);
     metrics::inc(&shared.metrics.sessions_total);
     Some(PerIpGuard {
         shared: shared.clone(),
         ip,
+        _fd: fd,
     })
 }
 

@@ -5,6 +5,7 @@
 //! runs) raced against the control connection, where ABOR may arrive.
 
 use crate::auth::{self, Password};
+use crate::budget::FdPermit;
 use crate::command::{self, Command, EpsvArg, ParseError, Type};
 use crate::config::User;
 use crate::data::{self, DataPlan, Peer};
@@ -150,6 +151,8 @@ pub struct Session {
     rest: u64,
     rename_from: Option<(PathBuf, VirtualPath)>,
     data: DataPlan,
+    /// Descriptors held for a passive listener and its transfer.
+    passive_fds: Option<FdPermit>,
     epsv_all: bool,
     failures: u32,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
@@ -185,6 +188,7 @@ pub async fn run(
         rest: 0,
         rename_from: None,
         data: DataPlan::None,
+        passive_fds: None,
         epsv_all: false,
         failures: 0,
         unsent: None,
@@ -674,11 +678,12 @@ impl Session {
             }
             Command::Abor => {
                 self.data = DataPlan::None;
+                self.passive_fds = None;
                 say!(self, Code::ClosingDataConnection, "no transfer to abort")?
             }
             Command::Port(addr) | Command::Eprt(addr) => self.port(addr)?,
-            Command::Pasv => self.pasv()?,
-            Command::Epsv(arg) => self.epsv(arg)?,
+            Command::Pasv => self.pasv().await?,
+            Command::Epsv(arg) => self.epsv(arg).await?,
             Command::User(_)
             | Command::Pass(_)
             | Command::Quit
@@ -951,25 +956,52 @@ impl Session {
             );
         }
         self.data = DataPlan::Active(addr);
+        self.passive_fds = None;
         say!(self, Code::CommandOk, "PORT command successful")
     }
 
+    /// Descriptors for a transfer (see budget.rs): waits while the process
+    /// is at its open-file limit, up to `data_timeout`.
+    async fn transfer_fds(&self) -> Option<FdPermit> {
+        let budget = self.shared.fds.clone();
+        let limit = self.shared.config.data_timeout;
+        async { Some(budget.transfer().await) }
+            .or(async {
+                Timer::after(limit).await;
+                None
+            })
+            .await
+    }
+
     /// Binds a passive listener on the control connection's local address.
-    fn passive_listener(&mut self) -> Option<u16> {
+    /// The listener and the transfer after it hold descriptors from the
+    /// budget from now on.
+    async fn passive_listener(&mut self) -> Option<u16> {
         self.data = DataPlan::None;
+        if self.passive_fds.is_none() {
+            self.passive_fds = self.transfer_fds().await;
+        }
+        if self.passive_fds.is_none() {
+            log::warn!(
+                "client={} no passive port: open-file limit reached",
+                self.client
+            );
+            return None;
+        }
         match self.shared.passive.bind(self.local.ip()) {
             Ok((listener, port)) => {
                 self.data = DataPlan::Passive(listener);
                 Some(port)
             }
             Err(e) => {
+                self.passive_fds = None;
                 log::warn!("client={} no passive port: {e}", self.client);
                 None
             }
         }
     }
 
-    fn pasv(&mut self) -> io::Result<()> {
+    async fn pasv(&mut self) -> io::Result<()> {
         if !self.shared.config.passive {
             return say!(
                 self,
@@ -995,7 +1027,7 @@ impl Session {
                 "PASV needs IPv4; use EPSV"
             );
         };
-        let Some(port) = self.passive_listener() else {
+        let Some(port) = self.passive_listener().await else {
             return say!(
                 self,
                 Code::CantOpenDataConnection,
@@ -1012,7 +1044,7 @@ impl Session {
         )
     }
 
-    fn epsv(&mut self, arg: EpsvArg) -> io::Result<()> {
+    async fn epsv(&mut self, arg: EpsvArg) -> io::Result<()> {
         if !self.shared.config.passive || !self.shared.config.epsv {
             return say!(self, Code::NotImplemented, "EPSV is disabled; use PASV");
         }
@@ -1035,7 +1067,7 @@ impl Session {
             }
             _ => {}
         }
-        let Some(port) = self.passive_listener() else {
+        let Some(port) = self.passive_listener().await else {
             return say!(
                 self,
                 Code::CantOpenDataConnection,
@@ -1069,6 +1101,23 @@ impl Session {
             Job::Retr { virt, .. } => ("RETR", virt.clone()),
             Job::Store { virt, verb, .. } => (*verb, virt.clone()),
             Job::List { virt, format, .. } => (format_verb(*format), virt.clone()),
+        };
+
+        // The data socket and the file count against the open-file limit:
+        // wait for them rather than fail with EMFILE (budget.rs).
+        let fds = match self.passive_fds.take() {
+            Some(fds) => Some(fds),
+            None => self.transfer_fds().await,
+        };
+        let Some(_fds) = fds else {
+            self.data = DataPlan::None;
+            say!(
+                self,
+                Code::CantOpenDataConnection,
+                "server busy (open-file limit), try again"
+            )?;
+            self.log_transfer(verb, &virt, 0, started, Code::CantOpenDataConnection);
+            return Ok(None);
         };
 
         // An upload's temporary exists before the data connection opens, so

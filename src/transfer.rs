@@ -214,18 +214,15 @@ pub async fn receive(
         received += filled as u64;
         metrics::add(&metrics.bytes_in, filled as u64);
         let eof = filled < buf.len();
-        let mut out = match kind {
-            Type::Image => {
-                buf.truncate(filled);
-                std::mem::take(&mut buf)
-            }
+        let out: &[u8] = match kind {
+            Type::Image => &buf[..filled],
             Type::Ascii => {
                 converted.clear();
                 held_cr = crlf_to_lf(&buf[..filled], held_cr, &mut converted);
                 if held_cr && eof {
                     converted.push(b'\r');
                 }
-                std::mem::take(&mut converted)
+                &converted
             }
         };
         if let Some(limit) = max_size {
@@ -233,18 +230,7 @@ pub async fn receive(
                 return Err(TransferError::TooLarge);
             }
         }
-        if !out.is_empty() {
-            let (result, back) = upload.write(out).await;
-            out = back;
-            result.map_err(TransferError::local)?;
-        }
-        match kind {
-            Type::Image => {
-                buf = out;
-                buf.resize(TRANSFER_BUFFER, 0);
-            }
-            Type::Ascii => converted = out,
-        }
+        upload.write(out).map_err(TransferError::local)?;
         if eof {
             return Ok(received);
         }

@@ -64,21 +64,20 @@ impl TempUpload {
         .await
     }
 
-    /// Appends `buf` on the blocking pool; hands the buffer back for reuse.
-    pub async fn write(&mut self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        let Some(mut file) = self.file.take() else {
-            return (Err(io::Error::other("upload file lost")), buf);
-        };
-        let (file, buf, result) = smol::unblock(move || {
-            let result = file.write_all(&buf);
-            (file, buf, result)
-        })
-        .await;
-        if result.is_ok() {
-            self.size += buf.len() as u64;
-        }
-        self.file = Some(file);
-        (result, buf)
+    /// Appends `buf`. This runs on the calling (executor) thread: a write
+    /// lands in the page cache and costs a copy, while a hop to the blocking
+    /// pool per chunk cost more than the copy (futex wake-ups, no overlap
+    /// with the socket reads; measured with strace in tests/bench). What
+    /// can block for long — fsync — stays on the blocking pool (`sync`,
+    /// `commit`). The kernel's dirty-page throttling bounds the rest.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("upload file lost"))?;
+        file.write_all(buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
     }
 
     /// Makes the temporary's bytes durable (fsync), still under its
@@ -184,8 +183,7 @@ mod tests {
         smol::block_on(async {
             let mut u = TempUpload::create(dir.join("a.csv"), None).await.unwrap();
             assert!(names(&dir)[0].starts_with(TEMP_PREFIX));
-            let (r, _) = u.write(b"hello".to_vec()).await;
-            r.unwrap();
+            u.write(b"hello").unwrap();
             u.commit().await.unwrap();
         });
         assert_eq!(names(&dir), vec!["a.csv"]);
@@ -198,7 +196,7 @@ mod tests {
         let dir = scratch("drop");
         smol::block_on(async {
             let mut u = TempUpload::create(dir.join("a.csv"), None).await.unwrap();
-            let _ = u.write(b"partial".to_vec()).await;
+            u.write(b"partial").unwrap();
         });
         assert!(names(&dir).is_empty());
         fs::remove_dir_all(&dir).unwrap();
@@ -212,7 +210,7 @@ mod tests {
             let mut u = TempUpload::create(dir.join("log"), Some(u64::MAX))
                 .await
                 .unwrap();
-            let _ = u.write(b"two\n".to_vec()).await;
+            u.write(b"two\n").unwrap();
             u.commit().await.unwrap();
         });
         assert_eq!(fs::read(dir.join("log")).unwrap(), b"one\ntwo\n");
@@ -225,7 +223,7 @@ mod tests {
         fs::write(dir.join("f"), b"abcdef").unwrap();
         smol::block_on(async {
             let mut u = TempUpload::create(dir.join("f"), Some(3)).await.unwrap();
-            let _ = u.write(b"XYZ!".to_vec()).await;
+            u.write(b"XYZ!").unwrap();
             u.commit().await.unwrap();
         });
         assert_eq!(fs::read(dir.join("f")).unwrap(), b"abcXYZ!");
