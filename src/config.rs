@@ -126,6 +126,8 @@ pub struct Config {
     pub max_file_size: Option<u64>,
     pub drain_timeout: Duration,
     pub log_level: LevelFilter,
+    /// S3 delivery keys (issue 4; see s3config.rs).
+    pub s3: crate::s3config::S3Settings,
     pub users: Vec<User>,
 }
 
@@ -153,6 +155,7 @@ impl Config {
             max_file_size: None,
             drain_timeout: limits::DEFAULT_DRAIN_TIMEOUT,
             log_level: LevelFilter::Info,
+            s3: crate::s3config::S3Settings::defaults(),
             users: Vec::new(),
         }
     }
@@ -268,6 +271,10 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         });
     }
 
+    // S3 delivery (issue 4): problems between its keys.
+    for message in config.s3.check(&config.root, &config.users) {
+        problems.push(Problem { line: 0, message });
+    }
     if config.passive_ports.0 > config.passive_ports.1 {
         problems.push(Problem {
             line: 0,
@@ -337,6 +344,8 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         "max_file_size" => config.max_file_size = parse_size(value).map_err(|e| bad(&e))?,
         "drain_timeout" => config.drain_timeout = parse_duration(value).map_err(|e| bad(&e))?,
         "log_level" => config.log_level = parse_log_level(value).map_err(|e| bad(&e))?,
+        // S3 delivery (issue 4): parsed in s3config.rs.
+        key if crate::s3config::KEYS.contains(&key) => config.s3.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -447,7 +456,7 @@ fn parse_duration_or_zero(value: &str) -> Result<Duration, String> {
 
 /// A size in bytes with an optional unit: `1000`, `64KiB`, `10MiB`, `2GiB`;
 /// `0` or `unlimited` means no limit.
-fn parse_size(value: &str) -> Result<Option<u64>, String> {
+pub fn parse_size(value: &str) -> Result<Option<u64>, String> {
     if value == "unlimited" {
         return Ok(None);
     }

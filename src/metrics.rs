@@ -49,6 +49,25 @@ counters! {
     passive_refused_foreign,
     /// Sessions closed for an over-long command line.
     lines_too_long,
+    // ---- S3 delivery (issue 4) ----
+    /// Files S3 confirmed.
+    s3_delivered,
+    /// Bytes of the files S3 confirmed.
+    s3_delivered_bytes,
+    /// Delivery attempts that failed (each is retried).
+    s3_attempts_failed,
+    /// Attempts that were retries of an earlier failed one.
+    s3_retries,
+    /// Files in the spool waiting for S3 (a gauge).
+    s3_queue_depth,
+    /// Age in seconds of the oldest file waiting for S3 (a gauge; 0: none).
+    s3_oldest_pending_seconds,
+    /// Sum of upload-to-confirmation times in microseconds (mean = sum / s3_delivered).
+    s3_delivery_micros,
+    /// `ack = s3` uploads answered 451 because S3 did not confirm in `s3_timeout`.
+    s3_ack_timeouts,
+    /// Uploads refused (452) because the spool was full.
+    s3_spool_full,
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -61,6 +80,10 @@ pub fn inc(counter: &AtomicU64) {
 
 pub fn dec(counter: &AtomicU64) {
     counter.fetch_sub(1, Ordering::Relaxed);
+}
+
+pub fn set(counter: &AtomicU64, n: u64) {
+    counter.store(n, Ordering::Relaxed);
 }
 
 pub fn get(counter: &AtomicU64) -> u64 {

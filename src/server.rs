@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 pub struct Shared {
     pub config: Config,
     users: HashMap<String, Arc<User>>,
-    pub metrics: Metrics,
+    /// Shared with the S3 delivery threads (issue 4).
+    pub metrics: Arc<Metrics>,
+    /// S3 delivery (issue 4); `None` without `s3_bucket`.
+    pub delivery: Option<Arc<crate::delivery::Delivery>>,
     pub passive: PassivePool,
     /// What PASV advertises; `None`: the control connection's local address.
     pub public_ip: Option<IpAddr>,
@@ -93,6 +96,11 @@ pub fn run(config: Config, public_ip: Option<IpAddr>) -> io::Result<()> {
 
     prepare_homes(&config)?;
 
+    // S3 delivery (issue 4): replay the spool before accepting uploads.
+    // The instance id (for `{instance}`) comes from IMDS on branch imds.
+    let metrics = Arc::new(Metrics::default());
+    let delivery = crate::delivery::start(&config, None, metrics.clone())?;
+
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
@@ -113,7 +121,8 @@ pub fn run(config: Config, public_ip: Option<IpAddr>) -> io::Result<()> {
         passive: PassivePool::new(config.passive_ports),
         public_ip,
         per_ip: Mutex::new(HashMap::new()),
-        metrics: Metrics::default(),
+        metrics,
+        delivery,
         stopping: stop_rx,
         hard_stopping: hard_rx,
         config,

@@ -1207,15 +1207,36 @@ impl Session {
                 return Ok(None);
             }
         };
+        let mut placed = None;
         if let Some(upload) = upload {
-            if let Err(e) = upload.commit().await {
+            match upload.commit().await {
+                Ok(path) => placed = Some(path),
+                Err(e) => {
+                    self.count_transfer(verb, false);
+                    log::error!(
+                        "client={} {verb} {}: cannot make durable: {e}",
+                        self.client,
+                        virt.as_str()
+                    );
+                    let code = self.transfer_refusal(&TransferError::Local(e));
+                    self.log_transfer(verb, &virt, bytes, started, code);
+                    return Ok(None);
+                }
+            }
+        }
+        // S3 delivery (issue 4): queue the durable file in the spool; with
+        // `ack = s3` the 226 waits for S3 (delivery.rs).
+        if let (Some(file), Some(delivery)) = (placed, self.shared.delivery.clone()) {
+            let upload = crate::delivery::Upload {
+                user: self.user_name().to_string(),
+                client: self.client,
+                path: virt.as_str().to_string(),
+                file,
+            };
+            if let Err(refusal) = delivery.hand_over(upload).await {
                 self.count_transfer(verb, false);
-                log::error!(
-                    "client={} {verb} {}: cannot make durable: {e}",
-                    self.client,
-                    virt.as_str()
-                );
-                let code = self.transfer_refusal(&TransferError::Local(e));
+                let (code, text) = refusal.reply();
+                say!(self, code, "{text}")?;
                 self.log_transfer(verb, &virt, bytes, started, code);
                 return Ok(None);
             }
