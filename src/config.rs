@@ -765,6 +765,16 @@ mod tests {
         assert!(parse("max_sessions = 0").is_err());
     }
 
+    // S3 delivery (issue 4): the keys reach s3config.rs, with line numbers.
+    #[test]
+    fn s3_keys() {
+        let c = parse("s3_bucket = lake\ns3_key = raw/{user}/{path}\nack = disk\n").unwrap();
+        assert_eq!(c.s3.bucket.as_deref(), Some("lake"));
+        assert_eq!(c.s3.ack(), crate::s3config::Ack::Disk);
+        assert_eq!(one_problem("s3_bucket = lake\ns3_key = {nope}\n").line, 2);
+        assert_eq!(one_problem("ack = s3\n").line, 0);
+    }
+
     #[test]
     fn oversized_text_refused() {
         let text = "#".repeat(limits::MAX_CONFIG_BYTES + 1);

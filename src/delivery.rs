@@ -384,16 +384,19 @@ impl Delivery {
                 if credentials {
                     // Fetch new ones before the next attempt (a rotated role).
                     self.credentials.invalidate();
+                }
+                // 1st, 2nd, 4th, 8th... failure of a file: an outage or a
+                // bad key logs a few lines per file, not one per attempt.
+                if credentials && job.failures.is_power_of_two() {
                     log::error!(
-                        "s3: S3 refused the credentials from {} for {:?}: {message}; the file stays queued, next attempt in {delay:?}",
+                        "s3: S3 refused the credentials ({}) for {:?}: {message}; the file stays queued, attempt {} failed, next in {delay:.1?}",
                         self.credentials.describe(),
-                        meta.key
+                        meta.key,
+                        job.failures
                     );
                 } else if job.failures.is_power_of_two() {
-                    // 1st, 2nd, 4th, 8th... failure: an outage logs a few
-                    // lines per file, not one per attempt.
                     log::warn!(
-                        "s3: delivery of {:?} failed (attempt {}): {message}; next attempt in {delay:?}",
+                        "s3: delivery of {:?} failed (attempt {}): {message}; next in {delay:.1?}",
                         meta.key,
                         job.failures
                     );
