@@ -146,13 +146,7 @@ impl Server {
                 panic!("lakeftpd did not start:\n{}", log.lock().unwrap());
             }
         };
-        Server {
-            child,
-            addr,
-            dir,
-            config_path,
-            log,
-        }
+        Server { child, addr, dir, config_path, log }
     }
 
     pub fn port(&self) -> u16 {
@@ -160,11 +154,7 @@ impl Server {
     }
 
     pub fn url(&self, user: &str) -> String {
-        format!(
-            "ftp://{user}:{}@127.0.0.1:{}",
-            PASSWORD.replace(' ', "%20"),
-            self.port()
-        )
+        format!("ftp://{user}:{}@127.0.0.1:{}", PASSWORD.replace(' ', "%20"), self.port())
     }
 
     pub fn home(&self, user: &str) -> PathBuf {
@@ -192,10 +182,7 @@ impl Server {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args(["-s", signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 
@@ -237,9 +224,7 @@ pub struct Control {
 impl Control {
     pub fn connect(addr: SocketAddr) -> Control {
         let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         Control { stream, reader }
     }
@@ -261,9 +246,7 @@ impl Control {
     }
 
     pub fn send(&mut self, line: &str) {
-        self.stream
-            .write_all(format!("{line}\r\n").as_bytes())
-            .unwrap();
+        self.stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -320,42 +303,21 @@ impl Control {
         assert_eq!(code, 227, "{text}");
         let inner = &text[text.find('(').unwrap() + 1..text.find(')').unwrap()];
         let n: Vec<u16> = inner.split(',').map(|x| x.parse().unwrap()).collect();
-        format!("{}.{}.{}.{}:{}", n[0], n[1], n[2], n[3], n[4] * 256 + n[5])
-            .parse()
-            .unwrap()
+        format!("{}.{}.{}.{}:{}", n[0], n[1], n[2], n[3], n[4] * 256 + n[5]).parse().unwrap()
     }
 }
 
 /// Runs a command, returns (success, stdout, stderr).
-pub fn run(
-    program: &str,
-    args: &[&str],
-    stdin: Option<&str>,
-    cwd: Option<&Path>,
-) -> (bool, String, String) {
+pub fn run(program: &str, args: &[&str], stdin: Option<&str>, cwd: Option<&Path>) -> (bool, String, String) {
     let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     if let Some(dir) = cwd {
         command.current_dir(dir);
     }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
     (
@@ -381,9 +343,7 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// Names of a directory's entries, sorted.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
         Err(_) => Vec::new(),
     };
     v.sort();
