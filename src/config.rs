@@ -145,6 +145,8 @@ pub struct Config {
     pub drain_delay: Duration,
     pub metrics_emf: Option<EmfTarget>,
     pub metrics_interval: Duration,
+    /// S3 delivery keys (issue 4; see s3config.rs).
+    pub s3: crate::s3config::S3Settings,
     pub users: Vec<User>,
 }
 
@@ -181,6 +183,7 @@ impl Config {
             drain_delay: limits::DEFAULT_DRAIN_DELAY,
             metrics_emf: None,
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
+            s3: crate::s3config::S3Settings::defaults(),
             users: Vec::new(),
         }
     }
@@ -305,6 +308,10 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         });
     }
 
+    // S3 delivery (issue 4): problems between its keys.
+    for message in config.s3.check(&config.root, &config.users) {
+        problems.push(Problem { line: 0, message });
+    }
     if config.passive_ports.0 > config.passive_ports.1 {
         problems.push(Problem {
             line: 0,
@@ -433,6 +440,8 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
                 .filter(|d| d.as_secs() >= 1)
                 .ok_or_else(|| bad("expected a duration of 1s or more"))?
         }
+        // S3 delivery (issue 4): parsed in s3config.rs.
+        key if crate::s3config::KEYS.contains(&key) => config.s3.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -544,7 +553,7 @@ fn parse_duration_or_zero(value: &str) -> Result<Duration, String> {
 
 /// A size in bytes with an optional unit: `1000`, `64KiB`, `10MiB`, `2GiB`;
 /// `0` or `unlimited` means no limit.
-fn parse_size(value: &str) -> Result<Option<u64>, String> {
+pub fn parse_size(value: &str) -> Result<Option<u64>, String> {
     if value == "unlimited" {
         return Ok(None);
     }
@@ -851,6 +860,16 @@ mod tests {
     #[test]
     fn zero_max_sessions_refused() {
         assert!(parse("max_sessions = 0").is_err());
+    }
+
+    // S3 delivery (issue 4): the keys reach s3config.rs, with line numbers.
+    #[test]
+    fn s3_keys() {
+        let c = parse("s3_bucket = lake\ns3_key = raw/{user}/{path}\nack = disk\n").unwrap();
+        assert_eq!(c.s3.bucket.as_deref(), Some("lake"));
+        assert_eq!(c.s3.ack(), crate::s3config::Ack::Disk);
+        assert_eq!(one_problem("s3_bucket = lake\ns3_key = {nope}\n").line, 2);
+        assert_eq!(one_problem("ack = s3\n").line, 0);
     }
 
     #[test]

@@ -84,9 +84,21 @@ pub async fn drain(shared: &Arc<Shared>, hard_tx: Sender<()>) {
     }
 }
 
-/// Hook for S3 delivery (issue 4): deliver what the spool still holds,
-/// giving up at `until` (the end of `drain_timeout`; it may already have
-/// passed, then at most one quick attempt). Whatever is left stays in the
-/// spool, which is durable and replayed at the next start, so nothing
-/// acknowledged is lost by stopping here. Nothing to do until S3 lands.
-async fn flush_delivery_spool(_shared: &Arc<Shared>, _until: Instant) {}
+/// Lets S3 delivery empty the spool, giving up at `until` (the end of
+/// `drain_timeout`). The delivery threads keep working while we wait; what
+/// is left stays in the spool, which is durable and replayed at the next
+/// start, so nothing acknowledged is lost by stopping here.
+async fn flush_delivery_spool(shared: &Arc<Shared>, until: Instant) {
+    if shared.delivery.is_none() {
+        return;
+    }
+    while metrics::get(&shared.metrics.s3_queue_depth) > 0 && Instant::now() < until {
+        Timer::after(Duration::from_millis(50)).await;
+    }
+    let left = metrics::get(&shared.metrics.s3_queue_depth);
+    if left > 0 {
+        log::warn!("stopping with {left} files still in the spool; they are delivered after the next start");
+    } else {
+        log::info!("spool flushed to S3");
+    }
+}

@@ -63,7 +63,6 @@ impl Health {
 
     /// S3 delivery: an attempt failed. The first failure after a success
     /// starts the clock; later ones keep it.
-    #[allow(dead_code)] // Called by S3 delivery (issue 4), merged separately.
     pub fn delivery_failed(&self) {
         let now = self.base.elapsed().as_millis() as u64 + 1;
         let _ = self
@@ -72,7 +71,6 @@ impl Health {
     }
 
     /// S3 delivery: an attempt succeeded; the clock stops.
-    #[allow(dead_code)] // Called by S3 delivery (issue 4), merged separately.
     pub fn delivery_ok(&self) {
         self.failing_since.store(0, Ordering::Relaxed);
     }

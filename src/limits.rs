@@ -142,3 +142,73 @@ pub const MAX_USER_DATA: u64 = 16 * 1024;
 /// Largest metadata value or session token accepted (an instance id, an AZ,
 /// an address, a ~56-byte token).
 pub const MAX_METADATA_VALUE: u64 = 1024;
+
+// ---- S3 delivery (issue 4) -------------------------------------------------
+
+/// Default of `s3_timeout`: how long a device waits, with `ack = s3`, for S3
+/// to confirm its upload before it gets 451 (the file stays queued). Common
+/// FTP clients wait 60 s or more for the reply after the data connection
+/// closes; 20 s leaves room for a slow PUT of a metric file.
+pub const DEFAULT_S3_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default of `s3_uploads`: deliveries in flight at once, each on its own
+/// thread with one HTTP connection. Memory is this times
+/// `DELIVERY_BUFFER` plus the HTTP client's per-connection buffers: parts are
+/// streamed from the spool, never held in memory.
+pub const DEFAULT_S3_UPLOADS: usize = 4;
+/// Most deliveries in flight at once (threads are a real cost).
+pub const MAX_S3_UPLOADS: usize = 64;
+
+/// Default of `s3_part_size`: files larger than this go up as multipart
+/// uploads with parts of this size. 16 MiB keeps a 1 GiB file at 64 parts.
+pub const DEFAULT_S3_PART_SIZE: u64 = 16 << 20;
+/// S3's smallest part (all but the last), and its largest.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html>
+pub const MIN_S3_PART_SIZE: u64 = 5 << 20;
+pub const MAX_S3_PART_SIZE: u64 = 5 << 30;
+/// S3's most parts in one multipart upload (same page).
+pub const MAX_S3_PARTS: u64 = 10_000;
+
+/// The buffer one delivery uses to hash a file or part before sending it.
+pub const DELIVERY_BUFFER: usize = 64 * 1024;
+
+/// Longest object key S3 accepts, in bytes of UTF-8.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html>
+pub const MAX_S3_KEY: usize = 1024;
+
+/// Longest S3 response body read (error documents, CreateMultipartUpload and
+/// CompleteMultipartUpload results are a few hundred bytes).
+pub const MAX_S3_RESPONSE: u64 = 64 * 1024;
+
+/// Retry backoff: the first retry waits about `RETRY_BASE`, each later one
+/// twice as long, at most `RETRY_MAX`; each wait is drawn at random between
+/// half and all of that ("equal jitter",
+/// <https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/>).
+pub const RETRY_BASE: Duration = Duration::from_millis(250);
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
+/// After a 503 SlowDown without Retry-After, every delivery pauses this long
+/// (S3 asks the whole client to slow down, not one request).
+pub const SLOW_DOWN_PAUSE: Duration = Duration::from_secs(2);
+/// Longest Retry-After honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// HTTP timeouts towards S3: connecting, and waiting for the response once the
+/// body is sent (CompleteMultipartUpload of a large object can take a while).
+pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const S3_RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Lifetime of each presigned request: signed just before it is sent.
+pub const S3_SIGNATURE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// Instance-role credentials are refreshed this long before they expire
+/// (EC2 makes new ones available at least 5 minutes before:
+/// <https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-roles-for-amazon-ec2.html>).
+pub const CREDENTIALS_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+/// IMDS timeouts and the session token's lifetime (IMDSv2 allows 1 s to 6 h).
+pub const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
+pub const IMDS_TOKEN_TTL_SECONDS: u32 = 21_600;
+/// Longest IMDS response read (the credentials document is under 2 KiB).
+pub const MAX_IMDS_RESPONSE: u64 = 16 * 1024;
+
+/// Longest spool sidecar (metadata of one queued file) read back at replay.
+pub const MAX_SIDECAR: u64 = 16 * 1024;

@@ -90,17 +90,24 @@ metrics! {
     Counter proxy_header_rejected,
     /// 1 while draining (SIGTERM received; /healthz answers 503), else 0.
     Gauge draining,
-    /// Uploads waiting in the spool for S3 (set by S3 delivery).
-    Gauge s3_queue_depth,
-    /// Age in seconds of the oldest upload waiting for S3, 0 when none (set by S3 delivery).
-    Gauge s3_oldest_pending_seconds,
-    /// S3 delivery attempts that failed (set by S3 delivery).
+    /// Files S3 confirmed.
+    Counter s3_delivered,
+    /// Bytes of the files S3 confirmed.
+    Counter s3_delivered_bytes,
+    /// S3 delivery attempts that failed (each is retried).
     Counter s3_delivery_failures,
-}
-
-/// Sets a gauge.
-pub fn set(gauge: &AtomicU64, value: u64) {
-    gauge.store(value, Ordering::Relaxed);
+    /// Attempts that were retries of an earlier failed one.
+    Counter s3_retries,
+    /// Files in the spool waiting for S3.
+    Gauge s3_queue_depth,
+    /// Age in seconds of the oldest file waiting for S3 (0: none).
+    Gauge s3_oldest_pending_seconds,
+    /// Sum of upload-to-confirmation times in microseconds (mean = sum / s3_delivered).
+    Counter s3_delivery_micros,
+    /// ack = s3 uploads answered 451 because S3 did not confirm within s3_timeout.
+    Counter s3_ack_timeouts,
+    /// Uploads refused (452) because the spool was full.
+    Counter s3_spool_full,
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -115,6 +122,10 @@ pub fn dec(counter: &AtomicU64) {
     counter.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Sets a gauge.
+pub fn set(gauge: &AtomicU64, value: u64) {
+    gauge.store(value, Ordering::Relaxed);
+}
 pub fn get(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }

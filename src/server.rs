@@ -25,7 +25,10 @@ use std::time::Duration;
 pub struct Shared {
     pub config: Config,
     users: HashMap<String, Arc<User>>,
-    pub metrics: Metrics,
+    /// Shared with the S3 delivery threads (issue 4).
+    pub metrics: Arc<Metrics>,
+    /// S3 delivery (issue 4); `None` without `s3_bucket`.
+    pub delivery: Option<Arc<crate::delivery::Delivery>>,
     pub passive: PassivePool,
     /// What PASV advertises; `None`: the control connection's local address.
     pub public_ip: Option<IpAddr>,
@@ -33,7 +36,7 @@ pub struct Shared {
     /// Open files: one per session, two more per transfer.
     pub fds: Arc<FdBudget>,
     /// What `/healthz` reports: draining, S3 delivery failing.
-    pub health: Health,
+    pub health: Arc<Health>,
     /// Closed when the listener closes (after `drain_delay`); every waiter wakes.
     stopping: Receiver<()>,
     /// Closed when `drain_timeout` has passed.
@@ -104,6 +107,17 @@ pub fn run(
 
     prepare_homes(&config)?;
 
+    // S3 delivery (issue 4): replay the spool before accepting uploads.
+    // The instance id (for `{instance}`) comes from IMDS on branch imds.
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let delivery = crate::delivery::start(
+        &config,
+        instance_id.clone(),
+        metrics.clone(),
+        health.clone(),
+    )?;
+
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
@@ -126,8 +140,9 @@ pub fn run(
         public_ip,
         per_ip: Mutex::new(HashMap::new()),
         fds: FdBudget::new(capacity, limits::TRANSFER_RESERVE_FDS),
-        health: Health::default(),
-        metrics: Metrics::default(),
+        health,
+        metrics,
+        delivery,
         stopping: stop_rx,
         hard_stopping: hard_rx,
         config,

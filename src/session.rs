@@ -1283,13 +1283,14 @@ impl Session {
                 return Ok(None);
             }
         };
+        let mut placed = None;
         if let Some(mut upload) = upload {
             // Stream mode marks the end of a file by closing the data
             // connection (RFC 959 §3.4.1), which a client that dies
             // mid-upload also does. A live client waits for our reply on the
             // control connection; a dead one has closed it too. Look after
             // the fsync, which gives its FIN time to arrive: a partial file
-            // from a dead client is never placed.
+            // from a dead client is never placed (nor delivered to S3).
             let synced = upload.sync().await;
             if synced.is_ok() && crate::sys::peer_closed(self.control.get_ref()) {
                 drop(upload);
@@ -1303,26 +1304,38 @@ impl Session {
                 );
                 return Ok(Some("client closed during transfer".into()));
             }
-            if let Err(e) = synced {
-                drop(upload);
-                self.count_transfer(verb, false);
-                log::error!(
-                    "client={} {verb} {}: cannot make durable: {e}",
-                    self.client,
-                    virt.as_str()
-                );
-                let code = self.transfer_refusal(&TransferError::Local(e));
-                self.log_transfer(verb, &virt, bytes, started, code);
-                return Ok(None);
+            let committed = match synced {
+                Ok(()) => upload.commit().await,
+                Err(e) => Err(e),
+            };
+            match committed {
+                Ok(path) => placed = Some(path),
+                Err(e) => {
+                    self.count_transfer(verb, false);
+                    log::error!(
+                        "client={} {verb} {}: cannot make durable: {e}",
+                        self.client,
+                        virt.as_str()
+                    );
+                    let code = self.transfer_refusal(&TransferError::Local(e));
+                    self.log_transfer(verb, &virt, bytes, started, code);
+                    return Ok(None);
+                }
             }
-            if let Err(e) = upload.commit().await {
+        }
+        // S3 delivery: queue the durable file in the spool; with `ack = s3`
+        // the 226 waits for S3 (delivery.rs).
+        if let (Some(file), Some(delivery)) = (placed, self.shared.delivery.clone()) {
+            let upload = crate::delivery::Upload {
+                user: self.user_name().to_string(),
+                client: self.client,
+                path: virt.as_str().to_string(),
+                file,
+            };
+            if let Err(refusal) = delivery.hand_over(upload).await {
                 self.count_transfer(verb, false);
-                log::error!(
-                    "client={} {verb} {}: cannot make durable: {e}",
-                    self.client,
-                    virt.as_str()
-                );
-                let code = self.transfer_refusal(&TransferError::Local(e));
+                let (code, text) = refusal.reply();
+                say!(self, code, "{text}")?;
                 self.log_transfer(verb, &virt, bytes, started, code);
                 return Ok(None);
             }

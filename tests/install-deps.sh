@@ -27,3 +27,7 @@ for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
 done
 
 tests/appliance/install-deps.sh
+
+# The S3 API server the delivery tests run against (verifies SigV4 and
+# Content-MD5); built from crates.io, ~5 minutes the first time.
+tests/install-s3s-fs.sh

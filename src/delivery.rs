@@ -1,0 +1,493 @@
+//! Delivery: every durable upload goes into the spool, and from there to S3.
+//!
+//! - `hand_over` (called by the session after `TempUpload::commit`) adds the
+//!   file to the spool (spool.rs) and queues it. With `ack = disk` it returns
+//!   at once: the file is durable in the spool, and the session replies 226.
+//!   With `ack = s3` it waits until S3 confirmed the object, at most
+//!   `s3_timeout`; past that the session replies 451 and the file stays
+//!   queued (a device that retries may cause a second, identical object —
+//!   at-least-once, never a loss).
+//! - `s3_uploads` delivery threads take queued files, oldest first, and store
+//!   them (s3.rs). Blocking HTTP runs only on these threads, so the number of
+//!   requests in flight — and the memory they use — is bounded by that key.
+//! - A failed attempt is retried, forever, with capped exponential backoff
+//!   and jitter; a 503 SlowDown pauses every thread. A file leaves the spool
+//!   only after S3 confirmed it. At start the spool is replayed.
+
+use crate::clock::Utc;
+use crate::config::Config;
+use crate::credentials::Provider;
+use crate::keytemplate::{self, KeyFields};
+use crate::limits::{MAX_S3_KEY, RETRY_BASE, RETRY_MAX};
+use crate::metrics::{self, Metrics};
+use crate::s3::{self, Client, Object};
+use crate::s3config::{Ack, S3Settings};
+use crate::spool::{self, Meta, Spool};
+use smol::future::FutureExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// One queued file.
+struct Job {
+    id: String,
+    meta: Meta,
+    /// Failed attempts so far.
+    failures: u32,
+    /// Told when S3 confirmed the file (`ack = s3`).
+    done: Option<smol::channel::Sender<()>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Jobs by the time they may run, then by a sequence number.
+    waiting: BTreeMap<(Instant, u64), Job>,
+    seq: u64,
+    /// Ids of every file not yet delivered (waiting or in flight); ids sort
+    /// by upload time.
+    pending: BTreeSet<String>,
+    /// After a SlowDown, no attempt starts before this.
+    paused_until: Option<Instant>,
+}
+
+/// Why an upload was not acknowledged.
+pub enum Refusal {
+    /// The spool is full: 452.
+    SpoolFull,
+    /// The rendered key is longer than S3 allows: 553.
+    KeyTooLong,
+    /// The spool could not be written: 451.
+    Local,
+    /// `ack = s3` and S3 did not confirm in time: 451 (the file stays queued).
+    Timeout,
+}
+
+impl Refusal {
+    /// The reply: code and text.
+    pub fn reply(&self) -> (crate::reply::Code, &'static str) {
+        use crate::reply::Code;
+        match self {
+            Refusal::SpoolFull => (
+                Code::InsufficientStorage,
+                "insufficient storage space in the delivery spool; send the file again later",
+            ),
+            Refusal::KeyTooLong => (
+                Code::FileNameNotAllowed,
+                "path too long for an S3 object key; not delivered",
+            ),
+            Refusal::Local => (
+                Code::ActionAbortedLocalError,
+                "local error while queueing for S3; send the file again",
+            ),
+            Refusal::Timeout => (
+                Code::ActionAbortedLocalError,
+                "S3 did not confirm the file in time; it is queued and will be delivered",
+            ),
+        }
+    }
+}
+
+/// One upload, as the session hands it over.
+pub struct Upload {
+    pub user: String,
+    pub client: SocketAddr,
+    /// The path inside the user's home, with its leading `/`.
+    pub path: String,
+    /// The durable home copy.
+    pub file: PathBuf,
+}
+
+pub struct Delivery {
+    settings: S3Settings,
+    instance: String,
+    spool: Spool,
+    client: Client,
+    credentials: Arc<Provider>,
+    metrics: Arc<Metrics>,
+    /// `/healthz` turns 503 when delivery keeps failing (health.rs).
+    health: Arc<crate::health::Health>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+/// Starts delivery when `s3_bucket` is set: opens and replays the spool,
+/// starts the delivery threads. `instance` is the EC2 instance id when known
+/// (for `{instance}`); else the host name, else `local`.
+pub fn start(
+    config: &Config,
+    instance: Option<String>,
+    metrics: Arc<Metrics>,
+    health: Arc<crate::health::Health>,
+) -> io::Result<Option<Arc<Delivery>>> {
+    let settings = &config.s3;
+    if settings.bucket.is_none() {
+        return Ok(None);
+    }
+    let instance = instance.unwrap_or_else(host_name);
+    let spool = Spool::open(&settings.spool)?;
+    for user in &config.users {
+        match spool.same_filesystem(&user.home) {
+            Ok(true) => {}
+            Ok(false) => log::warn!(
+                "spool {} is on another filesystem than the home of {} ({}): uploads are copied into the spool, not hard-linked",
+                settings.spool.display(),
+                user.name,
+                user.home.display()
+            ),
+            Err(e) => log::warn!("cannot compare filesystems of spool and {}: {e}", user.home.display()),
+        }
+    }
+    let credentials = Arc::new(Provider::from_env());
+    let client = Client::new(settings, credentials.clone()).map_err(io::Error::other)?;
+    log::info!(
+        "s3: delivering to {} with credentials from {}; ack = {}; {} threads; spool {}",
+        client.bucket_url(),
+        credentials.describe(),
+        match settings.ack() {
+            Ack::S3 => format!("s3 (timeout {:?})", settings.timeout),
+            Ack::Disk => "disk".to_string(),
+        },
+        settings.uploads,
+        settings.spool.display()
+    );
+    let delivery = Arc::new(Delivery {
+        settings: settings.clone(),
+        instance,
+        spool,
+        client,
+        credentials,
+        metrics,
+        health,
+        queue: Mutex::new(Queue::default()),
+        wake: Condvar::new(),
+    });
+    let replayed = delivery.spool.replay()?;
+    if !replayed.is_empty() {
+        log::info!(
+            "spool: {} files from before the restart are queued for S3",
+            replayed.len()
+        );
+    }
+    for (id, meta) in replayed {
+        delivery.enqueue(Job {
+            id,
+            meta,
+            failures: 0,
+            done: None,
+        });
+    }
+    for n in 0..settings.uploads {
+        let delivery = delivery.clone();
+        std::thread::Builder::new()
+            .name(format!("lakeftpd-s3-{n}"))
+            .spawn(move || delivery.work())?;
+    }
+    Ok(Some(delivery))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+impl Delivery {
+    pub fn ack(&self) -> Ack {
+        self.settings.ack()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enqueue(&self, job: Job) {
+        self.schedule(job, Instant::now());
+    }
+
+    fn schedule(&self, job: Job, at: Instant) {
+        let mut queue = self.lock();
+        queue.seq += 1;
+        let seq = queue.seq;
+        queue.pending.insert(job.id.clone());
+        queue.waiting.insert((at, seq), job);
+        metrics::set(&self.metrics.s3_queue_depth, queue.pending.len() as u64);
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// Queues a durable upload; with `ack = s3` waits for S3 (see module doc).
+    pub async fn hand_over(self: &Arc<Self>, upload: Upload) -> Result<(), Refusal> {
+        let uploaded_ms = spool::now_ms();
+        let time = Utc::from_unix((uploaded_ms / 1000) as i64);
+        let uuid = keytemplate::uuid_v4();
+        let key = self.settings.key.render(&KeyFields {
+            user: &upload.user,
+            path: &upload.path,
+            time,
+            instance: &self.instance,
+            uuid: &uuid,
+        });
+        if key.len() > MAX_S3_KEY {
+            return Err(Refusal::KeyTooLong);
+        }
+        let this = self.clone();
+        let added = smol::unblock(move || {
+            let home = std::fs::metadata(&upload.file)?;
+            let meta = Meta {
+                user: upload.user,
+                client: upload.client.to_string(),
+                uploaded_ms,
+                path: upload.path,
+                home_id: spool::file_id(&home),
+                home_file: upload.file,
+                size: home.len(),
+                key,
+            };
+            let id = this.spool.add(&meta.home_file, &meta)?;
+            Ok::<_, io::Error>((id, meta))
+        })
+        .await;
+        let (id, meta) = match added {
+            Ok(added) => added,
+            // ENOSPC, EDQUOT
+            Err(e) if matches!(e.raw_os_error(), Some(28) | Some(122)) => {
+                metrics::inc(&self.metrics.s3_spool_full);
+                log::error!("spool {} is full: {e}", self.settings.spool.display());
+                return Err(Refusal::SpoolFull);
+            }
+            Err(e) => {
+                log::error!("spool {}: {e}", self.settings.spool.display());
+                return Err(Refusal::Local);
+            }
+        };
+        let (done, confirmed) = smol::channel::bounded(1);
+        let done = (self.ack() == Ack::S3).then_some(done);
+        self.enqueue(Job {
+            id,
+            meta,
+            failures: 0,
+            done,
+        });
+        if self.ack() == Ack::Disk {
+            return Ok(());
+        }
+        let timeout = self.settings.timeout;
+        let outcome = async { confirmed.recv().await.is_ok() }
+            .or(async {
+                smol::Timer::after(timeout).await;
+                false
+            })
+            .await;
+        if outcome {
+            Ok(())
+        } else {
+            metrics::inc(&self.metrics.s3_ack_timeouts);
+            Err(Refusal::Timeout)
+        }
+    }
+
+    /// A delivery thread.
+    fn work(self: Arc<Self>) {
+        loop {
+            let job = self.next_job();
+            self.attempt(job);
+        }
+    }
+
+    /// Waits for the next job that may run now.
+    fn next_job(&self) -> Job {
+        let mut queue = self.lock();
+        loop {
+            self.update_age(&queue);
+            let now = Instant::now();
+            let paused = queue.paused_until.filter(|t| *t > now);
+            let next = queue.waiting.keys().next().map(|(at, _)| *at);
+            if paused.is_none() {
+                if let Some(at) = next.filter(|at| *at <= now) {
+                    let (_, job) = queue
+                        .waiting
+                        .pop_first()
+                        .expect("the first key was just read");
+                    debug_assert!(at <= now);
+                    return job;
+                }
+            }
+            // Wake at least every second to refresh the age gauge.
+            let second = now + Duration::from_secs(1);
+            let target = paused.or(next).map_or(second, |t| t.min(second));
+            let wait = target.saturating_duration_since(now);
+            queue = self
+                .wake
+                .wait_timeout(queue, wait.max(Duration::from_millis(1)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn update_age(&self, queue: &Queue) {
+        let age = queue
+            .pending
+            .first()
+            .and_then(|id| id.split('-').next()?.parse::<u64>().ok())
+            .map_or(0, |micros| {
+                (spool::now_ms() * 1000).saturating_sub(micros) / 1_000_000
+            });
+        metrics::set(&self.metrics.s3_oldest_pending_seconds, age);
+    }
+
+    fn attempt(&self, mut job: Job) {
+        if job.failures > 0 {
+            metrics::inc(&self.metrics.s3_retries);
+        }
+        let meta = &job.meta;
+        let metadata = [
+            ("user", meta.user.clone()),
+            ("client", meta.client.clone()),
+            (
+                "uploaded",
+                Utc::from_unix((meta.uploaded_ms / 1000) as i64).iso8601(),
+            ),
+            ("path", meta.path.clone()),
+            ("size", meta.size.to_string()),
+            ("instance", self.instance.clone()),
+        ];
+        let data = self.spool.data_path(&job.id);
+        let object = Object {
+            key: &meta.key,
+            file: &data,
+            metadata: &metadata,
+        };
+        match self.client.put(&object) {
+            Ok(bytes) => self.delivered(job, bytes),
+            Err(s3::Error::Local(e)) => {
+                // Retrying cannot help; the entry stays in the spool for an
+                // operator (and is tried again at the next start).
+                log::error!(
+                    "s3: cannot read spooled {} ({:?} of user {}): {e}; left in the spool",
+                    data.display(),
+                    meta.path,
+                    meta.user
+                );
+                let mut queue = self.lock();
+                queue.pending.remove(&job.id);
+                metrics::set(&self.metrics.s3_queue_depth, queue.pending.len() as u64);
+            }
+            Err(s3::Error::Remote {
+                message,
+                slow_down,
+                credentials,
+            }) => {
+                metrics::inc(&self.metrics.s3_delivery_failures);
+                self.health.delivery_failed();
+                job.failures += 1;
+                let delay = backoff(job.failures, jitter());
+                if credentials {
+                    // Fetch new ones before the next attempt (a rotated role).
+                    self.credentials.invalidate();
+                }
+                // 1st, 2nd, 4th, 8th... failure of a file: an outage or a
+                // bad key logs a few lines per file, not one per attempt.
+                if credentials && job.failures.is_power_of_two() {
+                    log::error!(
+                        "s3: S3 refused the credentials ({}) for {:?}: {message}; the file stays queued, attempt {} failed, next in {delay:.1?}",
+                        self.credentials.describe(),
+                        meta.key,
+                        job.failures
+                    );
+                } else if job.failures.is_power_of_two() {
+                    log::warn!(
+                        "s3: delivery of {:?} failed (attempt {}): {message}; next in {delay:.1?}",
+                        meta.key,
+                        job.failures
+                    );
+                }
+                if let Some(pause) = slow_down {
+                    let mut queue = self.lock();
+                    let until = Instant::now() + pause;
+                    queue.paused_until = Some(queue.paused_until.map_or(until, |t| t.max(until)));
+                }
+                self.schedule(job, Instant::now() + delay);
+            }
+        }
+    }
+
+    fn delivered(&self, job: Job, bytes: u64) {
+        let meta = &job.meta;
+        if !self.settings.keep_local {
+            self.remove_home_copy(meta);
+        }
+        if let Err(e) = self.spool.remove(&job.id) {
+            // At-least-once: at the next start it is delivered again.
+            log::error!("spool: cannot remove delivered {}: {e}", job.id);
+        }
+        let latency_ms = spool::now_ms().saturating_sub(meta.uploaded_ms);
+        metrics::inc(&self.metrics.s3_delivered);
+        self.health.delivery_ok();
+        metrics::add(&self.metrics.s3_delivered_bytes, bytes);
+        metrics::add(&self.metrics.s3_delivery_micros, latency_ms * 1000);
+        log::info!(
+            "s3: delivered user={} path={:?} key={:?} bytes={bytes} ms_after_upload={latency_ms}",
+            meta.user,
+            meta.path,
+            meta.key
+        );
+        if let Some(done) = &job.done {
+            // The session may have stopped waiting (451 sent): ignore.
+            let _ = done.try_send(());
+        }
+        let mut queue = self.lock();
+        queue.pending.remove(&job.id);
+        metrics::set(&self.metrics.s3_queue_depth, queue.pending.len() as u64);
+        self.update_age(&queue);
+    }
+
+    /// `keep_local = off`: the home copy goes once S3 has the file, if it is
+    /// still the file that was uploaded (not replaced by a newer upload).
+    fn remove_home_copy(&self, meta: &Meta) {
+        match std::fs::symlink_metadata(&meta.home_file) {
+            Ok(m) if spool::file_id(&m) == meta.home_id => {
+                if let Err(e) = std::fs::remove_file(&meta.home_file) {
+                    log::warn!(
+                        "keep_local = off: cannot remove {}: {e}",
+                        meta.home_file.display()
+                    );
+                }
+            }
+            // Replaced, renamed or deleted since: leave it.
+            _ => {}
+        }
+    }
+}
+
+/// A random fraction in [0, 1).
+fn jitter() -> f64 {
+    let b: [u8; 4] = crate::sys::random_bytes();
+    f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// Wait before retry number `failures` (1-based): `RETRY_BASE * 2^(n-1)`,
+/// capped at `RETRY_MAX`, then "equal jitter": half fixed, half random.
+fn backoff(failures: u32, jitter: f64) -> Duration {
+    let exp = RETRY_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let capped = exp.min(RETRY_MAX);
+    capped / 2 + capped.mul_f64(jitter / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1, 0.0), RETRY_BASE / 2);
+        assert_eq!(backoff(2, 0.0), RETRY_BASE);
+        assert!(backoff(3, 0.999) < RETRY_BASE * 4);
+        assert_eq!(backoff(40, 0.0), RETRY_MAX / 2);
+        assert!(backoff(40, 0.999) <= RETRY_MAX);
+    }
+}

@@ -1,0 +1,268 @@
+//! The S3 delivery keys of the configuration (issue 4), parsed by pure
+//! functions into `S3Settings`; `config.rs` hands every key named in `KEYS`
+//! to `S3Settings::set` and calls `S3Settings::check` once the whole text is
+//! read. README lists the keys and their defaults.
+
+use crate::config::{parse_duration, parse_size, parse_switch, User};
+use crate::keytemplate::{self, KeyTemplate};
+use crate::limits;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When the device gets its 226.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Once the file is fsync'd in the spool; delivery follows.
+    Disk,
+    /// Once S3 confirmed the object (its checksum matched).
+    S3,
+}
+
+pub const KEYS: &[&str] = &[
+    "s3_bucket",
+    "s3_region",
+    "s3_key",
+    "s3_endpoint",
+    "ack",
+    "keep_local",
+    "spool",
+    "s3_timeout",
+    "s3_uploads",
+    "s3_part_size",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Settings {
+    /// No bucket: no delivery; files stay in the homes only.
+    pub bucket: Option<String>,
+    pub region: String,
+    pub key: KeyTemplate,
+    /// An S3-compatible endpoint (implies path-style addressing).
+    pub endpoint: Option<url::Url>,
+    /// As written; `ack()` gives the effective mode.
+    pub ack: Option<Ack>,
+    /// Keep the home copy after delivery.
+    pub keep_local: bool,
+    pub spool: PathBuf,
+    pub timeout: Duration,
+    pub uploads: usize,
+    pub part_size: u64,
+}
+
+impl S3Settings {
+    pub fn defaults() -> S3Settings {
+        S3Settings {
+            bucket: None,
+            region: "us-east-1".into(),
+            key: KeyTemplate::parse(keytemplate::DEFAULT).expect("the default template parses"),
+            endpoint: None,
+            ack: None,
+            keep_local: true,
+            spool: PathBuf::from("/var/lib/lakeftpd/spool"),
+            timeout: limits::DEFAULT_S3_TIMEOUT,
+            uploads: limits::DEFAULT_S3_UPLOADS,
+            part_size: limits::DEFAULT_S3_PART_SIZE,
+        }
+    }
+
+    /// `s3` when a bucket is set, else `disk` (nothing to wait for).
+    pub fn ack(&self) -> Ack {
+        match (self.ack, &self.bucket) {
+            (Some(ack), _) => ack,
+            (None, Some(_)) => Ack::S3,
+            (None, None) => Ack::Disk,
+        }
+    }
+
+    /// Parses one key of `KEYS`.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let bad = |what: &str| format!("`{key}`: {what}, found `{value}`");
+        match key {
+            "s3_bucket" => self.bucket = Some(parse_bucket(value).map_err(|e| bad(&e))?),
+            "s3_region" => self.region = parse_region(value).map_err(|e| bad(&e))?,
+            "s3_key" => self.key = KeyTemplate::parse(value).map_err(|e| bad(&e))?,
+            "s3_endpoint" => self.endpoint = Some(parse_endpoint(value).map_err(|e| bad(&e))?),
+            "ack" => {
+                self.ack = Some(match value {
+                    "s3" => Ack::S3,
+                    "disk" => Ack::Disk,
+                    _ => return Err(bad("expected `s3` or `disk`")),
+                })
+            }
+            "keep_local" => self.keep_local = parse_switch(value).map_err(|e| bad(&e))?,
+            "spool" => {
+                if !value.starts_with('/') || value.contains('\0') {
+                    return Err(bad("expected an absolute path"));
+                }
+                self.spool = PathBuf::from(value);
+            }
+            "s3_timeout" => self.timeout = parse_duration(value).map_err(|e| bad(&e))?,
+            "s3_uploads" => {
+                self.uploads = match value.parse::<usize>() {
+                    Ok(n) if (1..=limits::MAX_S3_UPLOADS).contains(&n) => n,
+                    _ => return Err(bad(&format!("expected 1 to {}", limits::MAX_S3_UPLOADS))),
+                }
+            }
+            "s3_part_size" => {
+                self.part_size = match parse_size(value).map_err(|e| bad(&e))? {
+                    Some(n)
+                        if (limits::MIN_S3_PART_SIZE..=limits::MAX_S3_PART_SIZE).contains(&n) =>
+                    {
+                        n
+                    }
+                    _ => return Err(bad("S3 parts are 5MiB to 5GiB")),
+                }
+            }
+            _ => return Err(format!("unknown key `{key}`")),
+        }
+        Ok(())
+    }
+
+    /// Problems between keys, found once the whole text is read.
+    pub fn check(&self, root: &std::path::Path, users: &[User]) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.bucket.is_none() {
+            if self.ack == Some(Ack::S3) {
+                problems.push("`ack = s3` needs `s3_bucket`".to_string());
+            }
+            if !self.keep_local {
+                problems
+                    .push("`keep_local = off` needs `s3_bucket` (files would vanish)".to_string());
+            }
+            return problems;
+        }
+        // SECURITY: the spool is the delivery queue; a user who could reach it
+        // could plant files to be delivered under another user's name.
+        if self.spool.starts_with(root) && self.spool != root {
+            problems.push(format!(
+                "`spool` ({}) must not lie inside `root` ({})",
+                self.spool.display(),
+                root.display()
+            ));
+        }
+        for user in users {
+            if self.spool.starts_with(&user.home) || user.home.starts_with(&self.spool) {
+                problems.push(format!(
+                    "`spool` ({}) and the home of user `{}` ({}) must not contain each other",
+                    self.spool.display(),
+                    user.name,
+                    user.home.display()
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Bucket naming rules:
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>
+fn parse_bucket(value: &str) -> Result<String, String> {
+    let ok = (3..=63).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && value.as_bytes()[0].is_ascii_alphanumeric()
+        && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric()
+        && !value.contains("..");
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err("expected 3-63 lower-case letters, digits, `.` or `-`".into())
+    }
+}
+
+fn parse_region(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err("expected a region such as `ap-northeast-1`".into())
+    }
+}
+
+fn parse_endpoint(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value).map_err(|_| "expected a URL such as `https://host:9000`")?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && (url.path() == "/" || url.path().is_empty())
+        && url.query().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if ok {
+        Ok(url)
+    } else {
+        Err("expected http(s)://HOST[:PORT] with no path, query or user".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (key, value, accepted?, reason)
+    const CASES: &[(&str, &str, bool, &str)] = &[
+        ("s3_bucket", "my-lake", true, "plain name"),
+        ("s3_bucket", "My_Lake", false, "upper case and underscore"),
+        ("s3_bucket", "ab", false, "too short"),
+        ("s3_bucket", "a..b", false, "adjacent dots"),
+        ("s3_region", "ap-northeast-1", true, "region"),
+        ("s3_region", "ap northeast", false, "space"),
+        ("s3_endpoint", "http://127.0.0.1:9000", true, "loopback"),
+        ("s3_endpoint", "ftp://x", false, "scheme"),
+        ("s3_endpoint", "http://x/bucket", false, "path"),
+        ("ack", "s3", true, "s3"),
+        ("ack", "disk", true, "disk"),
+        ("ack", "none", false, "unknown mode"),
+        ("keep_local", "off", true, "switch"),
+        ("spool", "spool", false, "relative"),
+        ("s3_timeout", "5s", true, "duration"),
+        ("s3_timeout", "5", false, "no unit"),
+        ("s3_uploads", "0", false, "zero"),
+        ("s3_uploads", "65", false, "over the limit"),
+        ("s3_part_size", "8MiB", true, "part"),
+        ("s3_part_size", "1MiB", false, "below S3's minimum"),
+        ("s3_key", "{user}/{path}", true, "template"),
+        ("s3_key", "{user}/{nope}", false, "unknown placeholder"),
+    ];
+
+    #[test]
+    fn table() {
+        for (key, value, accepted, reason) in CASES {
+            let mut s = S3Settings::defaults();
+            assert_eq!(
+                s.set(key, value).is_ok(),
+                *accepted,
+                "{key} = {value}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn ack_defaults_to_s3_with_a_bucket() {
+        let mut s = S3Settings::defaults();
+        assert_eq!(s.ack(), Ack::Disk);
+        s.set("s3_bucket", "lake").unwrap();
+        assert_eq!(s.ack(), Ack::S3);
+        s.set("ack", "disk").unwrap();
+        assert_eq!(s.ack(), Ack::Disk);
+    }
+
+    #[test]
+    fn ack_s3_without_bucket_is_a_problem() {
+        let mut s = S3Settings::defaults();
+        s.set("ack", "s3").unwrap();
+        assert_eq!(s.check(std::path::Path::new("/srv"), &[]).len(), 1);
+    }
+
+    #[test]
+    fn spool_inside_root_is_a_problem() {
+        let mut s = S3Settings::defaults();
+        s.set("s3_bucket", "lake").unwrap();
+        s.set("spool", "/srv/ftp/spool").unwrap();
+        assert_eq!(s.check(std::path::Path::new("/srv/ftp"), &[]).len(), 1);
+    }
+}

@@ -1,0 +1,395 @@
+//! The spool: the durable queue of files waiting for S3.
+//!
+//! One queued file is two entries in the spool directory, named by an id that
+//! sorts by upload time:
+//! - `ID.data`: the file's bytes — a hard link to the home copy (same inode,
+//!   no copy), or, when the spool is on another filesystem, a copy written to
+//!   a temporary, fsync'd and renamed;
+//! - `ID.meta`: the sidecar (user, client, time, path, size, object key),
+//!   written to a temporary, fsync'd and renamed *after* the data is in place,
+//!   then the directory is fsync'd.
+//!
+//! The sidecar is the commit record: an entry exists once `ID.meta` does. A
+//! `.data` without its `.meta` (a crash in between) was never acknowledged and
+//! is removed at replay; so are temporaries. Delivered entries are removed
+//! sidecar first. Only complete, durable uploads are ever added: the caller
+//! adds a file after `TempUpload::commit`.
+
+use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the sidecar records about one queued file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub user: String,
+    /// The client's address as the session saw it (after PROXY).
+    pub client: String,
+    /// Upload time, Unix milliseconds.
+    pub uploaded_ms: u64,
+    /// The path inside the user's home, with its leading `/`.
+    pub path: String,
+    /// The home copy, for `keep_local = off`.
+    pub home_file: PathBuf,
+    /// The home copy's identity (`DEV:INODE`) when spooled: after delivery
+    /// it is removed only if it is still that file (a later upload to the
+    /// same name made a new inode, which its own entry will deliver).
+    pub home_id: String,
+    pub size: u64,
+    /// The object key, decided at upload time.
+    pub key: String,
+}
+
+const MAGIC: &str = "lakeftpd-spool 1";
+
+/// Escapes `%`, CR and LF so a value stays on its line.
+fn escape(value: &str) -> String {
+    value
+        .replace('%', "%25")
+        .replace('\n', "%0A")
+        .replace('\r', "%0D")
+}
+
+/// The inverse of `escape`, in one pass (so `%250A` stays `%0A`).
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let (code, skip) = match rest.get(at + 1..at + 3) {
+            Some("25") => ('%', 3),
+            Some("0A") => ('\n', 3),
+            Some("0D") => ('\r', 3),
+            _ => ('%', 1),
+        };
+        out.push(code);
+        rest = &rest[at + skip..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Meta {
+    pub fn format(&self) -> String {
+        format!(
+            "{MAGIC}\nuser={}\nclient={}\nuploaded_ms={}\npath={}\nhome_file={}\nhome_id={}\nsize={}\nkey={}\n",
+            escape(&self.user),
+            escape(&self.client),
+            self.uploaded_ms,
+            escape(&self.path),
+            escape(&self.home_file.to_string_lossy()),
+            escape(&self.home_id),
+            self.size,
+            escape(&self.key),
+        )
+    }
+
+    /// Parses a sidecar; every field is required, unknown ones are refused.
+    pub fn parse(text: &str) -> Result<Meta, String> {
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err("not a lakeftpd spool sidecar (version 1)".into());
+        }
+        let (mut user, mut client, mut uploaded_ms, mut path) = (None, None, None, None);
+        let (mut home_file, mut home_id, mut size, mut key) = (None, None, None, None);
+        for line in lines {
+            let (name, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("bad line `{line}`"))?;
+            let value = unescape(value);
+            let number = || value.parse::<u64>().map_err(|_| format!("bad `{name}`"));
+            match name {
+                "user" => user = Some(value),
+                "client" => client = Some(value),
+                "uploaded_ms" => uploaded_ms = Some(number()?),
+                "path" => path = Some(value),
+                "home_file" => home_file = Some(PathBuf::from(value)),
+                "home_id" => home_id = Some(value),
+                "size" => size = Some(number()?),
+                "key" => key = Some(value),
+                _ => return Err(format!("unknown field `{name}`")),
+            }
+        }
+        let missing = |name: &str| format!("missing `{name}`");
+        Ok(Meta {
+            user: user.ok_or_else(|| missing("user"))?,
+            client: client.ok_or_else(|| missing("client"))?,
+            uploaded_ms: uploaded_ms.ok_or_else(|| missing("uploaded_ms"))?,
+            path: path.ok_or_else(|| missing("path"))?,
+            home_file: home_file.ok_or_else(|| missing("home_file"))?,
+            home_id: home_id.ok_or_else(|| missing("home_id"))?,
+            size: size.ok_or_else(|| missing("size"))?,
+            key: key.ok_or_else(|| missing("key"))?,
+        })
+    }
+}
+
+/// `DEV:INODE` of a file: its identity for `Meta::home_id`.
+pub fn file_id(meta: &fs::Metadata) -> String {
+    format!("{}:{}", meta.dev(), meta.ino())
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A fresh id: upload time in microseconds (so names sort by age), then
+/// random bits against collisions.
+fn new_id() -> String {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let random: [u8; 6] = crate::sys::random_bytes();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{micros:020}-{hex}")
+}
+
+fn temp_in(dir: &Path) -> PathBuf {
+    let random: [u8; 8] = crate::sys::random_bytes();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{TEMP_PREFIX}{hex}"))
+}
+
+/// Removes a file when dropped unless disarmed: nothing half-written stays.
+struct Cleanup(Option<PathBuf>);
+
+impl Cleanup {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // Ignore errors: the file may never have been created.
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+pub struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    /// Creates the directory (mode 0700) if needed.
+    pub fn open(dir: &Path) -> io::Result<Spool> {
+        fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create spool {}: {e}", dir.display()),
+            )
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        // SECURITY: queued files are users' data; only lakeftpd reads them.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    #[cfg(test)]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn data_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.data"))
+    }
+
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.meta"))
+    }
+
+    /// True when `path` is on the spool's filesystem (a hard link works).
+    pub fn same_filesystem(&self, path: &Path) -> io::Result<bool> {
+        Ok(fs::metadata(&self.dir)?.dev() == fs::metadata(path)?.dev())
+    }
+
+    /// Queues the durable file `file` (blocking). Returns the entry's id once
+    /// data and sidecar are durable. On error nothing is left in the spool.
+    pub fn add(&self, file: &Path, meta: &Meta) -> io::Result<String> {
+        let id = new_id();
+        let data = self.data_path(&id);
+        let mut data_guard = Cleanup(Some(data.clone()));
+        match fs::hard_link(file, &data) {
+            Ok(()) => {}
+            // EXDEV: the spool is on another filesystem; copy durably.
+            Err(e) if e.raw_os_error() == Some(18) => self.copy_in(file, &data)?,
+            Err(e) => return Err(e),
+        }
+        let temp = temp_in(&self.dir);
+        let mut temp_guard = Cleanup(Some(temp.clone()));
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        out.write_all(meta.format().as_bytes())?;
+        out.sync_all()?;
+        drop(out);
+        fs::rename(&temp, self.meta_path(&id))?;
+        temp_guard.disarm();
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            // The sidecar is in place but maybe not durable: undo, so the
+            // caller's error reply holds.
+            let _ = fs::remove_file(self.meta_path(&id));
+            return Err(e);
+        }
+        data_guard.disarm();
+        Ok(id)
+    }
+
+    fn copy_in(&self, file: &Path, data: &Path) -> io::Result<()> {
+        let temp = temp_in(&self.dir);
+        let mut guard = Cleanup(Some(temp.clone()));
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        io::copy(&mut File::open(file)?, &mut out)?;
+        out.sync_all()?;
+        drop(out);
+        fs::rename(&temp, data)?;
+        guard.disarm();
+        Ok(())
+    }
+
+    /// Every queued entry, oldest first. Removes what a crash left half-done:
+    /// temporaries, data without a sidecar. A sidecar that does not parse or
+    /// lost its data is logged and set aside as `ID.bad` for an operator.
+    pub fn replay(&self) -> io::Result<Vec<(String, Meta)>> {
+        let mut entries = Vec::new();
+        let mut names: Vec<String> = fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in &names {
+            let path = self.dir.join(name);
+            if name.starts_with(TEMP_PREFIX) {
+                fs::remove_file(&path)?;
+            } else if let Some(id) = name.strip_suffix(".data") {
+                if !names.contains(&format!("{id}.meta")) {
+                    log::warn!("spool: removing {name}: its upload was never acknowledged");
+                    fs::remove_file(&path)?;
+                }
+            } else if let Some(id) = name.strip_suffix(".meta") {
+                let mut text = String::new();
+                File::open(&path)?
+                    .take(MAX_SIDECAR)
+                    .read_to_string(&mut text)?;
+                let parsed = Meta::parse(&text);
+                match parsed {
+                    Ok(meta) if self.data_path(id).exists() => entries.push((id.to_string(), meta)),
+                    other => {
+                        let why = other.err().unwrap_or_else(|| "its data is missing".into());
+                        log::error!(
+                            "spool: {name} cannot be delivered ({why}); renamed to {id}.bad"
+                        );
+                        fs::rename(&path, self.dir.join(format!("{id}.bad")))?;
+                    }
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Removes a delivered entry: sidecar first (the commit record), then data.
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        fs::remove_file(self.meta_path(id))?;
+        match fs::remove_file(self.data_path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta {
+        Meta {
+            user: "dev01".into(),
+            client: "192.0.2.7:40000".into(),
+            uploaded_ms: 1_709_210_096_000,
+            path: "/a b/100%\nx%0A.csv".into(),
+            home_file: PathBuf::from("/srv/dev01/a b/100%\nx.csv"),
+            home_id: "2049:1234".into(),
+            size: 42,
+            key: "user=dev01/a b/100%\nx.csv".into(),
+        }
+    }
+
+    #[test]
+    fn sidecar_round_trip() {
+        assert_eq!(Meta::parse(&meta().format()), Ok(meta()));
+    }
+
+    /// (sidecar text, error substring, reason)
+    const BAD: &[(&str, &str, &str)] = &[
+        ("", "not a lakeftpd", "empty"),
+        ("lakeftpd-spool 2\n", "not a lakeftpd", "future version"),
+        ("lakeftpd-spool 1\nuser=a\n", "missing", "truncated"),
+        (
+            "lakeftpd-spool 1\nwho=a\n",
+            "unknown field",
+            "unknown field",
+        ),
+        ("lakeftpd-spool 1\nsize=x\n", "bad `size`", "bad number"),
+        ("lakeftpd-spool 1\nnoequals\n", "bad line", "no equals"),
+    ];
+
+    #[test]
+    fn bad_sidecars() {
+        for (text, part, reason) in BAD {
+            let e = Meta::parse(text).unwrap_err();
+            assert!(e.contains(part), "{reason}: {e}");
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("lakeftpd-spool-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn add_replay_remove() {
+        let dir = scratch("cycle");
+        let spool = Spool::open(&dir.join("spool")).unwrap();
+        fs::write(dir.join("f"), b"hello").unwrap();
+        let id = spool.add(&dir.join("f"), &meta()).unwrap();
+        assert_eq!(fs::read(spool.data_path(&id)).unwrap(), b"hello");
+        // Leftovers of a crash: a temporary and data without a sidecar.
+        fs::write(spool.dir().join(format!("{TEMP_PREFIX}x")), b"").unwrap();
+        fs::write(spool.dir().join("0-orphan.data"), b"").unwrap();
+        let entries = spool.replay().unwrap();
+        assert_eq!(entries, vec![(id.clone(), meta())]);
+        assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 2);
+        spool.remove(&id).unwrap();
+        assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sidecar_without_data_is_set_aside() {
+        let dir = scratch("lost");
+        let spool = Spool::open(&dir).unwrap();
+        fs::write(dir.join("1-x.meta"), meta().format()).unwrap();
+        assert!(spool.replay().unwrap().is_empty());
+        assert!(dir.join("1-x.bad").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
