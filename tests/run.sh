@@ -23,3 +23,7 @@ LAKEFTPD_BIN="$bin" tests/appliance/run.sh
 # The deployment topology with network namespaces as hosts (balancer,
 # two instances, devices): haproxy with PROXY v2, then kernel DNAT.
 LAKEFTPD_BIN="$bin" tests/topology.sh
+
+# A seconds-long smoke of the benchmark, so it cannot rot (the full run,
+# against vsftpd and pure-ftpd, is `tests/bench/run.sh`; see README).
+tests/bench/run.sh --smoke
