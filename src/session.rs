@@ -168,42 +168,47 @@ pub fn greeting() -> Reply {
 /// `client` is the client's address: the PROXY header's source when a
 /// balancer sent one, else the peer. `prelude` holds what the handshake
 /// already read after the header, and whether it already greeted.
-pub async fn run(
+pub fn run(
     shared: Arc<Shared>,
     control: Async<TcpStream>,
     client: SocketAddr,
     local: SocketAddr,
     prelude: Prelude,
-) {
-    let started = Instant::now();
-    log::info!("session start client={client}");
-    let mut session = Session {
-        shared,
-        control,
-        client,
-        local,
-        login: Login::Start,
-        cwd: VirtualPath::root(),
-        kind: Type::Ascii,
-        rest: 0,
-        rename_from: None,
-        data: DataPlan::None,
-        passive_fds: None,
-        epsv_all: false,
-        failures: 0,
-        unsent: None,
-    };
+) -> impl std::future::Future<Output = ()> {
+    // The prelude's buffer is copied into the line reader here, outside the
+    // future, so the session's state never carries it.
     let mut reader = LineReader::with_prelude(prelude.bytes());
-    let reason = match session.serve(&mut reader, prelude.greeted).await {
-        Ok(reason) => reason,
-        Err(e) => format!("error: {e}"),
-    };
-    log::info!(
-        "session end client={} user={} seconds={:.1} reason={reason}",
-        session.client,
-        session.user_name(),
-        started.elapsed().as_secs_f64()
-    );
+    let greeted = prelude.greeted;
+    async move {
+        let started = Instant::now();
+        log::info!("session start client={client}");
+        let mut session = Session {
+            shared,
+            control,
+            client,
+            local,
+            login: Login::Start,
+            cwd: VirtualPath::root(),
+            kind: Type::Ascii,
+            rest: 0,
+            rename_from: None,
+            data: DataPlan::None,
+            passive_fds: None,
+            epsv_all: false,
+            failures: 0,
+            unsent: None,
+        };
+        let reason = match session.serve(&mut reader, greeted).await {
+            Ok(reason) => reason,
+            Err(e) => format!("error: {e}"),
+        };
+        log::info!(
+            "session end client={} user={} seconds={:.1} reason={reason}",
+            session.client,
+            session.user_name(),
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 impl Session {
@@ -311,7 +316,9 @@ impl Session {
                 if let Ok(cmd) = &parsed {
                     log_command(self.client, cmd);
                 }
-                let flow = self.handle(parsed).await?;
+                // Boxed, like the transfer below: a command's state exists
+                // only while it runs, so an idle session stays small.
+                let flow = Box::pin(self.handle(parsed)).await?;
                 reader.consume();
                 flow
             };
@@ -322,7 +329,7 @@ impl Session {
                     return Ok("quit".into());
                 }
                 Flow::Transfer(job) => {
-                    if let Some(reason) = self.transfer(job, reader).await? {
+                    if let Some(reason) = Box::pin(self.transfer(job, reader)).await? {
                         return Ok(reason);
                     }
                     if self.shared.is_stopping() {

@@ -260,7 +260,10 @@ fn full_spool_replies_452_and_stores_no_partial_object() {
         .arg(&spool)
         .status()
         .is_ok_and(|s| s.success());
-    assert!(mounted, "cannot mount a tmpfs: the tests run as root (tests/run.sh)");
+    assert!(
+        mounted,
+        "cannot mount a tmpfs: the tests run as root (tests/run.sh)"
+    );
     let _mount = Mount(spool.clone());
     let s3 = S3::start(&dir.0);
     let lake = Lake::start(&dir, &s3_lines(&s3, "ack = s3\n"), &["dev01"], key_env());
