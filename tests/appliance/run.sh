@@ -224,6 +224,16 @@ check "packer validate (1.6.6, minus plugin-only arguments)" packer_validate
 # --- 4. CloudFormation ---------------------------------------------------------------
 check "cfn-lint" cfn-lint "$cfn_tpl"
 check "CloudFormation ranges and invariants (check_cfn.py)" python3 "$here/check_cfn.py" "$cfn_tpl"
+# The stack's user-data, rendered with the parameter defaults, must be a
+# configuration the binary accepts (`lakeftpd check`).
+stack_user_data() {
+    local hash
+    hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) &&
+        python3 "$here/render_user_data.py" "$cfn_tpl" "$hash" >"$work/user-data.conf" &&
+        chmod 600 "$work/user-data.conf" &&
+        "$LAKEFTPD_BIN" check --config "$work/user-data.conf"
+}
+check "the stack's user-data passes lakeftpd check" stack_user_data
 # The range checks must catch bad values, not just pass on good ones.
 mutate() { sed "$1" "$cfn_tpl" >"$work/mutated.yaml" && python3 "$here/check_cfn.py" "$work/mutated.yaml"; }
 expect_fail "check_cfn.py rejects hop limit 65" mutate 's/HttpPutResponseHopLimit: 1$/HttpPutResponseHopLimit: 65/'
