@@ -8,7 +8,7 @@
 #   packer build -only='amazon-ebs.x86_64' image/lakeftpd.pkr.hcl
 #
 # Written for Packer >= 1.8 with the Amazon plugin >= 1.2 (imds_support needs
-# it). What was and was not validated here: image/DEPLOY.md.
+# it). What was and was not validated here: README.md ("Deploy on AWS").
 
 packer {
   required_plugins {

@@ -145,6 +145,8 @@ pub struct Config {
     pub drain_delay: Duration,
     pub metrics_emf: Option<EmfTarget>,
     pub metrics_interval: Duration,
+    /// EMF dimension `Group` (e.g. the stack name) for fleet-wide metrics.
+    pub metrics_group: Option<String>,
     /// S3 delivery keys (issue 4; see s3config.rs).
     pub s3: crate::s3config::S3Settings,
     pub users: Vec<User>,
@@ -183,6 +185,7 @@ impl Config {
             drain_delay: limits::DEFAULT_DRAIN_DELAY,
             metrics_emf: None,
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
+            metrics_group: None,
             s3: crate::s3config::S3Settings::defaults(),
             users: Vec::new(),
         }
@@ -434,6 +437,16 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         }
         "drain_delay" => config.drain_delay = parse_duration_or_zero(value).map_err(|e| bad(&e))?,
         "metrics_emf" => config.metrics_emf = emf::parse_target(value).map_err(|e| bad(&e))?,
+        "metrics_group" => {
+            let valid = value.len() <= 255
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
+            if !valid {
+                return Err(bad("expected up to 255 letters, digits, `-_.:/`"));
+            }
+            config.metrics_group = Some(value.to_string());
+        }
         "metrics_interval" => {
             config.metrics_interval = parse_duration(value)
                 .ok()
@@ -982,5 +995,17 @@ mod tests {
     fn oversized_text_refused() {
         let text = "#".repeat(limits::MAX_CONFIG_BYTES + 1);
         assert_eq!(one_problem(&text).line, 0);
+    }
+
+    #[test]
+    fn metrics_group_names_the_fleet() {
+        assert_eq!(
+            parse("metrics_group = lakeftpd-prod")
+                .unwrap()
+                .metrics_group
+                .as_deref(),
+            Some("lakeftpd-prod")
+        );
+        assert!(parse("metrics_group = a b").is_err());
     }
 }

@@ -116,6 +116,7 @@ pub fn record(
     previous: Option<&[Sample]>,
     elapsed: Duration,
     instance_id: &str,
+    group: Option<&str>,
     timestamp_ms: u64,
 ) -> String {
     let before = |i: usize| previous.and_then(|p| p.get(i)).map_or(0, |s| s.value);
@@ -157,14 +158,24 @@ pub fn record(
     let mut out = String::with_capacity(2048);
     let _ = write!(
         out,
-        "{{\"_aws\":{{\"Timestamp\":{timestamp_ms},\"CloudWatchMetrics\":[{{\"Namespace\":{},\"Dimensions\":[[\"InstanceId\"]],\"Metrics\":[",
-        json_string(NAMESPACE)
+        "{{\"_aws\":{{\"Timestamp\":{timestamp_ms},\"CloudWatchMetrics\":[{{\"Namespace\":{},\"Dimensions\":{},\"Metrics\":[",
+        json_string(NAMESPACE),
+        // Per instance, and (with `metrics_group`) per fleet: a scaling
+        // policy reads the fleet's Average (README, "Scaling metric").
+        if group.is_some() {
+            "[[\"InstanceId\"],[\"Group\"]]"
+        } else {
+            "[[\"InstanceId\"]]"
+        }
     );
     for (i, (name, unit, _)) in values.iter().enumerate() {
         let comma = if i == 0 { "" } else { "," };
         let _ = write!(out, "{comma}{{\"Name\":\"{name}\",\"Unit\":\"{unit}\"}}");
     }
     let _ = write!(out, "]}}]}},\"InstanceId\":{}", json_string(instance_id));
+    if let Some(group) = group {
+        let _ = write!(out, ",\"Group\":{}", json_string(group));
+    }
     for (name, _, value) in &values {
         let _ = write!(out, ",\"{name}\":{value}");
     }
@@ -192,6 +203,7 @@ pub async fn run(shared: Arc<Shared>, target: EmfTarget, instance_id: String) {
             previous.as_deref(),
             last.elapsed(),
             &instance_id,
+            shared.config.metrics_group.as_deref(),
             timestamp_ms,
         );
         last = Instant::now();
@@ -319,6 +331,7 @@ mod tests {
             None,
             Duration::from_secs(60),
             "i-0abc",
+            None,
             1_700_000_000_000,
         );
         assert_eq!(
@@ -340,7 +353,14 @@ mod tests {
             s("sessions_now", Kind::Gauge, 4),
             s("sessions_total", Kind::Counter, 160),
         ];
-        let line = record(&now, Some(&before), Duration::from_secs(60), "local", 0);
+        let line = record(
+            &now,
+            Some(&before),
+            Duration::from_secs(60),
+            "local",
+            None,
+            0,
+        );
         assert!(line.contains("\"ActiveSessions\":4,"));
         assert!(line.contains("\"Sessions\":60,"));
         assert!(line.contains("\"SessionsPerSecond\":1.000}"));
@@ -356,7 +376,14 @@ mod tests {
             s("active_connects", Kind::Counter, 14),
             s("active_connect_micros", Kind::Counter, 1_010_000),
         ];
-        let line = record(&now, Some(&before), Duration::from_secs(60), "local", 0);
+        let line = record(
+            &now,
+            Some(&before),
+            Duration::from_secs(60),
+            "local",
+            None,
+            0,
+        );
         assert!(line.contains("\"ActiveConnectLatency\":2.500"));
         assert!(line.contains("{\"Name\":\"ActiveConnectLatency\",\"Unit\":\"Milliseconds\"}"));
         assert!(!line.contains("ActiveConnectMicros"));
@@ -365,15 +392,45 @@ mod tests {
     #[test]
     fn no_latency_without_connects() {
         let now = [s("active_connects", Kind::Counter, 0)];
-        assert!(!record(&now, None, Duration::from_secs(1), "x", 0).contains("Latency"));
+        assert!(!record(&now, None, Duration::from_secs(1), "x", None, 0).contains("Latency"));
     }
 
     #[test]
     fn every_real_metric_fits_one_directive() {
         // EMF: at most 100 metrics per directive.
         let samples = crate::metrics::Metrics::default().snapshot();
-        let line = record(&samples, None, Duration::from_secs(60), "local", 0);
+        let line = record(&samples, None, Duration::from_secs(60), "local", None, 0);
         assert!(line.matches("\"Name\":").count() <= 100);
         assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+    use crate::metrics::{Kind, Sample};
+
+    #[test]
+    fn group_adds_a_fleet_dimension() {
+        let now = [Sample {
+            name: "sessions_now",
+            help: "",
+            kind: Kind::Gauge,
+            value: 7,
+        }];
+        let line = record(
+            &now,
+            None,
+            Duration::from_secs(60),
+            "i-1",
+            Some("lakeftpd-prod"),
+            0,
+        );
+        assert!(
+            line.contains("\"Dimensions\":[[\"InstanceId\"],[\"Group\"]]"),
+            "{line}"
+        );
+        assert!(line.contains("\"Group\":\"lakeftpd-prod\""), "{line}");
+        assert!(line.contains("\"ActiveSessions\":7"), "{line}");
     }
 }

@@ -6,7 +6,7 @@ documented value ranges of some properties nor our own invariants between the
 stack and lakeftpd's configuration. Each problem is printed on one line;
 exit status 1 if there is any.
 
-Ranges (AWS documentation, see image/DEPLOY.md):
+Ranges (AWS documentation, see README.md ("Deploy on AWS")):
 - LaunchTemplate MetadataOptions.HttpPutResponseHopLimit: 1-64; we require 1.
 - NLB listener attribute tcp.idle_timeout.seconds: 60-6000.
 - Target group deregistration_delay.timeout_seconds: 0-3600; we require it to
