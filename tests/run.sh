@@ -20,8 +20,9 @@ LAKEFTPD_BIN="$bin" cargo test --locked
 tests/aarch64_smoke.sh
 LAKEFTPD_BIN="$bin" tests/appliance/run.sh
 
-# The deployment topology with network namespaces as hosts (balancer,
-# two instances, devices): haproxy with PROXY v2, then kernel DNAT.
+# The deployment topology with network namespaces as hosts (devices, a
+# balancer, two instances, an S3 host): haproxy with PROXY v2, then kernel
+# DNAT; every acknowledged file must be in S3.
 LAKEFTPD_BIN="$bin" tests/topology.sh
 
 # A seconds-long smoke of the benchmark, so it cannot rot (the full run,
