@@ -128,31 +128,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start lakeftpd");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(line[at + 13..].trim().to_string());
-                    }
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("lakeftpd did not start:\n{}", log.lock().unwrap());
-            }
-        };
+        let (addr, log) = watch(&mut child);
         Server {
             child,
             addr,
@@ -228,6 +204,39 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Collects a started binary's stderr into a shared log and waits (20 s at
+/// most) for its `listening on ADDR` line; panics with the log otherwise.
+pub fn watch(child: &mut Child) -> (SocketAddr, Arc<Mutex<String>>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr piped");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find("listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line[at + 13..].trim().to_string());
+                }
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(addr) => (addr.parse().unwrap(), log),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Let the reader thread take the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("lakeftpd did not start:\n{}", log.lock().unwrap());
+        }
     }
 }
 
@@ -565,33 +574,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start lakeftpd");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(line[at + 13..].trim().to_string());
-                    }
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!("lakeftpd did not start:\n{}", log.lock().unwrap());
-            }
-        };
+        let (addr, log) = watch(&mut child);
         let config_path = dir.0.join("lakeftpd.conf");
         Server {
             child,

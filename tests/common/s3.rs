@@ -242,33 +242,7 @@ impl Lake {
             };
         }
         let mut child = command.spawn().expect("start lakeftpd");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(line[at + 13..].trim().to_string());
-                    }
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!("lakeftpd did not start:\n{}", log.lock().unwrap());
-            }
-        };
+        let (addr, log) = crate::common::watch(&mut child);
         Lake {
             child,
             addr,
