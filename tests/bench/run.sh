@@ -41,7 +41,9 @@ BENCH_CACHE="${BENCH_CACHE:-/var/cache/lakeftpd-bench}"
 WORK="${BENCH_WORK:-/dev/shm/lakeftpd-bench}"
 OUT="${BENCH_OUT:-$WORK/out}"
 PASS="bench-$(date +%s)"          # one password for every bench user
-LAKE_PORT=2121 VSFTPD_PORT=2122 PURE_PORT=2123 S3_PORT=2124
+# BENCH_PORT moves the four listening ports (e.g. beside another run's).
+LAKE_PORT=${BENCH_PORT:-2121}
+VSFTPD_PORT=$((LAKE_PORT + 1)) PURE_PORT=$((LAKE_PORT + 2)) S3_PORT=$((LAKE_PORT + 3))
 # Credentials shared by s3s-fs and lakeftpd (local test values). Set in the
 # environment so lakeftpd never falls back to the instance metadata service.
 S3_KEY_ID=AKIALAKEFTPDBENCH S3_SECRET="bench-secret-$PASS"
@@ -58,6 +60,12 @@ ulimit -n "$(ulimit -Hn)"
 ulimit -u unlimited 2>/dev/null || true
 ulimit -s 8192
 
+# One benchmark at a time per work directory: a second run would delete this
+# one's files and share its two cores (set BENCH_WORK and BENCH_PORT to run
+# beside another on purpose).
+mkdir -p "$(dirname "$WORK")"
+exec 9> "$WORK.lock"
+flock -n 9 || die "another benchmark is using $WORK (lock $WORK.lock)"
 rm -rf "$WORK"
 mkdir -p "$WORK" "$OUT"
 : > "$OUT/results.jsonl"
@@ -178,7 +186,7 @@ start_lakeftpd() {
     } > "$conf"
     mkdir -p "$WORK/lake"
     AWS_ACCESS_KEY_ID=$S3_KEY_ID AWS_SECRET_ACCESS_KEY=$S3_SECRET \
-        "$LAKEFTPD" serve --config "$conf" 2> "$OUT/lakeftpd${s3:+-s3}.log" &
+        "$LAKEFTPD" serve --config "$conf" 2> "$OUT/lakeftpd${s3:+-s3}.log" 9>&- &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
     for _ in $(seq 100); do grep -q "listening on" "$OUT/lakeftpd${s3:+-s3}.log" && return 0; sleep 0.1; done
     cat "$OUT/lakeftpd${s3:+-s3}.log" >&2; die "lakeftpd did not start"
@@ -192,7 +200,7 @@ start_lakeftpd-s3() {
     rm -rf "$WORK/s3" "$WORK/spool"
     mkdir -p "$WORK/s3/lake"
     "$S3S_FS" --host "$ADDR" --port "$S3_PORT" --access-key "$S3_KEY_ID" --secret-key "$S3_SECRET" \
-        "$WORK/s3" > "$OUT/s3s-fs.log" 2>&1 &
+        "$WORK/s3" > "$OUT/s3s-fs.log" 2>&1 9>&- &
     S3_PID=$!; PIDS+=("$S3_PID")
     wait_port "$S3_PORT" || { cat "$OUT/s3s-fs.log" >&2; die "s3s-fs did not start"; }
     start_lakeftpd s3
@@ -236,7 +244,7 @@ tcp_wrappers=NO
 seccomp_sandbox=NO
 EOF
     LD_LIBRARY_PATH="$BENCH_CACHE/root/usr/lib/x86_64-linux-gnu" \
-        "$BENCH_CACHE/root/usr/sbin/vsftpd" "$WORK/vsftpd.conf" 2> "$OUT/vsftpd.log" &
+        "$BENCH_CACHE/root/usr/sbin/vsftpd" "$WORK/vsftpd.conf" 2> "$OUT/vsftpd.log" 9>&- &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
     wait_port "$VSFTPD_PORT" || { cat "$OUT/vsftpd.log" >&2; die "vsftpd did not start"; }
 }
@@ -244,7 +252,7 @@ start_pure-ftpd() {
     # -E: no anonymous; -l unix: /etc/shadow (MD5-crypt); -c/-C: clients
     # and clients per IP; -p: passive ports; -I: idle minutes; -H: no DNS.
     "$BENCH_CACHE/root/usr/sbin/pure-ftpd" -S "$ADDR,$PURE_PORT" -E -l unix -c 30000 -C 30000 \
-        -p 10000:29999 -I 15 -H -4 2> "$OUT/pure-ftpd.log" &
+        -p 10000:29999 -I 15 -H -4 2> "$OUT/pure-ftpd.log" 9>&- &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
     wait_port "$PURE_PORT" || { cat "$OUT/pure-ftpd.log" >&2; die "pure-ftpd did not start"; }
 }
@@ -319,7 +327,10 @@ bench_server() {
     local A="--addr $ADDR:$port --pass $PASS --src-ips 200"
     log "$server: pid $SERVER_PID"
     local n first=1 ns=""
-    has idle && ns="$IDLE_NS $( [ "$server" = lakeftpd ] && echo "$BIG_IDLE" )"
+    if has idle; then
+        ns=$IDLE_NS
+        [ "$server" != lakeftpd ] || ns="$ns $BIG_IDLE"
+    fi
     for n in $ns; do
         # A fresh server for each N: memory an allocator kept from the
         # previous N would otherwise count as the baseline.
