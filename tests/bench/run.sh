@@ -4,7 +4,12 @@
 #   tests/bench/run.sh            # full run: lakeftpd, vsftpd, pure-ftpd (~25 min)
 #   tests/bench/run.sh --smoke    # seconds-long run against lakeftpd only (CI);
 #                                 # exits non-zero when the load generator sees an error
-#   tests/bench/run.sh --only lakeftpd|vsftpd|pure-ftpd   # one server of the full run
+#   tests/bench/run.sh --only lakeftpd|lakeftpd-s3|vsftpd|pure-ftpd   # one server of the full run
+#   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios "storm bulk"   # a subset
+#
+# lakeftpd-s3 is lakeftpd with `ack = s3` against a local s3s-fs (started
+# here on loopback, its root on tmpfs): device uploads at C = 50 only; the
+# table sets it beside the peers' local-disk figures of the same run.
 #
 # Must run as root (creates bench users, a PAM service file, binds port 20 for
 # pure-ftpd's active mode). Installs what it needs, idempotently: vsftpd and
@@ -20,11 +25,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 MODE=full
 ONLY=""
+SCENARIOS="idle upload storm bulk"
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) MODE=smoke ;;
         --only) ONLY="$2"; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --scenarios) SCENARIOS="$2"; shift ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | grep '^#'; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -34,11 +41,17 @@ BENCH_CACHE="${BENCH_CACHE:-/var/cache/lakeftpd-bench}"
 WORK="${BENCH_WORK:-/dev/shm/lakeftpd-bench}"
 OUT="${BENCH_OUT:-$WORK/out}"
 PASS="bench-$(date +%s)"          # one password for every bench user
-LAKE_PORT=2121 VSFTPD_PORT=2122 PURE_PORT=2123
+# BENCH_PORT moves the four listening ports (e.g. beside another run's).
+LAKE_PORT=${BENCH_PORT:-2121}
+VSFTPD_PORT=$((LAKE_PORT + 1)) PURE_PORT=$((LAKE_PORT + 2)) S3_PORT=$((LAKE_PORT + 3))
+# Credentials shared by s3s-fs and lakeftpd (local test values). Set in the
+# environment so lakeftpd never falls back to the instance metadata service.
+S3_KEY_ID=AKIALAKEFTPDBENCH S3_SECRET="bench-secret-$PASS"
+S3S_FS="${S3S_FS:-$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")}"
 ADDR=127.0.0.1
 
 die() { echo "run.sh: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+log() { echo "== [$(date +%T.%N | cut -c1-12)] $*" >&2; }
 [ "$(id -u)" = 0 ] || die "run as root"
 
 # A process may hold at most 20,000 open files here (a hard limit root
@@ -47,6 +60,12 @@ ulimit -n "$(ulimit -Hn)"
 ulimit -u unlimited 2>/dev/null || true
 ulimit -s 8192
 
+# One benchmark at a time per work directory: a second run would delete this
+# one's files and share its two cores (set BENCH_WORK and BENCH_PORT to run
+# beside another on purpose).
+mkdir -p "$(dirname "$WORK")"
+exec 9> "$WORK.lock"
+flock -n 9 || die "another benchmark is using $WORK (lock $WORK.lock)"
 rm -rf "$WORK"
 mkdir -p "$WORK" "$OUT"
 : > "$OUT/results.jsonl"
@@ -69,19 +88,22 @@ LOADGEN="$HERE/loadgen/target/release/loadgen"
 if [ "$MODE" = smoke ]; then
     IDLE_NS="50"; BIG_IDLE=""
     UP_CS="5"; UP_SECS=2
+    S3_CS="5"; S3_MODES="active"; S3_SECS=2
     STORM_N=200; STORM_USERS=2; STORM_PROCS=2
     BULK_BYTES=$((16 << 20))
-    SERVERS="lakeftpd"
+    SERVERS="lakeftpd lakeftpd-s3"
     FAIL="--fail-on-error"
 else
     IDLE_NS="1000 5000"; BIG_IDLE=19000
-    UP_CS="50 1000"; UP_SECS=15
+    UP_CS="${BENCH_UP_CS:-50 1000}"; UP_SECS=15
+    S3_CS="50"; S3_MODES="active passive"; S3_SECS=15
     STORM_N=10000; STORM_USERS=100; STORM_PROCS=4
     BULK_BYTES=$((1 << 30))
-    SERVERS="lakeftpd vsftpd pure-ftpd"
+    SERVERS="lakeftpd lakeftpd-s3 vsftpd pure-ftpd"
     FAIL=""
 fi
 [ -n "$ONLY" ] && SERVERS="$ONLY"
+has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 NUSERS=$STORM_USERS
 
 # ---------------------------------------------------------------- peers
@@ -132,7 +154,7 @@ wait_port() {
     return 1
 }
 start_lakeftpd() {
-    local conf="$WORK/lakeftpd.conf" hash
+    local conf="$WORK/lakeftpd.conf" hash s3=${1:-}
     hash=$(printf '%s' "$PASS" | "$LAKEFTPD" passwd)
     {
         echo "listen = $ADDR:$LAKE_PORT"
@@ -143,17 +165,56 @@ start_lakeftpd() {
         echo "max_sessions_per_ip = 20000"
         echo "idle_timeout = 900s"
         echo "login_fail_delay = 1s"
+        echo "drain_delay = 0s"        # stop at once between scenarios (no balancer here)
+        if [ -n "$s3" ]; then
+            # ack = s3: the 226 waits until s3s-fs confirmed the object. The
+            # spool is on the homes' tmpfs (hard links, no copy). Every other
+            # S3 key keeps its default (s3_uploads = 4 delivery threads);
+            # {uuid} so that repeated uploads of one name are distinct objects
+            # and can be counted.
+            echo "s3_bucket = lake"
+            echo "s3_endpoint = http://$ADDR:$S3_PORT"
+            echo "s3_region = us-east-1"
+            echo "s3_key = user={user}/{uuid}-{path}"
+            echo "ack = s3"
+            echo "spool = $WORK/spool"
+        fi
         printf '[user lfbench]\npassword = %s\npermissions = full\n' "$hash"
         for i in $(seq -f %03g 0 $((NUSERS - 1))); do
             printf '[user lfdev%s]\npassword = %s\npermissions = upload\n' "$i" "$(printf '%s' "$PASS" | "$LAKEFTPD" passwd)"
         done
     } > "$conf"
     mkdir -p "$WORK/lake"
-    "$LAKEFTPD" serve --config "$conf" 2> "$OUT/lakeftpd.log" &
+    AWS_ACCESS_KEY_ID=$S3_KEY_ID AWS_SECRET_ACCESS_KEY=$S3_SECRET \
+        "$LAKEFTPD" serve --config "$conf" 2> "$OUT/lakeftpd${s3:+-s3}.log" 9>&- &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
-    for _ in $(seq 100); do grep -q "listening on" "$OUT/lakeftpd.log" && return 0; sleep 0.1; done
-    cat "$OUT/lakeftpd.log" >&2; die "lakeftpd did not start"
+    for _ in $(seq 100); do grep -q "listening on" "$OUT/lakeftpd${s3:+-s3}.log" && return 0; sleep 0.1; done
+    cat "$OUT/lakeftpd${s3:+-s3}.log" >&2; die "lakeftpd did not start"
 }
+# s3s-fs (a real S3 API: SigV4 and checksums verified) on loopback, its
+# root on tmpfs, then lakeftpd with ack = s3 in front of it.
+S3_PID=""
+start_lakeftpd-s3() {
+    [ -x "$S3S_FS" ] || bash "$REPO/tests/install-s3s-fs.sh" >&2 || die "no s3s-fs"
+    S3S_FS="$(command -v s3s-fs || echo "$S3S_FS")"
+    rm -rf "$WORK/s3" "$WORK/spool"
+    mkdir -p "$WORK/s3/lake"
+    "$S3S_FS" --host "$ADDR" --port "$S3_PORT" --access-key "$S3_KEY_ID" --secret-key "$S3_SECRET" \
+        "$WORK/s3" > "$OUT/s3s-fs.log" 2>&1 9>&- &
+    S3_PID=$!; PIDS+=("$S3_PID")
+    wait_port "$S3_PORT" || { cat "$OUT/s3s-fs.log" >&2; die "s3s-fs did not start"; }
+    start_lakeftpd s3
+}
+stop_s3() {
+    [ -n "$S3_PID" ] || return 0
+    kill "$S3_PID" 2>/dev/null || true
+    wait "$S3_PID" 2>/dev/null || true
+    S3_PID=""
+}
+# Objects s3s-fs holds (files under the bucket directory).
+s3_objects() { find "$WORK/s3/lake" -type f | wc -l; }
+# CPU seconds of one process (utime + stime).
+proc_cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 start_vsftpd() {
     mkdir -p "$WORK/empty"
     cat > "$WORK/vsftpd.conf" <<EOF
@@ -183,7 +244,7 @@ tcp_wrappers=NO
 seccomp_sandbox=NO
 EOF
     LD_LIBRARY_PATH="$BENCH_CACHE/root/usr/lib/x86_64-linux-gnu" \
-        "$BENCH_CACHE/root/usr/sbin/vsftpd" "$WORK/vsftpd.conf" 2> "$OUT/vsftpd.log" &
+        "$BENCH_CACHE/root/usr/sbin/vsftpd" "$WORK/vsftpd.conf" 2> "$OUT/vsftpd.log" 9>&- &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
     wait_port "$VSFTPD_PORT" || { cat "$OUT/vsftpd.log" >&2; die "vsftpd did not start"; }
 }
@@ -191,7 +252,7 @@ start_pure-ftpd() {
     # -E: no anonymous; -l unix: /etc/shadow (MD5-crypt); -c/-C: clients
     # and clients per IP; -p: passive ports; -I: idle minutes; -H: no DNS.
     "$BENCH_CACHE/root/usr/sbin/pure-ftpd" -S "$ADDR,$PURE_PORT" -E -l unix -c 30000 -C 30000 \
-        -p 10000:29999 -I 15 -H -4 2> "$OUT/pure-ftpd.log" &
+        -p 10000:29999 -I 15 -H -4 2> "$OUT/pure-ftpd.log" 9>&- &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
     wait_port "$PURE_PORT" || { cat "$OUT/pure-ftpd.log" >&2; die "pure-ftpd did not start"; }
 }
@@ -230,8 +291,34 @@ run_lg() {
     echo "   $line" >&2
 }
 
+# lakeftpd with ack = s3: device uploads at C = S3_CS; afterwards the bucket
+# must hold at least one object per acknowledged upload.
+bench_s3() {
+    local server=lakeftpd-s3 c mode before after cpu0 cpu1 ok
+    start_lakeftpd-s3
+    local A="--addr $ADDR:$LAKE_PORT --pass $PASS --src-ips 200"
+    log "$server: pid $SERVER_PID, s3s-fs pid $S3_PID"
+    for c in $S3_CS; do
+        for mode in $S3_MODES; do
+            log "$server: device uploads C=$c $mode ($S3_SECS s), ack = s3"
+            before=$(s3_objects); cpu0=$(proc_cpu "$S3_PID")
+            run_lg "$server" $((S3_SECS + 90)) upload $A --user lfbench --c "$c" --secs "$S3_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+            after=$(s3_objects); cpu1=$(proc_cpu "$S3_PID")
+            ok=$(tail -1 "$OUT/results.jsonl" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("ok", 0))' 2>/dev/null || echo 0)
+            # An acknowledged upload with no object would be a lost file.
+            python3 -c 'import json,sys; c,m,ok,n,cpu=sys.argv[1:]; print(json.dumps({"scenario":"s3check","label":"lakeftpd-s3","c":int(c),"mode":m,"ok":int(ok),"objects":int(n),"s3s_fs_cpu_s":float(cpu),"errors":0 if int(n)>=int(ok) else int(ok)-int(n)}))' \
+                "$c" "$mode" "$ok" $((after - before)) "$(echo "$cpu1 - $cpu0" | bc)" >> "$OUT/results.jsonl"
+            echo "   $(tail -1 "$OUT/results.jsonl")" >&2
+        done
+    done
+    stop_server
+    stop_s3
+    rm -rf "$WORK/lake" "$WORK/s3" "$WORK/spool"
+}
+
 bench_server() {
     local server=$1 port user=lfbench
+    [ "$server" = lakeftpd-s3 ] && { has upload && bench_s3; return 0; }
     case $server in
         lakeftpd) start_lakeftpd; port=$LAKE_PORT ;;
         vsftpd) start_vsftpd; port=$VSFTPD_PORT ;;
@@ -239,8 +326,12 @@ bench_server() {
     esac
     local A="--addr $ADDR:$port --pass $PASS --src-ips 200"
     log "$server: pid $SERVER_PID"
-    local n first=1
-    for n in $IDLE_NS $( [ "$server" = lakeftpd ] && echo "$BIG_IDLE" ); do
+    local n first=1 ns=""
+    if has idle; then
+        ns=$IDLE_NS
+        [ "$server" != lakeftpd ] || ns="$ns $BIG_IDLE"
+    fi
+    for n in $ns; do
         # A fresh server for each N: memory an allocator kept from the
         # previous N would otherwise count as the baseline.
         [ $first = 1 ] || { stop_server; start_$server; }
@@ -252,6 +343,7 @@ bench_server() {
         settle
     done
     local c mode
+    has upload || UP_CS=""
     for c in $UP_CS; do
         for mode in active passive; do
             log "$server: device uploads C=$c $mode ($UP_SECS s)"
@@ -259,16 +351,20 @@ bench_server() {
             settle
         done
     done
-    log "$server: login storm N=$STORM_N ($STORM_USERS users)"
-    run_lg "$server" 300 storm $A --user lfdev --users "$STORM_USERS" --n "$STORM_N" --procs "$STORM_PROCS" --mode active --timeout 120
-    settle
-    log "$server: bulk $((BULK_BYTES >> 20)) MiB"
-    run_lg "$server" 300 bulk $A --user $user --bytes "$BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
+    if has storm; then
+        log "$server: login storm N=$STORM_N ($STORM_USERS users, $STORM_PROCS load-generator processes)"
+        run_lg "$server" 300 storm $A --user lfdev --users "$STORM_USERS" --n "$STORM_N" --procs "$STORM_PROCS" --mode active --timeout 120 --pid "$SERVER_PID"
+        settle
+    fi
+    if has bulk; then
+        log "$server: bulk $((BULK_BYTES >> 20)) MiB"
+        run_lg "$server" 300 bulk $A --user $user --bytes "$BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
+    fi
     stop_server
     rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
 }
 
-if [ "$SERVERS" != lakeftpd ]; then
+if [[ " $SERVERS " == *" vsftpd "* || " $SERVERS " == *" pure-ftpd "* ]]; then
     install_peers
     make_peer_users
 fi

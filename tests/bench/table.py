@@ -99,6 +99,25 @@ def main(path, mode):
         row(name, "max ms", [get("upload", s, "max_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "errors", [get("upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+    # lakeftpd with ack = s3 (226 after S3 confirmed the object) beside the
+    # peers' local-disk figures from the same run.
+    s3ups = sorted({(r["c"], r["mode"]) for r in rows
+                    if r.get("scenario") == "upload" and r.get("label") == "lakeftpd-s3"})
+    for c, m in s3ups:
+        name = f"uploads C={c:,} {m}, lakeftpd ack = s3 (peers: local disk)"
+
+        def s3v(field, s):
+            return get("upload", "lakeftpd-s3" if s == "lakeftpd" else s, field, c=c, mode=m)
+        row(name, "uploads/s", [s3v("per_s", s) for s in SERVERS])
+        row(name, "p50 ms", [s3v("p50_ms", s) for s in SERVERS], "lower", 2)
+        row(name, "p99 ms", [s3v("p99_ms", s) for s in SERVERS], "lower", 2)
+        row(name, "max ms", [s3v("max_ms", s) for s in SERVERS], "lower", 2)
+        row(name, "errors", [s3v("errors", s) for s in SERVERS], "lower")
+        row(name, "server CPU s (lakeftpd: without s3s-fs)", [s3v("server_cpu_s", s) for s in SERVERS], "lower", 2)
+        chk = by.get(("s3check", "lakeftpd-s3", None, c, m))
+        if chk:
+            out(f"| {name} | S3 objects stored / acknowledged; s3s-fs CPU s | "
+                f"{chk['objects']:,} / {chk['ok']:,}; {chk['s3s_fs_cpu_s']:.2f} | | | | |")
     storms = sorted({(r["n"], r.get("mode")) for r in rows if r.get("scenario") == "storm"})
     for n, m in storms:
         name = f"login storm {n:,} {m}"
@@ -109,6 +128,11 @@ def main(path, mode):
         row(name, "s until last 226 seen", [get("storm", s, "all_226_s", n=n, mode=m) for s in SERVERS], "lower", 2)
         row(name, "acknowledged", [get("storm", s, "ok", n=n, mode=m) for s in SERVERS])
         row(name, "errors", [get("storm", s, "errors", n=n, mode=m) for s in SERVERS], "lower")
+        row(name, "server CPU s", [get("storm", s, "server_cpu_s", n=n, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "load generator CPU s", [get("storm", s, "loadgen_cpu_s", n=n, mode=m) for s in SERVERS], "lower", 2)
+        v = [get("storm", s, "shard_peak_fds", n=n, mode=m) for s in SERVERS]
+        out(f"| {name} | load generator peak fds per process | " + " | ".join(
+            "–" if not x else ", ".join(f"{y:,}" for y in x) for x in v) + " | | |")
     if any(r.get("scenario") == "bulk" for r in rows):
         def b(s, f):
             for r in rows:

@@ -567,6 +567,7 @@ fn now_ms() -> u64 {
 fn storm_parent(o: &Opts) -> String {
     let exe = std::env::current_exe().expect("own path");
     let start_at = now_ms() + 1500;
+    let cpu0 = if o.pid != 0 { cpu_secs(o.pid) } else { 0.0 };
     let mut kids = Vec::new();
     for shard in 0..o.procs {
         let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -581,6 +582,7 @@ fn storm_parent(o: &Opts) -> String {
         );
     }
     let (mut ok, mut errors, mut last_ms, mut kinds) = (0u64, 0u64, 0f64, Vec::new());
+    let mut peak_fds: Vec<u64> = Vec::new();
     let mut lat: Vec<f64> = Vec::new();
     for k in kids {
         let out = k.wait_with_output().expect("shard output");
@@ -595,6 +597,7 @@ fn storm_parent(o: &Opts) -> String {
         errors += get("errors") as u64;
         last_ms = last_ms.max(get("last_226_ms"));
         lat.push(get("p50_ms"));
+        peak_fds.push(get("peak_fds") as u64);
         if let Some(i) = text.find("\"error_kinds\":") {
             kinds.push(text[i + 14..].trim().trim_end_matches('}').to_string() + "}");
         }
@@ -602,9 +605,17 @@ fn storm_parent(o: &Opts) -> String {
             errors += 1;
         }
     }
+    // CPU the shards used (this process's reaped children), and the server's:
+    // if the shards' CPU approaches the machine's cores x wall time, the load
+    // generator, not the server, is what the storm measures.
+    let own = stat_fields(std::process::id()).unwrap_or_default();
+    let loadgen_cpu = own.get(13).zip(own.get(14)).map_or(0.0, |(a, b)| (a + b) as f64 / 100.0);
+    let server_cpu = if o.pid != 0 { cpu_secs(o.pid) - cpu0 } else { 0.0 };
+    let peaks: Vec<String> = peak_fds.iter().map(u64::to_string).collect();
     format!(
-        "{{\"scenario\":\"storm\",\"label\":{},\"mode\":\"{}\",\"n\":{},\"users\":{},\"ok\":{},\"errors\":{},\"all_226_s\":{:.2},\"shard_error_kinds\":[{}]}}",
-        json_str(&o.label), o.mode, o.n, o.users, ok, errors, last_ms / 1000.0, kinds.join(",")
+        "{{\"scenario\":\"storm\",\"label\":{},\"mode\":\"{}\",\"n\":{},\"users\":{},\"procs\":{},\"ok\":{},\"errors\":{},\"all_226_s\":{:.2},\"loadgen_cpu_s\":{:.2},\"server_cpu_s\":{:.2},\"shard_peak_fds\":[{}],\"shard_error_kinds\":[{}]}}",
+        json_str(&o.label), o.mode, o.n, o.users, o.procs, ok, errors, last_ms / 1000.0, loadgen_cpu, server_cpu,
+        peaks.join(","), kinds.join(",")
     )
 }
 
@@ -618,6 +629,23 @@ async fn storm_shard(o: &Opts) -> String {
     let last = Rc::new(RefCell::new(0f64));
     let ex = smol::LocalExecutor::new();
     let mut tasks = Vec::new();
+    // Peak descriptors this shard held (sampled every 100 ms), to show the
+    // load generator stays clear of the per-process open-file limit.
+    let peak_fds = Rc::new(RefCell::new(0u64));
+    let done = Rc::new(std::cell::Cell::new(false));
+    let sampler = {
+        let (peak, done) = (peak_fds.clone(), done.clone());
+        let end = Instant::now() + Duration::from_secs(MAX_SECS);
+        ex.spawn(async move {
+            while !done.get() && Instant::now() < end {
+                let n = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+                let mut p = peak.borrow_mut();
+                *p = (*p).max(n);
+                drop(p);
+                smol::Timer::after(Duration::from_millis(100)).await;
+            }
+        })
+    };
     for d in devices {
         let (stats, payload, o, last) = (stats.clone(), payload.clone(), o.clone(), last.clone());
         tasks.push(ex.spawn(async move {
@@ -639,14 +667,17 @@ async fn storm_shard(o: &Opts) -> String {
         for t in tasks {
             t.await;
         }
+        done.set(true);
+        sampler.await;
     })
     .await;
     let mut s = stats.borrow_mut();
     let p50 = s.pct(0.5);
     let l = *last.borrow();
+    let peak = *peak_fds.borrow();
     format!(
-        "{{\"ok\":{},\"errors\":{},\"last_226_ms\":{:.1},\"p50_ms\":{:.1},\"error_kinds\":{}}}",
-        s.ok, s.errors, l, p50, s.kinds_json()
+        "{{\"ok\":{},\"errors\":{},\"last_226_ms\":{:.1},\"p50_ms\":{:.1},\"peak_fds\":{},\"error_kinds\":{}}}",
+        s.ok, s.errors, l, p50, peak, s.kinds_json()
     )
 }
 
