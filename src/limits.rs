@@ -29,6 +29,10 @@ pub const TRANSFER_BUFFER: usize = 64 * 1024;
 /// thread costs a stack.
 pub const BLOCKING_THREADS: usize = 64;
 
+/// Pipe size for splice(2) during a binary upload (kernel memory, only while
+/// the upload runs).
+pub const SPLICE_PIPE_BYTES: usize = 256 * 1024;
+
 /// Listen backlog of the control listener. Sized for reconnect storms: a
 /// fleet reconnecting after an instance replacement arrives all at once
 /// (vsftpd's fixed backlog of 32 is why its p99 exceeds a second under 50

@@ -1183,7 +1183,16 @@ impl Session {
                 }
                 Job::Store { .. } => {
                     let upload_ref = upload.as_mut().expect("created above");
-                    transfer::receive(stream, upload_ref, kind, max_size, stall, metrics).await
+                    transfer::receive(
+                        stream,
+                        upload_ref,
+                        kind,
+                        max_size,
+                        stall,
+                        metrics,
+                        &shared.fds,
+                    )
+                    .await
                 }
             }
         };

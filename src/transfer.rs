@@ -4,8 +4,9 @@
 //! write on the data connection is raced against `data_timeout` (a stalled
 //! transfer ends, it never hangs a session).
 
+use crate::budget::{FdBudget, FdPermit};
 use crate::command::Type;
-use crate::limits::TRANSFER_BUFFER;
+use crate::limits::{SPLICE_PIPE_BYTES, TRANSFER_BUFFER};
 use crate::listing::{self, Entry, Format};
 use crate::metrics::{self, Metrics};
 use crate::sys;
@@ -16,7 +17,9 @@ use smol::{Async, Timer};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::TcpStream;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a transfer failed; each maps to one reply in the session.
@@ -186,6 +189,10 @@ pub fn crlf_to_lf(input: &[u8], held_cr: bool, out: &mut Vec<u8>) -> bool {
 }
 
 /// Receives into `upload` until the client closes the data connection.
+/// The first `TRANSFER_BUFFER` bytes go through the buffer (a device's
+/// metric file usually ends there: one read, one write); a binary upload
+/// that goes on continues with splice(2), socket → pipe → file, so its bytes
+/// never enter user space — when two more descriptors are free for the pipe.
 pub async fn receive(
     mut data: Async<TcpStream>,
     upload: &mut TempUpload,
@@ -193,6 +200,7 @@ pub async fn receive(
     max_size: Option<u64>,
     stall: Duration,
     metrics: &Metrics,
+    fds: &Arc<FdBudget>,
 ) -> Result<u64, TransferError> {
     let mut buf = vec![0u8; TRANSFER_BUFFER];
     let mut converted = Vec::new();
@@ -234,6 +242,81 @@ pub async fn receive(
         if eof {
             return Ok(received);
         }
+        if kind == Type::Image {
+            if let Some(pipe) = SplicePipe::open(fds) {
+                let more = splice_in(&data, upload, &pipe, max_size, stall, metrics).await?;
+                return Ok(received + more);
+            }
+        }
+    }
+}
+
+/// A pipe for splice(2), with its two descriptors held in the budget.
+struct SplicePipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    _fds: FdPermit,
+}
+
+impl SplicePipe {
+    /// `None` when the budget or the kernel has no descriptors to spare: the
+    /// caller goes on with its buffer.
+    fn open(fds: &Arc<FdBudget>) -> Option<SplicePipe> {
+        let permit = fds.spare(2)?;
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
+        // A larger pipe means fewer splices per MiB; the kernel may refuse
+        // (pipe-max-size), then the default 64 KiB serves.
+        let _ = rustix::pipe::fcntl_setpipe_size(&write, SPLICE_PIPE_BYTES);
+        Some(SplicePipe {
+            read,
+            write,
+            _fds: permit,
+        })
+    }
+}
+
+/// Moves the rest of a binary upload from `data` into `upload` in the
+/// kernel. Returns the bytes received.
+async fn splice_in(
+    data: &Async<TcpStream>,
+    upload: &mut TempUpload,
+    pipe: &SplicePipe,
+    max_size: Option<u64>,
+    stall: Duration,
+    metrics: &Metrics,
+) -> Result<u64, TransferError> {
+    use rustix::pipe::{splice, SpliceFlags};
+    let mut received = 0u64;
+    loop {
+        let n = match splice(
+            data.get_ref(),
+            None,
+            &pipe.write,
+            None,
+            SPLICE_PIPE_BYTES,
+            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
+        ) {
+            Ok(0) => return Ok(received),
+            Ok(n) => n,
+            Err(rustix::io::Errno::AGAIN) => {
+                timed(stall, data.readable())
+                    .await
+                    .map_err(TransferError::Network)?;
+                continue;
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(TransferError::Network(e.into())),
+        };
+        received += n as u64;
+        metrics::add(&metrics.bytes_in, n as u64);
+        if let Some(limit) = max_size {
+            if upload.size + n as u64 > limit {
+                return Err(TransferError::TooLarge);
+            }
+        }
+        upload
+            .splice_from(&pipe.read, n)
+            .map_err(TransferError::local)?;
     }
 }
 

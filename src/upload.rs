@@ -80,6 +80,27 @@ impl TempUpload {
         Ok(())
     }
 
+    /// Appends the `n` bytes waiting in `pipe` (splice(2): no copy through
+    /// user space). Like `write`, on the calling thread.
+    pub fn splice_from(&mut self, pipe: &std::os::fd::OwnedFd, n: usize) -> io::Result<()> {
+        use rustix::pipe::{splice, SpliceFlags};
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("upload file lost"))?;
+        let mut left = n;
+        while left > 0 {
+            match splice(pipe, None, file, None, left, SpliceFlags::MOVE) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(moved) => left -= moved,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.size += n as u64;
+        Ok(())
+    }
+
     /// Makes the temporary's bytes durable (fsync), still under its
     /// temporary name.
     pub async fn sync(&mut self) -> io::Result<()> {

@@ -180,6 +180,26 @@ fn max_file_size_gives_552_and_leaves_nothing() {
 }
 
 #[test]
+fn max_file_size_holds_past_the_first_buffer() {
+    // Beyond the first 64 KiB a binary upload is spliced in the kernel; the
+    // limit must hold there too.
+    let server = Server::start("max_file_size = 100KiB", &[("dev", "full")]);
+    let (mut c, s) = start_upload(&server, "big.bin", &pattern(300_000, 9));
+    drop(s);
+    assert_eq!(c.reply().0, 552);
+    assert!(names(&server.home("dev")).is_empty());
+    // Just under the limit is fine, and arrives intact.
+    let data = pattern(100 * 1024, 10);
+    let (mut c, s) = start_upload(&server, "fits.bin", &data);
+    drop(s);
+    assert_eq!(c.reply().0, 226);
+    assert_eq!(
+        std::fs::read(server.home("dev").join("fits.bin")).unwrap(),
+        data
+    );
+}
+
+#[test]
 fn sigterm_lets_a_running_upload_finish_and_exits_zero() {
     let mut server = Server::start("drain_delay = 0s\ndrain_timeout = 20s", &[("dev", "full")]);
     let mut idle = Control::login(server.addr, "dev");
