@@ -100,6 +100,19 @@ for d in /var/lib/lakeftpd /var/lib/lakeftpd/home /var/lib/lakeftpd/spool; do
     install -d -m 0750 -o "$uid" -g "$gid" "$R$d"
 done
 
+# --- 4b. kernel: room for reconnect storms --------------------------------------
+# After an instance replacement a whole fleet reconnects at once. lakeftpd
+# asks for a listen backlog of 16384 (src/limits.rs LISTEN_BACKLOG); the
+# kernel caps it at net.core.somaxconn (4096 by default), and half-open
+# connections at tcp_max_syn_backlog. A 10,000-device storm overflowed the
+# default queue (ListenOverflows in the benchmark) and those devices waited
+# for SYN retries. systemd-sysctl applies this file at boot (sysctl.d(5)).
+install -D -m 0644 /dev/stdin "$R/etc/sysctl.d/90-lakeftpd.conf" <<'SYSCTL'
+# lakeftpd: listen queues sized for a fleet reconnecting at once.
+net.core.somaxconn = 16384
+net.ipv4.tcp_max_syn_backlog = 16384
+SYSCTL
+
 # --- 5. CloudWatch agent: receive EMF on 127.0.0.1:25888 -----------------------
 # `"emf": {}` is AWS's documented minimal config; the agent then listens on
 # tcp:127.0.0.1:25888 and udp:127.0.0.1:25888 (its translator's defaults).

@@ -36,8 +36,9 @@ pub const SPLICE_PIPE_BYTES: usize = 256 * 1024;
 /// Listen backlog of the control listener. Sized for reconnect storms: a
 /// fleet reconnecting after an instance replacement arrives all at once
 /// (vsftpd's fixed backlog of 32 is why its p99 exceeds a second under 50
-/// devices). The kernel caps it at net.core.somaxconn.
-pub const LISTEN_BACKLOG: i32 = 4096;
+/// devices). The kernel caps it at net.core.somaxconn (4096 by default; the
+/// AMI raises it to 16384: image/provision.sh).
+pub const LISTEN_BACKLOG: i32 = 16384;
 
 /// Backlog of a passive data listener: one connection is expected.
 pub const PASSIVE_BACKLOG: i32 = 4;

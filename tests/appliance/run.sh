@@ -139,6 +139,9 @@ check "state directories owned by lakeftpd, 0750" bash -c '
     for d in /var/lib/lakeftpd /var/lib/lakeftpd/home /var/lib/lakeftpd/spool; do
         [ "$(stat -c %u:%a "$1$d")" = "$uid:750" ] || { echo "bad: $d $(stat -c %u:%a "$1$d")"; exit 1; }
     done' _ "$root"
+check "sysctl.d raises somaxconn and tcp_max_syn_backlog to 16384" bash -c '
+    f="$1/etc/sysctl.d/90-lakeftpd.conf"
+    grep -qx "net.core.somaxconn = 16384" "$f" && grep -qx "net.ipv4.tcp_max_syn_backlog = 16384" "$f"' _ "$root"
 check "CloudWatch agent config: valid JSON with logs.metrics_collected.emf" python3 -c '
 import json, sys
 c = json.load(open(sys.argv[1]))
