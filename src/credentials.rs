@@ -11,15 +11,14 @@
 //! and `Expiration`. The endpoint follows `AWS_EC2_METADATA_SERVICE_ENDPOINT`
 //! (default `http://169.254.169.254`), as the AWS SDKs do.
 //!
-//! (Branch imds has its own IMDS client for user-data and addresses; this file
-//! is self-contained on purpose, to be reconciled on merge.)
+//! The metadata requests go through `imds::Session`, the same client that
+//! reads user-data at start-up.
 //!
 //! Secrets never reach a log: `Secret` prints `*******`, and rusty-s3's
 //! `Credentials` prints only the access key id.
 
-use crate::limits::{
-    CREDENTIALS_REFRESH_BEFORE, IMDS_TIMEOUT, IMDS_TOKEN_TTL_SECONDS, MAX_IMDS_RESPONSE,
-};
+use crate::imds;
+use crate::limits::{CREDENTIALS_IMDS_PATIENCE, CREDENTIALS_REFRESH_BEFORE, MAX_IMDS_RESPONSE};
 use rusty_s3::credentials::Ec2SecurityCredentialsMetadataResponse;
 use rusty_s3::Credentials;
 use std::fmt;
@@ -54,11 +53,9 @@ impl fmt::Display for Secret {
 enum Source {
     /// Fixed for the life of the process.
     Env(Arc<Credentials>),
-    /// The instance role, through this metadata endpoint.
-    Imds {
-        endpoint: String,
-        agent: ureq::Agent,
-    },
+    /// The instance role, through this metadata endpoint (or why the
+    /// endpoint variable is unusable).
+    Imds(Result<String, String>),
 }
 
 struct Cached {
@@ -91,23 +88,7 @@ impl Provider {
                     None => Credentials::new(key, secret.expose()),
                 }))
             }
-            _ => {
-                let endpoint = var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-                    .unwrap_or_else(|| "http://169.254.169.254".into());
-                let agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(IMDS_TIMEOUT))
-                    .http_status_as_error(false)
-                    // SECURITY: metadata is link-local; never send the
-                    // request (and so the token) through a proxy.
-                    .proxy(None)
-                    .max_redirects(0)
-                    .build()
-                    .into();
-                Source::Imds {
-                    endpoint: endpoint.trim_end_matches('/').to_string(),
-                    agent,
-                }
-            }
+            _ => Source::Imds(imds::Session::endpoint_from_env()),
         };
         Provider {
             source,
@@ -118,15 +99,15 @@ impl Provider {
     pub fn describe(&self) -> &'static str {
         match self.source {
             Source::Env(_) => "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment",
-            Source::Imds { .. } => "the instance role (IMDSv2)",
+            Source::Imds(_) => "the instance role (IMDSv2)",
         }
     }
 
     /// Current credentials (blocking: may call IMDS).
     pub fn get(&self) -> Result<Arc<Credentials>, String> {
-        let (endpoint, agent) = match &self.source {
+        let endpoint = match &self.source {
             Source::Env(credentials) => return Ok(credentials.clone()),
-            Source::Imds { endpoint, agent } => (endpoint, agent),
+            Source::Imds(endpoint) => endpoint.as_ref().map_err(Clone::clone)?,
         };
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cached.as_ref() {
@@ -135,8 +116,8 @@ impl Provider {
             }
         }
         // The lock is held across the fetch on purpose: one fetch at a time,
-        // the other deliveries wait for its result (IMDS_TIMEOUT bounds it).
-        match fetch(agent, endpoint) {
+        // the other deliveries wait for its result (CREDENTIALS_IMDS_PATIENCE bounds it).
+        match fetch(endpoint) {
             Ok(fresh) => {
                 let credentials = fresh.credentials.clone();
                 *cached = Some(fresh);
@@ -158,53 +139,29 @@ impl Provider {
     /// S3 refused the credentials: fetch new ones before the next request
     /// (the role's credentials may have rotated early).
     pub fn invalidate(&self) {
-        if let Source::Imds { .. } = self.source {
+        if let Source::Imds(_) = self.source {
             let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
             *cached = None;
         }
     }
 }
 
-fn fetch(agent: &ureq::Agent, endpoint: &str) -> Result<Cached, String> {
-    let read = |response: &mut ureq::http::Response<ureq::Body>| -> Result<String, String> {
-        response
-            .body_mut()
-            .with_config()
-            .limit(MAX_IMDS_RESPONSE)
-            .read_to_string()
-            .map_err(|e| format!("reading the metadata response: {e}"))
-    };
+fn fetch(endpoint: &str) -> Result<Cached, String> {
+    // A short patience: the delivery thread retries with its own backoff.
+    let mut session = imds::Session::new(endpoint.to_string(), CREDENTIALS_IMDS_PATIENCE);
     let fail = |what: &str, e: &dyn fmt::Display| format!("IMDS at {endpoint}: {what}: {e}");
-
-    let mut response = agent
-        .put(format!("{endpoint}/latest/api/token"))
-        .header(
-            "X-aws-ec2-metadata-token-ttl-seconds",
-            IMDS_TOKEN_TTL_SECONDS.to_string(),
-        )
-        .send_empty()
-        .map_err(|e| fail("token request failed", &e))?;
-    if !response.status().is_success() {
-        return Err(fail("token request refused", &response.status()));
-    }
-    let token = Secret::new(read(&mut response)?.trim().to_string());
-
-    let get = |path: &str| -> Result<String, String> {
-        let mut response = agent
-            .get(format!(
-                "{endpoint}/latest/meta-data/iam/security-credentials/{path}"
-            ))
-            .header("X-aws-ec2-metadata-token", token.expose())
-            .call()
-            .map_err(|e| fail("request failed", &e))?;
-        match response.status().as_u16() {
-            200 => read(&mut response),
-            404 => Err(fail(
-                "no instance role",
-                &"attach an IAM role (instance profile) or set AWS_ACCESS_KEY_ID",
-            )),
-            _ => Err(fail("request refused", &response.status())),
-        }
+    let mut get = |path: &str| -> Result<String, String> {
+        session
+            .text(
+                &format!("/latest/meta-data/iam/security-credentials/{path}"),
+                MAX_IMDS_RESPONSE,
+            )?
+            .ok_or_else(|| {
+                fail(
+                    "no instance role",
+                    &"attach an IAM role (instance profile) or set AWS_ACCESS_KEY_ID",
+                )
+            })
     };
     let listing = get("")?;
     let role = listing.lines().next().unwrap_or("").trim().to_string();

@@ -40,8 +40,6 @@ const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
 const TOKEN_PATH: &str = "/latest/api/token";
 const TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
 const TTL_HEADER: &str = "X-aws-ec2-metadata-token-ttl-seconds";
-/// The longest TTL IMDS grants (6 hours). One token serves the whole boot.
-const TOKEN_TTL_SECONDS: &str = "21600";
 const USER_DATA_PATH: &str = "/latest/user-data";
 const INSTANCE_ID_PATH: &str = "/latest/meta-data/instance-id";
 const ZONE_PATH: &str = "/latest/meta-data/placement/availability-zone";
@@ -307,6 +305,32 @@ fn parse_ipv4(value: &str) -> Result<Ipv4Addr, String> {
 
 /// One IMDSv2 session: a token (fetched lazily, renewed on 401) and a
 /// deadline for the whole boot-time conversation.
+/// A metadata session for other modules (the instance role's credentials):
+/// the same endpoint parsing, proxy refusal, token handling and retries as at
+/// start-up, bounded by the caller's `patience`.
+pub struct Session(Client);
+
+impl Session {
+    /// The endpoint from `AWS_EC2_METADATA_SERVICE_ENDPOINT`, checked once.
+    pub fn endpoint_from_env() -> Result<String, String> {
+        parse_endpoint(std::env::var(ENDPOINT_VAR).ok().as_deref())
+    }
+
+    pub fn new(endpoint: String, patience: Duration) -> Session {
+        Session(Client::new(endpoint, patience))
+    }
+
+    /// GET `path` as text (at most `limit` bytes); `None` on 404.
+    pub fn text(&mut self, path: &str, limit: u64) -> Result<Option<String>, String> {
+        match self.0.get(path, limit).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(body) => String::from_utf8(body)
+                .map(Some)
+                .map_err(|_| format!("{path}: not UTF-8 text")),
+        }
+    }
+}
+
 struct Client {
     agent: ureq::Agent,
     endpoint: String,
@@ -420,7 +444,7 @@ impl Client {
             self.request(TOKEN_PATH, limits::MAX_METADATA_VALUE, |agent, url| {
                 agent
                     .put(url)
-                    .header(TTL_HEADER, TOKEN_TTL_SECONDS)
+                    .header(TTL_HEADER, limits::IMDS_TOKEN_TTL_SECONDS.to_string())
                     .send_empty()
             })?;
         if classify(status) != Action::Done {

@@ -209,8 +209,10 @@ pub const S3_SIGNATURE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// (EC2 makes new ones available at least 5 minutes before:
 /// <https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-roles-for-amazon-ec2.html>).
 pub const CREDENTIALS_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
-/// IMDS timeouts and the session token's lifetime (IMDSv2 allows 1 s to 6 h).
-pub const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one credentials fetch keeps retrying IMDS; the delivery thread
+/// then retries with its own backoff (start-up uses `IMDS_PATIENCE`).
+pub const CREDENTIALS_IMDS_PATIENCE: Duration = Duration::from_secs(2);
+/// Lifetime asked for an IMDSv2 session token (IMDSv2 allows 1 s to 6 h).
 pub const IMDS_TOKEN_TTL_SECONDS: u32 = 21_600;
 /// Longest IMDS response read (the credentials document is under 2 KiB).
 pub const MAX_IMDS_RESPONSE: u64 = 16 * 1024;
