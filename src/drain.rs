@@ -69,7 +69,7 @@ pub async fn drain(shared: &Arc<Shared>, hard_tx: Sender<()>) {
     log::info!("draining: listener closed, idle sessions told 421");
     let deadline = Instant::now() + shared.config.drain_timeout;
     while metrics::get(&shared.metrics.sessions_now) > 0 && Instant::now() < deadline {
-        Timer::after(Duration::from_millis(50)).await;
+        Timer::after(crate::limits::POLL_PAUSE).await;
     }
     let left = metrics::get(&shared.metrics.sessions_now);
     if left > 0 {
@@ -93,7 +93,7 @@ async fn flush_delivery_spool(shared: &Arc<Shared>, until: Instant) {
         return;
     }
     while metrics::get(&shared.metrics.s3_queue_depth) > 0 && Instant::now() < until {
-        Timer::after(Duration::from_millis(50)).await;
+        Timer::after(crate::limits::POLL_PAUSE).await;
     }
     let left = metrics::get(&shared.metrics.s3_queue_depth);
     if left > 0 {

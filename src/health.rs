@@ -168,7 +168,7 @@ pub async fn serve(
             Ok((stream, _)) => stream,
             Err(e) => {
                 log::warn!("health: accept failed: {e}");
-                Timer::after(Duration::from_millis(50)).await;
+                Timer::after(crate::limits::POLL_PAUSE).await;
                 continue;
             }
         };

@@ -33,6 +33,19 @@ pub const BLOCKING_THREADS: usize = 64;
 /// the upload runs).
 pub const SPLICE_PIPE_BYTES: usize = 256 * 1024;
 
+/// Bytes one sendfile(2) call may move (RETR): large enough that a 1 GiB
+/// download takes ~1,000 calls, small enough to share the executor thread.
+pub const SENDFILE_CHUNK: usize = 1 << 20;
+
+/// TCP keepalive after `tcp_keepalive` idle: a probe every interval, this
+/// many unanswered before the connection is declared dead.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+pub const KEEPALIVE_PROBES: u32 = 4;
+
+/// Pause before polling again: the accept loop after an error (EMFILE), the
+/// drain while it waits for sessions or the spool.
+pub const POLL_PAUSE: Duration = Duration::from_millis(50);
+
 /// Listen backlog of the control listener. Sized for reconnect storms: a
 /// fleet reconnecting after an instance replacement arrives all at once
 /// (vsftpd's fixed backlog of 32 is why its p99 exceeds a second under 50

@@ -231,7 +231,7 @@ async fn accept_loop(
                 // EMFILE/ENFILE and friends: the server stays responsive to
                 // the sessions it has; back off briefly rather than spin.
                 log::warn!("accept failed: {e}");
-                Timer::after(Duration::from_millis(50)).await;
+                Timer::after(crate::limits::POLL_PAUSE).await;
                 continue;
             }
         };

@@ -66,8 +66,8 @@ pub async fn connect_from(
 pub fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
     sockopt::set_socket_keepalive(stream, true)?;
     sockopt::set_tcp_keepidle(stream, idle)?;
-    sockopt::set_tcp_keepintvl(stream, Duration::from_secs(15).min(idle))?;
-    sockopt::set_tcp_keepcnt(stream, 4)?;
+    sockopt::set_tcp_keepintvl(stream, crate::limits::KEEPALIVE_INTERVAL.min(idle))?;
+    sockopt::set_tcp_keepcnt(stream, crate::limits::KEEPALIVE_PROBES)?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 
 use crate::budget::{FdBudget, FdPermit};
 use crate::command::Type;
-use crate::limits::{SPLICE_PIPE_BYTES, TRANSFER_BUFFER};
+use crate::limits::{SENDFILE_CHUNK, SPLICE_PIPE_BYTES, TRANSFER_BUFFER};
 use crate::listing::{self, Entry, Format};
 use crate::metrics::{self, Metrics};
 use crate::sys;
@@ -106,7 +106,7 @@ async fn send_binary(
 ) -> Result<u64, TransferError> {
     let mut sent = 0;
     loop {
-        match sys::sendfile(data.get_ref(), &file, &mut offset, TRANSFER_BUFFER * 16) {
+        match sys::sendfile(data.get_ref(), &file, &mut offset, SENDFILE_CHUNK) {
             Ok(0) => return Ok(sent),
             Ok(n) => {
                 sent += n as u64;
