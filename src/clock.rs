@@ -18,9 +18,6 @@ pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-// `from_system`, `now` and `iso8601` serve the S3 key template and object
-// metadata (issue 4), merged separately.
-#[allow(dead_code)]
 impl Utc {
     pub fn from_unix(seconds: i64) -> Utc {
         let days = seconds.div_euclid(86_400);
@@ -46,10 +43,6 @@ impl Utc {
 
     pub fn from_system(time: SystemTime) -> Utc {
         Utc::from_unix(unix_seconds(time))
-    }
-
-    pub fn now() -> Utc {
-        Utc::from_system(SystemTime::now())
     }
 
     /// `YYYYMMDDHHMMSS` (RFC 3659 §2.3 time-val).
