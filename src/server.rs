@@ -1,68 +1,24 @@
 //! The server: the accept loop, the session caps, the executor, and the
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
-use crate::budget::{FdBudget, FdPermit};
-use crate::config::{Config, PublicAddress, User};
-use crate::drain;
-use crate::emf;
-use crate::handshake::{self, Prelude};
-use crate::health::{self, Health};
+use crate::aws::emf;
+use crate::config::{Config, PublicAddress};
+use crate::data::passive::PassivePool;
 use crate::limits;
-use crate::metrics::{self, Metrics};
-use crate::passive::PassivePool;
+use crate::ops::drain;
+use crate::ops::health::{self, Health};
+use crate::ops::metrics::{self, Metrics};
 use crate::session;
+use crate::session::handshake::{self, Prelude};
+use crate::shared::Shared;
 use crate::sys;
-use smol::channel::Receiver;
+use crate::sys::budget::{FdBudget, FdPermit};
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// What every session shares: read-only configuration, counters, the port
-/// pool, and the stop signals.
-pub struct Shared {
-    pub config: Config,
-    users: HashMap<String, Arc<User>>,
-    /// Shared with the S3 delivery threads (issue 4).
-    pub metrics: Arc<Metrics>,
-    /// S3 delivery (issue 4); `None` without `s3_bucket`.
-    pub delivery: Option<Arc<crate::delivery::Delivery>>,
-    pub passive: PassivePool,
-    /// What PASV advertises; `None`: the control connection's local address.
-    pub public_ip: Option<IpAddr>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// Open files: one per session, two more per transfer.
-    pub fds: Arc<FdBudget>,
-    /// What `/healthz` reports: draining, S3 delivery failing.
-    pub health: Arc<Health>,
-    /// Closed when the listener closes (after `drain_delay`); every waiter wakes.
-    stopping: Receiver<()>,
-    /// Closed when `drain_timeout` has passed.
-    hard_stopping: Receiver<()>,
-}
-
-impl Shared {
-    pub fn user(&self, name: &str) -> Option<Arc<User>> {
-        self.users.get(name).cloned()
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.is_closed()
-    }
-
-    /// Resolves when the stop begins.
-    pub async fn stopping(&self) {
-        // recv fails once the channel is closed: that is the signal.
-        let _ = self.stopping.recv().await;
-    }
-
-    /// Resolves when running transfers must be aborted.
-    pub async fn hard_stopping(&self) {
-        let _ = self.hard_stopping.recv().await;
-    }
-}
 
 /// Counts a client address's sessions; the count drops with the guard.
 struct PerIpGuard {
@@ -288,7 +244,8 @@ fn admit_or_refuse(
     if guard.is_none() {
         metrics::inc(&shared.metrics.sessions_refused);
         // Best effort, without waiting: the client is told why.
-        let _ = crate::reply::try_send(stream, b"421 Too many sessions, try again later\r\n");
+        let _ =
+            crate::protocol::reply::try_send(stream, b"421 Too many sessions, try again later\r\n");
     }
     guard
 }
@@ -339,7 +296,7 @@ fn prepare_homes(config: &Config) -> io::Result<()> {
         })?;
     }
     for dir in dirs {
-        match crate::upload::remove_stale_temporaries(dir) {
+        match crate::storage::upload::remove_stale_temporaries(dir) {
             Ok(0) => {}
             Ok(n) => log::warn!(
                 "removed {n} partial uploads left in {} by an earlier stop",

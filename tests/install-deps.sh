@@ -1,33 +1,83 @@
 #!/bin/bash
 # Installs everything the test suite needs on a fresh Debian 12 machine
-# (run as root; idempotent). .ci/run calls it; a developer runs it once.
+# (run as root; idempotent). .ci/run calls it through tests/run.sh; a
+# developer runs it once. Nothing is assumed to be on the machine already:
+# every tool and header the suite uses is named below, and after installing,
+# the script proves it — each command is looked up and each C compiler the
+# builds use compiles and links a probe — so a machine that lacks something
+# fails here, with the package's name, not forty minutes later in a build.
 #
-# Debian packages:
-#   curl lftp inetutils-ftp   the real FTP clients the tests drive
-#   python3                   ftplib client, fake IMDS
-#   musl-tools                musl-gcc, for the static x86_64 build
-#   gcc-aarch64-linux-gnu     linker and C compiler for the aarch64 build
-#   qemu-user-static          runs the aarch64 binary for its smoke test
-#   file                      checks that the binaries are static
-#   iproute2 nftables haproxy network namespaces, DNAT and the L4 balancer
+# Debian packages, one per line, with what needs each:
+packages=(
+    curl                   # FTP client driven by the tests; health checks
+    lftp                   # FTP client (mirror, active and passive)
+    inetutils-ftp          # the classic `ftp` client
+    python3                # ftplib client, fake IMDS, the benchmark's helpers
+    musl-tools             # musl-gcc: C code in crates (ring) for x86_64 musl
+    gcc-aarch64-linux-gnu  # linker and C compiler for aarch64 musl
+    libc6-dev-arm64-cross  # aarch64 C headers (bits/libc-header-start.h) that
+                           # ring's C includes; only a Recommends of the above
+    qemu-user-static       # runs the aarch64 binary for its smoke test
+    file                   # checks that the binaries are static and stripped
+    iproute2               # ip netns / veth: hosts for the topology test
+    nftables               # DNAT balancer in the topology test
+    haproxy                # L4 balancer with PROXY v2 in the topology test
+    procps                 # pgrep/ps in the shell tests
+    util-linux             # mount (tmpfs for disk-full tests), unshare
+    ca-certificates        # crates.io over TLS for the s3s-fs build
+)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(curl lftp inetutils-ftp python3 musl-tools gcc-aarch64-linux-gnu qemu-user-static file iproute2 nftables haproxy)
+die() {
+    echo "install-deps: $*" >&2
+    exit 1
+}
+
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 done
+for component in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
+
+# Proof, part 1: every command the suite runs is on PATH.
+for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
+    qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc; do
+    command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
+done
+
+# Proof, part 2: each C compiler the builds use compiles and links a probe
+# that includes the header ring needs. (A machine that had
+# libc6-dev-arm64-cross by chance once hid its absence from this list.)
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+cat >"$probe/probe.c" <<'EOF'
+#include <stdint.h>
+#include <string.h>
+int main(void) { uint8_t b[4]; memset(b, 0, sizeof b); return b[0]; }
+EOF
+musl-gcc -static -o "$probe/x86_64" "$probe/probe.c" 2>"$probe/err" \
+    || die "musl-gcc cannot compile and link a C file (package musl-tools): $(cat "$probe/err")"
+"$probe/x86_64" || die "the musl-gcc probe does not run"
+aarch64-linux-gnu-gcc -static -o "$probe/aarch64" "$probe/probe.c" 2>"$probe/err" \
+    || die "aarch64-linux-gnu-gcc cannot compile and link a C file (packages gcc-aarch64-linux-gnu and libc6-dev-arm64-cross): $(cat "$probe/err")"
+qemu-aarch64-static "$probe/aarch64" || die "qemu-aarch64-static cannot run the aarch64 probe (package qemu-user-static)"
+echo "install-deps: C probes compiled, linked and ran (musl-gcc, aarch64-linux-gnu-gcc under qemu)"
 
 tests/appliance/install-deps.sh
 
 # The S3 API server the delivery tests run against (verifies SigV4 and
 # Content-MD5); built from crates.io, ~5 minutes the first time.
 tests/install-s3s-fs.sh
+command -v s3s-fs >/dev/null || [ -x "$HOME/.cargo/bin/s3s-fs" ] || die "s3s-fs was not installed"
+echo "install-deps: all present"

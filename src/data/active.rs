@@ -3,7 +3,7 @@
 //! listener from PASV/EPSV). Both enforce that the data connection is with
 //! the control connection's client and nobody else (RFC 2577 §3).
 
-use crate::metrics::{self, Metrics};
+use crate::ops::metrics::{self, Metrics};
 use crate::sys;
 use smol::future::FutureExt;
 use smol::{Async, Timer};

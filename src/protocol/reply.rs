@@ -56,6 +56,12 @@ pub struct Reply {
     buf: heapless::Vec<u8, MAX_REPLY>,
 }
 
+impl Default for Reply {
+    fn default() -> Reply {
+        Reply::new()
+    }
+}
+
 impl Reply {
     pub fn new() -> Reply {
         Reply {

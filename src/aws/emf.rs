@@ -13,8 +13,8 @@
 //! derived per interval.
 
 use crate::limits::EMF_IO_TIMEOUT;
-use crate::metrics::{Kind, Sample};
-use crate::server::Shared;
+use crate::ops::metrics::{Kind, Sample};
+use crate::shared::Shared;
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn every_real_metric_fits_one_directive() {
         // EMF: at most 100 metrics per directive.
-        let samples = crate::metrics::Metrics::default().snapshot();
+        let samples = crate::ops::metrics::Metrics::default().snapshot();
         let line = record(&samples, None, Duration::from_secs(60), "local", None, 0);
         assert!(line.matches("\"Name\":").count() <= 100);
         assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
@@ -408,7 +408,7 @@ mod tests {
 #[cfg(test)]
 mod group_tests {
     use super::*;
-    use crate::metrics::{Kind, Sample};
+    use crate::ops::metrics::{Kind, Sample};
 
     #[test]
     fn group_adds_a_fleet_dimension() {

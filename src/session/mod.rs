@@ -4,20 +4,22 @@
 //! transfer runs as its own boxed future (so its buffers exist only while it
 //! runs) raced against the control connection, where ABOR may arrive.
 
+pub mod handshake;
+
 use crate::auth::{self, Password};
-use crate::budget::FdPermit;
-use crate::command::{self, Command, EpsvArg, ParseError, Type};
 use crate::config::User;
-use crate::data::{self, DataPlan, Peer};
-use crate::handshake::Prelude;
+use crate::data::active::{self, DataPlan, Peer};
+use crate::data::transfer::{self, TransferError};
 use crate::limits::MAX_LINE;
-use crate::listing::{self, Entry, Format};
-use crate::metrics::{self, Metrics};
-use crate::reply::{self, Code, Quoted, Reply};
-use crate::server::Shared;
-use crate::transfer::{self, TransferError};
-use crate::upload::TempUpload;
-use crate::vfs::{self, Jail, JailError, VirtualPath};
+use crate::ops::metrics::{self, Metrics};
+use crate::protocol::command::{self, Command, EpsvArg, ParseError, Type};
+use crate::protocol::listing::{self, Entry, Format};
+use crate::protocol::reply::{self, Code, Quoted, Reply};
+use crate::shared::Shared;
+use crate::storage::jail::{self, Jail, JailError, VirtualPath};
+use crate::storage::upload::TempUpload;
+use crate::sys::budget::FdPermit;
+use handshake::Prelude;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};
@@ -424,7 +426,7 @@ impl Session {
         }
         macro_rules! resolve {
             ($arg:expr) => {
-                match vfs::resolve(&self.cwd, $arg) {
+                match jail::resolve(&self.cwd, $arg) {
                     Ok(path) => path,
                     Err(e) => {
                         self.refuse_path(e)?;
@@ -1143,7 +1145,7 @@ impl Session {
         }
 
         let plan = std::mem::replace(&mut self.data, DataPlan::None);
-        let stream = match data::open(plan, &peer, &self.shared.metrics).await {
+        let stream = match active::open(plan, &peer, &self.shared.metrics).await {
             Ok(stream) => stream,
             Err(e) => {
                 say!(self, Code::CantOpenDataConnection, "{e}")?;

@@ -6,10 +6,13 @@
 //! all at once with their line numbers; nothing is ever silently ignored.
 //! Every key is parsed in `set_global` / `set_user`; README lists them all.
 
-use crate::cidr::{self, Cidr};
-use crate::emf::{self, EmfTarget};
+pub mod cidr;
+pub mod s3;
+
+use crate::aws::emf::{self, EmfTarget};
 use crate::limits;
-use crate::proxy;
+use crate::protocol::proxy;
+use cidr::Cidr;
 use log::LevelFilter;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -148,7 +151,7 @@ pub struct Config {
     /// EMF dimension `Group` (e.g. the stack name) for fleet-wide metrics.
     pub metrics_group: Option<String>,
     /// S3 delivery keys (issue 4; see s3config.rs).
-    pub s3: crate::s3config::S3Settings,
+    pub s3: crate::config::s3::S3Settings,
     pub users: Vec<User>,
 }
 
@@ -186,7 +189,7 @@ impl Config {
             metrics_emf: None,
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             metrics_group: None,
-            s3: crate::s3config::S3Settings::defaults(),
+            s3: crate::config::s3::S3Settings::defaults(),
             users: Vec::new(),
         }
     }
@@ -454,7 +457,7 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
                 .ok_or_else(|| bad("expected a duration of 1s or more"))?
         }
         // S3 delivery (issue 4): parsed in s3config.rs.
-        key if crate::s3config::KEYS.contains(&key) => config.s3.set(key, value)?,
+        key if crate::config::s3::KEYS.contains(&key) => config.s3.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -880,7 +883,7 @@ mod tests {
     fn s3_keys() {
         let c = parse("s3_bucket = lake\ns3_key = raw/{user}/{path}\nack = disk\n").unwrap();
         assert_eq!(c.s3.bucket.as_deref(), Some("lake"));
-        assert_eq!(c.s3.ack(), crate::s3config::Ack::Disk);
+        assert_eq!(c.s3.ack(), crate::config::s3::Ack::Disk);
         assert_eq!(one_problem("s3_bucket = lake\ns3_key = {nope}\n").line, 2);
         assert_eq!(one_problem("ack = s3\n").line, 0);
     }

@@ -17,7 +17,7 @@
 //! Secrets never reach a log: `Secret` prints `*******`, and rusty-s3's
 //! `Credentials` prints only the access key id.
 
-use crate::imds;
+use crate::aws::imds;
 use crate::limits::{CREDENTIALS_IMDS_PATIENCE, CREDENTIALS_REFRESH_BEFORE, MAX_IMDS_RESPONSE};
 use rusty_s3::credentials::Ec2SecurityCredentialsMetadataResponse;
 use rusty_s3::Credentials;

@@ -13,12 +13,12 @@
 //! multipart upload whose parts are sent one after another (concurrency comes
 //! from several files in flight). A multipart upload that fails is aborted.
 
-use crate::credentials::Provider;
+use crate::config::s3::S3Settings;
+use crate::delivery::credentials::Provider;
 use crate::limits::{
     DELIVERY_BUFFER, MAX_RETRY_AFTER, MAX_S3_PARTS, MAX_S3_RESPONSE, S3_CONNECT_TIMEOUT,
     S3_RESPONSE_TIMEOUT, S3_SIGNATURE_LIFETIME, SLOW_DOWN_PAUSE,
 };
-use crate::s3config::S3Settings;
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use rusty_s3::actions::{

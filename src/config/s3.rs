@@ -4,7 +4,7 @@
 //! read. README lists the keys and their defaults.
 
 use crate::config::{parse_duration, parse_size, parse_switch, User};
-use crate::keytemplate::{self, KeyTemplate};
+use crate::delivery::keytemplate::{self, KeyTemplate};
 use crate::limits;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -16,11 +16,11 @@
 //! bytes after the header.
 
 use crate::limits::MAX_PROXY_HEADER;
-use crate::metrics;
-use crate::proxy::{self, Header, Version};
-use crate::reply;
-use crate::server::Shared;
+use crate::ops::metrics;
+use crate::protocol::proxy::{self, Header, Version};
+use crate::protocol::reply;
 use crate::session;
+use crate::shared::Shared;
 use smol::future::FutureExt;
 use smol::io::AsyncReadExt;
 use smol::{Async, Timer};

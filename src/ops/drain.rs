@@ -16,8 +16,8 @@
 //! Worst case from the signal to exit: drain_delay + drain_timeout + 2 s;
 //! systemd's TimeoutStopSec and the NLB deregistration delay must cover it.
 
-use crate::metrics;
-use crate::server::Shared;
+use crate::ops::metrics;
+use crate::shared::Shared;
 use async_signal::{Signal, Signals};
 use smol::channel::Sender;
 use smol::future::FutureExt;

@@ -14,15 +14,19 @@
 //!   and jitter; a 503 SlowDown pauses every thread. A file leaves the spool
 //!   only after S3 confirmed it. At start the spool is replayed.
 
+pub mod credentials;
+pub mod keytemplate;
+pub mod s3;
+
 use crate::clock::Utc;
+use crate::config::s3::{Ack, S3Settings};
 use crate::config::Config;
-use crate::credentials::Provider;
-use crate::keytemplate::{self, KeyFields};
+use crate::delivery::credentials::Provider;
 use crate::limits::{MAX_S3_KEY, RETRY_BASE, RETRY_MAX};
-use crate::metrics::{self, Metrics};
-use crate::s3::{self, Client, Object};
-use crate::s3config::{Ack, S3Settings};
-use crate::spool::{self, Meta, Spool};
+use crate::ops::metrics::{self, Metrics};
+use crate::storage::spool::{self, Meta, Spool};
+use keytemplate::KeyFields;
+use s3::{Client, Object};
 use smol::future::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -67,8 +71,8 @@ pub enum Refusal {
 
 impl Refusal {
     /// The reply: code and text.
-    pub fn reply(&self) -> (crate::reply::Code, &'static str) {
-        use crate::reply::Code;
+    pub fn reply(&self) -> (crate::protocol::reply::Code, &'static str) {
+        use crate::protocol::reply::Code;
         match self {
             Refusal::SpoolFull => (
                 Code::InsufficientStorage,
@@ -108,7 +112,7 @@ pub struct Delivery {
     credentials: Arc<Provider>,
     metrics: Arc<Metrics>,
     /// `/healthz` turns 503 when delivery keeps failing (health.rs).
-    health: Arc<crate::health::Health>,
+    health: Arc<crate::ops::health::Health>,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -120,7 +124,7 @@ pub fn start(
     config: &Config,
     instance: Option<String>,
     metrics: Arc<Metrics>,
-    health: Arc<crate::health::Health>,
+    health: Arc<crate::ops::health::Health>,
 ) -> io::Result<Option<Arc<Delivery>>> {
     let settings = &config.s3;
     if settings.bucket.is_none() {

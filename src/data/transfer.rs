@@ -4,13 +4,13 @@
 //! write on the data connection is raced against `data_timeout` (a stalled
 //! transfer ends, it never hangs a session).
 
-use crate::budget::{FdBudget, FdPermit};
-use crate::command::Type;
 use crate::limits::{SENDFILE_CHUNK, SPLICE_PIPE_BYTES, TRANSFER_BUFFER};
-use crate::listing::{self, Entry, Format};
-use crate::metrics::{self, Metrics};
+use crate::ops::metrics::{self, Metrics};
+use crate::protocol::command::Type;
+use crate::protocol::listing::{self, Entry, Format};
+use crate::storage::upload::TempUpload;
 use crate::sys;
-use crate::upload::TempUpload;
+use crate::sys::budget::{FdBudget, FdPermit};
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};

@@ -2,7 +2,7 @@
 //! `# HELP`, `# TYPE`, then `name value`, one metric per group. Pure: the
 //! HTTP side is `health.rs`.
 
-use crate::metrics::{Kind, Sample};
+use crate::ops::metrics::{Kind, Sample};
 use std::fmt::Write as _;
 
 /// The Content-Type Prometheus expects for this format.
@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn every_real_metric_renders_three_lines() {
-        let m = crate::metrics::Metrics::default();
+        let m = crate::ops::metrics::Metrics::default();
         let samples = m.snapshot();
         let out = render(&samples);
         assert_eq!(out.lines().count(), samples.len() * 3);

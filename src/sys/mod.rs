@@ -3,6 +3,8 @@
 //! `unsafe`: sockets with a chosen backlog or source port, the open-file
 //! limit, and systemd's readiness notification.
 
+pub mod budget;
+
 use smol::Async;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};

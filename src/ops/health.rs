@@ -14,9 +14,9 @@
 use crate::limits::{
     HEALTH_DISCARD_MAX, HEALTH_IO_TIMEOUT, MAX_HEALTH_CONNECTIONS, MAX_HEALTH_REQUEST_LINE,
 };
-use crate::metrics;
-use crate::prometheus;
-use crate::server::Shared;
+use crate::ops::metrics;
+use crate::ops::prometheus;
+use crate::shared::Shared;
 use crate::sys;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,0 +1,7 @@
+//! Pure parsers and formatters of what crosses the wire: no I/O, no state.
+//! Every byte from a client passes through one of these exactly once.
+
+pub mod command;
+pub mod listing;
+pub mod proxy;
+pub mod reply;

@@ -1,0 +1,59 @@
+//! What every session shares: the read-only configuration, the users, the
+//! counters, the passive port pool, the open-file budget, and the stop
+//! signals. It sits below the session and the server; the modules under it
+//! (ops, delivery, data) take the fields they need, never the whole struct.
+
+use crate::config::{Config, User};
+use crate::data::passive::PassivePool;
+use crate::delivery::Delivery;
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
+use crate::sys::budget::FdBudget;
+use smol::channel::Receiver;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// What every session shares: read-only configuration, counters, the port
+/// pool, and the stop signals.
+pub struct Shared {
+    pub config: Config,
+    pub users: HashMap<String, Arc<User>>,
+    /// Shared with the S3 delivery threads (issue 4).
+    pub metrics: Arc<Metrics>,
+    /// S3 delivery (issue 4); `None` without `s3_bucket`.
+    pub delivery: Option<Arc<Delivery>>,
+    pub passive: PassivePool,
+    /// What PASV advertises; `None`: the control connection's local address.
+    pub public_ip: Option<IpAddr>,
+    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open files: one per session, two more per transfer.
+    pub fds: Arc<FdBudget>,
+    /// What `/healthz` reports: draining, S3 delivery failing.
+    pub health: Arc<Health>,
+    /// Closed when the listener closes (after `drain_delay`); every waiter wakes.
+    pub stopping: Receiver<()>,
+    /// Closed when `drain_timeout` has passed.
+    pub hard_stopping: Receiver<()>,
+}
+
+impl Shared {
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        self.users.get(name).cloned()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_closed()
+    }
+
+    /// Resolves when the stop begins.
+    pub async fn stopping(&self) {
+        // recv fails once the channel is closed: that is the signal.
+        let _ = self.stopping.recv().await;
+    }
+
+    /// Resolves when running transfers must be aborted.
+    pub async fn hard_stopping(&self) {
+        let _ = self.hard_stopping.recv().await;
+    }
+}

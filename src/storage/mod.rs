@@ -1,0 +1,7 @@
+//! Files on disk: the jail that turns client paths into real paths, durable
+//! uploads (temp → fsync → rename), and the spool that holds uploads until
+//! S3 has them.
+
+pub mod jail;
+pub mod spool;
+pub mod upload;
