@@ -12,9 +12,10 @@
 //! as their value now; `SessionsPerSecond` and `ActiveConnectLatency` are
 //! derived per interval.
 
+use crate::config::EmfTarget;
 use crate::limits::EMF_IO_TIMEOUT;
+use crate::ops::metrics::Metrics;
 use crate::ops::metrics::{Kind, Sample};
-use crate::shared::Shared;
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
@@ -29,31 +30,6 @@ pub const NAMESPACE: &str = "lakeftpd";
 
 /// The instance id used when none is known (not on EC2, or IMDS off).
 pub const NO_INSTANCE_ID: &str = "local";
-
-/// Where EMF records go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmfTarget {
-    Tcp(SocketAddr),
-    Udp(SocketAddr),
-}
-
-/// `off`, `tcp:ADDRESS:PORT` or `udp:ADDRESS:PORT`.
-pub fn parse_target(value: &str) -> Result<Option<EmfTarget>, String> {
-    if value == "off" {
-        return Ok(None);
-    }
-    let addr = |s: &str| -> Result<SocketAddr, String> {
-        s.parse()
-            .map_err(|_| "expected `tcp:ADDRESS:PORT`, `udp:ADDRESS:PORT` or `off`".to_string())
-    };
-    if let Some(rest) = value.strip_prefix("tcp:") {
-        Ok(Some(EmfTarget::Tcp(addr(rest)?)))
-    } else if let Some(rest) = value.strip_prefix("udp:") {
-        Ok(Some(EmfTarget::Udp(addr(rest)?)))
-    } else {
-        Err("expected `tcp:ADDRESS:PORT`, `udp:ADDRESS:PORT` or `off`".into())
-    }
-}
 
 /// The CloudWatch name of a metric: CamelCase of its name, except where a
 /// clearer name is published (the scaling metric is `ActiveSessions`).
@@ -186,15 +162,20 @@ pub fn record(
 /// Sends a record every `metrics_interval` until the process ends. A
 /// failed send is logged once per outage and retried at the next interval
 /// (the record is dropped: the next one carries the counters on).
-pub async fn run(shared: Arc<Shared>, target: EmfTarget, instance_id: String) {
-    let interval = shared.config.metrics_interval;
+pub async fn run(
+    metrics: Arc<Metrics>,
+    target: EmfTarget,
+    interval: Duration,
+    group: Option<String>,
+    instance_id: String,
+) {
     let mut previous: Option<Vec<Sample>> = None;
     let mut last = Instant::now();
     let mut tcp: Option<Async<TcpStream>> = None;
     let mut failing = false;
     loop {
         Timer::after(interval).await;
-        let now = shared.metrics.snapshot();
+        let now = metrics.snapshot();
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -203,7 +184,7 @@ pub async fn run(shared: Arc<Shared>, target: EmfTarget, instance_id: String) {
             previous.as_deref(),
             last.elapsed(),
             &instance_id,
-            shared.config.metrics_group.as_deref(),
+            group.as_deref(),
             timestamp_ms,
         );
         last = Instant::now();

@@ -7,9 +7,9 @@
 //! Every key is parsed in `set_global` / `set_user`; README lists them all.
 
 pub mod cidr;
+pub mod keytemplate;
 pub mod s3;
 
-use crate::aws::emf::{self, EmfTarget};
 use crate::limits;
 use crate::protocol::proxy;
 use cidr::Cidr;
@@ -439,7 +439,7 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
             config.health_s3_failing_after = parse_duration(value).map_err(|e| bad(&e))?
         }
         "drain_delay" => config.drain_delay = parse_duration_or_zero(value).map_err(|e| bad(&e))?,
-        "metrics_emf" => config.metrics_emf = emf::parse_target(value).map_err(|e| bad(&e))?,
+        "metrics_emf" => config.metrics_emf = parse_emf_target(value).map_err(|e| bad(&e))?,
         "metrics_group" => {
             let valid = value.len() <= 255
                 && value
@@ -622,6 +622,31 @@ fn parse_abs_path(value: &str) -> Result<PathBuf, String> {
         Ok(PathBuf::from(value))
     } else {
         Err("expected an absolute path".into())
+    }
+}
+
+/// Where EMF records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmfTarget {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+}
+
+/// `off`, `tcp:ADDRESS:PORT` or `udp:ADDRESS:PORT`.
+pub fn parse_emf_target(value: &str) -> Result<Option<EmfTarget>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    let addr = |s: &str| -> Result<SocketAddr, String> {
+        s.parse()
+            .map_err(|_| "expected `tcp:ADDRESS:PORT`, `udp:ADDRESS:PORT` or `off`".to_string())
+    };
+    if let Some(rest) = value.strip_prefix("tcp:") {
+        Ok(Some(EmfTarget::Tcp(addr(rest)?)))
+    } else if let Some(rest) = value.strip_prefix("udp:") {
+        Ok(Some(EmfTarget::Udp(addr(rest)?)))
+    } else {
+        Err("expected `tcp:ADDRESS:PORT`, `udp:ADDRESS:PORT` or `off`".into())
     }
 }
 

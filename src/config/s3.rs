@@ -3,8 +3,8 @@
 //! to `S3Settings::set` and calls `S3Settings::check` once the whole text is
 //! read. README lists the keys and their defaults.
 
+use crate::config::keytemplate::{self, KeyTemplate};
 use crate::config::{parse_duration, parse_size, parse_switch, User};
-use crate::delivery::keytemplate::{self, KeyTemplate};
 use crate::limits;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,17 +15,16 @@
 //!   only after S3 confirmed it. At start the spool is replayed.
 
 pub mod credentials;
-pub mod keytemplate;
 pub mod s3;
 
 use crate::clock::Utc;
+use crate::config::keytemplate::{self, KeyFields};
 use crate::config::s3::{Ack, S3Settings};
 use crate::config::Config;
 use crate::delivery::credentials::Provider;
 use crate::limits::{MAX_S3_KEY, RETRY_BASE, RETRY_MAX};
 use crate::ops::metrics::{self, Metrics};
 use crate::storage::spool::{self, Meta, Spool};
-use keytemplate::KeyFields;
 use s3::{Client, Object};
 use smol::future::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,31 +66,6 @@ pub enum Refusal {
     Local,
     /// `ack = s3` and S3 did not confirm in time: 451 (the file stays queued).
     Timeout,
-}
-
-impl Refusal {
-    /// The reply: code and text.
-    pub fn reply(&self) -> (crate::protocol::reply::Code, &'static str) {
-        use crate::protocol::reply::Code;
-        match self {
-            Refusal::SpoolFull => (
-                Code::InsufficientStorage,
-                "insufficient storage space in the delivery spool; send the file again later",
-            ),
-            Refusal::KeyTooLong => (
-                Code::FileNameNotAllowed,
-                "path too long for an S3 object key; not delivered",
-            ),
-            Refusal::Local => (
-                Code::ActionAbortedLocalError,
-                "local error while queueing for S3; send the file again",
-            ),
-            Refusal::Timeout => (
-                Code::ActionAbortedLocalError,
-                "S3 did not confirm the file in time; it is queued and will be delivered",
-            ),
-        }
-    }
 }
 
 /// One upload, as the session hands it over.

@@ -15,8 +15,8 @@ use crate::limits::{
     HEALTH_DISCARD_MAX, HEALTH_IO_TIMEOUT, MAX_HEALTH_CONNECTIONS, MAX_HEALTH_REQUEST_LINE,
 };
 use crate::ops::metrics;
+use crate::ops::metrics::Metrics;
 use crate::ops::prometheus;
-use crate::shared::Shared;
 use crate::sys;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,8 +159,10 @@ pub fn parse_request_line(line: &[u8]) -> Route {
 /// Listens on `health_listen` until the process ends.
 pub async fn serve(
     executor: Arc<Executor<'static>>,
-    shared: Arc<Shared>,
     listener: Async<TcpListener>,
+    state: Arc<Health>,
+    metrics: Arc<Metrics>,
+    s3_failing_after: Duration,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
     loop {
@@ -176,12 +178,13 @@ pub async fn serve(
             active.fetch_sub(1, Ordering::Relaxed);
             continue; // Dropped: closed at once.
         }
-        let shared = shared.clone();
+        let state = state.clone();
+        let metrics = metrics.clone();
         let active = active.clone();
         executor
             .spawn(async move {
                 // Ignore errors: a checker may hang up at any point.
-                let _ = answer(&shared, stream)
+                let _ = answer(&state, &metrics, s3_failing_after, stream)
                     .or(async {
                         Timer::after(2 * HEALTH_IO_TIMEOUT).await;
                         Err(io::ErrorKind::TimedOut.into())
@@ -204,14 +207,19 @@ pub fn bind(addr: std::net::SocketAddr) -> io::Result<Async<TcpListener>> {
     })
 }
 
-async fn answer(shared: &Shared, stream: Async<TcpStream>) -> io::Result<()> {
+async fn answer(
+    state: &Health,
+    metrics: &Metrics,
+    s3_failing_after: Duration,
+    stream: Async<TcpStream>,
+) -> io::Result<()> {
     let route = match read_request_line(&stream).await {
         Some(line) => parse_request_line(&line),
         None => Route::BadRequest,
     };
     let (status, content_type, body, head) = match route {
         Route::Health { head } => {
-            let verdict = shared.health.verdict(shared.config.health_s3_failing_after);
+            let verdict = state.verdict(s3_failing_after);
             let (status, body) = match verdict {
                 Verdict::Healthy => ("200 OK", "ok\n"),
                 Verdict::Draining => ("503 Service Unavailable", "draining\n"),
@@ -222,7 +230,7 @@ async fn answer(shared: &Shared, stream: Async<TcpStream>) -> io::Result<()> {
         Route::Metrics { head } => (
             "200 OK",
             prometheus::CONTENT_TYPE,
-            prometheus::render(&shared.metrics.snapshot()),
+            prometheus::render(&metrics.snapshot()),
             head,
         ),
         Route::NotFound => (
@@ -309,9 +317,9 @@ async fn timeout<T>(after: Duration) -> io::Result<T> {
 }
 
 /// Marks the instance as draining: `/healthz` answers 503 from now on.
-pub fn start_draining(shared: &Shared) {
-    shared.health.start_draining();
-    metrics::set(&shared.metrics.draining, 1);
+pub fn start_draining(state: &Health, metrics: &Metrics) {
+    state.start_draining();
+    metrics::set(&metrics.draining, 1);
 }
 
 #[cfg(test)]

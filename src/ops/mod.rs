@@ -1,7 +1,6 @@
-//! Operating the server: metrics, their Prometheus text, the health
-//! endpoint the balancer polls, and the drain at SIGTERM.
+//! Operating the server: metrics, their Prometheus text, and the health
+//! endpoint the balancer polls.
 
-pub mod drain;
 pub mod health;
 pub mod metrics;
 pub mod prometheus;

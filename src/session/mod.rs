@@ -4,13 +4,13 @@
 //! transfer runs as its own boxed future (so its buffers exist only while it
 //! runs) raced against the control connection, where ABOR may arrive.
 
-pub mod handshake;
-
 use crate::auth::{self, Password};
 use crate::config::User;
 use crate::data::active::{self, DataPlan, Peer};
 use crate::data::transfer::{self, TransferError};
+use crate::delivery::Refusal;
 use crate::limits::MAX_LINE;
+use crate::limits::MAX_PROXY_HEADER;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, EpsvArg, ParseError, Type};
 use crate::protocol::listing::{self, Entry, Format};
@@ -19,7 +19,6 @@ use crate::shared::Shared;
 use crate::storage::jail::{self, Jail, JailError, VirtualPath};
 use crate::storage::upload::TempUpload;
 use crate::sys::budget::FdPermit;
-use handshake::Prelude;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};
@@ -34,6 +33,32 @@ macro_rules! say {
     ($session:expr, $code:expr, $($fmt:tt)+) => {
         $session.say(Reply::line($code, format_args!($($fmt)+)))
     };
+}
+
+/// What the session starts with: bytes already read after the header, and
+/// whether the greeting was already sent.
+pub struct Prelude {
+    pub buf: [u8; MAX_PROXY_HEADER],
+    pub start: usize,
+    pub end: usize,
+    pub greeted: bool,
+}
+
+impl Prelude {
+    /// No header read, nothing sent: a connection without PROXY protocol.
+    pub fn empty() -> Prelude {
+        Prelude {
+            buf: [0; MAX_PROXY_HEADER],
+            start: 0,
+            end: 0,
+            greeted: false,
+        }
+    }
+
+    /// The bytes the client sent after the header.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
 }
 
 /// The control connection's input: a fixed buffer holding at most one
@@ -1352,7 +1377,7 @@ impl Session {
             };
             if let Err(refusal) = delivery.hand_over(upload).await {
                 self.count_transfer(verb, false);
-                let (code, text) = refusal.reply();
+                let (code, text) = refusal_reply(&refusal);
                 say!(self, code, "{text}")?;
                 self.log_transfer(verb, &virt, bytes, started, code);
                 return Ok(None);
@@ -1446,5 +1471,27 @@ fn log_command(client: SocketAddr, cmd: &Command<'_>) {
             Command::Pass(_) => log::debug!("client={client} PASS *******"),
             other => log::debug!("client={client} {other:?}"),
         }
+    }
+}
+
+/// The reply to an upload that delivery did not accept.
+fn refusal_reply(refusal: &Refusal) -> (Code, &'static str) {
+    match refusal {
+        Refusal::SpoolFull => (
+            Code::InsufficientStorage,
+            "insufficient storage space in the delivery spool; send the file again later",
+        ),
+        Refusal::KeyTooLong => (
+            Code::FileNameNotAllowed,
+            "path too long for an S3 object key; not delivered",
+        ),
+        Refusal::Local => (
+            Code::ActionAbortedLocalError,
+            "local error while queueing for S3; send the file again",
+        ),
+        Refusal::Timeout => (
+            Code::ActionAbortedLocalError,
+            "S3 did not confirm the file in time; it is queued and will be delivered",
+        ),
     }
 }

@@ -15,43 +15,16 @@
 //! session's line reader in a `Prelude`, so the session sees exactly the
 //! bytes after the header.
 
-use crate::limits::MAX_PROXY_HEADER;
 use crate::ops::metrics;
 use crate::protocol::proxy::{self, Header, Version};
 use crate::protocol::reply;
-use crate::session;
+use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use smol::future::FutureExt;
 use smol::io::AsyncReadExt;
 use smol::{Async, Timer};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
-
-/// What the session starts with: bytes already read after the header, and
-/// whether the greeting was already sent.
-pub struct Prelude {
-    buf: [u8; MAX_PROXY_HEADER],
-    start: usize,
-    end: usize,
-    pub greeted: bool,
-}
-
-impl Prelude {
-    /// No header read, nothing sent: a connection without PROXY protocol.
-    pub fn empty() -> Prelude {
-        Prelude {
-            buf: [0; MAX_PROXY_HEADER],
-            start: 0,
-            end: 0,
-            greeted: false,
-        }
-    }
-
-    /// The bytes the client sent after the header.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-}
 
 /// Reads the PROXY header. Returns the session's client address (the
 /// header's source; the peer itself for LOCAL/UNKNOWN) and the prelude, or

@@ -1,15 +1,16 @@
 //! The server: the accept loop, the session caps, the executor, and the
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
+mod drain;
+mod handshake;
+
 use crate::aws::emf;
 use crate::config::{Config, PublicAddress};
 use crate::data::passive::PassivePool;
 use crate::limits;
-use crate::ops::drain;
 use crate::ops::health::{self, Health};
 use crate::ops::metrics::{self, Metrics};
-use crate::session;
-use crate::session::handshake::{self, Prelude};
+use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
 use crate::sys::budget::{FdBudget, FdPermit};
@@ -122,13 +123,25 @@ pub fn run(
         let addr = listener.get_ref().local_addr()?;
         log::info!("health and metrics on http://{addr}/healthz and /metrics");
         executor
-            .spawn(health::serve(executor.clone(), shared.clone(), listener))
+            .spawn(health::serve(
+                executor.clone(),
+                listener,
+                shared.health.clone(),
+                shared.metrics.clone(),
+                shared.config.health_s3_failing_after,
+            ))
             .detach();
     }
     if let Some(target) = shared.config.metrics_emf {
         let id = instance_id.unwrap_or_else(|| emf::NO_INSTANCE_ID.to_string());
         executor
-            .spawn(emf::run(shared.clone(), target, id))
+            .spawn(emf::run(
+                shared.metrics.clone(),
+                target,
+                shared.config.metrics_interval,
+                shared.config.metrics_group.clone(),
+                id,
+            ))
             .detach();
     }
     let mut signals = drain::signals()?;
@@ -141,7 +154,7 @@ pub fn run(
         // listener is ready, not whenever this main future is woken.
         let accepting = executor.spawn(accept_loop(executor.clone(), shared.clone(), listener));
         drain::next_signal(&mut signals).await?;
-        health::start_draining(&shared);
+        health::start_draining(&shared.health, &shared.metrics);
         sys::notify_systemd("STOPPING=1");
         drain::delay(&shared, &mut signals).await?;
         // Cancelling the task drops the listener: new connections are refused.
