@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{bin, run, Scratch};
+use common::{bin, run, Control, Scratch, Server};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn lakeftpd(
     args: &[&str],
@@ -115,6 +115,24 @@ fn serve_needs_a_source() {
 }
 
 #[test]
+fn serve_without_health_listen_stops_within_a_second() {
+    let mut server = Server::start("drain_delay = 10s\n", &[("dev", "upload")]);
+    let mut idle = Control::login(server.addr, "dev");
+    let signalled = Instant::now();
+    server.signal("TERM");
+    let code = server.wait_exit(Duration::from_secs(5));
+    let took = signalled.elapsed();
+    assert_eq!(code, Some(0), "exit code; log:\n{}", server.log());
+    assert!(
+        took < Duration::from_secs(1),
+        "took {took:?} to stop; log:\n{}",
+        server.log()
+    );
+    // The idle session was told why it was closed.
+    assert_eq!(idle.reply().0, 421);
+}
+
+#[test]
 fn demo_serves_with_a_printed_password() {
     let dir = Scratch::new("demo");
     // The demo's port is fixed (README's first command); nothing else in
@@ -156,9 +174,31 @@ fn demo_serves_with_a_printed_password() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Ctrl-C: the demo has no health listener, so no drain_delay applies
+    // and, with nothing transferring, it exits within a second.
+    let interrupted = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut exited = None;
+    while interrupted.elapsed() < Duration::from_secs(5) {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some((status, interrupted.elapsed()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = child.kill();
     let _ = child.wait();
     assert!(ok, "upload to the demo failed");
+    let (status, took) = exited.expect("the demo did not exit within 5 s of SIGINT");
+    assert!(status.success(), "demo exit status {status:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the demo took {took:?} to stop"
+    );
     assert_eq!(
         std::fs::read(dir.0.join("lakeftpd-data/hello.txt")).unwrap(),
         b"hello demo"

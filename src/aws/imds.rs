@@ -232,10 +232,13 @@ fn classify(status: u16) -> Action {
 
 /// The pause after `attempt` failures (1-based): doubling, capped (pure).
 fn backoff(attempt: u32) -> Duration {
-    let factor = 1u32 << attempt.saturating_sub(1).min(16);
-    limits::IMDS_BACKOFF_FIRST
-        .saturating_mul(factor)
-        .min(limits::IMDS_BACKOFF_MAX)
+    // No jitter: one process retrying one local endpoint.
+    crate::sys::random::backoff(
+        attempt,
+        limits::IMDS_BACKOFF_FIRST,
+        limits::IMDS_BACKOFF_MAX,
+        1.0,
+    )
 }
 
 /// The endpoint from `AWS_EC2_METADATA_SERVICE_ENDPOINT` (pure). Only plain

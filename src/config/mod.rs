@@ -1036,4 +1036,40 @@ mod tests {
         );
         assert!(parse("metrics_group = a b").is_err());
     }
+
+    #[test]
+    fn target_tcp() {
+        assert_eq!(
+            parse_emf_target("tcp:127.0.0.1:25888"),
+            Ok(Some(EmfTarget::Tcp("127.0.0.1:25888".parse().unwrap())))
+        );
+    }
+
+    #[test]
+    fn target_udp_ipv6() {
+        assert_eq!(
+            parse_emf_target("udp:[::1]:25888"),
+            Ok(Some(EmfTarget::Udp("[::1]:25888".parse().unwrap())))
+        );
+    }
+
+    #[test]
+    fn target_off() {
+        assert_eq!(parse_emf_target("off"), Ok(None));
+    }
+
+    #[test]
+    fn target_without_scheme_refused() {
+        assert!(parse_emf_target("127.0.0.1:25888").is_err());
+    }
+
+    #[test]
+    fn target_with_hostname_refused() {
+        assert!(parse_emf_target("tcp:localhost:25888").is_err());
+    }
+
+    #[test]
+    fn target_without_port_refused() {
+        assert!(parse_emf_target("udp:127.0.0.1").is_err());
+    }
 }

@@ -5,6 +5,7 @@
 
 use crate::ops::metrics::{self, Metrics};
 use crate::sys;
+use crate::sys::timeout;
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 use std::io;
@@ -62,12 +63,7 @@ pub async fn open(
         DataPlan::Active(dest) => {
             let started = Instant::now();
             let connect = sys::connect_from(peer.local_ip, peer.source_port, dest);
-            let result = connect
-                .or(async {
-                    Timer::after(peer.connect_timeout).await;
-                    Err(io::ErrorKind::TimedOut.into())
-                })
-                .await;
+            let result = timeout::within(peer.connect_timeout, connect).await;
             match result {
                 Ok(stream) => {
                     metrics::inc(&metrics.active_connects);

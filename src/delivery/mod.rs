@@ -25,6 +25,7 @@ use crate::delivery::credentials::Provider;
 use crate::limits::{MAX_S3_KEY, RETRY_BASE, RETRY_MAX};
 use crate::ops::metrics::{self, Metrics};
 use crate::storage::spool::{self, Meta, Spool};
+use crate::sys::random;
 use s3::{Client, Object};
 use smol::future::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -363,7 +364,7 @@ impl Delivery {
                 metrics::inc(&self.metrics.s3_delivery_failures);
                 self.health.delivery_failed();
                 job.failures += 1;
-                let delay = backoff(job.failures, jitter());
+                let delay = backoff(job.failures);
                 if credentials {
                     // Fetch new ones before the next attempt (a rotated role).
                     self.credentials.invalidate();
@@ -442,30 +443,7 @@ impl Delivery {
     }
 }
 
-/// A random fraction in [0, 1).
-fn jitter() -> f64 {
-    let b: [u8; 4] = crate::sys::random_bytes();
-    f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
-}
-
-/// Wait before retry number `failures` (1-based): `RETRY_BASE * 2^(n-1)`,
-/// capped at `RETRY_MAX`, then "equal jitter": half fixed, half random.
-fn backoff(failures: u32, jitter: f64) -> Duration {
-    let exp = RETRY_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-    let capped = exp.min(RETRY_MAX);
-    capped / 2 + capped.mul_f64(jitter / 2.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1, 0.0), RETRY_BASE / 2);
-        assert_eq!(backoff(2, 0.0), RETRY_BASE);
-        assert!(backoff(3, 0.999) < RETRY_BASE * 4);
-        assert_eq!(backoff(40, 0.0), RETRY_MAX / 2);
-        assert!(backoff(40, 0.999) <= RETRY_MAX);
-    }
+/// Wait before retry number `failures` (1-based), with jitter.
+fn backoff(failures: u32) -> Duration {
+    random::backoff(failures, RETRY_BASE, RETRY_MAX, random::fraction())
 }

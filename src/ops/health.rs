@@ -18,7 +18,7 @@ use crate::ops::metrics;
 use crate::ops::metrics::Metrics;
 use crate::ops::prometheus;
 use crate::sys;
-use smol::future::FutureExt;
+use crate::sys::timeout;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Executor, Timer};
 use std::io;
@@ -184,12 +184,8 @@ pub async fn serve(
         executor
             .spawn(async move {
                 // Ignore errors: a checker may hang up at any point.
-                let _ = answer(&state, &metrics, s3_failing_after, stream)
-                    .or(async {
-                        Timer::after(2 * HEALTH_IO_TIMEOUT).await;
-                        Err(io::ErrorKind::TimedOut.into())
-                    })
-                    .await;
+                let answer = answer(&state, &metrics, s3_failing_after, stream);
+                let _ = timeout::within(2 * HEALTH_IO_TIMEOUT, answer).await;
                 active.fetch_sub(1, Ordering::Relaxed);
             })
             .detach();
@@ -260,10 +256,7 @@ async fn answer(
         response.push_str(&body);
     }
     let mut writer = &stream;
-    writer
-        .write_all(response.as_bytes())
-        .or(timeout(HEALTH_IO_TIMEOUT))
-        .await?;
+    timeout::within(HEALTH_IO_TIMEOUT, writer.write_all(response.as_bytes())).await?;
     stream.get_ref().shutdown(Shutdown::Write)?;
     // Read and drop what the client still sends (its headers) until it
     // closes: closing with unread input would send a reset, which may
@@ -280,7 +273,7 @@ async fn answer(
         }
         Ok(())
     };
-    discard.or(timeout(HEALTH_IO_TIMEOUT)).await
+    timeout::within(HEALTH_IO_TIMEOUT, discard).await
 }
 
 /// The request line without its line end; `None` when it is too long, not
@@ -308,12 +301,10 @@ async fn read_request_line(stream: &Async<TcpStream>) -> Option<Vec<u8>> {
             }
         }
     };
-    read.or(timeout(HEALTH_IO_TIMEOUT)).await.ok().flatten()
-}
-
-async fn timeout<T>(after: Duration) -> io::Result<T> {
-    Timer::after(after).await;
-    Err(io::ErrorKind::TimedOut.into())
+    timeout::within(HEALTH_IO_TIMEOUT, read)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Marks the instance as draining: `/healthz` answers 503 from now on.

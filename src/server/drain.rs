@@ -12,7 +12,8 @@
 //! 4. The S3 spool is flushed while time is left (hook below).
 //! 5. What still runs is aborted with 421; the process exits 0.
 //!
-//! A second signal during `drain_delay` ends the delay at once.
+//! A second signal during `drain_delay` ends the delay at once. Without
+//! `health_listen` step 2 is skipped: no health check would read the 503.
 //! Worst case from the signal to exit: drain_delay + drain_timeout + 2 s;
 //! systemd's TimeoutStopSec and the NLB deregistration delay must cover it.
 
@@ -42,8 +43,14 @@ pub async fn next_signal(signals: &mut Signals) -> io::Result<()> {
     Ok(())
 }
 
-/// Step 2: waits `drain_delay`, or less if another signal comes.
+/// Step 2: waits `drain_delay`, or less if another signal comes. Without
+/// `health_listen` no health check can see the 503, so there is nothing to
+/// wait for: the delay is skipped.
 pub async fn delay(shared: &Shared, signals: &mut Signals) -> io::Result<()> {
+    if shared.config.health_listen.is_none() {
+        log::info!("draining: no health_listen, so no drain_delay; sessions get up to {} s (drain_timeout)", shared.config.drain_timeout.as_secs());
+        return Ok(());
+    }
     let delay = shared.config.drain_delay;
     log::info!(
         "draining: /healthz answers 503; still accepting for {} ms (drain_delay), then sessions get up to {} s (drain_timeout)",

@@ -19,6 +19,7 @@ use crate::shared::Shared;
 use crate::storage::jail::{self, Jail, JailError, VirtualPath};
 use crate::storage::upload::TempUpload;
 use crate::sys::budget::FdPermit;
+use crate::sys::random;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};
@@ -690,9 +691,7 @@ impl Session {
             }
             Command::Stou => {
                 require!(store);
-                let random: [u8; 6] = crate::sys::random_bytes();
-                let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
-                let path = resolve!(&format!("lakeftpd-{name}"));
+                let path = resolve!(&format!("lakeftpd-{}", random::hex_name::<6>()));
                 let target = real!(entry, path);
                 return Ok(Flow::Transfer(Job::Store {
                     target,

@@ -16,6 +16,7 @@
 //! adds a file after `TempUpload::commit`.
 
 use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
+use crate::sys::random;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -144,15 +145,11 @@ fn new_id() -> String {
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
-    let random: [u8; 6] = crate::sys::random_bytes();
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{micros:020}-{hex}")
+    format!("{micros:020}-{}", random::hex_name::<6>())
 }
 
 fn temp_in(dir: &Path) -> PathBuf {
-    let random: [u8; 8] = crate::sys::random_bytes();
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!("{TEMP_PREFIX}{hex}"))
+    dir.join(format!("{TEMP_PREFIX}{}", random::hex_name::<8>()))
 }
 
 /// Removes a file when dropped unless disarmed: nothing half-written stays.

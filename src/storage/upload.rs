@@ -5,6 +5,7 @@
 //! no partial file ever appears under the final name.
 
 use crate::limits::TEMP_PREFIX;
+use crate::sys::random;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,9 +23,7 @@ pub struct TempUpload {
 
 /// A fresh temporary name beside `target`.
 fn temp_name(target: &Path) -> PathBuf {
-    let random: [u8; 8] = crate::sys::random_bytes();
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    target.with_file_name(format!("{TEMP_PREFIX}{hex}"))
+    target.with_file_name(format!("{TEMP_PREFIX}{}", random::hex_name::<8>()))
 }
 
 impl TempUpload {

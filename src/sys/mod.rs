@@ -4,6 +4,10 @@
 //! limit, and systemd's readiness notification.
 
 pub mod budget;
+pub mod random;
+pub mod timeout;
+
+pub use random::random_bytes;
 
 use smol::Async;
 use std::io;
@@ -135,19 +139,4 @@ pub fn peer_closed(socket: &TcpStream) -> bool {
         // ECONNRESET and the like: gone as well.
         Err(_) => true,
     }
-}
-
-/// Reads `n` random bytes from the kernel (salts, passwords, names).
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // getrandom(2) never fails for small requests once the pool is ready.
-    let mut filled = 0;
-    while filled < N {
-        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => panic!("getrandom failed: {e}"),
-        }
-    }
-    bytes
 }
