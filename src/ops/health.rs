@@ -17,6 +17,7 @@ use crate::limits::{
 use crate::ops::metrics;
 use crate::ops::metrics::Metrics;
 use crate::ops::prometheus;
+use crate::protocol::line::{self, Frame};
 use crate::sys;
 use crate::sys::timeout;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -284,16 +285,10 @@ async fn read_request_line(stream: &Async<TcpStream>) -> Option<Vec<u8>> {
     let read = async {
         let mut reader = stream;
         loop {
-            if let Some(lf) = buf[..len].iter().position(|&b| b == b'\n') {
-                let end = if lf > 0 && buf[lf - 1] == b'\r' {
-                    lf - 1
-                } else {
-                    lf
-                };
-                return Ok(Some(buf[..end].to_vec()));
-            }
-            if len == buf.len() {
-                return Ok(None);
+            match line::frame(&buf[..len], buf.len()) {
+                Frame::Line(line) => return Ok(Some(buf[..line.len].to_vec())),
+                Frame::TooLong => return Ok(None),
+                Frame::More => {}
             }
             match reader.read(&mut buf[len..]).await? {
                 0 => return Ok(None),

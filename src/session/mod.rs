@@ -9,8 +9,6 @@ use crate::config::User;
 use crate::data::active::{self, DataPlan, Peer};
 use crate::data::transfer::{self, TransferError};
 use crate::delivery::Refusal;
-use crate::limits::MAX_LINE;
-use crate::limits::MAX_PROXY_HEADER;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, EpsvArg, ParseError, Type};
 use crate::protocol::listing::{self, Entry, Format};
@@ -21,7 +19,7 @@ use crate::storage::upload::TempUpload;
 use crate::sys::budget::FdPermit;
 use crate::sys::random;
 use smol::future::FutureExt;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -29,105 +27,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod input;
+
+pub use input::Prelude;
+use input::{Input, LineReader};
+
 /// Sends a one-line reply: `say!(self, Code::CommandOk, "text {}", x)`.
 macro_rules! say {
     ($session:expr, $code:expr, $($fmt:tt)+) => {
         $session.say(Reply::line($code, format_args!($($fmt)+)))
     };
-}
-
-/// What the session starts with: bytes already read after the header, and
-/// whether the greeting was already sent.
-pub struct Prelude {
-    pub buf: [u8; MAX_PROXY_HEADER],
-    pub start: usize,
-    pub end: usize,
-    pub greeted: bool,
-}
-
-impl Prelude {
-    /// No header read, nothing sent: a connection without PROXY protocol.
-    pub fn empty() -> Prelude {
-        Prelude {
-            buf: [0; MAX_PROXY_HEADER],
-            start: 0,
-            end: 0,
-            greeted: false,
-        }
-    }
-
-    /// The bytes the client sent after the header.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-}
-
-/// The control connection's input: a fixed buffer holding at most one
-/// command line plus what followed it.
-struct LineReader {
-    buf: [u8; MAX_LINE],
-    len: usize,
-}
-
-enum Input {
-    /// A complete line is at the front of the buffer, this long (line end excluded).
-    Line(usize),
-    Closed,
-    TooLong,
-}
-
-impl LineReader {
-    /// Starts with the bytes the PROXY handshake read after the header
-    /// (at most `MAX_PROXY_HEADER`, less than `MAX_LINE`).
-    fn with_prelude(bytes: &[u8]) -> LineReader {
-        let mut buf = [0; MAX_LINE];
-        let len = bytes.len().min(MAX_LINE);
-        buf[..len].copy_from_slice(&bytes[..len]);
-        LineReader { buf, len }
-    }
-
-    /// Length of the first line if complete, without its LF or CRLF.
-    fn complete_line(&self) -> Option<usize> {
-        let lf = self.buf[..self.len].iter().position(|&b| b == b'\n')?;
-        Some(if lf > 0 && self.buf[lf - 1] == b'\r' {
-            lf - 1
-        } else {
-            lf
-        })
-    }
-
-    /// Waits until a complete line is buffered. Cancel-safe: bytes read are
-    /// kept in the buffer.
-    async fn fill(&mut self, socket: &Async<TcpStream>) -> io::Result<Input> {
-        loop {
-            if let Some(n) = self.complete_line() {
-                return Ok(Input::Line(n));
-            }
-            if self.len == self.buf.len() {
-                return Ok(Input::TooLong);
-            }
-            let mut reader = socket;
-            let n = reader.read(&mut self.buf[self.len..]).await?;
-            if n == 0 {
-                return Ok(Input::Closed);
-            }
-            self.len += n;
-        }
-    }
-
-    fn line(&self, n: usize) -> &[u8] {
-        &self.buf[..n]
-    }
-
-    /// Drops the first line and its line end.
-    fn consume(&mut self) {
-        let lf = self.buf[..self.len]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(self.len, |p| p + 1);
-        self.buf.copy_within(lf..self.len, 0);
-        self.len -= lf;
-    }
 }
 
 enum Login {
