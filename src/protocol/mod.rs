@@ -6,3 +6,4 @@ pub mod line;
 pub mod listing;
 pub mod proxy;
 pub mod reply;
+pub mod verbs;

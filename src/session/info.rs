@@ -1,10 +1,11 @@
 //! Commands about the session and the server: NOOP, SYST, FEAT, OPTS,
 //! HELP, STAT, and the transfer parameters TYPE, MODE, STRU, ALLO
-//! (RFC 959 §4.1.2, RFC 2389).
+//! (RFC 959 §4.1.2, RFC 2389). FEAT and HELP come from one verb table.
 
 use super::{Flow, Handled, Session};
 use crate::protocol::command::Type;
 use crate::protocol::reply::{Code, Reply};
+use crate::protocol::verbs::{self, Offered};
 
 impl Session {
     pub(super) fn noop(&mut self) -> Handled {
@@ -19,26 +20,18 @@ impl Session {
         let config = &self.shared.config;
         let (active, passive, epsv) =
             (config.active, config.passive, config.passive && config.epsv);
+        let offered = |when| match when {
+            Offered::Always => true,
+            Offered::Active => active,
+            Offered::Passive => passive,
+            Offered::Epsv => epsv,
+        };
         let mut reply = Reply::new();
         reply.first(Code::SystemStatus, format_args!("Features:"));
-        if active {
-            reply.middle(format_args!("EPRT"));
+        for line in verbs::features(offered) {
+            reply.middle(format_args!("{line}"));
         }
-        if epsv {
-            reply.middle(format_args!("EPSV"));
-        }
-        reply
-            .middle(format_args!("MDTM"))
-            .middle(format_args!("MLST type*;size*;modify*;"));
-        if passive {
-            reply.middle(format_args!("PASV"));
-        }
-        reply
-            .middle(format_args!("REST STREAM"))
-            .middle(format_args!("SIZE"))
-            .middle(format_args!("TVFS"))
-            .middle(format_args!("UTF8"))
-            .last(Code::SystemStatus, format_args!("End"));
+        reply.last(Code::SystemStatus, format_args!("End"));
         self.say(reply)?;
         Ok(Flow::Continue)
     }
@@ -64,22 +57,14 @@ impl Session {
 
     pub(super) fn help(&mut self) -> Handled {
         let mut reply = Reply::new();
-        reply
-            .first(
-                Code::HelpMessage,
-                format_args!("The following commands are recognized:"),
-            )
-            .middle(format_args!(
-                "ABOR ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM MKD"
-            ))
-            .middle(format_args!(
-                "MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD  QUIT REST RETR"
-            ))
-            .middle(format_args!(
-                "RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD"
-            ))
-            .middle(format_args!("XMKD XPWD XRMD"))
-            .last(Code::HelpMessage, format_args!("Help OK"));
+        reply.first(
+            Code::HelpMessage,
+            format_args!("The following commands are recognized:"),
+        );
+        for line in verbs::help_lines() {
+            reply.middle(format_args!("{line}"));
+        }
+        reply.last(Code::HelpMessage, format_args!("Help OK"));
         self.say(reply)?;
         Ok(Flow::Continue)
     }
