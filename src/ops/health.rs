@@ -7,9 +7,10 @@
 //!   devices elsewhere (and the ASG replaces an instance stuck that way).
 //! - `GET /metrics`: the counters in Prometheus text format.
 //!
-//! SECURITY: this listener reads at most the request line (bounded, with a
-//! timeout) and parses nothing else; headers and bodies are discarded
-//! unread. It only ever writes one of a few fixed responses.
+//! SECURITY: this listener parses only the request line (bounded, with a
+//! timeout, framed by `protocol::line`); what follows it (headers, a body)
+//! is read into a small scratch buffer and dropped unparsed, up to
+//! `HEALTH_DISCARD_MAX`. It only ever writes one of a few fixed responses.
 
 use crate::limits::{
     HEALTH_DISCARD_MAX, HEALTH_IO_TIMEOUT, MAX_HEALTH_CONNECTIONS, MAX_HEALTH_REQUEST_LINE,
