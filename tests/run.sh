@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 
 tests/install-deps.sh
 
+# The layering of src/ (no cycle between modules, no file over 600 lines):
+# seconds, so it goes first.
+python3 tests/module_graph.py
+
 # The one documented build (also what the AMI recipe ships): both targets,
 # each checked by `file` to be static and stripped.
 image/build.sh
@@ -16,6 +20,10 @@ bin="$PWD/target/x86_64-unknown-linux-musl/release/lakeftpd"
 
 # Integration tests drive the static binary; unit tests run in-process.
 LAKEFTPD_BIN="$bin" cargo test --locked
+
+# Every parser of untrusted input under the stable fuzz runner, 10 s per
+# target (the libFuzzer runs are in fuzz/README.md).
+fuzz/run-stable.sh 10
 
 tests/aarch64_smoke.sh
 LAKEFTPD_BIN="$bin" tests/appliance/run.sh
