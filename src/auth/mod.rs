@@ -13,6 +13,8 @@
 //! old entry. Concurrent checks of the same credentials (a fleet reconnecting
 //! at once) share one crypt computation instead of each paying for it.
 
+pub mod defender;
+
 use crate::config::User;
 use sha2::{Digest, Sha256};
 use sha_crypt::{PasswordHasher, PasswordVerifier, ShaCrypt};

@@ -7,6 +7,7 @@
 //! Every key is parsed in `set_global` / `set_user`; README lists them all.
 
 pub mod cidr;
+pub mod defence;
 pub mod keytemplate;
 pub mod s3;
 
@@ -152,6 +153,8 @@ pub struct Config {
     pub metrics_group: Option<String>,
     /// S3 delivery keys (issue 4; see s3config.rs).
     pub s3: crate::config::s3::S3Settings,
+    /// Defence keys (see defence.rs).
+    pub defence: crate::config::defence::Defence,
     pub users: Vec<User>,
 }
 
@@ -190,6 +193,7 @@ impl Config {
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             metrics_group: None,
             s3: crate::config::s3::S3Settings::defaults(),
+            defence: crate::config::defence::Defence::defaults(),
             users: Vec::new(),
         }
     }
@@ -458,6 +462,7 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         }
         // S3 delivery (issue 4): parsed in s3config.rs.
         key if crate::config::s3::KEYS.contains(&key) => config.s3.set(key, value)?,
+        key if crate::config::defence::KEYS.contains(&key) => config.defence.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -530,7 +535,7 @@ pub fn parse_switch(value: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_count(value: &str) -> Result<usize, String> {
+pub fn parse_count(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(0) => Err("expected a number above 0".into()),
         Ok(n) => Ok(n),
@@ -546,7 +551,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     }
 }
 
-fn parse_duration_or_zero(value: &str) -> Result<Duration, String> {
+pub fn parse_duration_or_zero(value: &str) -> Result<Duration, String> {
     let unit_at = value
         .find(|c: char| !c.is_ascii_digit())
         .ok_or("expected a duration with a unit: ms, s, m or h (e.g. `30s`)")?;

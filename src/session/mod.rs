@@ -20,6 +20,7 @@ use crate::storage::jail::{self, Jail, JailError, VirtualPath};
 use crate::storage::upload::TempUpload;
 use crate::sys::budget::FdPermit;
 use crate::sys::random;
+use crate::sys::unauthenticated::Pending;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};
@@ -43,6 +44,8 @@ pub struct Prelude {
     pub start: usize,
     pub end: usize,
     pub greeted: bool,
+    /// The connection's place among those not logged in yet; left at login.
+    pub pending: Option<Pending>,
 }
 
 impl Prelude {
@@ -53,6 +56,7 @@ impl Prelude {
             start: 0,
             end: 0,
             greeted: false,
+            pending: None,
         }
     }
 
@@ -185,6 +189,9 @@ pub struct Session {
     failures: u32,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
     unsent: Option<Vec<u8>>,
+    /// Listed among the connections not logged in yet (may be shed) until
+    /// the login succeeds.
+    unauthenticated: Option<Pending>,
 }
 
 /// The 220 greeting (RFC 959 §5.4); the PROXY handshake may send it first.
@@ -201,12 +208,13 @@ pub fn run(
     control: Async<TcpStream>,
     client: SocketAddr,
     local: SocketAddr,
-    prelude: Prelude,
+    mut prelude: Prelude,
 ) -> impl std::future::Future<Output = ()> {
     // The prelude's buffer is copied into the line reader here, outside the
     // future, so the session's state never carries it.
     let mut reader = LineReader::with_prelude(prelude.bytes());
     let greeted = prelude.greeted;
+    let unauthenticated = prelude.pending.take();
     async move {
         let started = Instant::now();
         log::info!("session start client={client}");
@@ -225,6 +233,7 @@ pub fn run(
             epsv_all: false,
             failures: 0,
             unsent: None,
+            unauthenticated,
         };
         let reason = match session.serve(&mut reader, greeted).await {
             Ok(reason) => reason,
@@ -756,10 +765,29 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
+        let ip = self.client_ip();
+        // SECURITY: a banned address (or address and user) is refused before
+        // any password hashing (auth/defender.rs).
+        if !self
+            .shared
+            .defender(|d| d.may_try(ip, &name, Instant::now()))
+        {
+            metrics::inc(&self.metrics().banned_refused);
+            say!(
+                self,
+                Code::ServiceNotAvailable,
+                "too many failed logins from your address, try later"
+            )?;
+            return Ok(Flow::Close);
+        }
         if auth::verify(user.clone(), Password(password)).await {
             let user = user.expect("verify succeeds only for a known user");
             match Jail::open(&user.home).await {
                 Ok(jail) => {
+                    self.shared
+                        .defender(|d| d.succeeded(ip, &user.name, Instant::now()));
+                    // Logged in: no longer among those that may be shed.
+                    self.unauthenticated = None;
                     metrics::inc(&self.metrics().logins_ok);
                     log::info!("login ok client={} user={}", self.client, user.name);
                     self.login = Login::In { user, jail };
@@ -785,6 +813,21 @@ impl Session {
         }
         metrics::inc(&self.metrics().logins_failed);
         self.failures += 1;
+        if let Some(ban) = self
+            .shared
+            .defender(|d| d.failed(ip, &name, Instant::now()))
+        {
+            metrics::inc(&self.metrics().bans);
+            let scope = if ban.address {
+                "address"
+            } else {
+                "address and user"
+            };
+            log::warn!(
+                "client={ip} banned ({scope}) for {} s: failed logins past ban_after (last user={name})",
+                ban.length.as_secs()
+            );
+        }
         log::warn!(
             "login failed client={} user={name} failures={}",
             self.client,
@@ -937,6 +980,14 @@ impl Session {
         }
     }
 
+    /// The logged-in user's canonical home (transfers happen only then).
+    fn home(&self) -> PathBuf {
+        match &self.login {
+            Login::In { jail, .. } => jail.home().to_path_buf(),
+            _ => PathBuf::new(),
+        }
+    }
+
     /// The client's address as the data connection must see it.
     fn client_ip(&self) -> IpAddr {
         self.client.ip().to_canonical()
@@ -1021,7 +1072,7 @@ impl Session {
             );
             return None;
         }
-        match self.shared.passive.bind(self.local.ip()) {
+        match self.shared.passive.bind(self.local.ip(), self.client_ip()) {
             Ok((listener, port)) => {
                 self.data = DataPlan::Passive(listener);
                 Some(port)
@@ -1157,7 +1208,7 @@ impl Session {
         // a full disk or a forbidden name is answered without one.
         let mut upload = None;
         if let Job::Store { target, prefix, .. } = &job {
-            match TempUpload::create(target.clone(), *prefix).await {
+            match TempUpload::create(self.home(), target.clone(), *prefix).await {
                 Ok(u) => upload = Some(u),
                 Err(e) => {
                     self.data = DataPlan::None;
@@ -1197,12 +1248,13 @@ impl Session {
         self.flush().await?;
 
         metrics::inc(&self.shared.metrics.transfers_now);
+        let home = self.home();
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         let work = async {
             match job {
                 Job::Retr { real, offset, .. } => {
-                    transfer::send_file(stream, real, offset, kind, stall, metrics).await
+                    transfer::send_file(stream, home, real, offset, kind, stall, metrics).await
                 }
                 Job::List { real, format, .. } => {
                     transfer::send_listing(stream, real, format, stall, metrics).await
