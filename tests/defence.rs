@@ -209,7 +209,10 @@ fn health_answers_while_idle_connections_are_held() {
 #[test]
 fn health_from_limits_who_is_answered() {
     // Only 127.0.0.2 may ask; 127.0.0.1 is closed unanswered.
-    let server = Server::start("health_listen = 127.0.0.1:0\nhealth_from = 127.0.0.2/32", &[]);
+    let server = Server::start(
+        "health_listen = 127.0.0.1:0\nhealth_from = 127.0.0.2/32",
+        &[],
+    );
     let h = health_addr(&server);
     assert_eq!(get(h, "/healthz").0, 0, "refused peers get no answer");
     let mut s = connect_from("127.0.0.2", h).unwrap();
