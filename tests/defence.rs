@@ -30,8 +30,14 @@ fn raise_nofile() {
 
 /// A TCP connection to `addr` from the local address `from` (127.x).
 fn connect_from(from: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType};
-    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    // CLOEXEC: a server started meanwhile must not inherit these.
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     let ip: IpAddr = from.parse().unwrap();
     rustix::net::bind(&fd, &SocketAddr::new(ip, 0))?;
     rustix::net::connect(&fd, &addr)?;

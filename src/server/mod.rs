@@ -240,6 +240,9 @@ async fn connection(
         );
         return;
     }
+    if proxy.is_some() && !handshake::believed(&shared, peer) {
+        return;
+    }
     let Some(slot) = admission::slot(&shared, peer) else {
         metrics::inc(&shared.metrics.sessions_refused);
         admission::refuse(&stream, "Too many sessions, try again later");
