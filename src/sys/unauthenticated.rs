@@ -1,11 +1,15 @@
 //! The unauthenticated share: connections that have not logged in yet (a
 //! PROXY header awaited, the greeting sent, USER/PASS not done) are listed
 //! here from their first moment, oldest first. The share has a size and
-//! each client address a part of it; when a new connection would exceed
-//! either, the oldest waiting connection (of that address, or of all) is
-//! shed: its task is told to close. A logged-in session is never listed,
-//! so it is never shed. Silent connections therefore cost an attacker the
-//! oldest of their own slots, never a device's login.
+//! each client address a part of it. When a new connection would exceed
+//! its address's part, that address's oldest waiting connection is shed
+//! (its task is told to close); when it would exceed the share, the oldest
+//! waiting connection of the address that holds the most is shed
+//! (connections still awaiting a PROXY header count as one address). A
+//! logged-in session is never listed, so it is never shed. Silent
+//! connections therefore cost an attacker the oldest of their own slots
+//! rather than a device's login that is a few milliseconds old, even when
+//! the flood renews its connections faster than a device logs in.
 
 use event_listener::Event;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -24,8 +28,9 @@ pub struct Share {
 struct Inner {
     next: u64,
     by_age: BTreeMap<u64, Entry>,
-    /// Ids of each known client address's waiting connections, oldest first.
-    per_ip: HashMap<IpAddr, VecDeque<u64>>,
+    /// Ids of each client address's waiting connections, oldest first
+    /// (`None`: the client is not known yet).
+    per_ip: HashMap<Option<IpAddr>, VecDeque<u64>>,
 }
 
 struct Entry {
@@ -95,7 +100,7 @@ impl Share {
         // waiting connection makes room (a slow or silent client has had
         // the longest chance).
         while inner.by_age.len() >= self.limit {
-            if !inner.shed_oldest(None) {
+            if !inner.shed_biggest() {
                 break;
             }
             dropped += 1;
@@ -107,9 +112,7 @@ impl Share {
                 shed: shed.clone(),
             },
         );
-        if let Some(ip) = ip {
-            dropped += self.add_ip(&mut inner, id, ip);
-        }
+        dropped += self.add_ip(&mut inner, id, ip);
         drop(inner);
         let pending = Pending {
             share: self.clone(),
@@ -120,10 +123,10 @@ impl Share {
     }
 
     /// Counts `id` for `ip`, shedding that address's oldest over its part.
-    fn add_ip(&self, inner: &mut Inner, id: u64, ip: IpAddr) -> usize {
+    fn add_ip(&self, inner: &mut Inner, id: u64, ip: Option<IpAddr>) -> usize {
         let mut dropped = 0;
-        while inner.per_ip.get(&ip).map_or(0, VecDeque::len) >= self.per_ip_limit {
-            if !inner.shed_oldest(Some(ip)) {
+        while ip.is_some() && inner.per_ip.get(&ip).map_or(0, VecDeque::len) >= self.per_ip_limit {
+            if !inner.shed_front(ip) {
                 break;
             }
             dropped += 1;
@@ -135,7 +138,7 @@ impl Share {
     /// Sheds the oldest waiting connection to make room for a new one when
     /// the session cap is reached; false when none is waiting.
     pub fn shed_oldest(&self) -> bool {
-        self.lock().shed_oldest(None)
+        self.lock().shed_biggest()
     }
 
     /// Connections waiting now.
@@ -149,13 +152,23 @@ impl Share {
 }
 
 impl Inner {
-    /// Sheds the oldest entry (of `ip`, if given). False when there is none.
-    fn shed_oldest(&mut self, ip: Option<IpAddr>) -> bool {
-        let id = match ip {
-            Some(ip) => self.per_ip.get(&ip).and_then(|ids| ids.front().copied()),
-            None => self.by_age.keys().next().copied(),
-        };
-        let Some(id) = id else {
+    /// Sheds the oldest entry of the address holding the most (the oldest
+    /// overall among equals). False when there is none.
+    fn shed_biggest(&mut self) -> bool {
+        let biggest = self
+            .per_ip
+            .iter()
+            .max_by_key(|(_, ids)| (ids.len(), std::cmp::Reverse(ids.front().copied())))
+            .map(|(ip, _)| *ip);
+        match biggest {
+            Some(ip) => self.shed_front(ip),
+            None => false,
+        }
+    }
+
+    /// Sheds the oldest entry of `ip`. False when there is none.
+    fn shed_front(&mut self, ip: Option<IpAddr>) -> bool {
+        let Some(id) = self.per_ip.get(&ip).and_then(|ids| ids.front().copied()) else {
             return false;
         };
         if let Some(entry) = self.remove(id) {
@@ -166,12 +179,10 @@ impl Inner {
 
     fn remove(&mut self, id: u64) -> Option<Entry> {
         let entry = self.by_age.remove(&id)?;
-        if let Some(ip) = entry.ip {
-            if let Some(ids) = self.per_ip.get_mut(&ip) {
-                ids.retain(|&other| other != id);
-                if ids.is_empty() {
-                    self.per_ip.remove(&ip);
-                }
+        if let Some(ids) = self.per_ip.get_mut(&entry.ip) {
+            ids.retain(|&other| other != id);
+            if ids.is_empty() {
+                self.per_ip.remove(&entry.ip);
             }
         }
         Some(entry)
@@ -194,7 +205,7 @@ impl Pending {
                 shed: entry.shed,
             },
         );
-        share.add_ip(&mut inner, self.id, ip)
+        share.add_ip(&mut inner, self.id, Some(ip))
     }
 
     /// What the connection's task waits on.
@@ -243,6 +254,20 @@ mod tests {
         assert_eq!(dropped, 1);
         assert!(a.is_shed() && !b.is_shed());
         assert_eq!(share.len(), 3);
+    }
+
+    #[test]
+    fn a_full_share_sheds_from_the_biggest_holder() {
+        // 127.0.0.9 holds three, the device one (older): the flood loses
+        // its own oldest, not the device's login.
+        let share = Share::new(4, 4);
+        let (device, _) = share.enter(ip(1));
+        let (flood1, _) = share.enter(ip(9));
+        let (_flood2, _) = share.enter(ip(9));
+        let (_flood3, _) = share.enter(ip(9));
+        let (_new, dropped) = share.enter(ip(9));
+        assert_eq!(dropped, 1);
+        assert!(flood1.is_shed() && !device.is_shed());
     }
 
     #[test]
