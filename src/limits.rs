@@ -15,6 +15,9 @@ pub const MAX_LINE: usize = 1024;
 /// Longest path argument, in bytes, after the verb.
 pub const MAX_PATH: usize = 1000;
 
+/// Longest single name (path component), in bytes: Linux's NAME_MAX.
+pub const MAX_NAME: usize = 255;
+
 /// Longest single reply assembled (multi-line replies included): room for a
 /// path whose every byte is a doubled quote (RFC 959 §7, reply 257).
 pub const MAX_REPLY: usize = 2 * MAX_PATH + 128;

@@ -45,6 +45,7 @@ pub fn run(
     }
 
     prepare_homes(&config)?;
+    crate::auth::set_unknown_user_cost(&config.users);
 
     // S3 delivery (issue 4): replay the spool before accepting uploads.
     // The instance id (for `{instance}`) comes from IMDS on branch imds.

@@ -4,6 +4,7 @@
 use super::{Flow, Handled, Login, Session};
 use crate::auth::{self, Password};
 use crate::ops::metrics;
+use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::{Jail, VirtualPath};
 use smol::Timer;
@@ -87,13 +88,15 @@ impl Session {
                 "address and user"
             };
             log::warn!(
-                "client={ip} banned ({scope}) for {} s: failed logins past ban_after (last user={name})",
-                ban.length.as_secs()
+                "client={ip} banned ({scope}) for {} s: failed logins past ban_after (last user={})",
+                ban.length.as_secs(),
+                Escaped(&name)
             );
         }
         log::warn!(
-            "login failed client={} user={name} failures={}",
+            "login failed client={} user={} failures={}",
             self.client,
+            Escaped(&name),
             self.failures
         );
         self.login = Login::Start;

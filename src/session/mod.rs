@@ -23,6 +23,7 @@ use crate::config::User;
 use crate::data::active::DataPlan;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, Type};
+use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{self, Code, Reply};
 use crate::shared::Shared;
 use crate::storage::jail::{Jail, VirtualPath};
@@ -159,7 +160,7 @@ pub fn run(
         log::info!(
             "session end client={} user={} seconds={:.1} reason={reason}",
             session.client,
-            session.user_name(),
+            Escaped(session.user_name()),
             started.elapsed().as_secs_f64()
         );
     }
@@ -249,7 +250,15 @@ impl Session {
                 .await;
             let n = match wake {
                 Wake::Timeout => {
-                    let text = format!("{why} ({} s), closing control connection", limit.as_secs());
+                    // The setting, not the time that was left of it.
+                    let setting = match self.login {
+                        Login::In { .. } => self.shared.config.idle_timeout,
+                        _ => self.shared.config.login_timeout,
+                    };
+                    let text = format!(
+                        "{why} ({} s), closing control connection",
+                        setting.as_secs()
+                    );
                     return self.close_with(&text, why).await;
                 }
                 Wake::Stop => return self.shutdown().await,

@@ -73,6 +73,11 @@ pub fn resolve(cwd: &VirtualPath, arg: &str) -> Result<VirtualPath, JailError> {
     if arg.contains('\0') || arg.contains('\\') || arg.len() > limits::MAX_PATH {
         return Err(JailError::InvalidName);
     }
+    // SECURITY: a CR, LF or other control byte in a name would forge lines
+    // in replies (257), listings and logs; no device needs one.
+    if arg.chars().any(|c| c.is_ascii_control()) {
+        return Err(JailError::InvalidName);
+    }
     let mut parts: Vec<&str> = Vec::new();
     if !arg.starts_with('/') {
         parts.extend(cwd.0.split('/').filter(|p| !p.is_empty()));
@@ -89,6 +94,8 @@ pub fn resolve(cwd: &VirtualPath, arg: &str) -> Result<VirtualPath, JailError> {
             // SECURITY: temporaries are unaddressable, so a client can never
             // read, replace or list a partial upload.
             name if name.starts_with(limits::TEMP_PREFIX) => return Err(JailError::InvalidName),
+            // The kernel's NAME_MAX: refused here as a name, not as a fault.
+            name if name.len() > limits::MAX_NAME => return Err(JailError::InvalidName),
             name => parts.push(name),
         }
     }
@@ -282,6 +289,36 @@ mod tests {
             resolve(&VirtualPath::root(), &long),
             Err(JailError::InvalidName)
         );
+    }
+
+    #[test]
+    fn control_characters_refused() {
+        // `STOR cr\rname.txt` and `MKD d\rx` must not create such names.
+        for arg in [
+            "cr\rname.txt",
+            "d\rx",
+            "a\nb",
+            "bell\x07",
+            "del\x7f",
+            "esc\x1b[2J",
+        ] {
+            assert_eq!(
+                resolve(&VirtualPath::root(), arg),
+                Err(JailError::InvalidName),
+                "{arg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn over_long_component_refused() {
+        // 256 bytes is past NAME_MAX: a name error, not a local error.
+        let name = "n".repeat(limits::MAX_NAME + 1);
+        assert_eq!(
+            resolve(&VirtualPath::root(), &name),
+            Err(JailError::InvalidName)
+        );
+        assert!(resolve(&VirtualPath::root(), &"n".repeat(limits::MAX_NAME)).is_ok());
     }
 
     #[test]

@@ -30,6 +30,15 @@ def password_hash():
     return out.stdout.strip()
 
 
+SERVERS = []
+
+
+def stop_all(*_):
+    for s in SERVERS:
+        s.stop()
+    sys.exit(1)
+
+
 class Server:
     def __init__(self, work, name, extra, users):
         self.home = os.path.join(work, name, "home")
@@ -46,6 +55,7 @@ class Server:
         self.log = open(os.path.join(work, name, "stderr.log"), "w+")
         self.proc = subprocess.Popen([binary(), "serve", "--config", conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        SERVERS.append(self)
         self.addr = self.health = None
         deadline = time.time() + 20
         lines = []
@@ -129,10 +139,18 @@ class Stop:
 
 # --- devices ------------------------------------------------------------------
 
+DEVICE_INTERVAL = 0.5  # each device uploads at most twice a second
+
+
 def device(i, server, stop, results, lock):
     rng = random.Random(i)
     n = 0
     while stop.running():
+        # Bounded rate: 50 devices x 2/s x two connections stay well inside
+        # the ephemeral port range despite TIME_WAIT (a generator artifact).
+        stop.event.wait(max(0.0, DEVICE_INTERVAL - (time.time() % DEVICE_INTERVAL)))
+        if not stop.running():
+            break
         name = f"d{i:02d}-{n:06d}.csv"
         body = bytes(rng.getrandbits(8) for _ in range(4096))
         passive = n % 2 == 0
@@ -415,6 +433,8 @@ def main():
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    import signal
+    signal.signal(signal.SIGTERM, stop_all)
     work = tempfile.mkdtemp(prefix="d10-attack-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     users = [f"dev{i:02d}" for i in range(50)] + ["hoarder"]
     try:
@@ -423,6 +443,8 @@ def main():
         attack = phase("attack", args.seconds, True, work, users)
         print(json.dumps(attack), flush=True)
     finally:
+        for s in SERVERS:
+            s.stop()
         shutil.rmtree(work, ignore_errors=True)
     bad = (attack["device_errors"] or attack["files_lost"] or base["device_errors"]
            or attack["health_failed"] or attack["proxy_probe_failed"])
