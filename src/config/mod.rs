@@ -9,6 +9,7 @@
 pub mod cidr;
 pub mod keytemplate;
 pub mod s3;
+pub mod tls;
 
 use crate::limits;
 use crate::protocol::proxy;
@@ -106,6 +107,8 @@ pub struct User {
     /// The user's home; `root/NAME` unless set.
     pub home: PathBuf,
     pub permissions: Permissions,
+    /// `tls = required` in the section: no login before `AUTH TLS`.
+    pub tls_required: bool,
 }
 
 /// The whole configuration.
@@ -152,6 +155,8 @@ pub struct Config {
     pub metrics_group: Option<String>,
     /// S3 delivery keys (issue 4; see s3config.rs).
     pub s3: crate::config::s3::S3Settings,
+    /// FTPS keys (see tls.rs).
+    pub tls: crate::config::tls::TlsSettings,
     pub users: Vec<User>,
 }
 
@@ -190,6 +195,7 @@ impl Config {
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             metrics_group: None,
             s3: crate::config::s3::S3Settings::defaults(),
+            tls: crate::config::tls::TlsSettings::defaults(),
             users: Vec::new(),
         }
     }
@@ -202,6 +208,7 @@ struct UserDraft {
     password_hash: Option<String>,
     home: Option<PathBuf>,
     permissions: Option<Permissions>,
+    tls_required: Option<bool>,
     /// A `password` line was present (even if its value was refused).
     password_given: bool,
     /// A second section for the same name: its lines are checked, then dropped.
@@ -257,6 +264,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
                         password_hash: None,
                         home: None,
                         permissions: None,
+                        tls_required: None,
                         password_given: false,
                         duplicate,
                     });
@@ -311,11 +319,15 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             name: draft.name,
             password_hash,
             permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
+            tls_required: draft.tls_required.unwrap_or(false),
         });
     }
 
     // S3 delivery (issue 4): problems between its keys.
     for message in config.s3.check(&config.root, &config.users) {
+        problems.push(Problem { line: 0, message });
+    }
+    for message in config.tls.check(config.listen, &config.users) {
         problems.push(Problem { line: 0, message });
     }
     if config.passive_ports.0 > config.passive_ports.1 {
@@ -458,6 +470,7 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         }
         // S3 delivery (issue 4): parsed in s3config.rs.
         key if crate::config::s3::KEYS.contains(&key) => config.s3.set(key, value)?,
+        key if crate::config::tls::KEYS.contains(&key) => config.tls.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -486,8 +499,13 @@ fn set_user(draft: &mut UserDraft, key: &str, value: &str) -> Result<(), String>
             draft.permissions = Some(parse_permissions(value).map_err(|e| bad(&e))?);
             Ok(())
         }
+        "tls" if draft.tls_required.is_some() => Err(bad("set twice")),
+        "tls" => {
+            draft.tls_required = Some(tls::parse_user_tls(value).map_err(|e| bad(&e))?);
+            Ok(())
+        }
         _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions; global keys go above the first section)",
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, tls; global keys go above the first section)",
             draft.name
         )),
     }

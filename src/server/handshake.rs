@@ -29,11 +29,14 @@ use std::time::Instant;
 /// Reads the PROXY header. Returns the session's client address (the
 /// header's source; the peer itself for LOCAL/UNKNOWN) and the prelude, or
 /// `None` when the connection must be closed (logged and counted here).
+/// `may_greet`: false on the implicit TLS listener, where nothing may be
+/// sent before the TLS handshake (the client speaks first there anyway).
 pub async fn handshake(
     shared: &Shared,
     stream: &Async<TcpStream>,
     peer: SocketAddr,
     version: Version,
+    may_greet: bool,
 ) -> Option<(SocketAddr, Prelude)> {
     let config = &shared.config;
     // SECURITY: a header names the client, and so decides where active-mode
@@ -97,6 +100,10 @@ pub async fn handshake(
             Some(Err(e)) => {
                 log::debug!("peer={peer} read failed before the PROXY header: {e}");
                 return None;
+            }
+            None if !prelude.greeted && !may_greet => {
+                prelude.greeted = true;
+                deadline = Instant::now() + config.login_timeout;
             }
             None if !prelude.greeted => {
                 // The header comes with the client's first command: greet.

@@ -1,8 +1,10 @@
 //! The server: the accept loop, the session caps, the executor, and the
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
+pub mod certs;
 mod drain;
 mod handshake;
+mod implicit;
 
 use crate::aws::emf;
 use crate::config::{Config, PublicAddress};
@@ -14,6 +16,7 @@ use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
 use crate::sys::budget::{FdBudget, FdPermit};
+use crate::tls::Tls;
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
 use std::io;
@@ -75,9 +78,18 @@ pub fn run(
         health.clone(),
     )?;
 
+    let (tls, tls_watch) = start_tls(&config)?;
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
+    let implicit_listener = config
+        .tls
+        .implicit_listen
+        .map(|addr| {
+            sys::listen(addr, limits::LISTEN_BACKLOG)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        })
+        .transpose()?;
     let local = listener.get_ref().local_addr()?;
     let health_listener = config.health_listen.map(health::bind).transpose()?;
 
@@ -102,6 +114,7 @@ pub fn run(
         delivery,
         stopping: stop_rx,
         hard_stopping: hard_rx,
+        tls,
         config,
     });
 
@@ -144,6 +157,11 @@ pub fn run(
             ))
             .detach();
     }
+    if let (Some(tls), Some((reader, version))) = (shared.tls.clone(), tls_watch) {
+        let interval = shared.config.tls.reload_interval;
+        let watch = certs::watch(tls, reader, version, interval, shared.metrics.clone());
+        executor.spawn(watch).detach();
+    }
     let mut signals = drain::signals()?;
     log::info!("listening on {local}");
     sys::notify_systemd("READY=1");
@@ -153,12 +171,25 @@ pub fn run(
         // The accept loop is a task of its own: polled only when the
         // listener is ready, not whenever this main future is woken.
         let accepting = executor.spawn(accept_loop(executor.clone(), shared.clone(), listener));
+        let implicit = implicit_listener.map(|listener| {
+            if let Ok(addr) = listener.get_ref().local_addr() {
+                log::info!("implicit FTPS on tls://{addr}");
+            }
+            executor.spawn(implicit::accept_loop(
+                executor.clone(),
+                shared.clone(),
+                listener,
+            ))
+        });
         drain::next_signal(&mut signals).await?;
         health::start_draining(&shared.health, &shared.metrics);
         sys::notify_systemd("STOPPING=1");
         drain::delay(&shared, &mut signals).await?;
         // Cancelling the task drops the listener: new connections are refused.
         accepting.cancel().await;
+        if let Some(implicit) = implicit {
+            implicit.cancel().await;
+        }
         drop(stop_tx);
         drain::drain(&shared, hard_tx).await;
         drop(watchdog);
@@ -233,7 +264,7 @@ async fn accept_loop(
         executor
             .spawn(async move {
                 let Some((client, prelude)) =
-                    handshake::handshake(&shared, &stream, peer, version).await
+                    handshake::handshake(&shared, &stream, peer, version, true).await
                 else {
                     return;
                 };
@@ -245,6 +276,33 @@ async fn accept_loop(
             })
             .detach();
     }
+}
+
+/// The TLS configuration with the pair read now, and what the reload
+/// watch needs; nothing with `tls = off`. A pair that cannot be read or is
+/// refused stops the start (as `lakeftpd check` would report it).
+#[allow(clippy::type_complexity)]
+fn start_tls(
+    config: &Config,
+) -> io::Result<(Option<Arc<Tls>>, Option<(certs::Reader, certs::Version)>)> {
+    let Some(reader) = certs::Reader::new(config) else {
+        return Ok((None, None));
+    };
+    let (pair, version) = reader.load(certs::now()).map_err(|problems| {
+        io::Error::other(format!("tls_cert/tls_key: {}", problems.join("; ")))
+    })?;
+    log::info!(
+        "tls: serving {} ({} days left); session reuse {}",
+        pair.subject,
+        pair.seconds_left(certs::now()) / 86_400,
+        if config.tls.session_reuse_required {
+            "required"
+        } else {
+            "not required"
+        }
+    );
+    let tls = Tls::new(&config.tls, pair).map_err(io::Error::other)?;
+    Ok((Some(Arc::new(tls)), Some((reader, version))))
 }
 
 /// `admit`, or tell the client why not (421) and count it.

@@ -14,6 +14,7 @@ impl Session {
             return self.answer(Code::BadSequence, format_args!("already logged in"));
         }
         let user = self.shared.user(name);
+        self.require_tls_for(user.as_deref())?;
         // Same answer for unknown users: no user enumeration.
         let shown: String = name.chars().take(crate::limits::MAX_USER_NAME).collect();
         self.login = Login::Named(user, shown);
@@ -33,6 +34,7 @@ impl Session {
             return match Jail::open(&user.home).await {
                 Ok(jail) => {
                     metrics::inc(&self.metrics().logins_ok);
+                    self.count_login();
                     log::info!("login ok client={} user={}", self.client, user.name);
                     self.login = Login::In { user, jail };
                     self.cwd = VirtualPath::root();
