@@ -34,9 +34,9 @@ impl Session {
             return match Jail::open(&user.home).await {
                 Ok(jail) => {
                     metrics::inc(&self.metrics().logins_ok);
-                    self.count_login();
                     log::info!("login ok client={} user={}", self.client, user.name);
                     self.login = Login::In { user, jail };
+                    self.count_login();
                     self.cwd = VirtualPath::root();
                     self.answer(Code::LoggedIn, format_args!("logged in"))
                 }

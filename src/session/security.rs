@@ -15,6 +15,7 @@ use crate::protocol::reply::{Code, Reply};
 use crate::sys;
 use crate::tls::stream::Stream;
 use crate::tls::Role;
+use smol::io::AsyncWriteExt;
 use smol::Async;
 use std::io;
 use std::net::TcpStream;
@@ -227,8 +228,14 @@ impl Session {
         Ok(())
     }
 
-    /// Counts a login by the protection of its control connection.
+    /// Counts a login by the protection of its control connection, and
+    /// records the session's tag as the user's.
     pub(super) fn count_login(&self) {
+        if let (Some(tls), Security::Explicit { .. } | Security::Implicit) =
+            (&self.shared.tls, self.security)
+        {
+            tls.record_login(&self.tag, self.user_name());
+        }
         let m = self.metrics();
         metrics::inc(match self.security {
             Security::Plain => &m.sessions_plain,
@@ -266,11 +273,17 @@ impl Session {
             }
         };
         // SECURITY: a data connection that resumed this control session's
-        // TLS session comes from the same TLS client; anyone else who
-        // reached the passive port (or answered the PORT address) cannot
-        // present that session.
-        if tls.reuse_required && !crate::tls::resumed_with(stream.get_ref().1, &self.tag) {
+        // TLS session (or another of this user's) comes from a TLS client
+        // that holds it; anyone else who reached the passive port (or
+        // answered the PORT address) cannot present one.
+        let user = self.user_name();
+        if tls.reuse_required && !tls.resumed_by(stream.get_ref().1, &self.tag, user) {
             metrics::inc(&metrics.tls_reuse_refused);
+            // A clean TLS close, so the client reads the 522 that follows
+            // rather than failing on a reset data connection.
+            let mut stream = stream;
+            let limit = self.shared.config.data_timeout;
+            let _ = sys::timeout::within(limit, stream.close()).await;
             log::warn!(
                 "client={} PROT P data connection did not resume the control connection's TLS session: 522",
                 self.client

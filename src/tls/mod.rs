@@ -12,11 +12,15 @@
 //! 1.2 clients that resume by session id use a bounded cache
 //! (`TLS_SESSION_CACHE`). Each control session has a random `Tag`, stored
 //! in every ticket or cache entry its handshakes create
-//! (`set_resumption_data`); a PROT P data connection is accepted, under
+//! (`set_resumption_data`), and at login the tag is recorded as the
+//! user's. A PROT P data connection is accepted, under
 //! `tls_session_reuse = required`, only if it resumed a session carrying
-//! the same tag (`received_resumption_data`). So a data connection proves
-//! it comes from the TLS client of this control connection, which is
-//! what vsftpd's `require_ssl_reuse` checks.
+//! this session's tag, or the tag of another session in which the same
+//! user logged in (`received_resumption_data`). So a data connection
+//! proves it comes from a TLS client that holds this user's sessions:
+//! stronger than vsftpd's `require_ssl_reuse` (any resumed session), and
+//! it still serves clients that share one ticket cache between several
+//! control connections (rclone, and curl's multi interface).
 
 pub mod certs;
 pub mod stream;
@@ -31,9 +35,10 @@ use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use smol::Async;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::TcpStream;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Bytes of a session's resumption tag: random, so one session's tickets
 /// never match another's.
@@ -73,6 +78,17 @@ pub struct Tls {
     pub reuse_required: bool,
     /// The current pair's notAfter (Unix seconds).
     not_after: RwLock<i64>,
+    owners: Mutex<Owners>,
+}
+
+/// Which user logged in on the session that made each tag, for the last
+/// `TLS_SESSION_CACHE` logins (as many as the session cache holds; older
+/// tickets are still valid cryptographically, but their data connections
+/// are refused once their tag is forgotten).
+#[derive(Default)]
+struct Owners {
+    users: HashMap<Tag, String>,
+    order: VecDeque<Tag>,
 }
 
 /// Which connection a handshake is for.
@@ -182,6 +198,7 @@ impl Tls {
             resolver,
             reuse_required: settings.session_reuse_required,
             not_after: RwLock::new(pair.not_after),
+            owners: Mutex::new(Owners::default()),
         })
     }
 
@@ -194,6 +211,35 @@ impl Tls {
             .write()
             .unwrap_or_else(|p| p.into_inner()) = pair.key.clone();
         *self.not_after.write().unwrap_or_else(|p| p.into_inner()) = pair.not_after;
+    }
+
+    /// Records that `user` logged in on the session tagged `tag`.
+    pub fn record_login(&self, tag: &Tag, user: &str) {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        if owners.users.insert(*tag, user.to_string()).is_none() {
+            owners.order.push_back(*tag);
+        }
+        while owners.order.len() > limits::TLS_SESSION_CACHE {
+            if let Some(old) = owners.order.pop_front() {
+                owners.users.remove(&old);
+            }
+        }
+    }
+
+    /// Whether a data connection resumed a session of this control session
+    /// (`tag`) or of another session of `user`.
+    pub fn resumed_by(&self, conn: &rustls::ServerConnection, tag: &Tag, user: &str) -> bool {
+        let Some(data) = conn.received_resumption_data() else {
+            return false;
+        };
+        if data == &tag[..] {
+            return true;
+        }
+        let Ok(other) = Tag::try_from(data) else {
+            return false;
+        };
+        let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.users.get(&other).is_some_and(|owner| owner == user)
     }
 
     /// The current certificate's notAfter (Unix seconds).
@@ -244,11 +290,6 @@ impl Tls {
             }
         }
     }
-}
-
-/// Whether a data connection resumed the session tagged `tag`.
-pub fn resumed_with(conn: &rustls::ServerConnection, tag: &Tag) -> bool {
-    conn.received_resumption_data() == Some(&tag[..])
 }
 
 #[cfg(test)]
