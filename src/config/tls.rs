@@ -164,7 +164,7 @@ impl TlsSettings {
         if self.key.is_none() {
             problems.push("`tls` is on but `tls_key` is not set".into());
         }
-        if self.implicit_listen == Some(listen) {
+        if self.implicit_listen == Some(listen) && listen.port() != 0 {
             problems.push("`implicit_tls_listen` and `listen` are the same address".into());
         }
         problems

@@ -24,9 +24,8 @@ use std::net::TcpStream;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Security {
     Plain,
-    /// After AUTH TLS; `pbsz` once PBSZ was sent, `private` after PROT P.
+    /// After AUTH TLS; `private` after PROT P.
     Explicit {
-        pbsz: bool,
         private: bool,
     },
     /// The implicit listener: TLS from the first byte, data always private.
@@ -125,10 +124,7 @@ impl Session {
         {
             Ok(stream) => {
                 self.control = Stream::Tls(Box::new(stream));
-                self.security = Security::Explicit {
-                    pbsz: false,
-                    private: false,
-                };
+                self.security = Security::Explicit { private: false };
                 log::info!("client={} TLS on the control connection", self.client);
                 Ok(None)
             }
@@ -145,20 +141,21 @@ impl Session {
 
     /// PBSZ (RFC 4217 §8): TLS is a stream, so the buffer size is 0.
     pub(super) fn pbsz(&mut self, _size: u64) -> Handled {
-        match &mut self.security {
+        match self.security {
             Security::Plain => self.answer(
                 Code::BadSequence,
                 format_args!("PBSZ needs a protected control connection; send AUTH TLS"),
             ),
-            Security::Explicit { pbsz, .. } => {
-                *pbsz = true;
+            Security::Explicit { .. } | Security::Implicit => {
                 self.answer(Code::CommandOk, format_args!("PBSZ=0"))
             }
-            Security::Implicit => self.answer(Code::CommandOk, format_args!("PBSZ=0")),
         }
     }
 
     /// PROT (RFC 2228 §3, RFC 4217 §9): C or P; S and E do not exist in TLS.
+    /// RFC 4217 has PBSZ precede PROT; PBSZ 0 changes nothing, and clients
+    /// such as Python's `prot_c()` skip it, so PROT does not insist (nor
+    /// does vsftpd).
     pub(super) fn prot(&mut self, level: Prot) -> Handled {
         let required = self.tls_required();
         let private = match (self.security, level) {
@@ -167,9 +164,6 @@ impl Session {
                     Code::BadSequence,
                     format_args!("PROT needs a protected control connection; send AUTH TLS"),
                 )
-            }
-            (Security::Explicit { pbsz: false, .. }, _) => {
-                return self.answer(Code::BadSequence, format_args!("send PBSZ 0 first"))
             }
             (_, Prot::Safe | Prot::Confidential) => {
                 return self.answer(
