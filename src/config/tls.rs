@@ -1,10 +1,10 @@
 //! The FTPS keys of the configuration (RFC 4217 explicit TLS, and implicit
 //! TLS on its own listener), parsed by pure functions into `TlsSettings`.
 //! `config/mod.rs` hands every key named in `KEYS` to `TlsSettings::set`, a
-//! user section's `tls` to `parse_user_tls`, and calls `TlsSettings::check`
-//! once the whole text is read. docs/configuration.md lists the keys.
+//! user section's `tls` to `parse_user_tls`; the rules between keys are in
+//! `check.rs` (`check_tls`). docs/configuration.md lists the keys.
 
-use crate::config::{parse_duration, User};
+use crate::config::parse_duration;
 use crate::limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -139,36 +139,6 @@ impl TlsSettings {
         }
         Ok(())
     }
-
-    /// Problems between keys, found once the whole text is read.
-    pub fn check(&self, listen: SocketAddr, users: &[User]) -> Vec<String> {
-        let mut problems = Vec::new();
-        if !self.enabled() {
-            if self.implicit_listen.is_some() {
-                problems.push("`implicit_tls_listen` needs `tls = on` or `required`".into());
-            }
-            if self.cert.is_some() || self.key.is_some() {
-                problems.push("`tls_cert`/`tls_key` are set but `tls = off`".into());
-            }
-            for user in users.iter().filter(|u| u.tls_required) {
-                problems.push(format!(
-                    "user `{}` has `tls = required` but `tls = off`",
-                    user.name
-                ));
-            }
-            return problems;
-        }
-        if self.cert.is_none() {
-            problems.push("`tls` is on but `tls_cert` is not set".into());
-        }
-        if self.key.is_none() {
-            problems.push("`tls` is on but `tls_key` is not set".into());
-        }
-        if self.implicit_listen == Some(listen) && listen.port() != 0 {
-            problems.push("`implicit_tls_listen` and `listen` are the same address".into());
-        }
-        problems
-    }
 }
 
 /// A user section's `tls`: `required` (this user logs in only after
@@ -269,20 +239,6 @@ mod tests {
                 key: "a/b.pem".into()
             })
         );
-    }
-
-    #[test]
-    fn on_needs_cert_and_key() {
-        let mut s = TlsSettings::defaults();
-        s.set("tls", "on").unwrap();
-        assert_eq!(s.check("0.0.0.0:21".parse().unwrap(), &[]).len(), 2);
-    }
-
-    #[test]
-    fn implicit_needs_tls() {
-        let mut s = TlsSettings::defaults();
-        s.set("implicit_tls_listen", "0.0.0.0:990").unwrap();
-        assert_eq!(s.check("0.0.0.0:21".parse().unwrap(), &[]).len(), 1);
     }
 
     #[test]
