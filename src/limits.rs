@@ -268,3 +268,8 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of a TLS data connection moved per read and write (RETR of a
 /// protected file: no sendfile through TLS). A TLS record holds 16 KiB.
 pub const TLS_TRANSFER_CHUNK: usize = 16 * 1024;
+
+/// How long a refused PROT P data connection (522) is kept open after our
+/// close_notify, its incoming bytes read and dropped, so the client reads
+/// the alert instead of a reset.
+pub const TLS_REFUSAL_LINGER: Duration = Duration::from_secs(2);

@@ -15,7 +15,7 @@ use crate::protocol::reply::{Code, Reply};
 use crate::sys;
 use crate::tls::stream::Stream;
 use crate::tls::Role;
-use smol::io::AsyncWriteExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::Async;
 use std::io;
 use std::net::TcpStream;
@@ -275,9 +275,17 @@ impl Session {
             metrics::inc(&metrics.tls_reuse_refused);
             // A clean TLS close, so the client reads the 522 that follows
             // rather than failing on a reset data connection.
+            // Reading what the client still sends (until its close_notify
+            // or EOF, bounded) keeps the kernel from answering it with a
+            // reset that would reach the client before our alert.
             let mut stream = stream;
-            let limit = self.shared.config.data_timeout;
-            let _ = sys::timeout::within(limit, stream.close()).await;
+            let linger = async {
+                stream.close().await?;
+                let mut sink = [0u8; 1024];
+                while stream.read(&mut sink).await? > 0 {}
+                Ok(())
+            };
+            let _ = sys::timeout::within(crate::limits::TLS_REFUSAL_LINGER, linger).await;
             log::warn!(
                 "client={} PROT P data connection did not resume the control connection's TLS session: 522",
                 self.client
