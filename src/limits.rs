@@ -278,3 +278,44 @@ pub const MAX_IMDS_RESPONSE: u64 = 16 * 1024;
 
 /// Longest spool sidecar (metadata of one queued file) read back at replay.
 pub const MAX_SIDECAR: u64 = 16 * 1024;
+
+/// How often `tls_cert` and `tls_key` are checked for a change (file
+/// mtime and size, S3 ETag): certificates on a fleet are replaced weeks
+/// before they expire, so minutes are soon enough, and an S3 GET per
+/// instance every 5 minutes costs nothing.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Longest certificate chain or key file read (file or S3 object): a chain
+/// of a few certificates is under 10 KiB; anything far larger is a mistake.
+pub const MAX_TLS_PEM_BYTES: usize = 256 * 1024;
+
+/// Entries of the TLS 1.2 session-id cache (a few hundred bytes each, so
+/// about 5 MiB when full). Clients that resume by session id (not by
+/// ticket) need their control session's entry as long as the session runs;
+/// the cache is shared by every session, so it is sized for many thousand
+/// sessions, and the oldest entries make room for new ones.
+pub const TLS_SESSION_CACHE: usize = 16384;
+
+/// TLS 1.3 tickets sent after each handshake (rustls' default is 2). A
+/// client that resumes its control session for every data connection needs
+/// one it may reuse: the tickets are stateless (encrypted by the ticketer)
+/// and so reusable, and each data connection gets fresh ones too.
+pub const TLS13_TICKETS: usize = 2;
+
+/// Bytes rustls may hold in its plaintext and TLS send buffers per
+/// connection (`set_buffer_limit`). A reply or one transfer buffer fits;
+/// writes past it wait for the socket, so a slow reader cannot grow them.
+pub const TLS_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// Longest a TLS handshake may take, on the control connection (after
+/// `AUTH TLS` or on the implicit listener) and on a data connection.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of a TLS data connection moved per read and write (RETR of a
+/// protected file: no sendfile through TLS). A TLS record holds 16 KiB.
+pub const TLS_TRANSFER_CHUNK: usize = 16 * 1024;
+
+/// How long a refused PROT P data connection (522) is kept open after our
+/// close_notify, its incoming bytes read and dropped, so the client reads
+/// the alert instead of a reset.
+pub const TLS_REFUSAL_LINGER: Duration = Duration::from_secs(2);

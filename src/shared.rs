@@ -11,6 +11,7 @@ use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::sys::budget::FdBudget;
 use crate::sys::unauthenticated::Share;
+use crate::tls::Tls;
 use smol::channel::Receiver;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,6 +43,9 @@ pub struct Shared {
     pub stopping: Receiver<()>,
     /// Closed when `drain_timeout` has passed.
     pub hard_stopping: Receiver<()>,
+    /// FTPS: the TLS configuration and current certificate; `None` with
+    /// `tls = off`.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Shared {

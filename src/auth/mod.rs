@@ -276,6 +276,7 @@ mod tests {
             password_hash: hash,
             home: "/tmp".into(),
             permissions: crate::config::Permissions::FULL,
+            tls_required: false,
         })
     }
 
@@ -324,6 +325,7 @@ mod tests {
             password_hash: h.into(),
             home: "/tmp".into(),
             permissions: crate::config::Permissions::UPLOAD,
+            tls_required: false,
         };
         let users = [
             user("$6$a$x"),

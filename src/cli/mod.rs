@@ -53,6 +53,9 @@ pub fn main() -> ExitCode {
             };
             match load(&source) {
                 Ok(config) => {
+                    if let Err(message) = check_tls(&config) {
+                        return fail(&message);
+                    }
                     println!(
                         "configuration ok: {} users, listening on {}",
                         config.users.len(),
@@ -64,6 +67,32 @@ pub fn main() -> ExitCode {
             }
         }
         Some(Command::Passwd(_)) => passwd(),
+    }
+}
+
+/// `check`: reads and checks `tls_cert` and `tls_key` as the server
+/// would at start (key matches, not expired, chain in order).
+fn check_tls(config: &Config) -> Result<(), String> {
+    let Some(reader) = server::certs::Reader::new(config) else {
+        return Ok(());
+    };
+    let now = server::certs::now();
+    match reader.load(now) {
+        Ok((pair, _)) => {
+            println!(
+                "tls: certificate ok: {}, expires in {} days",
+                pair.subject,
+                pair.seconds_left(now) / 86_400
+            );
+            Ok(())
+        }
+        Err(problems) => {
+            let mut message = format!("tls_cert/tls_key: {} problem(s):", problems.len());
+            for p in problems {
+                message.push_str(&format!("\n  {p}"));
+            }
+            Err(message)
+        }
     }
 }
 
@@ -164,6 +193,7 @@ fn demo() -> ExitCode {
         password_hash: hash,
         home: root.clone(),
         permissions: Permissions::FULL,
+        tls_required: false,
     });
     config.max_sessions = 1000;
     // Ignore errors: stdout may be closed (piped to `head`); the demo serves anyway.

@@ -23,6 +23,7 @@ pub mod defence;
 pub mod keytemplate;
 mod parse;
 pub mod s3;
+pub mod tls;
 pub mod value;
 
 pub use parse::parse;
@@ -124,6 +125,8 @@ pub struct User {
     /// The user's home; `root/NAME` unless set.
     pub home: PathBuf,
     pub permissions: Permissions,
+    /// `tls = required` in the section: no login before `AUTH TLS`.
+    pub tls_required: bool,
 }
 
 /// The whole configuration.
@@ -172,6 +175,8 @@ pub struct Config {
     pub s3: crate::config::s3::S3Settings,
     /// Defence keys (see defence.rs).
     pub defence: crate::config::defence::Defence,
+    /// FTPS keys (see tls.rs).
+    pub tls: crate::config::tls::TlsSettings,
     pub users: Vec<User>,
 }
 
@@ -211,6 +216,7 @@ impl Config {
             metrics_group: None,
             s3: crate::config::s3::S3Settings::defaults(),
             defence: crate::config::defence::Defence::defaults(),
+            tls: crate::config::tls::TlsSettings::defaults(),
             users: Vec::new(),
         }
     }

@@ -6,7 +6,7 @@ use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
     parse_log_level, parse_permissions, parse_port_range, parse_size, parse_switch,
 };
-use super::{cidr, defence, s3, Config, Permissions, Problem, PublicAddress, User};
+use super::{cidr, defence, s3, tls, Config, Permissions, Problem, PublicAddress, User};
 use crate::limits;
 use crate::protocol::proxy;
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ struct UserDraft {
     password_hash: Option<String>,
     home: Option<PathBuf>,
     permissions: Option<Permissions>,
+    tls_required: Option<bool>,
     /// A `password` line was present (even if its value was refused).
     password_given: bool,
     /// A second section for the same name: its lines are checked, then dropped.
@@ -73,6 +74,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
                         password_hash: None,
                         home: None,
                         permissions: None,
+                        tls_required: None,
                         password_given: false,
                         duplicate,
                     });
@@ -127,6 +129,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             name: draft.name,
             password_hash,
             permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
+            tls_required: draft.tls_required.unwrap_or(false),
         });
     }
 
@@ -252,6 +255,8 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         key if s3::KEYS.contains(&key) => config.s3.set(key, value)?,
         // Defence against the open internet: parsed in defence.rs.
         key if defence::KEYS.contains(&key) => config.defence.set(key, value)?,
+        // FTPS: parsed in tls.rs.
+        key if tls::KEYS.contains(&key) => config.tls.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -280,8 +285,13 @@ fn set_user(draft: &mut UserDraft, key: &str, value: &str) -> Result<(), String>
             draft.permissions = Some(parse_permissions(value).map_err(|e| bad(&e))?);
             Ok(())
         }
+        "tls" if draft.tls_required.is_some() => Err(bad("set twice")),
+        "tls" => {
+            draft.tls_required = Some(tls::parse_user_tls(value).map_err(|e| bad(&e))?);
+            Ok(())
+        }
         _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions; global keys go above the first section)",
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, tls; global keys go above the first section)",
             draft.name
         )),
     }

@@ -22,8 +22,8 @@ use crate::limits::{
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, PutObject, S3Action,
-    UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, GetObject, PutObject,
+    S3Action, UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use std::fs::File;
@@ -84,6 +84,16 @@ pub struct Client {
 impl Client {
     pub fn new(settings: &S3Settings, credentials: Arc<Provider>) -> Result<Client, String> {
         let bucket_name = settings.bucket.clone().ok_or("no s3_bucket")?;
+        Client::for_bucket(settings, bucket_name, credentials)
+    }
+
+    /// A client of another bucket in the same region and endpoint (the TLS
+    /// certificate's, read with the delivery's credentials).
+    pub fn for_bucket(
+        settings: &S3Settings,
+        bucket_name: String,
+        credentials: Arc<Provider>,
+    ) -> Result<Client, String> {
         let (endpoint, style) = match &settings.endpoint {
             // S3-compatible servers are addressed path-style.
             Some(url) => (url.clone(), UrlStyle::Path),
@@ -132,6 +142,27 @@ impl Client {
             slow_down: None,
             credentials: false,
         })
+    }
+
+    /// Reads a small object whole: at most `max` bytes, and its ETag (which
+    /// changes whenever the object is replaced).
+    pub fn get(&self, key: &str, max: usize) -> Result<(Vec<u8>, Option<String>), Error> {
+        let credentials = self.credentials()?;
+        let action = GetObject::new(&self.bucket, Some(&credentials), key);
+        let url = action.sign(S3_SIGNATURE_LIFETIME);
+        let mut response = check(self.agent.get(url.as_str()).call(), "GetObject")?;
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(max as u64)
+            .read_to_vec()
+            .map_err(|e| remote(format!("GetObject {key}: {e}")))?;
+        Ok((bytes, etag))
     }
 
     /// Stores `object`; returns the bytes sent.

@@ -118,6 +118,34 @@ metrics! {
     Counter s3_ack_timeouts,
     /// Uploads refused (452) because the spool was full.
     Counter s3_spool_full,
+    /// TLS handshakes completed (control and data connections).
+    Counter tls_handshakes_ok,
+    /// TLS handshakes failed: no protocol version in common.
+    Counter tls_handshakes_failed_version,
+    /// TLS handshakes failed: no cipher suite, group or signature scheme in common.
+    Counter tls_handshakes_failed_cipher,
+    /// TLS handshakes failed: the client refused the certificate.
+    Counter tls_handshakes_failed_certificate,
+    /// TLS handshakes failed: not finished within the handshake timeout.
+    Counter tls_handshakes_failed_timeout,
+    /// TLS handshakes failed for another reason (not TLS, reset, protocol error).
+    Counter tls_handshakes_failed_other,
+    /// Logins over a plain control connection.
+    Counter sessions_plain,
+    /// Logins after AUTH TLS (explicit FTPS).
+    Counter sessions_explicit_tls,
+    /// Logins on the implicit FTPS listener.
+    Counter sessions_implicit_tls,
+    /// Transfers whose data connection was TLS (PROT P).
+    Counter tls_protected_transfers,
+    /// SECURITY: PROT P data connections refused (522) because they did not resume the control connection's TLS session.
+    Counter tls_reuse_refused,
+    /// Seconds until the served TLS certificate expires (0: expired or no TLS).
+    Gauge tls_cert_expiry_seconds,
+    /// Times a changed tls_cert/tls_key pair was loaded and served.
+    Counter tls_cert_reloads,
+    /// Times a changed tls_cert/tls_key could not be read or was refused (the old pair stays).
+    Counter tls_cert_reload_failures,
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {

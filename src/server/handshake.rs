@@ -48,11 +48,14 @@ pub fn believed(shared: &Shared, peer: SocketAddr) -> bool {
 /// Reads the PROXY header (from a peer `believed` accepted). Returns the session's client address (the
 /// header's source; the peer itself for LOCAL/UNKNOWN) and the prelude, or
 /// `None` when the connection must be closed (logged and counted here).
+/// `may_greet`: false on the implicit TLS listener, where nothing may be
+/// sent before the TLS handshake (the client speaks first there anyway).
 pub async fn handshake(
     shared: &Shared,
     stream: &Async<TcpStream>,
     peer: SocketAddr,
     version: Version,
+    may_greet: bool,
 ) -> Option<(SocketAddr, Prelude)> {
     let config = &shared.config;
     let mut prelude = Prelude::empty();
@@ -108,6 +111,10 @@ pub async fn handshake(
             Some(Err(e)) => {
                 log::debug!("peer={peer} read failed before the PROXY header: {e}");
                 return None;
+            }
+            None if !prelude.greeted && !may_greet => {
+                prelude.greeted = true;
+                deadline = Instant::now() + config.login_timeout;
             }
             None if !prelude.greeted => {
                 // The header comes with the client's first command: greet.

@@ -2,8 +2,10 @@
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
 mod admission;
+pub mod certs;
 mod drain;
 mod handshake;
+mod implicit;
 
 use crate::auth::defender::{self, Defender};
 use crate::aws::emf;
@@ -17,6 +19,7 @@ use crate::shared::Shared;
 use crate::sys;
 use crate::sys::budget::FdBudget;
 use crate::sys::unauthenticated::Share;
+use crate::tls::Tls;
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
 use std::io;
@@ -58,9 +61,18 @@ pub fn run(
         health.clone(),
     )?;
 
+    let (tls, tls_watch) = start_tls(&config)?;
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
+    let implicit_listener = config
+        .tls
+        .implicit_listen
+        .map(|addr| {
+            sys::listen(addr, limits::LISTEN_BACKLOG)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        })
+        .transpose()?;
     let local = listener.get_ref().local_addr()?;
     let health_listener = config.health_listen.map(health::bind).transpose()?;
 
@@ -100,6 +112,7 @@ pub fn run(
         delivery,
         stopping: stop_rx,
         hard_stopping: hard_rx,
+        tls,
         config,
     });
 
@@ -143,6 +156,11 @@ pub fn run(
             ))
             .detach();
     }
+    if let (Some(tls), Some((reader, version))) = (shared.tls.clone(), tls_watch) {
+        let interval = shared.config.tls.reload_interval;
+        let watch = certs::watch(tls, reader, version, interval, shared.metrics.clone());
+        executor.spawn(watch).detach();
+    }
     let mut signals = drain::signals()?;
     log::info!("listening on {local}");
     sys::notify_systemd("READY=1");
@@ -152,12 +170,25 @@ pub fn run(
         // The accept loop is a task of its own: polled only when the
         // listener is ready, not whenever this main future is woken.
         let accepting = executor.spawn(accept_loop(executor.clone(), shared.clone(), listener));
+        let implicit = implicit_listener.map(|listener| {
+            if let Ok(addr) = listener.get_ref().local_addr() {
+                log::info!("implicit FTPS on tls://{addr}");
+            }
+            executor.spawn(implicit::accept_loop(
+                executor.clone(),
+                shared.clone(),
+                listener,
+            ))
+        });
         drain::next_signal(&mut signals).await?;
         health::start_draining(&shared.health, &shared.metrics);
         sys::notify_systemd("STOPPING=1");
         drain::delay(&shared, &mut signals).await?;
         // Cancelling the task drops the listener: new connections are refused.
         accepting.cancel().await;
+        if let Some(implicit) = implicit {
+            implicit.cancel().await;
+        }
         drop(stop_tx);
         drain::drain(&shared, hard_tx).await;
         drop(watchdog);
@@ -215,9 +246,45 @@ async fn accept_loop(
         }
         let shared = shared.clone();
         executor
-            .spawn(connection(shared, stream, peer, local))
+            .spawn(connection(shared, stream, peer, local, Listener::Control))
             .detach();
     }
+}
+
+/// The TLS configuration with the pair read now, and what the reload
+/// watch needs; nothing with `tls = off`. A pair that cannot be read or is
+/// refused stops the start (as `lakeftpd check` would report it).
+#[allow(clippy::type_complexity)]
+fn start_tls(
+    config: &Config,
+) -> io::Result<(Option<Arc<Tls>>, Option<(certs::Reader, certs::Version)>)> {
+    let Some(reader) = certs::Reader::new(config) else {
+        return Ok((None, None));
+    };
+    let (pair, version) = reader.load(certs::now()).map_err(|problems| {
+        io::Error::other(format!("tls_cert/tls_key: {}", problems.join("; ")))
+    })?;
+    log::info!(
+        "tls: serving {} ({} days left); session reuse {}",
+        pair.subject,
+        pair.seconds_left(certs::now()) / 86_400,
+        if config.tls.session_reuse_required {
+            "required"
+        } else {
+            "not required"
+        }
+    );
+    let tls = Tls::new(&config.tls, pair).map_err(io::Error::other)?;
+    Ok((Some(Arc::new(tls)), Some((reader, version))))
+}
+
+/// Which listener accepted a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// `listen`: plain FTP, explicit FTPS after AUTH TLS.
+    Control,
+    /// `implicit_tls_listen`: TLS from the first byte.
+    ImplicitTls,
 }
 
 /// One accepted connection, from its first moment: counted (a slot, a place
@@ -230,12 +297,21 @@ async fn connection(
     stream: Async<std::net::TcpStream>,
     peer: std::net::SocketAddr,
     local: std::net::SocketAddr,
+    listener: Listener,
 ) {
     let proxy = shared.config.proxy_protocol;
+    let implicit = listener == Listener::ImplicitTls;
+    // FTP speaks first, TLS does not: on the implicit listener nothing is
+    // said before the handshake, so a refusal there is only a close.
+    let refuse = |stream: &Async<std::net::TcpStream>, text: &str| {
+        if !implicit {
+            admission::refuse(stream, text);
+        }
+    };
     // Without PROXY protocol the peer is the client: a banned address is
     // refused before it costs a slot.
     if proxy.is_none() && admission::banned(&shared, peer.ip().to_canonical()) {
-        admission::refuse(
+        refuse(
             &stream,
             "Too many failed logins from your address, try later",
         );
@@ -246,7 +322,7 @@ async fn connection(
     }
     let Some(slot) = admission::slot(&shared, peer) else {
         metrics::inc(&shared.metrics.sessions_refused);
-        admission::refuse(&stream, "Too many sessions, try again later");
+        refuse(&stream, "Too many sessions, try again later");
         return;
     };
     let known = proxy.is_none().then(|| peer.ip().to_canonical());
@@ -259,7 +335,7 @@ async fn connection(
             // With PROXY protocol the client is known only after the header:
             // the bans and caps apply to the header's address.
             Some(version) => {
-                let handshake = handshake::handshake(&shared, &stream, peer, version);
+                let handshake = handshake::handshake(&shared, &stream, peer, version, !implicit);
                 let stop = async {
                     shared.stopping().await;
                     None
@@ -271,7 +347,7 @@ async fn connection(
                 let shed_count = pending.set_client(ip);
                 metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
                 if admission::banned(&shared, ip) {
-                    admission::refuse(
+                    refuse(
                         &stream,
                         "Too many failed logins from your address, try later",
                     );
@@ -282,11 +358,15 @@ async fn connection(
         };
         let Some(per_ip) = admission::per_ip(&shared, client.ip().to_canonical()) else {
             metrics::inc(&shared.metrics.sessions_refused);
-            admission::refuse(&stream, "Too many sessions, try again later");
+            refuse(&stream, "Too many sessions, try again later");
             return;
         };
         prelude.pending = Some(pending);
-        session::run(shared.clone(), stream, client, local, prelude).await;
+        if implicit {
+            implicit::serve(&shared, stream, client, local, prelude).await;
+        } else {
+            session::run(shared.clone(), stream, client, local, prelude).await;
+        }
         drop(per_ip);
     };
     let shed_wait = async {

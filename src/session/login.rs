@@ -16,6 +16,7 @@ impl Session {
             return self.answer(Code::BadSequence, format_args!("already logged in"));
         }
         let user = self.shared.user(name);
+        self.require_tls_for(user.as_deref())?;
         // Same answer for unknown users: no user enumeration.
         let shown: String = name.chars().take(crate::limits::MAX_USER_NAME).collect();
         self.login = Login::Named(user, shown);
@@ -56,6 +57,7 @@ impl Session {
                     metrics::inc(&self.metrics().logins_ok);
                     log::info!("login ok client={} user={}", self.client, user.name);
                     self.login = Login::In { user, jail };
+                    self.count_login();
                     self.cwd = VirtualPath::root();
                     self.answer(Code::LoggedIn, format_args!("logged in"))
                 }

@@ -17,6 +17,8 @@
 //!   and running it;
 //! - `outcome`: how a transfer ended, and the one place that counts, logs
 //!   and replies to it;
+//! - `security`: AUTH, PBSZ, PROT, CCC (RFC 4217), the TLS upgrade of the
+//!   control connection, TLS on data connections and the login gate;
 //! - `errors`: path, storage and parse errors mapped to replies, one table.
 
 use crate::config::User;
@@ -24,11 +26,13 @@ use crate::data::active::DataPlan;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, Type};
 use crate::protocol::escape::Escaped;
-use crate::protocol::reply::{self, Code, Reply};
+use crate::protocol::reply::{Code, Reply};
 use crate::shared::Shared;
 use crate::storage::jail::{Jail, VirtualPath};
 use crate::sys::budget::FdPermit;
 use crate::sys::unauthenticated::Pending;
+use crate::tls::stream::Stream;
+use crate::tls::{Tag, TAG_BYTES};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
@@ -53,10 +57,12 @@ mod info;
 mod input;
 mod login;
 mod outcome;
+mod security;
 mod transfer;
 
 pub use input::Prelude;
 use input::{Input, LineReader};
+use security::Security;
 use transfer::Job;
 
 enum Login {
@@ -74,6 +80,8 @@ enum Flow {
     Continue,
     Close,
     Transfer(Job),
+    /// 234 was queued: the TLS handshake follows (RFC 4217 §4).
+    StartTls,
 }
 
 /// A command that ended early with a refusal: the reply is queued, or
@@ -92,7 +100,7 @@ type Handled = Result<Flow, Replied>;
 
 pub struct Session {
     shared: Arc<Shared>,
-    control: Async<TcpStream>,
+    control: Stream,
     client: SocketAddr,
     local: SocketAddr,
     login: Login,
@@ -110,6 +118,9 @@ pub struct Session {
     /// Listed among the connections not logged in yet (may be shed) until
     /// the login succeeds.
     unauthenticated: Option<Pending>,
+    security: Security,
+    /// The resumption tag of this session's TLS handshakes (security.rs).
+    tag: Tag,
 }
 
 /// The 220 greeting (RFC 959 §5.4); the PROXY handshake may send it first.
@@ -124,6 +135,50 @@ pub fn greeting() -> Reply {
 pub fn run(
     shared: Arc<Shared>,
     control: Async<TcpStream>,
+    client: SocketAddr,
+    local: SocketAddr,
+    prelude: Prelude,
+) -> impl std::future::Future<Output = ()> {
+    let plain = Stream::Plain(control);
+    serve_session(
+        shared,
+        plain,
+        Security::Plain,
+        [0; TAG_BYTES],
+        client,
+        local,
+        prelude,
+    )
+}
+
+/// Runs a session of the implicit FTPS listener: `control` finished its
+/// handshake with `tag`; data connections are protected from the start.
+/// `prelude` carries no bytes (the TLS handshake consumed them), only the
+/// connection's place in the unauthenticated share.
+pub fn run_implicit(
+    shared: Arc<Shared>,
+    control: Stream,
+    tag: Tag,
+    client: SocketAddr,
+    local: SocketAddr,
+    prelude: Prelude,
+) -> impl std::future::Future<Output = ()> {
+    serve_session(
+        shared,
+        control,
+        Security::Implicit,
+        tag,
+        client,
+        local,
+        prelude,
+    )
+}
+
+fn serve_session(
+    shared: Arc<Shared>,
+    control: Stream,
+    security: Security,
+    tag: Tag,
     client: SocketAddr,
     local: SocketAddr,
     mut prelude: Prelude,
@@ -152,15 +207,18 @@ pub fn run(
             failures: 0,
             unsent: None,
             unauthenticated,
+            security,
+            tag,
         };
         let reason = match session.serve(&mut reader, greeted).await {
             Ok(reason) => reason,
             Err(e) => format!("error: {e}"),
         };
         log::info!(
-            "session end client={} user={} seconds={:.1} reason={reason}",
+            "session end client={} user={} security={} seconds={:.1} reason={reason}",
             session.client,
             Escaped(session.user_name()),
+            session.security.label(),
             started.elapsed().as_secs_f64()
         );
     }
@@ -183,7 +241,7 @@ impl Session {
     fn say(&mut self, reply: Reply) -> io::Result<()> {
         match &mut self.unsent {
             Some(unsent) => unsent.extend_from_slice(reply.as_bytes()),
-            None => self.unsent = reply::try_send(&self.control, reply.as_bytes())?,
+            None => self.unsent = self.control.try_send(reply.as_bytes())?,
         }
         Ok(())
     }
@@ -201,8 +259,10 @@ impl Session {
 
     async fn flush(&mut self) -> io::Result<()> {
         if let Some(unsent) = self.unsent.take() {
-            let mut writer = &self.control;
-            writer.write_all(&unsent).await?;
+            self.control.write_all(&unsent).await?;
+            self.control.flush().await?;
+        } else if self.control.has_pending() {
+            self.control.flush().await?;
         }
         Ok(())
     }
@@ -238,13 +298,14 @@ impl Session {
                 Timeout,
                 Stop,
             }
-            let wake = async { Wake::Input(reader.fill(&self.control).await) }
+            let (control, shared) = (&mut self.control, &self.shared);
+            let wake = async { Wake::Input(reader.fill(control).await) }
                 .or(async {
                     Timer::after(limit).await;
                     Wake::Timeout
                 })
                 .or(async {
-                    self.shared.stopping().await;
+                    shared.stopping().await;
                     Wake::Stop
                 })
                 .await;
@@ -294,6 +355,11 @@ impl Session {
                 Flow::Close => {
                     self.flush().await?;
                     return Ok("quit".into());
+                }
+                Flow::StartTls => {
+                    if let Some(reason) = self.start_tls(reader).await? {
+                        return Ok(reason);
+                    }
                 }
                 Flow::Transfer(job) => {
                     if let Some(reason) = Box::pin(self.transfer(job, reader)).await? {

@@ -18,6 +18,7 @@ use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
 use crate::storage::upload::TempUpload;
 use crate::sys::random;
+use crate::tls::stream::Stream;
 use smol::future::FutureExt;
 use std::io;
 use std::path::PathBuf;
@@ -205,6 +206,11 @@ impl Session {
         };
         let max_size = config.max_file_size;
         let kind = self.kind;
+        if self.unprotected_refused() {
+            self.data = DataPlan::None;
+            self.passive_fds = None;
+            return Ok(Outcome::Unprotected);
+        }
 
         // The data socket and the file count against the open-file limit:
         // wait for them rather than fail with EMFILE (budget.rs).
@@ -231,7 +237,7 @@ impl Session {
         }
 
         let plan = std::mem::replace(&mut self.data, DataPlan::None);
-        let stream = match active::open(plan, &peer, &self.shared.metrics).await {
+        let socket = match active::open(plan, &peer, &self.shared.metrics).await {
             Ok(stream) => stream,
             Err(e) => return Ok(Outcome::NoDataConnection(e)),
         };
@@ -253,6 +259,15 @@ impl Session {
             )?,
         }
         self.flush().await?;
+        // PROT P: the client starts its TLS handshake once it has the 150.
+        let stream = if self.security.data_private() {
+            match self.secure_data(socket).await {
+                Ok(stream) => stream,
+                Err(outcome) => return Ok(outcome),
+            }
+        } else {
+            Stream::Plain(socket)
+        };
 
         metrics::inc(&self.shared.metrics.transfers_now);
         let home = self.home();
@@ -292,7 +307,7 @@ impl Session {
         let result = loop {
             let event = if watching {
                 async { Event::Done(work.as_mut().await) }
-                    .or(async { Event::Control(reader.fill(&self.control).await) })
+                    .or(async { Event::Control(reader.fill(&mut self.control).await) })
                     .or(async {
                         shared.hard_stopping().await;
                         Event::HardStop
@@ -350,7 +365,8 @@ impl Session {
             // the fsync, which gives its FIN time to arrive: a partial file
             // from a dead client is never placed (nor delivered to S3).
             let synced = upload.sync().await;
-            if synced.is_ok() && crate::sys::peer_closed(self.control.get_ref()) {
+            let gone = self.control.socket().is_none_or(crate::sys::peer_closed);
+            if synced.is_ok() && gone {
                 return Ok(Outcome::ClientGone(bytes));
             }
             let committed = match synced {
