@@ -44,6 +44,13 @@ fn connect_from(from: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(TcpStream::from(fd))
 }
 
+/// How soon a device's login or a health check must be answered during an
+/// attack. The goal is 1 s, measured in the attack soak
+/// (tests/bench/attack.sh) on the release binary; this bound still fails
+/// without the defences (the device then waits for login_timeout, or is
+/// refused) and leaves room for a debug build on a loaded machine.
+const PROMPT: Duration = Duration::from_secs(3);
+
 /// Logs in from `from`; the time it took, or the reply that refused it.
 fn login_from(from: &str, addr: SocketAddr, user: &str) -> Result<Duration, (u16, String)> {
     let started = Instant::now();
@@ -130,7 +137,7 @@ fn silent_proxy_connections_are_counted_and_shed() {
     let (code, text) = c.reply();
     assert_eq!(code, 230, "{text}");
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(1), "login took {took:?}");
+    assert!(took < PROMPT, "login took {took:?}");
     assert!(!server.log().contains("Too many open files"));
     assert!(server.log().contains("shed to make room"));
     drop(silent);
@@ -161,7 +168,7 @@ fn silent_connections_from_ten_addresses_do_not_keep_a_device_out() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let took = login_from("127.0.0.1", server.addr, "dev").expect("the device logs in");
-    assert!(took < Duration::from_secs(1), "login took {took:?}");
+    assert!(took < PROMPT, "login took {took:?}");
     assert!(scrape(h, "lakeftpd_unauthenticated_shed_total") > 0);
     drop(silent);
 }
@@ -202,14 +209,14 @@ fn health_answers_while_idle_connections_are_held() {
     for _ in 0..20 {
         let started = Instant::now();
         let (status, _) = get(h, "/healthz");
-        if status != 200 || started.elapsed() > Duration::from_secs(1) {
+        if status != 200 || started.elapsed() > PROMPT {
             slow += 1;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     holder.join().unwrap();
-    assert_eq!(slow, 0, "{slow} of 20 checks failed or took over 1 s");
+    assert_eq!(slow, 0, "{slow} of 20 checks failed or took over {PROMPT:?}");
 }
 
 #[test]
