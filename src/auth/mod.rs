@@ -238,6 +238,7 @@ mod tests {
             password_hash: hash,
             home: "/tmp".into(),
             permissions: crate::config::Permissions::FULL,
+            device: Default::default(),
         })
     }
 

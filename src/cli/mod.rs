@@ -164,6 +164,7 @@ fn demo() -> ExitCode {
         password_hash: hash,
         home: root.clone(),
         permissions: Permissions::FULL,
+        device: Default::default(),
     });
     config.max_sessions = 1000;
     // Ignore errors: stdout may be closed (piped to `head`); the demo serves anyway.

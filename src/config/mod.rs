@@ -7,6 +7,7 @@
 //! Every key is parsed in `set_global` / `set_user`; README lists them all.
 
 pub mod cidr;
+pub mod device;
 pub mod keytemplate;
 pub mod s3;
 
@@ -106,6 +107,8 @@ pub struct User {
     /// The user's home; `root/NAME` unless set.
     pub home: PathBuf,
     pub permissions: Permissions,
+    /// `active_address`, `filename_encoding`, `auto_mkdir` (device.rs).
+    pub device: device::Device,
 }
 
 /// The whole configuration.
@@ -152,6 +155,8 @@ pub struct Config {
     pub metrics_group: Option<String>,
     /// S3 delivery keys (issue 4; see s3config.rs).
     pub s3: crate::config::s3::S3Settings,
+    /// The global device keys; each user's own are in `User::device`.
+    pub device: device::Device,
     pub users: Vec<User>,
 }
 
@@ -190,6 +195,7 @@ impl Config {
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             metrics_group: None,
             s3: crate::config::s3::S3Settings::defaults(),
+            device: device::Device::default(),
             users: Vec::new(),
         }
     }
@@ -202,6 +208,7 @@ struct UserDraft {
     password_hash: Option<String>,
     home: Option<PathBuf>,
     permissions: Option<Permissions>,
+    device: device::DeviceDraft,
     /// A `password` line was present (even if its value was refused).
     password_given: bool,
     /// A second section for the same name: its lines are checked, then dropped.
@@ -257,6 +264,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
                         password_hash: None,
                         home: None,
                         permissions: None,
+                        device: device::DeviceDraft::default(),
                         password_given: false,
                         duplicate,
                     });
@@ -311,6 +319,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             name: draft.name,
             password_hash,
             permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
+            device: draft.device.over(config.device),
         });
     }
 
@@ -458,6 +467,7 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         }
         // S3 delivery (issue 4): parsed in s3config.rs.
         key if crate::config::s3::KEYS.contains(&key) => config.s3.set(key, value)?,
+        key if device::KEYS.contains(&key) => config.device.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -486,8 +496,10 @@ fn set_user(draft: &mut UserDraft, key: &str, value: &str) -> Result<(), String>
             draft.permissions = Some(parse_permissions(value).map_err(|e| bad(&e))?);
             Ok(())
         }
+        key if device::KEYS.contains(&key) => (draft.device.set(key, value))
+            .map_err(|e| format!("{e} (user `{}`)", draft.name)),
         _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions; global keys go above the first section)",
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, active_address, filename_encoding, auto_mkdir; global keys go above the first section)",
             draft.name
         )),
     }
