@@ -51,14 +51,17 @@ pub enum Format {
 /// Half a year: `ls -l` shows the year instead of the time for older files.
 const SIX_MONTHS: i64 = 182 * 86_400;
 
-/// Appends one line for `name` in `format`.
-pub fn write_entry(out: &mut Vec<u8>, format: Format, name: &str, entry: &Entry, now: i64) {
+/// Appends one line for `name` in `format`; `name` is already in the
+/// session's name encoding.
+pub fn write_entry(out: &mut Vec<u8>, format: Format, name: &[u8], entry: &Entry, now: i64) {
     // Writing to a Vec cannot fail.
     let _ = match format {
-        Format::Nlst => write!(out, "{name}\r\n"),
-        Format::List => write!(out, "{} {name}\r\n", list_prefix(entry, now)),
-        Format::Mlsd => write!(out, "{} {name}\r\n", facts(entry)),
+        Format::Nlst => Ok(()),
+        Format::List => write!(out, "{} ", list_prefix(entry, now)),
+        Format::Mlsd => write!(out, "{} ", facts(entry)),
     };
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `drwxr-xr-x 1 ftp ftp 4096 Nov 28 08:31` — owner and group are not
@@ -149,7 +152,7 @@ mod tests {
     #[test]
     fn list_line_keeps_spaces_in_name() {
         let mut out = Vec::new();
-        write_entry(&mut out, Format::List, "my file.csv", &file(3, NOW), NOW);
+        write_entry(&mut out, Format::List, b"my file.csv", &file(3, NOW), NOW);
         assert!(out.ends_with(b" my file.csv\r\n"));
     }
 
@@ -159,7 +162,7 @@ mod tests {
         write_entry(
             &mut out,
             Format::Mlsd,
-            "a.csv",
+            b"a.csv",
             &file(12, 1_709_210_096),
             NOW,
         );
@@ -169,7 +172,13 @@ mod tests {
     #[test]
     fn nlst_is_names() {
         let mut out = Vec::new();
-        write_entry(&mut out, Format::Nlst, "データ.csv", &file(1, NOW), NOW);
+        write_entry(
+            &mut out,
+            Format::Nlst,
+            "データ.csv".as_bytes(),
+            &file(1, NOW),
+            NOW,
+        );
         assert_eq!(out, "データ.csv\r\n".as_bytes());
     }
 }
