@@ -4,9 +4,12 @@
 //! (EPRT, EPSV), RFC 3659 (SIZE, MDTM, REST, MLST, MLSD). Arguments borrow
 //! from the session's fixed line buffer: parsing allocates nothing.
 
+use super::address::{self, AddressError};
+use super::listing;
+use super::timeval::{self, time_then_path};
 use crate::clock::Utc;
 use crate::limits;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Representation type (RFC 959 §3.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,8 +244,12 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
             .map(Command::Rest)
             .ok_or(ParseError::BadArgument),
         b"ABOR" => no_arg(Command::Abor),
-        b"PORT" => parse_port(needed()?).map(Command::Port),
-        b"EPRT" => parse_eprt(needed()?).map(Command::Eprt),
+        b"PORT" => address::parse_port(needed()?)
+            .map(Command::Port)
+            .map_err(address_error),
+        b"EPRT" => address::parse_eprt(needed()?)
+            .map(Command::Eprt)
+            .map_err(address_error),
         b"PASV" => no_arg(Command::Pasv),
         b"EPSV" => match text()?.map(str::trim) {
             None => Ok(Command::Epsv(EpsvArg::Any)),
@@ -252,8 +259,16 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
             Some(_) => Err(ParseError::BadNetworkProtocol),
         },
         // RFC 4217 (FTP over TLS) with TLS off.
-        b"AUTH" | b"PBSZ" | b"PROT" | b"CCC" => Ok(Command::NotOffered(tls_verb(verb))),
+        b"AUTH" => Ok(Command::NotOffered("AUTH (TLS) is")),
+        b"PBSZ" | b"PROT" | b"CCC" => Ok(Command::NotOffered("TLS is")),
         _ => Err(ParseError::Unknown),
+    }
+}
+
+fn address_error(e: AddressError) -> ParseError {
+    match e {
+        AddressError::Malformed => ParseError::BadArgument,
+        AddressError::NetworkProtocol => ParseError::BadNetworkProtocol,
     }
 }
 
@@ -263,15 +278,6 @@ fn name(arg: &[u8]) -> Result<Name<'_>, ParseError> {
         Err(ParseError::PathTooLong)
     } else {
         Ok(Name(arg))
-    }
-}
-
-fn tls_verb(verb: &[u8]) -> &'static str {
-    match verb {
-        b"AUTH" => "AUTH (TLS) is",
-        b"PBSZ" => "PBSZ is",
-        b"PROT" => "PROT is",
-        _ => "CCC is",
     }
 }
 
@@ -286,52 +292,6 @@ fn client_name(text: &str) -> &str {
     text[..end].trim()
 }
 
-/// `YYYYMMDDHHMMSS[.sss]` (RFC 3659 §2.3 time-val, UTC), or `None`.
-pub fn parse_time_val(text: &str) -> Option<Utc> {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (text, None),
-    };
-    if fraction.is_some_and(|f| f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    parse_digits(whole, 14)
-}
-
-/// `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS` digits as a valid date.
-fn parse_digits(text: &str, len: usize) -> Option<Utc> {
-    if text.len() != len || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n = |at: usize, width: usize| text[at..at + width].parse::<u32>().ok();
-    let t = Utc {
-        year: i64::from(n(0, 4)?),
-        month: n(4, 2)?,
-        day: n(6, 2)?,
-        hour: n(8, 2)?,
-        minute: n(10, 2)?,
-        second: if len == 14 { n(12, 2)? } else { 0 },
-    };
-    // Reject what would wrap: 20261332..., 24:00, 61 seconds.
-    let valid = (1..=12).contains(&t.month)
-        && t.day >= 1
-        && t.hour < 24
-        && t.minute < 60
-        && t.second < 60
-        && Utc::from_unix(t.to_unix()) == t;
-    valid.then_some(t)
-}
-
-/// `TIME path` where TIME is a time-val: the write forms of MDTM and MFMT.
-/// A name that merely starts with 14 digits and a space reads as a time
-/// (as in vsftpd and ProFTPD).
-fn time_then_path(arg: &[u8]) -> Option<(Utc, &[u8])> {
-    let at = arg.iter().position(|&b| b == b' ')?;
-    let time = parse_time_val(std::str::from_utf8(&arg[..at]).ok()?)?;
-    let rest = &arg[at + 1..];
-    (!rest.is_empty()).then_some((time, rest))
-}
-
 /// `SITE UTIME ...`; any other SITE subcommand is recognised, not offered.
 fn parse_site(arg: &[u8]) -> Result<Command<'_>, ParseError> {
     let (sub, rest) = match arg.iter().position(|&b| b == b' ') {
@@ -341,68 +301,19 @@ fn parse_site(arg: &[u8]) -> Result<Command<'_>, ParseError> {
     if !sub.eq_ignore_ascii_case(b"UTIME") {
         return Ok(Command::NotOffered("this SITE command is"));
     }
-    // `SITE UTIME YYYYMMDDhhmm[ss] path` (ProFTPD mod_site_misc).
-    if let Some(at) = rest.iter().position(|&b| b == b' ') {
-        let first = std::str::from_utf8(&rest[..at]).unwrap_or("");
-        let time = parse_digits(first, 14).or_else(|| parse_digits(first, 12));
-        if let Some(time) = time {
-            if at + 1 < rest.len() {
-                return Ok(Command::SetTime {
-                    verb: SetTime::SiteUtime,
-                    time,
-                    path: name(&rest[at + 1..])?,
-                });
-            }
-        }
-    }
-    // `SITE UTIME path ATIME MTIME CTIME UTC` (Pure-FTPd): the path is what
-    // precedes the last four words.
-    let words: Vec<usize> = rest
-        .iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == b' ')
-        .map(|(at, _)| at)
-        .collect();
-    if words.len() >= 4 {
-        let cut = words[words.len() - 4];
-        let tail = std::str::from_utf8(&rest[cut + 1..]).map_err(|_| ParseError::BadArgument)?;
-        let parts: Vec<&str> = tail.split(' ').collect();
-        if let [_, mtime, _, zone] = parts.as_slice() {
-            if zone.eq_ignore_ascii_case("UTC") && cut > 0 {
-                let time = parse_digits(mtime, 14).ok_or(ParseError::BadArgument)?;
-                return Ok(Command::SetTime {
-                    verb: SetTime::SiteUtime,
-                    time,
-                    path: name(&rest[..cut])?,
-                });
-            }
-        }
-    }
-    Err(ParseError::BadArgument)
+    let (time, path) = timeval::site_utime(rest).ok_or(ParseError::BadArgument)?;
+    Ok(Command::SetTime {
+        verb: SetTime::SiteUtime,
+        time,
+        path: name(path)?,
+    })
 }
 
-/// LIST/NLST's argument: leading `ls` flags (`-a`, `-l`, `-la`, `-al`,
-/// `-1`...) are flags, what follows is the path. A word such as
-/// `-data.csv` is a name, not a flag.
+/// LIST/NLST's argument without its `ls` flags (listing.rs).
 fn list_path(arg: Option<&[u8]>) -> Result<Option<Name<'_>>, ParseError> {
-    let Some(mut rest) = arg else {
-        return Ok(None);
-    };
-    loop {
-        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-        let word = &rest[..end];
-        let is_flag = word.len() >= 2
-            && word[0] == b'-'
-            && word[1..].iter().all(|b| b"aAlLFRrtd1hSn".contains(b));
-        if !is_flag {
-            break;
-        }
-        rest = rest[end..].trim_ascii_start();
-    }
-    if rest.is_empty() {
-        Ok(None)
-    } else {
-        name(rest).map(Some)
+    match arg.map(listing::strip_flags) {
+        None | Some(b"") => Ok(None),
+        Some(rest) => name(rest).map(Some),
     }
 }
 
@@ -425,55 +336,6 @@ fn parse_type(arg: Option<&str>) -> Result<Type, ParseError> {
     }
 }
 
-/// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2): exactly six numbers 0-255.
-pub fn parse_port(arg: &str) -> Result<SocketAddr, ParseError> {
-    let mut numbers = [0u8; 6];
-    let mut count = 0;
-    for part in arg.trim().split(',') {
-        if count == 6
-            || part.is_empty()
-            || part.len() > 3
-            || !part.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(ParseError::BadArgument);
-        }
-        numbers[count] = part.parse().map_err(|_| ParseError::BadArgument)?;
-        count += 1;
-    }
-    if count != 6 {
-        return Err(ParseError::BadArgument);
-    }
-    let [a, b, c, d, p1, p2] = numbers;
-    let ip = IpAddr::V4(Ipv4Addr::new(a, b, c, d));
-    Ok(SocketAddr::new(ip, u16::from(p1) << 8 | u16::from(p2)))
-}
-
-/// `EPRT |1|132.235.1.2|6275|` or `EPRT |2|::1|5282|` (RFC 2428 §2). The
-/// first character is the delimiter; protocol 1 is IPv4, 2 is IPv6.
-pub fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
-    let arg = arg.trim();
-    let delimiter = arg.chars().next().ok_or(ParseError::BadArgument)?;
-    // RFC 2428 §2: the delimiter is a printable ASCII character 33-126.
-    if !('!'..='~').contains(&delimiter) || delimiter.is_ascii_alphanumeric() {
-        return Err(ParseError::BadArgument);
-    }
-    let fields: Vec<&str> = arg.split(delimiter).collect();
-    // "" | proto | address | port | ""
-    let ["", proto, address, port, ""] = fields.as_slice() else {
-        return Err(ParseError::BadArgument);
-    };
-    let ip: IpAddr = match *proto {
-        "1" => IpAddr::V4(address.parse().map_err(|_| ParseError::BadArgument)?),
-        "2" => IpAddr::V6(address.parse().map_err(|_| ParseError::BadArgument)?),
-        _ => return Err(ParseError::BadNetworkProtocol),
-    };
-    let port: u16 = port.parse().map_err(|_| ParseError::BadArgument)?;
-    if port == 0 {
-        return Err(ParseError::BadArgument);
-    }
-    Ok(SocketAddr::new(ip, port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,7 +349,7 @@ mod tests {
     }
 
     fn at(stamp: &str) -> Utc {
-        parse_time_val(stamp).unwrap()
+        crate::protocol::timeval::parse_time_val(stamp).unwrap()
     }
 
     #[test]
@@ -616,25 +478,6 @@ mod tests {
     }
 
     #[test]
-    fn site_utime_five_arguments() {
-        // Pure-FTPd form: path, atime, mtime, ctime, UTC; the path may
-        // contain spaces.
-        assert_eq!(
-            p("SITE UTIME my a.jpg 20260101000000 20261201083000 20260101000000 UTC"),
-            Ok(Command::SetTime {
-                verb: SetTime::SiteUtime,
-                time: at("20261201083000"),
-                path: n("my a.jpg")
-            })
-        );
-    }
-
-    #[test]
-    fn site_utime_malformed() {
-        assert_eq!(p("SITE UTIME a.jpg"), Err(ParseError::BadArgument));
-    }
-
-    #[test]
     fn other_site_commands_are_not_offered() {
         // Recognised (502), not unknown (500).
         assert_eq!(
@@ -730,83 +573,6 @@ mod tests {
         assert_eq!(p("REST 100"), Ok(Command::Rest(100)));
         assert_eq!(p("REST -1"), Err(ParseError::BadArgument));
         assert_eq!(p("REST"), Err(ParseError::BadArgument));
-    }
-
-    #[test]
-    fn port_valid() {
-        assert_eq!(
-            parse_port("127,0,0,1,4,1"),
-            Ok("127.0.0.1:1025".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn port_needs_six_numbers() {
-        assert_eq!(parse_port("127,0,0,1,4"), Err(ParseError::BadArgument));
-        assert_eq!(parse_port("127,0,0,1,4,1,1"), Err(ParseError::BadArgument));
-    }
-
-    #[test]
-    fn port_numbers_at_most_255() {
-        assert_eq!(parse_port("127,0,0,256,4,1"), Err(ParseError::BadArgument));
-    }
-
-    #[test]
-    fn port_rejects_signs_and_spaces_inside() {
-        assert_eq!(parse_port("127,0,0,+1,4,1"), Err(ParseError::BadArgument));
-        assert_eq!(parse_port("127, 0,0,1,4,1"), Err(ParseError::BadArgument));
-        assert_eq!(parse_port("127,,0,1,4,1"), Err(ParseError::BadArgument));
-        assert_eq!(parse_port("0127,0,0,1,4,1"), Err(ParseError::BadArgument));
-    }
-
-    #[test]
-    fn eprt_ipv4() {
-        assert_eq!(
-            parse_eprt("|1|132.235.1.2|6275|"),
-            Ok("132.235.1.2:6275".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn eprt_ipv6() {
-        assert_eq!(
-            parse_eprt("|2|1080::8:800:200C:417A|5282|"),
-            Ok("[1080::8:800:200C:417A]:5282".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn eprt_other_delimiter() {
-        assert_eq!(
-            parse_eprt("!1!10.0.0.1!2000!"),
-            Ok("10.0.0.1:2000".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn eprt_unknown_protocol() {
-        assert_eq!(
-            parse_eprt("|3|1.2.3.4|2000|"),
-            Err(ParseError::BadNetworkProtocol)
-        );
-    }
-
-    #[test]
-    fn eprt_protocol_address_mismatch() {
-        assert_eq!(parse_eprt("|1|::1|2000|"), Err(ParseError::BadArgument));
-        assert_eq!(parse_eprt("|2|1.2.3.4|2000|"), Err(ParseError::BadArgument));
-    }
-
-    #[test]
-    fn eprt_malformed() {
-        assert_eq!(parse_eprt("|1|1.2.3.4|2000"), Err(ParseError::BadArgument));
-        assert_eq!(
-            parse_eprt("|1|1.2.3.4|70000|"),
-            Err(ParseError::BadArgument)
-        );
-        assert_eq!(parse_eprt("|1|1.2.3.4|0|"), Err(ParseError::BadArgument));
-        assert_eq!(parse_eprt("11.2.3.4120001"), Err(ParseError::BadArgument));
-        assert_eq!(parse_eprt(""), Err(ParseError::BadArgument));
     }
 
     #[test]

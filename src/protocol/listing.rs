@@ -48,6 +48,23 @@ pub enum Format {
     Mlsd,
 }
 
+/// LIST/NLST's argument without the `ls` flags clients put first (`-a`,
+/// `-l`, `-la`, `-al`, `-1`...). A word such as `-data.csv` is not made of
+/// flags: it is the path.
+pub fn strip_flags(mut arg: &[u8]) -> &[u8] {
+    loop {
+        let end = arg.iter().position(|&b| b == b' ').unwrap_or(arg.len());
+        let word = &arg[..end];
+        let is_flag = word.len() >= 2
+            && word[0] == b'-'
+            && word[1..].iter().all(|b| b"aAlLFRrtd1hSn".contains(b));
+        if !is_flag {
+            return arg;
+        }
+        arg = arg[end..].trim_ascii_start();
+    }
+}
+
 /// Half a year: `ls -l` shows the year instead of the time for older files.
 const SIX_MONTHS: i64 = 182 * 86_400;
 
