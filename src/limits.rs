@@ -15,6 +15,9 @@ pub const MAX_LINE: usize = 1024;
 /// Longest path argument, in bytes, after the verb.
 pub const MAX_PATH: usize = 1000;
 
+/// Longest single name (path component), in bytes: Linux's NAME_MAX.
+pub const MAX_NAME: usize = 255;
+
 /// Longest single reply assembled (multi-line replies included): room for a
 /// path whose every byte is a doubled quote (RFC 959 §7, reply 257).
 pub const MAX_REPLY: usize = 2 * MAX_PATH + 128;
@@ -104,6 +107,17 @@ pub const MAX_HEALTH_REQUEST_LINE: usize = 256;
 /// for its response to be taken.
 pub const HEALTH_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the health listener waits for the request line itself. A
+/// balancer's check sends it with the connection (NLB, ALB and Route 53
+/// checkers send the request at once); an idle connection is closed after
+/// this, and evicted earlier when a new one needs its slot.
+pub const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Listen backlog of the health listener: connections the kernel queues
+/// until they are accepted (and possibly evict an idle one), so a burst of
+/// idle sockets does not make the balancer's SYN wait for a retransmission.
+pub const HEALTH_BACKLOG: i32 = 1024;
+
 /// Health/metrics connections served at once; more are closed at once (a
 /// balancer checks every few seconds, a scraper every few more).
 pub const MAX_HEALTH_CONNECTIONS: usize = 64;
@@ -140,6 +154,38 @@ pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_millis(250);
 pub const DEFAULT_HEALTH_S3_FAILING_AFTER: Duration = Duration::from_secs(300);
 pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(60);
+
+// --- Defence (config/defence.rs, server/admission.rs, auth/defender.rs) ----
+
+/// Default of `max_unauthenticated`: `max_sessions` divided by this. Half
+/// the slots may wait for a header or a login; the other half stays for
+/// devices that logged in, and shedding the oldest waiting connection keeps
+/// room for a new one.
+pub const UNAUTHENTICATED_SHARE_DIVISOR: usize = 2;
+/// One address may hold at most this fraction (1/N) of the unauthenticated
+/// share: a flood from a few addresses sheds its own oldest connections
+/// before anyone else's.
+pub const UNAUTHENTICATED_PER_IP_DIVISOR: usize = 10;
+/// Default of `max_passive_per_ip`: the passive pool divided by this.
+pub const PASSIVE_SHARE_DIVISOR: usize = 10;
+/// Defaults of the defender: 10 failed logins within 10 minutes ban an
+/// address for 15 minutes, so a guesser sustains at most ~10 guesses per
+/// 25 minutes, while a device with a mistyped password gets ten tries.
+pub const DEFAULT_BAN_AFTER: u32 = 10;
+pub const DEFAULT_BAN_WINDOW: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_BAN_TIME: Duration = Duration::from_secs(15 * 60);
+/// Longest ban: each repeat doubles `ban_time`, up to this.
+pub const MAX_BAN_TIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long an address's ban history (the doubling) and an (address, user)
+/// pair's last success are remembered.
+pub const DEFENDER_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
+/// Addresses the defender tracks at once (about 100 bytes each). When full,
+/// entries past their window are dropped first, then the least suspicious.
+pub const MAX_DEFENDER_ENTRIES: usize = 100_000;
+/// IPv6 clients are scored by their /64: one subscriber gets a whole /64
+/// (RFC 6177), so scoring single addresses would let one guesser rotate
+/// through 2^64 of them.
+pub const DEFENDER_IPV6_PREFIX: u8 = 64;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

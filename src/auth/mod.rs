@@ -13,6 +13,8 @@
 //! old entry. Concurrent checks of the same credentials (a fleet reconnecting
 //! at once) share one crypt computation instead of each paying for it.
 
+pub mod defender;
+
 use crate::config::User;
 use sha2::{Digest, Sha256};
 use sha_crypt::{PasswordHasher, PasswordVerifier, ShaCrypt};
@@ -45,13 +47,49 @@ impl std::fmt::Debug for Password {
 /// as a wrong password (no user enumeration by timing).
 const DUMMY_HASH: &str = "$6$lakeftpddummysa$H3bU6qC0J7bH0Z1a0mKcB9iXy1D5d3p0iUqQk2cC4fP5xkqk2m7wPZp8i1g5C8lZbR0o7dYy8fN5c1r2gT3hW/";
 
+/// What an unknown user's password is checked against (`set_unknown_user_cost`).
+static UNKNOWN_USER_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The crypt rounds a hash asks for (`rounds=N`, else crypt's default 5000).
+pub fn rounds(hash: &str) -> u64 {
+    hash.split('$')
+        .nth(2)
+        .and_then(|field| field.strip_prefix("rounds="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5000)
+}
+
+/// The configured hash that costs the most to check (most rounds; SHA-512
+/// before SHA-256 among equals), if any.
+pub fn costliest(users: &[User]) -> Option<&str> {
+    users
+        .iter()
+        .map(|u| u.password_hash.as_str())
+        .max_by_key(|h| (rounds(h), h.starts_with("$6$")))
+}
+
+/// Makes an unknown user's check cost what the costliest configured hash
+/// costs: a guessed user name is then indistinguishable by timing (an
+/// operator's `rounds=100000` would otherwise make known users 15 times
+/// slower than unknown ones). The configured hash itself is used; the
+/// result of that check is discarded.
+pub fn set_unknown_user_cost(users: &[User]) {
+    if let Some(hash) = costliest(users) {
+        if rounds(hash) > rounds(DUMMY_HASH) {
+            let _ = UNKNOWN_USER_HASH.set(hash.to_string());
+        }
+    }
+}
+
 /// Checks `password` for `user` (or burns the same time when there is no such
 /// user). Returns true only for a match.
 pub async fn verify(user: Option<Arc<User>>, password: Password) -> bool {
     // Unknown users are never cached: they always pay the dummy check.
     let Some(user) = user else {
+        let hash = UNKNOWN_USER_HASH.get().map_or(DUMMY_HASH, String::as_str);
         smol::unblock(move || {
-            let _ = crypt_verify(&password.0, DUMMY_HASH);
+            // SECURITY: the result is discarded; only the time is spent.
+            let _ = crypt_verify(&password.0, hash);
         })
         .await;
         return false;
@@ -269,6 +307,33 @@ mod tests {
             .values()
             .filter(|e| matches!(e, Entry::Verified(_)))
             .count()
+    }
+
+    #[test]
+    fn rounds_read_from_the_hash() {
+        // `rounds=` is optional; crypt's default is 5000.
+        assert_eq!(rounds("$6$rounds=100000$salt$x"), 100_000);
+        assert_eq!(rounds("$6$salt$x"), 5000);
+        assert_eq!(rounds(DUMMY_HASH), 5000);
+    }
+
+    #[test]
+    fn the_costliest_hash_is_chosen() {
+        // The unknown-user check must cost the most expensive real one.
+        let user = |h: &str| User {
+            name: "u".into(),
+            password_hash: h.into(),
+            home: "/tmp".into(),
+            permissions: crate::config::Permissions::UPLOAD,
+            device: Default::default(),
+        };
+        let users = [
+            user("$6$a$x"),
+            user("$5$rounds=200000$b$y"),
+            user("$6$rounds=100000$c$z"),
+        ];
+        assert_eq!(costliest(&users), Some("$5$rounds=200000$b$y"));
+        assert_eq!(costliest(&[]), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 mod check;
 pub mod cidr;
+pub mod defence;
 pub mod device;
 pub mod keytemplate;
 mod parse;
@@ -172,8 +173,10 @@ pub struct Config {
     pub metrics_interval: Duration,
     /// EMF dimension `Group` (e.g. the stack name) for fleet-wide metrics.
     pub metrics_group: Option<String>,
-    /// S3 delivery keys (issue 4; see s3config.rs).
+    /// S3 delivery keys (see s3.rs).
     pub s3: crate::config::s3::S3Settings,
+    /// Defence keys (see defence.rs).
+    pub defence: crate::config::defence::Defence,
     /// The global device keys; each user's own are in `User::device`.
     pub device: device::Device,
     pub users: Vec<User>,
@@ -214,6 +217,7 @@ impl Config {
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             metrics_group: None,
             s3: crate::config::s3::S3Settings::defaults(),
+            defence: crate::config::defence::Defence::defaults(),
             device: device::Device::default(),
             users: Vec::new(),
         }

@@ -6,7 +6,7 @@ use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
     parse_log_level, parse_permissions, parse_port_range, parse_size, parse_switch,
 };
-use super::{cidr, device, s3, Config, Permissions, Problem, PublicAddress, User};
+use super::{cidr, defence, device, s3, Config, Permissions, Problem, PublicAddress, User};
 use crate::limits;
 use crate::protocol::proxy;
 use std::path::PathBuf;
@@ -253,6 +253,8 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         }
         // S3 delivery: parsed in s3.rs.
         key if s3::KEYS.contains(&key) => config.s3.set(key, value)?,
+        // Defence against the open internet: parsed in defence.rs.
+        key if defence::KEYS.contains(&key) => config.defence.set(key, value)?,
         key if device::KEYS.contains(&key) => config.device.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))

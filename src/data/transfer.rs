@@ -71,9 +71,11 @@ async fn timed<T>(
     .await
 }
 
-/// Sends `path` from `offset` (REST). Returns bytes sent.
+/// Sends `path` (inside `home`, opened beneath it: `jail::open_regular`)
+/// from `offset` (REST). Returns bytes sent.
 pub async fn send_file(
     mut data: Async<TcpStream>,
+    home: PathBuf,
     path: PathBuf,
     offset: u64,
     kind: Type,
@@ -81,7 +83,7 @@ pub async fn send_file(
     metrics: &Metrics,
 ) -> Result<u64, TransferError> {
     let file = smol::unblock(move || -> io::Result<File> {
-        let mut file = File::open(path)?;
+        let mut file = crate::storage::jail::open_regular(&home, &path)?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(file)
     })

@@ -91,6 +91,16 @@ metrics! {
     Counter proxy_refused_source,
     /// SECURITY: connections closed for a missing, malformed or unsupported PROXY header.
     Counter proxy_header_rejected,
+    /// SECURITY: connections not yet logged in, closed to make room for a new one (oldest first).
+    Counter unauthenticated_shed,
+    /// SECURITY: bans begun by the defender (an address, or an address and user name).
+    Counter bans,
+    /// SECURITY: connections and logins refused because their address is banned.
+    Counter banned_refused,
+    /// SECURITY: PASV/EPSV refused because the client held max_passive_per_ip listeners.
+    Counter passive_refused_per_ip,
+    /// SECURITY: health connections closed: not in health_from, idle past the request deadline, or evicted for a new one.
+    Counter health_closed,
     /// 1 while draining (SIGTERM received; /healthz answers 503), else 0.
     Gauge draining,
     /// Files S3 confirmed.

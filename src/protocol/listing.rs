@@ -71,6 +71,13 @@ const SIX_MONTHS: i64 = 182 * 86_400;
 /// Appends one line for `name` in `format`; `name` is already in the
 /// session's name encoding.
 pub fn write_entry(out: &mut Vec<u8>, format: Format, name: &[u8], entry: &Entry, now: i64) {
+    // SECURITY: a name made on the server with a CR LF in it would forge
+    // entries; clients address entries by the names listed, so an escaped
+    // name would be useless: such entries are skipped. (No encoding offered
+    // puts control bytes inside a multi-byte character.)
+    if name.iter().any(|b| b.is_ascii_control()) {
+        return;
+    }
     // Writing to a Vec cannot fail.
     let _ = match format {
         Format::Nlst => Ok(()),
@@ -171,6 +178,22 @@ mod tests {
         let mut out = Vec::new();
         write_entry(&mut out, Format::List, b"my file.csv", &file(3, NOW), NOW);
         assert!(out.ends_with(b" my file.csv\r\n"));
+    }
+
+    #[test]
+    fn names_with_control_characters_are_skipped() {
+        // A local file named "x\r\n-rw-r--r-- fake" must not forge an entry.
+        for format in [Format::List, Format::Nlst, Format::Mlsd] {
+            let mut out = Vec::new();
+            write_entry(
+                &mut out,
+                format,
+                b"x\r\n-rw-r--r-- 1 ftp ftp 1 fake",
+                &file(3, NOW),
+                NOW,
+            );
+            assert!(out.is_empty());
+        }
     }
 
     #[test]

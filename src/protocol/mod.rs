@@ -4,6 +4,7 @@
 pub mod address;
 pub mod command;
 pub mod encoding;
+pub mod escape;
 pub mod http;
 pub mod line;
 pub mod listing;

@@ -1,9 +1,11 @@
 //! The server: the accept loop, the session caps, the executor, and the
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
+mod admission;
 mod drain;
 mod handshake;
 
+use crate::auth::defender::{self, Defender};
 use crate::aws::emf;
 use crate::config::{Config, PublicAddress};
 use crate::data::passive::PassivePool;
@@ -13,34 +15,14 @@ use crate::ops::metrics::{self, Metrics};
 use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
-use crate::sys::budget::{FdBudget, FdPermit};
+use crate::sys::budget::FdBudget;
+use crate::sys::unauthenticated::Share;
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Counts a client address's sessions; the count drops with the guard.
-struct PerIpGuard {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-    /// The session's control socket in the open-file budget.
-    _fd: FdPermit,
-}
-
-impl Drop for PerIpGuard {
-    fn drop(&mut self) {
-        let mut map = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = map.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&self.ip);
-            }
-        }
-        metrics::dec(&self.shared.metrics.sessions_now);
-    }
-}
 
 /// Runs the server until SIGTERM/SIGINT and the drain that follows.
 /// `instance_id` (from IMDS, when known) is the EMF dimension.
@@ -63,6 +45,7 @@ pub fn run(
     }
 
     prepare_homes(&config)?;
+    crate::auth::set_unknown_user_cost(&config.users);
 
     // S3 delivery (issue 4): replay the spool before accepting uploads.
     // The instance id (for `{instance}`) comes from IMDS on branch imds.
@@ -93,10 +76,25 @@ pub fn run(
             .iter()
             .map(|u| (u.name.clone(), Arc::new(u.clone())))
             .collect(),
-        passive: PassivePool::new(config.passive_ports),
+        passive: PassivePool::new(config.passive_ports, {
+            let pool = usize::from(config.passive_ports.1 - config.passive_ports.0) + 1;
+            config.defence.passive_per_ip_limit(pool)
+        }),
         public_ip,
         per_ip: Mutex::new(HashMap::new()),
         fds: FdBudget::new(capacity, limits::TRANSFER_RESERVE_FDS),
+        unauthenticated: {
+            let limit = config.defence.unauthenticated_limit(config.max_sessions);
+            let per_ip = (limit / limits::UNAUTHENTICATED_PER_IP_DIVISOR)
+                .clamp(1, config.max_sessions_per_ip);
+            Share::new(limit, per_ip)
+        },
+        defender: Mutex::new(Defender::new(defender::Settings {
+            ban_after: config.defence.ban_after,
+            ban_window: config.defence.ban_window,
+            ban_time: config.defence.ban_time,
+            exempt: config.defence.ban_exempt.clone(),
+        })),
         health,
         metrics,
         delivery,
@@ -129,6 +127,7 @@ pub fn run(
                 shared.health.clone(),
                 shared.metrics.clone(),
                 shared.config.health_s3_failing_after,
+                shared.config.defence.health_from.clone(),
             ))
             .detach();
     }
@@ -214,86 +213,88 @@ async fn accept_loop(
             // Ignore errors: keepalive is an optimisation for long transfers.
             let _ = sys::set_keepalive(stream.get_ref(), idle);
         }
-        let Some(version) = shared.config.proxy_protocol else {
-            let Some(guard) = admit_or_refuse(shared, &stream, peer) else {
-                continue;
-            };
-            let shared = shared.clone();
-            executor
-                .spawn(async move {
-                    session::run(shared, stream, peer, local, Prelude::empty()).await;
-                    drop(guard);
-                })
-                .detach();
-            continue;
-        };
-        // With PROXY protocol the client is known only after the header:
-        // the caps apply to the header's address.
         let shared = shared.clone();
         executor
-            .spawn(async move {
-                let Some((client, prelude)) =
-                    handshake::handshake(&shared, &stream, peer, version).await
-                else {
-                    return;
-                };
-                let Some(guard) = admit_or_refuse(&shared, &stream, client) else {
-                    return;
-                };
-                session::run(shared, stream, client, local, prelude).await;
-                drop(guard);
-            })
+            .spawn(connection(shared, stream, peer, local))
             .detach();
     }
 }
 
-/// `admit`, or tell the client why not (421) and count it.
-fn admit_or_refuse(
-    shared: &Arc<Shared>,
-    stream: &Async<std::net::TcpStream>,
-    client: std::net::SocketAddr,
-) -> Option<PerIpGuard> {
-    let guard = admit(shared, client.ip().to_canonical());
-    if guard.is_none() {
+/// One accepted connection, from its first moment: counted (a slot, a place
+/// in the unauthenticated share), then the PROXY header if configured, the
+/// ban and per-address checks on the client's address, then the session.
+/// Until the session logs in, the whole of it races the share's shed signal:
+/// a shed connection is dropped, closing its socket.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: Async<std::net::TcpStream>,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+) {
+    let proxy = shared.config.proxy_protocol;
+    // Without PROXY protocol the peer is the client: a banned address is
+    // refused before it costs a slot.
+    if proxy.is_none() && admission::banned(&shared, peer.ip().to_canonical()) {
+        admission::refuse(
+            &stream,
+            "Too many failed logins from your address, try later",
+        );
+        return;
+    }
+    if proxy.is_some() && !handshake::believed(&shared, peer) {
+        return;
+    }
+    let Some(slot) = admission::slot(&shared, peer) else {
         metrics::inc(&shared.metrics.sessions_refused);
-        // Best effort, without waiting: the client is told why.
-        let _ =
-            crate::protocol::reply::try_send(stream, b"421 Too many sessions, try again later\r\n");
-    }
-    guard
-}
-
-/// Applies `max_sessions` and `max_sessions_per_ip`.
-fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<PerIpGuard> {
-    let config = &shared.config;
-    let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-    if metrics::get(&shared.metrics.sessions_now) as usize >= config.max_sessions {
-        log::warn!(
-            "client={ip} refused: max_sessions ({}) reached",
-            config.max_sessions
-        );
-        return None;
-    }
-    let count = map.entry(ip).or_insert(0);
-    if *count >= config.max_sessions_per_ip {
-        log::warn!(
-            "client={ip} refused: max_sessions_per_ip ({}) reached",
-            config.max_sessions_per_ip
-        );
-        return None;
-    }
-    let Some(fd) = shared.fds.session() else {
-        log::warn!("client={ip} refused: the open-file limit is reached");
-        return None;
+        admission::refuse(&stream, "Too many sessions, try again later");
+        return;
     };
-    *count += 1;
-    metrics::inc(&shared.metrics.sessions_now);
-    metrics::inc(&shared.metrics.sessions_total);
-    Some(PerIpGuard {
-        shared: shared.clone(),
-        ip,
-        _fd: fd,
-    })
+    let known = proxy.is_none().then(|| peer.ip().to_canonical());
+    let (mut pending, shed_count) = shared.unauthenticated.enter(known);
+    metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
+    let shed = pending.shed();
+    let serve = async {
+        let (client, mut prelude) = match proxy {
+            None => (peer, Prelude::empty()),
+            // With PROXY protocol the client is known only after the header:
+            // the bans and caps apply to the header's address.
+            Some(version) => {
+                let handshake = handshake::handshake(&shared, &stream, peer, version);
+                let stop = async {
+                    shared.stopping().await;
+                    None
+                };
+                let Some((client, prelude)) = smol::future::or(handshake, stop).await else {
+                    return;
+                };
+                let ip = client.ip().to_canonical();
+                let shed_count = pending.set_client(ip);
+                metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
+                if admission::banned(&shared, ip) {
+                    admission::refuse(
+                        &stream,
+                        "Too many failed logins from your address, try later",
+                    );
+                    return;
+                }
+                (client, prelude)
+            }
+        };
+        let Some(per_ip) = admission::per_ip(&shared, client.ip().to_canonical()) else {
+            metrics::inc(&shared.metrics.sessions_refused);
+            admission::refuse(&stream, "Too many sessions, try again later");
+            return;
+        };
+        prelude.pending = Some(pending);
+        session::run(shared.clone(), stream, client, local, prelude).await;
+        drop(per_ip);
+    };
+    let shed_wait = async {
+        shed.wait().await;
+        log::info!("peer={peer} closed: not logged in, shed to make room (max_unauthenticated)");
+    };
+    smol::future::or(serve, shed_wait).await;
+    drop(slot);
 }
 
 /// Creates missing homes and removes temporaries a crash left behind.

@@ -5,6 +5,7 @@
 
 use crate::limits::{MAX_LINE, MAX_PROXY_HEADER};
 use crate::protocol::line::{self, Frame};
+use crate::sys::unauthenticated::Pending;
 use smol::io::AsyncReadExt;
 use smol::Async;
 use std::io;
@@ -17,6 +18,8 @@ pub struct Prelude {
     pub start: usize,
     pub end: usize,
     pub greeted: bool,
+    /// The connection's place among those not logged in yet; left at login.
+    pub pending: Option<Pending>,
 }
 
 impl Prelude {
@@ -27,6 +30,7 @@ impl Prelude {
             start: 0,
             end: 0,
             greeted: false,
+            pending: None,
         }
     }
 

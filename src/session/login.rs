@@ -4,9 +4,11 @@
 use super::{Flow, Handled, Login, Session};
 use crate::auth::{self, Password};
 use crate::ops::metrics;
+use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::{Jail, VirtualPath};
 use smol::Timer;
+use std::time::Instant;
 
 impl Session {
     pub(super) fn user(&mut self, name: &str) -> Handled {
@@ -28,10 +30,29 @@ impl Session {
             }
             Login::Start => return self.answer(Code::BadSequence, format_args!("send USER first")),
         };
+        let ip = self.client_ip();
+        // SECURITY: a banned address (or address and user) is refused before
+        // any password hashing (auth/defender.rs).
+        if !self
+            .shared
+            .defender(|d| d.may_try(ip, &name, Instant::now()))
+        {
+            metrics::inc(&self.metrics().banned_refused);
+            say!(
+                self,
+                Code::ServiceNotAvailable,
+                "too many failed logins from your address, try later"
+            )?;
+            return Ok(Flow::Close);
+        }
         if auth::verify(user.clone(), Password(password)).await {
             let user = user.expect("verify succeeds only for a known user");
             return match Jail::open(&user.home).await {
                 Ok(jail) => {
+                    self.shared
+                        .defender(|d| d.succeeded(ip, &user.name, Instant::now()));
+                    // Logged in: no longer among those that may be shed.
+                    self.unauthenticated = None;
                     metrics::inc(&self.metrics().logins_ok);
                     log::info!("login ok client={} user={}", self.client, user.name);
                     self.login = Login::In { user, jail };
@@ -56,9 +77,26 @@ impl Session {
         }
         metrics::inc(&self.metrics().logins_failed);
         self.failures += 1;
+        if let Some(ban) = self
+            .shared
+            .defender(|d| d.failed(ip, &name, Instant::now()))
+        {
+            metrics::inc(&self.metrics().bans);
+            let scope = if ban.address {
+                "address"
+            } else {
+                "address and user"
+            };
+            log::warn!(
+                "client={ip} banned ({scope}) for {} s: failed logins past ban_after (last user={})",
+                ban.length.as_secs(),
+                Escaped(&name)
+            );
+        }
         log::warn!(
-            "login failed client={} user={name} failures={}",
+            "login failed client={} user={} failures={}",
             self.client,
+            Escaped(&name),
             self.failures
         );
         self.login = Login::Start;

@@ -25,10 +25,12 @@ use crate::data::active::DataPlan;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, Type};
 use crate::protocol::encoding::NameEncoding;
+use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{self, Code, Reply};
 use crate::shared::Shared;
 use crate::storage::jail::{Jail, VirtualPath};
 use crate::sys::budget::FdPermit;
+use crate::sys::unauthenticated::Pending;
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
@@ -112,6 +114,9 @@ pub struct Session {
     client_name: Option<Box<str>>,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
     unsent: Option<Vec<u8>>,
+    /// Listed among the connections not logged in yet (may be shed) until
+    /// the login succeeds.
+    unauthenticated: Option<Pending>,
 }
 
 /// The 220 greeting (RFC 959 §5.4); the PROXY handshake may send it first.
@@ -128,12 +133,13 @@ pub fn run(
     control: Async<TcpStream>,
     client: SocketAddr,
     local: SocketAddr,
-    prelude: Prelude,
+    mut prelude: Prelude,
 ) -> impl std::future::Future<Output = ()> {
     // The prelude's buffer is copied into the line reader here, outside the
     // future, so the session's state never carries it.
     let mut reader = LineReader::with_prelude(prelude.bytes());
     let greeted = prelude.greeted;
+    let unauthenticated = prelude.pending.take();
     async move {
         let started = Instant::now();
         log::info!("session start client={client}");
@@ -154,16 +160,17 @@ pub fn run(
             utf8_on: false,
             client_name: None,
             unsent: None,
+            unauthenticated,
         };
         let reason = match session.serve(&mut reader, greeted).await {
             Ok(reason) => reason,
             Err(e) => format!("error: {e}"),
         };
         log::info!(
-            "session end client={} user={} clnt={:?} seconds={:.1} reason={reason}",
+            "session end client={} user={} clnt={} seconds={:.1} reason={reason}",
             session.client,
-            session.user_name(),
-            session.client_name.as_deref().unwrap_or("-"),
+            Escaped(session.user_name()),
+            Escaped(session.client_name.as_deref().unwrap_or("-")),
             started.elapsed().as_secs_f64()
         );
     }
@@ -281,7 +288,15 @@ impl Session {
                 .await;
             let n = match wake {
                 Wake::Timeout => {
-                    let text = format!("{why} ({} s), closing control connection", limit.as_secs());
+                    // The setting, not the time that was left of it.
+                    let setting = match self.login {
+                        Login::In { .. } => self.shared.config.idle_timeout,
+                        _ => self.shared.config.login_timeout,
+                    };
+                    let text = format!(
+                        "{why} ({} s), closing control connection",
+                        setting.as_secs()
+                    );
                     return self.close_with(&text, why).await;
                 }
                 Wake::Stop => return self.shutdown().await,

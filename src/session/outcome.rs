@@ -7,6 +7,7 @@ use crate::data::active::DataError;
 use crate::data::transfer::TransferError;
 use crate::delivery::Refusal;
 use crate::ops::metrics;
+use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
 use std::borrow::Cow;
@@ -105,14 +106,14 @@ impl Session {
                 log::warn!(
                     "client={} {verb} {} failed: {e}",
                     self.client,
-                    virt.as_str()
+                    Escaped(virt.as_str())
                 );
             }
             Outcome::NotDurable(_, e) => {
                 log::error!(
                     "client={} {verb} {}: cannot make durable: {e}",
                     self.client,
-                    virt.as_str()
+                    Escaped(virt.as_str())
                 );
             }
             _ => {}
@@ -120,7 +121,7 @@ impl Session {
         log::info!(
             "transfer client={} user={} verb={verb} path={:?} bytes={bytes} ms={} reply={}",
             self.client,
-            self.user_name(),
+            Escaped(self.user_name()),
             virt.as_str(),
             started.elapsed().as_millis(),
             code as u16

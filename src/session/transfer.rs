@@ -8,7 +8,7 @@
 use super::dispatch::Account;
 use super::input::{Input, LineReader};
 use super::outcome::Outcome;
-use super::{Flow, Handled, Session};
+use super::{Flow, Handled, Login, Session};
 use crate::data::active::{self, DataPlan, Peer};
 use crate::data::transfer::{self, TransferError};
 use crate::ops::metrics;
@@ -64,6 +64,15 @@ fn format_verb(format: Format) -> &'static str {
 }
 
 impl Session {
+    /// The logged-in user's canonical home (transfers happen only then):
+    /// files are opened beneath it (`jail::open_beneath`).
+    fn home(&self) -> PathBuf {
+        match &self.login {
+            Login::In { jail, .. } => jail.home().to_path_buf(),
+            _ => PathBuf::new(),
+        }
+    }
+
     pub(super) fn set_rest(&mut self, offset: u64) -> Handled {
         self.rest = offset;
         self.answer(
@@ -218,7 +227,7 @@ impl Session {
         // a full disk or a forbidden name is answered without one.
         let mut upload = None;
         if let Job::Store { target, prefix, .. } = &job {
-            match TempUpload::create(target.clone(), *prefix).await {
+            match TempUpload::create(self.home(), target.clone(), *prefix).await {
                 Ok(u) => upload = Some(u),
                 Err(e) => {
                     self.data = DataPlan::None;
@@ -252,12 +261,13 @@ impl Session {
         self.flush().await?;
 
         metrics::inc(&self.shared.metrics.transfers_now);
+        let home = self.home();
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         let work = async {
             match job {
                 Job::Retr { real, offset, .. } => {
-                    transfer::send_file(stream, real, offset, kind, stall, metrics).await
+                    transfer::send_file(stream, home, real, offset, kind, stall, metrics).await
                 }
                 Job::List { real, format, .. } => {
                     transfer::send_listing(stream, real, format, encoding, stall, metrics).await
