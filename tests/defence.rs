@@ -216,7 +216,10 @@ fn health_answers_while_idle_connections_are_held() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     holder.join().unwrap();
-    assert_eq!(slow, 0, "{slow} of 20 checks failed or took over {PROMPT:?}");
+    assert_eq!(
+        slow, 0,
+        "{slow} of 20 checks failed or took over {PROMPT:?}"
+    );
 }
 
 #[test]

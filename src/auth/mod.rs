@@ -277,6 +277,7 @@ mod tests {
             home: "/tmp".into(),
             permissions: crate::config::Permissions::FULL,
             tls_required: false,
+            device: Default::default(),
         })
     }
 
@@ -326,6 +327,7 @@ mod tests {
             home: "/tmp".into(),
             permissions: crate::config::Permissions::UPLOAD,
             tls_required: false,
+            device: Default::default(),
         };
         let users = [
             user("$6$a$x"),

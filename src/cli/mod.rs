@@ -194,6 +194,7 @@ fn demo() -> ExitCode {
         home: root.clone(),
         permissions: Permissions::FULL,
         tls_required: false,
+        device: Default::default(),
     });
     config.max_sessions = 1000;
     // Ignore errors: stdout may be closed (piped to `head`); the demo serves anyway.

@@ -156,6 +156,7 @@ mod tests {
                 home: PathBuf::from("/data/a"),
                 permissions: Permissions::UPLOAD,
                 tls_required: false,
+                device: Default::default(),
             });
         });
         assert_eq!(p.len(), 1);

@@ -15,11 +15,14 @@
 //!   range, path, log level, permissions, EMF target);
 //! - `check`: every rule between keys, applied once the whole text is read;
 //! - `s3`, `cidr`, `keytemplate`: the S3 delivery keys, address blocks, the
-//!   object key template.
+//!   object key template;
+//! - `device`: `active_address`, `filename_encoding`, `auto_mkdir` (global
+//!   and per user).
 
 mod check;
 pub mod cidr;
 pub mod defence;
+pub mod device;
 pub mod keytemplate;
 mod parse;
 pub mod s3;
@@ -127,6 +130,8 @@ pub struct User {
     pub permissions: Permissions,
     /// `tls = required` in the section: no login before `AUTH TLS`.
     pub tls_required: bool,
+    /// `active_address`, `filename_encoding`, `auto_mkdir` (device.rs).
+    pub device: device::Device,
 }
 
 /// The whole configuration.
@@ -177,6 +182,8 @@ pub struct Config {
     pub defence: crate::config::defence::Defence,
     /// FTPS keys (see tls.rs).
     pub tls: crate::config::tls::TlsSettings,
+    /// The global device keys; each user's own are in `User::device`.
+    pub device: device::Device,
     pub users: Vec<User>,
 }
 
@@ -217,6 +224,7 @@ impl Config {
             s3: crate::config::s3::S3Settings::defaults(),
             defence: crate::config::defence::Defence::defaults(),
             tls: crate::config::tls::TlsSettings::defaults(),
+            device: device::Device::default(),
             users: Vec::new(),
         }
     }

@@ -6,7 +6,7 @@ use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
     parse_log_level, parse_permissions, parse_port_range, parse_size, parse_switch,
 };
-use super::{cidr, defence, s3, tls, Config, Permissions, Problem, PublicAddress, User};
+use super::{cidr, defence, device, s3, tls, Config, Permissions, Problem, PublicAddress, User};
 use crate::limits;
 use crate::protocol::proxy;
 use std::path::PathBuf;
@@ -19,6 +19,7 @@ struct UserDraft {
     home: Option<PathBuf>,
     permissions: Option<Permissions>,
     tls_required: Option<bool>,
+    device: device::DeviceDraft,
     /// A `password` line was present (even if its value was refused).
     password_given: bool,
     /// A second section for the same name: its lines are checked, then dropped.
@@ -75,6 +76,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
                         home: None,
                         permissions: None,
                         tls_required: None,
+                        device: device::DeviceDraft::default(),
                         password_given: false,
                         duplicate,
                     });
@@ -130,6 +132,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             password_hash,
             permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
             tls_required: draft.tls_required.unwrap_or(false),
+            device: draft.device.over(config.device),
         });
     }
 
@@ -257,6 +260,7 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         key if defence::KEYS.contains(&key) => config.defence.set(key, value)?,
         // FTPS: parsed in tls.rs.
         key if tls::KEYS.contains(&key) => config.tls.set(key, value)?,
+        key if device::KEYS.contains(&key) => config.device.set(key, value)?,
         "password" | "home" | "permissions" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
@@ -290,8 +294,10 @@ fn set_user(draft: &mut UserDraft, key: &str, value: &str) -> Result<(), String>
             draft.tls_required = Some(tls::parse_user_tls(value).map_err(|e| bad(&e))?);
             Ok(())
         }
+        key if device::KEYS.contains(&key) => (draft.device.set(key, value))
+            .map_err(|e| format!("{e} (user `{}`)", draft.name)),
         _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, tls; global keys go above the first section)",
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, tls, active_address, filename_encoding, auto_mkdir; global keys go above the first section)",
             draft.name
         )),
     }

@@ -331,3 +331,26 @@ fn metrics_group_names_the_fleet() {
     );
     assert!(parse("metrics_group = a b").is_err());
 }
+
+#[test]
+fn device_keys_global_and_per_user() {
+    // A user's own setting wins; the others come from the global ones.
+    let text = format!(
+        "auto_mkdir = on\nfilename_encoding = latin1\n[user cam]\npassword = {HASH}\nfilename_encoding = shift_jis\nactive_address = peer\n[user dev]\npassword = {HASH}\n"
+    );
+    let config = parse(&text).unwrap();
+    let (cam, dev) = (&config.users[0].device, &config.users[1].device);
+    assert_eq!(cam.filename_encoding.label(), "shift_jis");
+    assert_eq!(cam.active_address, super::device::ActiveAddress::Peer);
+    assert!(cam.auto_mkdir && dev.auto_mkdir);
+    assert_eq!(dev.filename_encoding.label(), "latin1");
+    assert_eq!(dev.active_address, super::device::ActiveAddress::Strict);
+}
+
+#[test]
+fn bad_device_value_has_its_line() {
+    let text = format!("[user cam]\npassword = {HASH}\nfilename_encoding = ebcdic\n");
+    let p = one_problem(&text);
+    assert_eq!(p.line, 3);
+    assert!(p.message.contains("user `cam`"), "{}", p.message);
+}

@@ -77,6 +77,8 @@ pub struct Upload {
     pub path: String,
     /// The durable home copy.
     pub file: PathBuf,
+    /// What the device said in `CLNT`: `x-amz-meta-clnt`.
+    pub clnt: Option<String>,
 }
 
 pub struct Delivery {
@@ -226,6 +228,7 @@ impl Delivery {
                 home_file: upload.file,
                 size: home.len(),
                 key,
+                clnt: upload.clnt,
             };
             let id = this.spool.add(&meta.home_file, &meta)?;
             Ok::<_, io::Error>((id, meta))
@@ -323,7 +326,7 @@ impl Delivery {
             metrics::inc(&self.metrics.s3_retries);
         }
         let meta = &job.meta;
-        let metadata = [
+        let mut metadata = vec![
             ("user", meta.user.clone()),
             ("client", meta.client.clone()),
             (
@@ -334,6 +337,9 @@ impl Delivery {
             ("size", meta.size.to_string()),
             ("instance", self.instance.clone()),
         ];
+        if let Some(clnt) = &meta.clnt {
+            metadata.push(("clnt", clnt.clone()));
+        }
         let data = self.spool.data_path(&job.id);
         let object = Object {
             key: &meta.key,

@@ -2,6 +2,7 @@
 //! uploads (temp → fsync → rename), and the spool that holds uploads until
 //! S3 has them.
 
+pub mod dirs;
 pub mod jail;
 pub mod spool;
 pub mod upload;

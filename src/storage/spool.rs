@@ -42,6 +42,9 @@ pub struct Meta {
     pub size: u64,
     /// The object key, decided at upload time.
     pub key: String,
+    /// What the device said in `CLNT`, if anything (optional: sidecars
+    /// written without it stay valid).
+    pub clnt: Option<String>,
 }
 
 const MAGIC: &str = "lakeftpd-spool 1";
@@ -75,8 +78,12 @@ fn unescape(value: &str) -> String {
 
 impl Meta {
     pub fn format(&self) -> String {
+        let clnt = match &self.clnt {
+            Some(name) => format!("clnt={}\n", escape(name)),
+            None => String::new(),
+        };
         format!(
-            "{MAGIC}\nuser={}\nclient={}\nuploaded_ms={}\npath={}\nhome_file={}\nhome_id={}\nsize={}\nkey={}\n",
+            "{MAGIC}\nuser={}\nclient={}\nuploaded_ms={}\npath={}\nhome_file={}\nhome_id={}\nsize={}\nkey={}\n{clnt}",
             escape(&self.user),
             escape(&self.client),
             self.uploaded_ms,
@@ -96,6 +103,7 @@ impl Meta {
         }
         let (mut user, mut client, mut uploaded_ms, mut path) = (None, None, None, None);
         let (mut home_file, mut home_id, mut size, mut key) = (None, None, None, None);
+        let mut clnt = None;
         for line in lines {
             let (name, value) = line
                 .split_once('=')
@@ -111,6 +119,7 @@ impl Meta {
                 "home_id" => home_id = Some(value),
                 "size" => size = Some(number()?),
                 "key" => key = Some(value),
+                "clnt" => clnt = Some(value),
                 _ => return Err(format!("unknown field `{name}`")),
             }
         }
@@ -124,6 +133,7 @@ impl Meta {
             home_id: home_id.ok_or_else(|| missing("home_id"))?,
             size: size.ok_or_else(|| missing("size"))?,
             key: key.ok_or_else(|| missing("key"))?,
+            clnt,
         })
     }
 }
@@ -324,12 +334,23 @@ mod tests {
             home_id: "2049:1234".into(),
             size: 42,
             key: "user=dev01/a b/100%\nx.csv".into(),
+            clnt: None,
         }
     }
 
     #[test]
     fn sidecar_round_trip() {
         assert_eq!(Meta::parse(&meta().format()), Ok(meta()));
+    }
+
+    #[test]
+    fn sidecar_round_trip_with_clnt() {
+        // CLNT is optional; when present it survives a restart.
+        let with = Meta {
+            clnt: Some("DH-IPC V2.8".into()),
+            ..meta()
+        };
+        assert_eq!(Meta::parse(&with.format()), Ok(with));
     }
 
     /// (sidecar text, error substring, reason)
