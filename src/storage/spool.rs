@@ -16,6 +16,7 @@
 //! adds a file after `TempUpload::commit`.
 
 use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
+use crate::storage::durable;
 use crate::sys::random;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -175,9 +176,10 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// Creates the directory (mode 0700) if needed.
+    /// Creates the directory (mode 0700) if needed, synced into its parent
+    /// (else a power cut could take the directory and every entry with it).
     pub fn open(dir: &Path) -> io::Result<Spool> {
-        fs::create_dir_all(dir).map_err(|e| {
+        durable::create_dir_all(dir).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot create spool {}: {e}", dir.display()),
