@@ -1,6 +1,6 @@
 # Packer template for the lakeftpd AMI (Amazon Linux 2023, x86_64 and arm64).
 #
-# Build the static binaries first, from the repository root (README, "Build"):
+# Build the static binaries first, from the repository root (docs/testing.md, "Builds"):
 #   image/build.sh      # both musl targets; checks static + stripped
 # then:
 #   packer init image/lakeftpd.pkr.hcl
@@ -8,7 +8,7 @@
 #   packer build -only='amazon-ebs.x86_64' image/lakeftpd.pkr.hcl
 #
 # Written for Packer >= 1.8 with the Amazon plugin >= 1.2 (imds_support needs
-# it). What was and was not validated here: README.md ("Deploy on AWS").
+# it). What was and was not validated here: docs/deploy-aws.md.
 
 packer {
   required_plugins {

@@ -112,7 +112,7 @@ pub const HEALTH_DISCARD_MAX: usize = 16 * 1024;
 /// CloudWatch agent on the same host).
 pub const EMF_IO_TIMEOUT: Duration = Duration::from_secs(2);
 
-// Defaults of the configuration keys (README lists them).
+// Defaults of the configuration keys (docs/configuration.md lists them).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,9 +9,13 @@ its module (src/session/login.rs -> session::login), and builds two graphs:
 - between the files of one folder (session::login -> session::reply ...).
 
 Prints the graph of top-level modules and exits 1 on any cycle (printing
-it), or on a file longer than MAX_LINES. Run by tests/run.sh:
+it), or on a file longer than MAX_LINES. With --tree, prints the module tree
+with each file's first `//!` line instead; with --check-doc FILE, fails when
+the tree between the markers in FILE (docs/architecture.md) is not the
+current one. Run by tests/run.sh:
 
-    python3 tests/module_graph.py
+    python3 tests/module_graph.py --check-doc docs/architecture.md
+    python3 tests/module_graph.py --tree     # to refresh the doc
 """
 import os
 import re
@@ -98,12 +102,39 @@ def find_cycle(graph):
     return None
 
 
+BEGIN = "<!-- module tree: python3 tests/module_graph.py --tree -->"
+END = "<!-- end of module tree -->"
+
+
+def first_doc_line(path):
+    """The first sentence of the file's `//!` opening."""
+    words = []
+    for line in open(path, encoding="utf-8"):
+        if not line.startswith("//!") or not line[3:].strip():
+            break
+        words.append(line[3:].strip())
+    text = " ".join(words)
+    match = re.search(r"\.(\s|$)", text)
+    return text[: match.start() + 1] if match else text
+
+
+def tree(files):
+    rows = []
+    for f in sorted(files, key=lambda f: module_of(f) or [""]):
+        rel = os.path.relpath(f, SRC)
+        rows.append(f"{'src/' + rel:<34} {first_doc_line(f)}")
+    return "```\n" + "\n".join(rows) + "\n```"
+
+
 def main():
     files = []
     for dirpath, _, names in os.walk(SRC):
         for name in names:
             if name.endswith(".rs"):
                 files.append(os.path.join(dirpath, name))
+    if "--tree" in sys.argv:
+        print(tree(files))
+        return 0
     modules = {tuple(module_of(f)) for f in files}
     problems = []
     top = {}
@@ -132,6 +163,15 @@ def main():
     cycle = find_cycle(inner)
     if cycle:
         problems.append("cycle inside a folder: " + " -> ".join("::".join(c) for c in cycle))
+    if "--check-doc" in sys.argv:
+        doc = sys.argv[sys.argv.index("--check-doc") + 1]
+        text = open(doc, encoding="utf-8").read()
+        if BEGIN not in text or END not in text:
+            problems.append(f"{doc}: no module tree markers")
+        else:
+            shown = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+            if shown != tree(files).strip():
+                problems.append(f"{doc}: the module tree is stale; refresh it with --tree")
     if problems:
         for p in problems:
             print(f"module_graph: {p}", file=sys.stderr)

@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 
 tests/install-deps.sh
 
+# The layout: no import cycle, no source file over 600 lines, and the module
+# tree in docs/architecture.md is the current one.
+python3 tests/module_graph.py --check-doc docs/architecture.md
+
 # The one documented build (also what the AMI recipe ships): both targets,
 # each checked by `file` to be static and stripped.
 image/build.sh
@@ -26,5 +30,5 @@ LAKEFTPD_BIN="$bin" tests/appliance/run.sh
 LAKEFTPD_BIN="$bin" tests/topology.sh
 
 # A seconds-long smoke of the benchmark, so it cannot rot (the full run,
-# against vsftpd and pure-ftpd, is `tests/bench/run.sh`; see README).
+# against vsftpd and pure-ftpd, is `tests/bench/run.sh`; see docs/benchmark.md).
 tests/bench/run.sh --smoke

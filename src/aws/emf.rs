@@ -137,7 +137,7 @@ pub fn record(
         "{{\"_aws\":{{\"Timestamp\":{timestamp_ms},\"CloudWatchMetrics\":[{{\"Namespace\":{},\"Dimensions\":{},\"Metrics\":[",
         json_string(NAMESPACE),
         // Per instance, and (with `metrics_group`) per fleet: a scaling
-        // policy reads the fleet's Average (README, "Scaling metric").
+        // policy reads the fleet's Average (docs/deploy-aws.md, "Scaling metric").
         if group.is_some() {
             "[[\"InstanceId\"],[\"Group\"]]"
         } else {

@@ -27,7 +27,7 @@ use std::time::Duration;
 pub enum TransferError {
     /// The data connection failed or stalled: 426.
     Network(io::Error),
-    /// Reading or writing the file failed: 451.
+    /// Reading or writing the file failed: 451 (550 when permission is denied).
     Local(io::Error),
     /// The disk (or quota) is full: 452.
     DiskFull,
@@ -37,10 +37,10 @@ pub enum TransferError {
 
 impl TransferError {
     fn local(e: io::Error) -> TransferError {
-        // ENOSPC and EDQUOT: insufficient storage (RFC 959 452).
-        match e.raw_os_error() {
-            Some(28) | Some(122) => TransferError::DiskFull,
-            _ => TransferError::Local(e),
+        if sys::errno::is_storage_full(&e) {
+            TransferError::DiskFull
+        } else {
+            TransferError::Local(e)
         }
     }
 }
@@ -116,10 +116,8 @@ async fn send_binary(
                 .await
                 .map_err(TransferError::Network)?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // EPIPE, ECONNRESET: the client went away.
-            Err(e) if matches!(e.raw_os_error(), Some(32) | Some(104)) => {
-                return Err(TransferError::Network(e))
-            }
+            // The client went away.
+            Err(e) if sys::errno::is_peer_gone(&e) => return Err(TransferError::Network(e)),
             Err(e) => return Err(TransferError::local(e)),
         }
     }

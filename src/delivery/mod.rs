@@ -25,7 +25,7 @@ use crate::delivery::credentials::Provider;
 use crate::limits::{MAX_S3_KEY, RETRY_BASE, RETRY_MAX};
 use crate::ops::metrics::{self, Metrics};
 use crate::storage::spool::{self, Meta, Spool};
-use crate::sys::random;
+use crate::sys::{errno, random};
 use s3::{Client, Object};
 use smol::future::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -233,8 +233,7 @@ impl Delivery {
         .await;
         let (id, meta) = match added {
             Ok(added) => added,
-            // ENOSPC, EDQUOT
-            Err(e) if matches!(e.raw_os_error(), Some(28) | Some(122)) => {
+            Err(e) if errno::is_storage_full(&e) => {
                 metrics::inc(&self.metrics.s3_spool_full);
                 log::error!("spool {} is full: {e}", self.settings.spool.display());
                 return Err(Refusal::SpoolFull);

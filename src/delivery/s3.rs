@@ -276,7 +276,7 @@ impl Client {
     }
 
     /// Best effort: an upload left behind costs storage until a lifecycle
-    /// rule (AbortIncompleteMultipartUpload, see README) removes it.
+    /// rule (AbortIncompleteMultipartUpload, see docs/s3-and-durability.md) removes it.
     fn abort(&self, key: &str, upload_id: &str) {
         let Ok(credentials) = self.credentials() else {
             return;
@@ -351,7 +351,7 @@ fn md5_base64(file: &File, offset: u64, len: u64, buffer: &mut [u8]) -> Result<S
 
 /// Metadata travels in HTTP headers, which carry ASCII only: UTF-8 bytes
 /// outside a conservative set (space included, which SigV4 would trim and
-/// collapse) are percent-encoded (RFC 3986 §2.1). README says how to read them.
+/// collapse) are percent-encoded (RFC 3986 §2.1). docs/s3-and-durability.md says how to read them.
 pub fn encode_metadata(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {

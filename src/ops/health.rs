@@ -7,9 +7,10 @@
 //!   devices elsewhere (and the ASG replaces an instance stuck that way).
 //! - `GET /metrics`: the counters in Prometheus text format.
 //!
-//! SECURITY: this listener reads at most the request line (bounded, with a
-//! timeout) and parses nothing else; headers and bodies are discarded
-//! unread. It only ever writes one of a few fixed responses.
+//! SECURITY: this listener parses only the request line (bounded, with a
+//! timeout, framed by `protocol::line`); what follows it (headers, a body)
+//! is read into a small scratch buffer and dropped unparsed, up to
+//! `HEALTH_DISCARD_MAX`. It only ever writes one of a few fixed responses.
 
 use crate::limits::{
     HEALTH_DISCARD_MAX, HEALTH_IO_TIMEOUT, MAX_HEALTH_CONNECTIONS, MAX_HEALTH_REQUEST_LINE,
@@ -17,6 +18,7 @@ use crate::limits::{
 use crate::ops::metrics;
 use crate::ops::metrics::Metrics;
 use crate::ops::prometheus;
+use crate::protocol::line::{self, Frame};
 use crate::sys;
 use crate::sys::timeout;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -284,16 +286,10 @@ async fn read_request_line(stream: &Async<TcpStream>) -> Option<Vec<u8>> {
     let read = async {
         let mut reader = stream;
         loop {
-            if let Some(lf) = buf[..len].iter().position(|&b| b == b'\n') {
-                let end = if lf > 0 && buf[lf - 1] == b'\r' {
-                    lf - 1
-                } else {
-                    lf
-                };
-                return Ok(Some(buf[..end].to_vec()));
-            }
-            if len == buf.len() {
-                return Ok(None);
+            match line::frame(&buf[..len], buf.len()) {
+                Frame::Line(line) => return Ok(Some(buf[..line.len].to_vec())),
+                Frame::TooLong => return Ok(None),
+                Frame::More => {}
             }
             match reader.read(&mut buf[len..]).await? {
                 0 => return Ok(None),

@@ -2,6 +2,8 @@
 //! Every byte from a client passes through one of these exactly once.
 
 pub mod command;
+pub mod line;
 pub mod listing;
 pub mod proxy;
 pub mod reply;
+pub mod verbs;

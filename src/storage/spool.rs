@@ -17,7 +17,7 @@
 
 use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
 use crate::storage::durable;
-use crate::sys::random;
+use crate::sys::{errno, random};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -219,8 +219,8 @@ impl Spool {
         let mut data_guard = Cleanup(Some(data.clone()));
         match fs::hard_link(file, &data) {
             Ok(()) => {}
-            // EXDEV: the spool is on another filesystem; copy durably.
-            Err(e) if e.raw_os_error() == Some(18) => self.copy_in(file, &data)?,
+            // The spool is on another filesystem; copy durably.
+            Err(e) if errno::is_cross_device(&e) => self.copy_in(file, &data)?,
             Err(e) => return Err(e),
         }
         let temp = temp_in(&self.dir);

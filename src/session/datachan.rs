@@ -1,0 +1,191 @@
+//! The data channel's set-up: PORT and EPRT (active, RFC 959 §4.1.2,
+//! RFC 2428 §2), PASV and EPSV (passive, RFC 2428 §3), ABOR with no
+//! transfer running, and the descriptors a data connection holds.
+
+use super::{Handled, Session};
+use crate::data::active::DataPlan;
+use crate::ops::metrics;
+use crate::protocol::command::EpsvArg;
+use crate::protocol::reply::Code;
+use crate::sys::budget::FdPermit;
+use crate::sys::timeout;
+use std::net::{IpAddr, SocketAddr};
+
+impl Session {
+    /// The client's address as the data connection must see it.
+    pub(super) fn client_ip(&self) -> IpAddr {
+        self.client.ip().to_canonical()
+    }
+
+    pub(super) fn port(&mut self, addr: SocketAddr) -> Handled {
+        if !self.shared.config.active {
+            return self.answer(
+                Code::NotImplemented,
+                format_args!("active mode is disabled; use PASV"),
+            );
+        }
+        if self.epsv_all {
+            return self.answer(
+                Code::BadSequence,
+                format_args!("EPSV ALL was sent; only EPSV is allowed"),
+            );
+        }
+        // SECURITY (RFC 2577 §3, the FTP bounce attack):
+        // 1) the data connection may only go to the control connection's
+        //    client address;
+        // 2) never to a privileged port.
+        // Nothing is connected when either check fails.
+        if addr.ip().to_canonical() != self.client_ip() {
+            metrics::inc(&self.metrics().port_refused_foreign_address);
+            log::warn!(
+                "client={} PORT/EPRT to foreign address {} refused",
+                self.client,
+                addr.ip()
+            );
+            return self.answer(
+                Code::SyntaxErrorInArguments,
+                format_args!("refused: the data address must be your own (RFC 2577)"),
+            );
+        }
+        if addr.port() < 1024 {
+            metrics::inc(&self.metrics().port_refused_low_port);
+            log::warn!(
+                "client={} PORT/EPRT to privileged port {} refused",
+                self.client,
+                addr.port()
+            );
+            return self.answer(
+                Code::SyntaxErrorInArguments,
+                format_args!("refused: the data port must be 1024 or above (RFC 2577)"),
+            );
+        }
+        self.data = DataPlan::Active(addr);
+        self.passive_fds = None;
+        self.answer(Code::CommandOk, format_args!("PORT command successful"))
+    }
+
+    /// Descriptors for a transfer (see budget.rs): waits while the process
+    /// is at its open-file limit, up to `data_timeout`.
+    pub(super) async fn transfer_fds(&self) -> Option<FdPermit> {
+        let budget = self.shared.fds.clone();
+        let limit = self.shared.config.data_timeout;
+        timeout::within(limit, async { Ok(budget.transfer().await) })
+            .await
+            .ok()
+    }
+
+    /// Binds a passive listener on the control connection's local address.
+    /// The listener and the transfer after it hold descriptors from the
+    /// budget from now on.
+    async fn passive_listener(&mut self) -> Option<u16> {
+        self.data = DataPlan::None;
+        if self.passive_fds.is_none() {
+            self.passive_fds = self.transfer_fds().await;
+        }
+        if self.passive_fds.is_none() {
+            log::warn!(
+                "client={} no passive port: open-file limit reached",
+                self.client
+            );
+            return None;
+        }
+        match self.shared.passive.bind(self.local.ip()) {
+            Ok((listener, port)) => {
+                self.data = DataPlan::Passive(listener);
+                Some(port)
+            }
+            Err(e) => {
+                self.passive_fds = None;
+                log::warn!("client={} no passive port: {e}", self.client);
+                None
+            }
+        }
+    }
+
+    pub(super) async fn pasv(&mut self) -> Handled {
+        if !self.shared.config.passive {
+            return self.answer(
+                Code::NotImplemented,
+                format_args!("passive mode is disabled; use PORT"),
+            );
+        }
+        if self.epsv_all {
+            return self.answer(
+                Code::BadSequence,
+                format_args!("EPSV ALL was sent; only EPSV is allowed"),
+            );
+        }
+        let advertised = self
+            .shared
+            .public_ip
+            .unwrap_or(self.local.ip().to_canonical());
+        let IpAddr::V4(v4) = advertised else {
+            return self.answer(
+                Code::NetworkProtocolNotSupported,
+                format_args!("PASV needs IPv4; use EPSV"),
+            );
+        };
+        let Some(port) = self.passive_listener().await else {
+            return self.answer(
+                Code::CantOpenDataConnection,
+                format_args!("no passive port free, try again"),
+            );
+        };
+        let [a, b, c, d] = v4.octets();
+        self.answer(
+            Code::EnteringPassive,
+            format_args!(
+                "Entering Passive Mode ({a},{b},{c},{d},{},{}).",
+                port >> 8,
+                port & 0xff
+            ),
+        )
+    }
+
+    pub(super) async fn epsv(&mut self, arg: EpsvArg) -> Handled {
+        if !self.shared.config.passive || !self.shared.config.epsv {
+            return self.answer(
+                Code::NotImplemented,
+                format_args!("EPSV is disabled; use PASV"),
+            );
+        }
+        let family = if self.local.ip().to_canonical().is_ipv4() {
+            1
+        } else {
+            2
+        };
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                return self.answer(Code::CommandOk, format_args!("EPSV ALL ok"));
+            }
+            EpsvArg::Protocol(p) if p != family => {
+                return self.answer(
+                    Code::NetworkProtocolNotSupported,
+                    format_args!("network protocol not supported, use ({family})"),
+                );
+            }
+            _ => {}
+        }
+        let Some(port) = self.passive_listener().await else {
+            return self.answer(
+                Code::CantOpenDataConnection,
+                format_args!("no passive port free, try again"),
+            );
+        };
+        self.answer(
+            Code::EnteringExtendedPassive,
+            format_args!("Entering Extended Passive Mode (|||{port}|)"),
+        )
+    }
+
+    /// ABOR with no transfer running: drops a prepared data connection.
+    pub(super) fn abor(&mut self) -> Handled {
+        self.data = DataPlan::None;
+        self.passive_fds = None;
+        self.answer(
+            Code::ClosingDataConnection,
+            format_args!("no transfer to abort"),
+        )
+    }
+}

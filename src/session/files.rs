@@ -1,0 +1,200 @@
+//! Commands on files and directories, without a data connection: PWD,
+//! CWD, CDUP, MKD, RMD, DELE, RNFR, RNTO, SIZE, MDTM (RFC 959 §4.1.3,
+//! RFC 3659 §3–4) and MLST (RFC 3659 §7). Every path goes through the jail.
+
+use super::dispatch::Account;
+use super::{Flow, Handled, Replied, Session};
+use crate::protocol::listing::{self, Entry};
+use crate::protocol::reply::{Code, Quoted, Reply};
+use crate::storage::jail::{self, Jail, VirtualPath};
+use std::path::PathBuf;
+
+impl Session {
+    /// `allowed`, or a 550 refusal.
+    pub(super) fn require(&mut self, allowed: bool) -> Result<(), Replied> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.refuse(Code::FileUnavailable, format_args!("permission denied")))
+        }
+    }
+
+    /// The virtual path `arg` names from the current directory.
+    pub(super) fn resolve(&mut self, arg: &str) -> Result<VirtualPath, Replied> {
+        jail::resolve(&self.cwd, arg).map_err(|e| self.refuse_path(e))
+    }
+
+    /// The real path of an existing file or directory.
+    pub(super) async fn existing(
+        &mut self,
+        jail: &Jail,
+        path: &VirtualPath,
+    ) -> Result<PathBuf, Replied> {
+        match jail.existing(path).await {
+            Ok(real) => Ok(real),
+            Err(e) => Err(self.refuse_path(e)),
+        }
+    }
+
+    /// The real path of an entry that may not exist yet (its parent does).
+    pub(super) async fn entry(
+        &mut self,
+        jail: &Jail,
+        path: &VirtualPath,
+    ) -> Result<PathBuf, Replied> {
+        match jail.entry(path).await {
+            Ok(real) => Ok(real),
+            Err(e) => Err(self.refuse_path(e)),
+        }
+    }
+
+    pub(super) fn pwd(&mut self) -> Handled {
+        say!(
+            self,
+            Code::PathCreated,
+            "{} is the current directory",
+            Quoted(self.cwd.as_str())
+        )?;
+        Ok(Flow::Continue)
+    }
+
+    /// CWD, and CDUP as `CWD ..`.
+    pub(super) async fn cwd(&mut self, me: &Account, arg: &str) -> Handled {
+        let path = self.resolve(arg)?;
+        let real = self.existing(&me.jail, &path).await?;
+        match async_fs::metadata(&real).await {
+            Ok(meta) if meta.is_dir() => {
+                self.cwd = path;
+                say!(
+                    self,
+                    Code::FileActionOk,
+                    "directory changed to {}",
+                    self.cwd.as_str()
+                )?;
+                Ok(Flow::Continue)
+            }
+            Ok(_) => self.answer(Code::FileUnavailable, format_args!("not a directory")),
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    pub(super) async fn mkd(&mut self, me: &Account, arg: &str) -> Handled {
+        self.require(me.may.mkdir)?;
+        let path = self.resolve(arg)?;
+        let real = self.entry(&me.jail, &path).await?;
+        match async_fs::create_dir(&real).await {
+            Ok(()) => self.answer(
+                Code::PathCreated,
+                format_args!("{} created", Quoted(path.as_str())),
+            ),
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    pub(super) async fn rmd(&mut self, me: &Account, arg: &str) -> Handled {
+        self.require(me.may.modify)?;
+        let path = self.resolve(arg)?;
+        if path.is_root() {
+            return self.answer(
+                Code::FileUnavailable,
+                format_args!("cannot remove the home directory"),
+            );
+        }
+        let real = self.entry(&me.jail, &path).await?;
+        match async_fs::remove_dir(&real).await {
+            Ok(()) => self.answer(Code::FileActionOk, format_args!("directory removed")),
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    pub(super) async fn dele(&mut self, me: &Account, arg: &str) -> Handled {
+        self.require(me.may.modify)?;
+        let path = self.resolve(arg)?;
+        let real = self.entry(&me.jail, &path).await?;
+        match async_fs::symlink_metadata(&real).await {
+            Ok(meta) if meta.is_dir() => self.answer(
+                Code::FileUnavailable,
+                format_args!("is a directory; use RMD"),
+            ),
+            Ok(_) => match async_fs::remove_file(&real).await {
+                Ok(()) => self.answer(Code::FileActionOk, format_args!("file deleted")),
+                Err(e) => Err(self.refuse_io(e)),
+            },
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    pub(super) async fn rnfr(&mut self, me: &Account, arg: &str) -> Handled {
+        self.require(me.may.modify)?;
+        let path = self.resolve(arg)?;
+        let real = self.entry(&me.jail, &path).await?;
+        match async_fs::symlink_metadata(&real).await {
+            Ok(_) => {
+                self.rename_from = Some((real, path));
+                self.answer(
+                    Code::PendingFurtherInformation,
+                    format_args!("ready for RNTO"),
+                )
+            }
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    pub(super) async fn rnto(&mut self, me: &Account, arg: &str) -> Handled {
+        self.require(me.may.modify)?;
+        let Some((from, _)) = self.rename_from.take() else {
+            return self.answer(Code::BadSequence, format_args!("RNFR first"));
+        };
+        let path = self.resolve(arg)?;
+        let real = self.entry(&me.jail, &path).await?;
+        match async_fs::rename(&from, &real).await {
+            Ok(()) => self.answer(Code::FileActionOk, format_args!("renamed")),
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    /// SIZE and MDTM (RFC 3659 §4, §3): of plain files only.
+    pub(super) async fn size_or_mdtm(&mut self, me: &Account, arg: &str, size: bool) -> Handled {
+        self.require(me.may.list)?;
+        let path = self.resolve(arg)?;
+        let real = self.existing(&me.jail, &path).await?;
+        match async_fs::metadata(&real).await {
+            Ok(meta) if meta.is_file() => {
+                let entry = Entry::from_metadata(&meta);
+                if size {
+                    self.answer(Code::FileStatus, format_args!("{}", entry.size))
+                } else {
+                    let time = crate::clock::Utc::from_unix(entry.mtime).time_val();
+                    self.answer(Code::FileStatus, format_args!("{time}"))
+                }
+            }
+            Ok(_) => self.answer(Code::FileUnavailable, format_args!("not a plain file")),
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    pub(super) async fn mlst(&mut self, me: &Account, arg: Option<&str>) -> Handled {
+        self.require(me.may.list)?;
+        let path = match arg {
+            Some(arg) => self.resolve(arg)?,
+            None => self.cwd.clone(),
+        };
+        let real = self.existing(&me.jail, &path).await?;
+        match async_fs::metadata(&real).await {
+            Ok(meta) => {
+                let facts = listing::facts(&Entry::from_metadata(&meta));
+                let mut reply = Reply::new();
+                reply
+                    .first(
+                        Code::FileActionOk,
+                        format_args!("listing {}", path.as_str()),
+                    )
+                    .middle(format_args!("{facts} {}", path.as_str()))
+                    .last(Code::FileActionOk, format_args!("end"));
+                self.say(reply)?;
+                Ok(Flow::Continue)
+            }
+            Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The control connection's input: a fixed buffer of `MAX_LINE` bytes
+//! holding at most one command line plus what followed it, framed by
+//! `protocol::line`. It starts with the `Prelude`, the bytes a PROXY
+//! handshake read after the header.
+
+use crate::limits::{MAX_LINE, MAX_PROXY_HEADER};
+use crate::protocol::line::{self, Frame};
+use smol::io::AsyncReadExt;
+use smol::Async;
+use std::io;
+use std::net::TcpStream;
+
+/// What the session starts with: bytes already read after the header, and
+/// whether the greeting was already sent.
+pub struct Prelude {
+    pub buf: [u8; MAX_PROXY_HEADER],
+    pub start: usize,
+    pub end: usize,
+    pub greeted: bool,
+}
+
+impl Prelude {
+    /// No header read, nothing sent: a connection without PROXY protocol.
+    pub fn empty() -> Prelude {
+        Prelude {
+            buf: [0; MAX_PROXY_HEADER],
+            start: 0,
+            end: 0,
+            greeted: false,
+        }
+    }
+
+    /// The bytes the client sent after the header.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+/// The control connection's input buffer; it never grows.
+pub(super) struct LineReader {
+    buf: [u8; MAX_LINE],
+    len: usize,
+}
+
+pub(super) enum Input {
+    /// A complete line is at the front of the buffer, this long (line end excluded).
+    Line(usize),
+    Closed,
+    TooLong,
+}
+
+impl LineReader {
+    /// Starts with the bytes the PROXY handshake read after the header
+    /// (at most `MAX_PROXY_HEADER`, less than `MAX_LINE`).
+    pub(super) fn with_prelude(bytes: &[u8]) -> LineReader {
+        let mut buf = [0; MAX_LINE];
+        let len = bytes.len().min(MAX_LINE);
+        buf[..len].copy_from_slice(&bytes[..len]);
+        LineReader { buf, len }
+    }
+
+    /// Waits until a complete line is buffered. Cancel-safe: bytes read are
+    /// kept in the buffer.
+    pub(super) async fn fill(&mut self, socket: &Async<TcpStream>) -> io::Result<Input> {
+        loop {
+            match line::frame(&self.buf[..self.len], self.buf.len()) {
+                Frame::Line(line) => return Ok(Input::Line(line.len)),
+                Frame::TooLong => return Ok(Input::TooLong),
+                Frame::More => {}
+            }
+            let mut reader = socket;
+            let n = reader.read(&mut self.buf[self.len..]).await?;
+            if n == 0 {
+                return Ok(Input::Closed);
+            }
+            self.len += n;
+        }
+    }
+
+    pub(super) fn line(&self, n: usize) -> &[u8] {
+        &self.buf[..n]
+    }
+
+    /// Drops the first line and its line end.
+    pub(super) fn consume(&mut self) {
+        let next = line::find(&self.buf[..self.len]).map_or(self.len, |line| line.next);
+        self.buf.copy_within(next..self.len, 0);
+        self.len -= next;
+    }
+}

@@ -1,0 +1,158 @@
+//! How a transfer ended, and the one place that answers it: `finish`
+//! counts the metrics, logs the transfer line and sends the reply, once.
+
+use super::errors::{self, During};
+use super::Session;
+use crate::data::active::DataError;
+use crate::data::transfer::TransferError;
+use crate::delivery::Refusal;
+use crate::ops::metrics;
+use crate::protocol::reply::{Code, Reply};
+use crate::storage::jail::VirtualPath;
+use std::borrow::Cow;
+use std::io;
+use std::time::Instant;
+
+/// Every way a transfer ends. The `u64` is the bytes that moved.
+pub(super) enum Outcome {
+    /// 226: the bytes moved; an upload is durable and delivery took it.
+    Done(u64),
+    /// 425: no descriptors free within `data_timeout`. Not counted.
+    Busy,
+    /// The upload's temporary could not be made (full disk, forbidden
+    /// name): nothing was started. Not counted.
+    NoTemporary(io::Error),
+    /// 425: the data connection could not be opened. Not counted.
+    NoDataConnection(DataError),
+    /// ABOR (RFC 959 §4.1.3): 426 for the transfer, then 226.
+    Aborted,
+    /// The control connection closed (or sent garbage) during the
+    /// transfer, or before an upload was placed: no reply; the session ends.
+    ClientGone(u64),
+    /// The server stops at once: 421; the session ends.
+    Shutdown,
+    /// The data connection, the disk or the size limit ended the transfer:
+    /// 426, 451, 452, 550 or 552.
+    Failed(TransferError),
+    /// An upload could not be made durable (fsync or rename).
+    NotDurable(u64, io::Error),
+    /// Delivery did not take the upload.
+    Refused(u64, Refusal),
+}
+
+impl Outcome {
+    /// The reply, the bytes for the log, and whether it counts in the
+    /// upload and download counters (a transfer that never started does not).
+    fn reply(&self) -> (Code, Cow<'static, str>, u64, bool) {
+        let (code, text): (Code, Cow<'static, str>) = match self {
+            Outcome::Done(_) => (Code::ClosingDataConnection, "transfer complete".into()),
+            Outcome::Busy => (
+                Code::CantOpenDataConnection,
+                "server busy (open-file limit), try again".into(),
+            ),
+            Outcome::NoTemporary(e) | Outcome::NotDurable(_, e) => {
+                let (code, text) = errors::storage_reply(e, During::Transfer);
+                (code, text.into())
+            }
+            Outcome::NoDataConnection(e) => (Code::CantOpenDataConnection, e.to_string().into()),
+            Outcome::Aborted => (
+                Code::ConnectionClosedTransferAborted,
+                "transfer aborted".into(),
+            ),
+            // No reply: nobody listens. The log shows 426.
+            Outcome::ClientGone(_) => (Code::ConnectionClosedTransferAborted, "".into()),
+            Outcome::Shutdown => (
+                Code::ServiceNotAvailable,
+                "server shutting down, transfer aborted".into(),
+            ),
+            Outcome::Failed(e) => {
+                let (code, text) = errors::transfer_reply(e);
+                (code, text.into())
+            }
+            Outcome::Refused(_, refusal) => {
+                let (code, text) = errors::refusal_reply(refusal);
+                (code, text.into())
+            }
+        };
+        let (bytes, counted) = match self {
+            Outcome::Done(bytes)
+            | Outcome::ClientGone(bytes)
+            | Outcome::NotDurable(bytes, _)
+            | Outcome::Refused(bytes, _) => (*bytes, true),
+            Outcome::Aborted | Outcome::Shutdown | Outcome::Failed(_) => (0, true),
+            Outcome::Busy | Outcome::NoTemporary(_) | Outcome::NoDataConnection(_) => (0, false),
+        };
+        (code, text, bytes, counted)
+    }
+}
+
+impl Session {
+    /// Answers a transfer's outcome: counts, logs, replies. Returns a
+    /// reason when the session must end.
+    pub(super) async fn finish(
+        &mut self,
+        verb: &'static str,
+        virt: &VirtualPath,
+        started: Instant,
+        outcome: Outcome,
+    ) -> io::Result<Option<String>> {
+        let (code, text, bytes, counted) = outcome.reply();
+        if counted {
+            self.count_transfer(verb, matches!(outcome, Outcome::Done(_)));
+        }
+        match &outcome {
+            Outcome::Failed(e) => {
+                log::warn!(
+                    "client={} {verb} {} failed: {e}",
+                    self.client,
+                    virt.as_str()
+                );
+            }
+            Outcome::NotDurable(_, e) => {
+                log::error!(
+                    "client={} {verb} {}: cannot make durable: {e}",
+                    self.client,
+                    virt.as_str()
+                );
+            }
+            _ => {}
+        }
+        log::info!(
+            "transfer client={} user={} verb={verb} path={:?} bytes={bytes} ms={} reply={}",
+            self.client,
+            self.user_name(),
+            virt.as_str(),
+            started.elapsed().as_millis(),
+            code as u16
+        );
+        match outcome {
+            Outcome::ClientGone(_) => Ok(Some("client closed during transfer".into())),
+            Outcome::Shutdown => {
+                say!(self, code, "{text}")?;
+                self.flush().await?;
+                Ok(Some("shutdown during transfer".into()))
+            }
+            Outcome::Aborted => {
+                say!(self, code, "{text}")?;
+                say!(self, Code::ClosingDataConnection, "ABOR successful")?;
+                Ok(None)
+            }
+            _ => {
+                say!(self, code, "{text}")?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn count_transfer(&self, verb: &str, ok: bool) {
+        let m = self.metrics();
+        let counter = match (verb, ok) {
+            ("STOR" | "APPE" | "STOU", true) => &m.uploads_ok,
+            ("STOR" | "APPE" | "STOU", false) => &m.uploads_failed,
+            ("RETR", true) => &m.downloads_ok,
+            ("RETR", false) => &m.downloads_failed,
+            _ => return,
+        };
+        metrics::inc(counter);
+    }
+}
