@@ -77,6 +77,10 @@ pub struct Upload {
     pub path: String,
     /// The durable home copy.
     pub file: PathBuf,
+    /// Its CRC64NVME, computed while it was received (`None`: not known).
+    pub crc64nvme: Option<u64>,
+    /// The name the client gave with CLNT, when it did.
+    pub client_name: Option<String>,
 }
 
 pub struct Delivery {
@@ -225,6 +229,8 @@ impl Delivery {
                 home_id: spool::file_id(&home),
                 home_file: upload.file,
                 size: home.len(),
+                crc64nvme: upload.crc64nvme,
+                client_name: upload.client_name,
                 key,
             };
             let id = this.spool.add(&meta.home_file, &meta)?;
@@ -323,7 +329,7 @@ impl Delivery {
             metrics::inc(&self.metrics.s3_retries);
         }
         let meta = &job.meta;
-        let metadata = [
+        let mut metadata = vec![
             ("user", meta.user.clone()),
             ("client", meta.client.clone()),
             (
@@ -334,11 +340,15 @@ impl Delivery {
             ("size", meta.size.to_string()),
             ("instance", self.instance.clone()),
         ];
+        if let Some(name) = &meta.client_name {
+            metadata.push(("client-name", name.clone()));
+        }
         let data = self.spool.data_path(&job.id);
         let object = Object {
             key: &meta.key,
             file: &data,
             metadata: &metadata,
+            crc64nvme: meta.crc64nvme,
         };
         match self.client.put(&object) {
             Ok(bytes) => self.delivered(job, bytes),
