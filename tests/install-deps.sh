@@ -25,6 +25,8 @@ packages=(
     procps                 # pgrep/ps in the shell tests
     util-linux             # mount (tmpfs for disk-full tests), unshare
     ca-certificates        # crates.io over TLS for the s3s-fs build
+    fuse3                  # fusermount3: lossyfs (tests/durability/) mounts
+                           # with it when mount(2) is not allowed
 )
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,5 +81,7 @@ tests/appliance/install-deps.sh
 # The S3 API server the delivery tests run against (verifies SigV4 and
 # Content-MD5); built from crates.io, ~5 minutes the first time.
 tests/install-s3s-fs.sh
+command -v fusermount3 >/dev/null || die "fuse3 (fusermount3) was not installed"
+[ -c /dev/fuse ] || die "/dev/fuse is missing: the power-loss test (tests/durability/) needs FUSE"
 command -v s3s-fs >/dev/null || [ -x "$HOME/.cargo/bin/s3s-fs" ] || die "s3s-fs was not installed"
 echo "install-deps: all present"

@@ -246,6 +246,10 @@ def read_or_absent(path):
         return b"dir"
 
 
+def user_renamed(model, path):
+    return path[1].endswith(".tmpname")
+
+
 def check_homes(lake, model, figures, problems, round_no):
     home = os.path.join(lake.mnt, "home")
     for path in sorted(set(model.acked) | set(model.maybe)):
@@ -259,6 +263,9 @@ def check_homes(lake, model, figures, problems, round_no):
             if acked is not ABSENT and actual is ABSENT:
                 figures["lost"] += 1
                 problems.append(f"round {round_no}: {user}{vpath} acknowledged but missing")
+            elif acked is ABSENT and user_renamed(model, path):
+                figures["renames_undone"] += 1
+                problems.append(f"round {round_no}: {user}{vpath} was renamed away (250) but is back")
             else:
                 figures["corrupted"] += 1
                 problems.append(f"round {round_no}: {user}{vpath} has {len(actual or b'')} bytes, "
@@ -310,6 +317,8 @@ def check_bucket(lake, model, s3dir, figures, problems, cache, round_no, limit):
 
 
 def main():
+    # A timeout's SIGTERM still cleans up (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--fs", required=True)
@@ -325,7 +334,7 @@ def main():
     os.makedirs(mnt)
     os.makedirs(os.path.join(s3dir, "lake"))
     procs = []
-    figures = {k: 0 for k in ["crash_points", "acknowledged", "renames", "lost", "corrupted",
+    figures = {k: 0 for k in ["crash_points", "acknowledged", "renames", "lost", "corrupted", "renames_undone",
                               "temporaries_left", "spool_bad", "missing_in_s3", "objects"]}
     problems = []
     try:

@@ -10,7 +10,7 @@ with and without Retry-After; a connection reset before, during and after
 the request body; the response lost after s3s-fs applied the write; a slow
 response (past s3_timeout); 400 ExpiredToken; one byte of a PutObject body
 corrupted (s3s-fs refuses it: BadDigest); the returned checksum corrupted
-(lakeftpd must refuse it). Every 20 s the bucket disappears for 3 s
+(lakeftpd must refuse it). Every 25 s the bucket disappears for 7 s
 (404 NoSuchBucket). After the run the faults stop, the spool drains, and
 the figures are printed as `name value` lines: uploads acknowledged, objects
 in the bucket, lost (goal 0), corrupted, duplicate PUTs (a key written more
@@ -25,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -73,6 +74,37 @@ def read_head(f):
         lines.append(line)
 
 
+def framing(headers):
+    """(content length, chunked) of a message's headers."""
+    length, chunked = 0, False
+    for h in headers:
+        name, _, value = h.decode().partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value.strip())
+        elif name == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    return length, chunked
+
+
+def read_chunked(f):
+    """A chunked body as it travels (RFC 9112 §7.1), to forward unchanged."""
+    raw = b""
+    while True:
+        size_line = f.readline(1024)
+        if not size_line:
+            raise ValueError("eof in chunked body")
+        raw += size_line
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while True:  # trailers, then the empty line
+                line = f.readline(65536)
+                raw += line
+                if line in (b"\r\n", b"\n", b""):
+                    return raw
+        raw += f.read(size + 2)
+
+
 class Proxy:
     def __init__(self, backend_port, seed, slow_seconds):
         self.backend = backend_port
@@ -95,9 +127,10 @@ class Proxy:
 
     def outages(self):
         while True:
-            time.sleep(20)
+            time.sleep(25)
             if self.faults:
-                self.gone_until = time.time() + 3
+                # Longer than health_s3_failing_after: /healthz must turn 503.
+                self.gone_until = time.time() + 7
 
     def accept(self):
         while True:
@@ -131,11 +164,7 @@ class Proxy:
                 request_line = head[0].decode()
                 method, target, _ = request_line.split(" ", 2)
                 headers = head[1:]
-                length = 0
-                for h in headers:
-                    name, _, value = h.decode().partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
+                length, chunked = framing(headers)
                 fault = self.draw(method, target)
                 if fault == "reset_before_body":
                     reset(conn)
@@ -144,7 +173,7 @@ class Proxy:
                     f.read(length // 2)
                     reset(conn)
                     return
-                body = f.read(length) if length else b""
+                body = read_chunked(f) if chunked else (f.read(length) if length else b"")
                 if fault == "reset_after_body":
                     reset(conn)
                     return
@@ -157,7 +186,7 @@ class Proxy:
                     conn.sendall((f"HTTP/1.1 {status[0]} X\r\nContent-Type: application/xml\r\n{extra}"
                                   f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload)
                     continue
-                if fault == "corrupt_body" and body:
+                if fault == "corrupt_body" and body and not chunked:
                     at = self.rng.randrange(len(body))
                     body = body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1:]
                 if backend is None:
@@ -167,12 +196,8 @@ class Proxy:
                 resp_head = read_head(bf)
                 if resp_head is None:
                     break
-                rlen = 0
-                for h in resp_head[1:]:
-                    name, _, value = h.decode().partition(":")
-                    if name.strip().lower() == "content-length":
-                        rlen = int(value.strip())
-                resp_body = bf.read(rlen) if rlen else b""
+                rlen, rchunked = framing(resp_head[1:])
+                resp_body = read_chunked(bf) if rchunked else (bf.read(rlen) if rlen else b"")
                 code = int(resp_head[0].split()[1])
                 key = target.split("?", 1)[0]
                 if code == 200 and (method == "PUT" and "partNumber" not in target
@@ -228,6 +253,8 @@ def percentile(values, p):
 
 
 def main():
+    # A timeout's SIGTERM still cleans up (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--s3s-fs", required=True)
