@@ -110,7 +110,8 @@ class Device(threading.Thread):
 
     def body(self):
         rng = self.rng
-        if rng.random() < 0.2:
+        # Multi-MiB files now and then (lossyfs keeps everything in memory).
+        if rng.random() < 0.06:
             return rng.randbytes(rng.randint(1, 3) << 20)
         return rng.randbytes(rng.randint(1, 16 << 10))
 
@@ -214,7 +215,9 @@ keep_local = on
                 self.port = int(text.rsplit("127.0.0.1:", 1)[1].split()[0].strip(",;)"))
                 threading.Thread(target=self.drain, args=(self.proc, self.log), daemon=True).start()
                 return
-        raise RuntimeError("lakeftpd did not start; see " + os.path.join(self.work, "lake.log"))
+        self.log.flush()
+        tail = open(os.path.join(self.work, "lake.log"), errors="replace").read().splitlines()[-15:]
+        raise RuntimeError("lakeftpd did not start:\n" + "\n".join(tail))
 
     @staticmethod
     def drain(proc, log):
@@ -374,7 +377,9 @@ def main():
                 d.join(30)
             control(ctl, "thaw")
             figures["crash_points"] += 1
-            print(f"round {r}: ack={ack} crashed; acknowledged so far {model.acks}", flush=True)
+            errors = sorted({type(d.error).__name__ + ": " + str(d.error)[:60] for d in devices if d.error})
+            print(f"round {r}: ack={ack} crashed; acknowledged so far {model.acks}; device errors {errors}",
+                  flush=True)
         lake.start("disk")
         check_homes(lake, model, figures, problems, args.crashes)
         check_bucket(lake, model, s3dir, figures, problems, cache, args.crashes, 120)
@@ -389,8 +394,10 @@ def main():
             p.kill()
             p.wait()
         subprocess.run(["umount", "-l", mnt], stderr=subprocess.DEVNULL)
-        if not args.keep:
+        if not args.keep and not problems and sys.exc_info()[0] is None:
             shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("work directory kept:", work)
     for k, v in figures.items():
         print(k, v)
     for p in problems[:50]:
