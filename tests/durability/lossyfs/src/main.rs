@@ -204,15 +204,10 @@ impl State {
         self.collect(ino);
     }
 
-    fn collect(&mut self, ino: u64) {
-        if self
-            .nodes
-            .get(&ino)
-            .is_some_and(|n| n.nlink == 0 && n.opens == 0)
-        {
-            self.nodes.remove(&ino);
-        }
-    }
+    /// A node with no links is still kept: a durable entry may refer to it
+    /// (the unlink not yet synced), and a crash brings that entry back with
+    /// the node's durable bytes. `crash` frees what nothing durable reaches.
+    fn collect(&mut self, _ino: u64) {}
 
     /// The power cut: keep only what was durable.
     fn crash(&mut self) {
