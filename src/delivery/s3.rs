@@ -13,8 +13,9 @@
 //!   carries `Content-MD5` (S3 checks each part on arrival, so a bad part is
 //!   resent alone), and CompleteMultipartUpload carries the whole file's
 //!   CRC64NVME, which S3 checks against the object it assembled and returns.
-//! (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>)
-//! A mismatch is a failed delivery, retried like any other.
+//!
+//! A mismatch is a failed delivery, retried like any other
+//! (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>).
 //!
 //! Files up to `s3_part_size` go up in one PutObject; larger ones as a
 //! multipart upload whose parts are sent one after another (concurrency comes
@@ -220,7 +221,6 @@ impl Client {
         metadata: &[(String, String)],
         buffer: &mut [u8],
     ) -> Result<(), Error> {
-        let part_size = part_size(size, self.part_size);
         let credentials = self.credentials()?;
         let mut action = CreateMultipartUpload::new(&self.bucket, Some(&credentials), key);
         let mut headers: Vec<(String, String)> = vec![
@@ -242,7 +242,7 @@ impl Client {
             .map_err(|e| remote(format!("CreateMultipartUpload: unreadable response: {e}")))?;
         let upload_id = created.upload_id().to_string();
 
-        let result = self.send_parts(key, &upload_id, file, size, part_size, crc, buffer);
+        let result = self.send_parts(key, &upload_id, file, size, crc, buffer);
         if result.is_err() {
             self.abort(key, &upload_id);
         }
@@ -255,10 +255,10 @@ impl Client {
         upload_id: &str,
         file: &File,
         size: u64,
-        part_size: u64,
         crc: u64,
         buffer: &mut [u8],
     ) -> Result<(), Error> {
+        let part_size = part_size(size, self.part_size);
         let mut etags = Vec::new();
         let mut offset = 0;
         while offset < size {
