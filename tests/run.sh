@@ -21,6 +21,10 @@ bin="$PWD/target/x86_64-unknown-linux-musl/release/lakeftpd"
 # Integration tests drive the static binary; unit tests run in-process.
 LAKEFTPD_BIN="$bin" cargo test --locked
 
+# Every parser of untrusted input under the stable fuzz runner, 10 s per
+# target (the libFuzzer runs are in fuzz/README.md).
+fuzz/run-stable.sh 10
+
 tests/aarch64_smoke.sh
 LAKEFTPD_BIN="$bin" tests/appliance/run.sh
 

@@ -1,10 +1,11 @@
-//! The S3 delivery keys of the configuration (issue 4), parsed by pure
-//! functions into `S3Settings`; `config.rs` hands every key named in `KEYS`
-//! to `S3Settings::set` and calls `S3Settings::check` once the whole text is
-//! read. README lists the keys and their defaults.
+//! The S3 delivery keys of the configuration, parsed by pure functions into
+//! `S3Settings`; `parse.rs` hands every key named in `KEYS` to
+//! `S3Settings::set`. The rules between them (a bucket for `ack = s3`, where
+//! the spool may lie) are in `check.rs`. README lists the keys and their
+//! defaults.
 
-use crate::config::keytemplate::{self, KeyTemplate};
-use crate::config::{parse_duration, parse_size, parse_switch, User};
+use super::keytemplate::{self, KeyTemplate};
+use super::value::{parse_abs_path, parse_duration, parse_size, parse_switch};
 use crate::limits;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,12 +91,7 @@ impl S3Settings {
                 })
             }
             "keep_local" => self.keep_local = parse_switch(value).map_err(|e| bad(&e))?,
-            "spool" => {
-                if !value.starts_with('/') || value.contains('\0') {
-                    return Err(bad("expected an absolute path"));
-                }
-                self.spool = PathBuf::from(value);
-            }
+            "spool" => self.spool = parse_abs_path(value).map_err(|e| bad(&e))?,
             "s3_timeout" => self.timeout = parse_duration(value).map_err(|e| bad(&e))?,
             "s3_uploads" => {
                 self.uploads = match value.parse::<usize>() {
@@ -116,41 +112,6 @@ impl S3Settings {
             _ => return Err(format!("unknown key `{key}`")),
         }
         Ok(())
-    }
-
-    /// Problems between keys, found once the whole text is read.
-    pub fn check(&self, root: &std::path::Path, users: &[User]) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.bucket.is_none() {
-            if self.ack == Some(Ack::S3) {
-                problems.push("`ack = s3` needs `s3_bucket`".to_string());
-            }
-            if !self.keep_local {
-                problems
-                    .push("`keep_local = off` needs `s3_bucket` (files would vanish)".to_string());
-            }
-            return problems;
-        }
-        // SECURITY: the spool is the delivery queue; a user who could reach it
-        // could plant files to be delivered under another user's name.
-        if self.spool.starts_with(root) && self.spool != root {
-            problems.push(format!(
-                "`spool` ({}) must not lie inside `root` ({})",
-                self.spool.display(),
-                root.display()
-            ));
-        }
-        for user in users {
-            if self.spool.starts_with(&user.home) || user.home.starts_with(&self.spool) {
-                problems.push(format!(
-                    "`spool` ({}) and the home of user `{}` ({}) must not contain each other",
-                    self.spool.display(),
-                    user.name,
-                    user.home.display()
-                ));
-            }
-        }
-        problems
     }
 }
 
@@ -249,20 +210,5 @@ mod tests {
         assert_eq!(s.ack(), Ack::S3);
         s.set("ack", "disk").unwrap();
         assert_eq!(s.ack(), Ack::Disk);
-    }
-
-    #[test]
-    fn ack_s3_without_bucket_is_a_problem() {
-        let mut s = S3Settings::defaults();
-        s.set("ack", "s3").unwrap();
-        assert_eq!(s.check(std::path::Path::new("/srv"), &[]).len(), 1);
-    }
-
-    #[test]
-    fn spool_inside_root_is_a_problem() {
-        let mut s = S3Settings::defaults();
-        s.set("s3_bucket", "lake").unwrap();
-        s.set("spool", "/srv/ftp/spool").unwrap();
-        assert_eq!(s.check(std::path::Path::new("/srv/ftp"), &[]).len(), 1);
     }
 }

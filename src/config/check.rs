@@ -1,0 +1,162 @@
+//! Every rule between keys, in one place: `Config::check` runs once the
+//! whole text is read (`parse` calls it) and reports every problem at once,
+//! each with line 0 (it concerns the text, not one line).
+
+use super::s3::Ack;
+use super::{Config, Problem};
+
+impl Config {
+    /// The problems between keys; empty when the configuration is coherent.
+    pub fn check(&self) -> Vec<Problem> {
+        let mut messages = Vec::new();
+        self.check_s3(&mut messages);
+        if self.passive_ports.0 > self.passive_ports.1 {
+            messages.push("passive_ports: the first port is above the last".to_string());
+        }
+        // SECURITY: with PROXY on, the header names the client; only listed
+        // balancers may send one, so an empty list would refuse everyone.
+        match (self.proxy_protocol, self.proxy_from.is_empty()) {
+            (Some(_), true) => messages.push(
+                "proxy_protocol is on but proxy_from is not set (list the balancers' addresses)"
+                    .to_string(),
+            ),
+            (None, false) => {
+                messages.push("proxy_from is set but proxy_protocol = off".to_string())
+            }
+            _ => {}
+        }
+        messages
+            .into_iter()
+            .map(|message| Problem { line: 0, message })
+            .collect()
+    }
+
+    /// S3 delivery: what needs a bucket, and where the spool may lie.
+    fn check_s3(&self, messages: &mut Vec<String>) {
+        let s3 = &self.s3;
+        if s3.bucket.is_none() {
+            if s3.ack == Some(Ack::S3) {
+                messages.push("`ack = s3` needs `s3_bucket`".to_string());
+            }
+            if !s3.keep_local {
+                messages
+                    .push("`keep_local = off` needs `s3_bucket` (files would vanish)".to_string());
+            }
+            return;
+        }
+        // SECURITY: the spool is the delivery queue; a user who could reach it
+        // could plant files to be delivered under another user's name.
+        if s3.spool.starts_with(&self.root) && s3.spool != self.root {
+            messages.push(format!(
+                "`spool` ({}) must not lie inside `root` ({})",
+                s3.spool.display(),
+                self.root.display()
+            ));
+        }
+        for user in &self.users {
+            if s3.spool.starts_with(&user.home) || user.home.starts_with(&s3.spool) {
+                messages.push(format!(
+                    "`spool` ({}) and the home of user `{}` ({}) must not contain each other",
+                    s3.spool.display(),
+                    user.name,
+                    user.home.display()
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Permissions, User};
+    use std::path::PathBuf;
+
+    fn with(edit: impl FnOnce(&mut Config)) -> Vec<Problem> {
+        let mut c = Config::defaults();
+        edit(&mut c);
+        c.check()
+    }
+
+    #[test]
+    fn defaults_are_coherent() {
+        assert_eq!(Config::defaults().check(), vec![]);
+    }
+
+    #[test]
+    fn ack_s3_without_bucket_is_a_problem() {
+        let p = with(|c| c.s3.ack = Some(Ack::S3));
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("s3_bucket"));
+    }
+
+    #[test]
+    fn keep_local_off_without_bucket_is_a_problem() {
+        assert_eq!(with(|c| c.s3.keep_local = false).len(), 1);
+    }
+
+    #[test]
+    fn spool_inside_root_is_a_problem() {
+        let p = with(|c| {
+            c.root = PathBuf::from("/srv/ftp");
+            c.s3.bucket = Some("lake".into());
+            c.s3.spool = PathBuf::from("/srv/ftp/spool");
+        });
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn spool_inside_root_without_bucket_is_fine() {
+        // Nothing is delivered, so the spool is never read.
+        let p = with(|c| {
+            c.root = PathBuf::from("/srv/ftp");
+            c.s3.spool = PathBuf::from("/srv/ftp/spool");
+        });
+        assert_eq!(p, vec![]);
+    }
+
+    #[test]
+    fn spool_containing_a_home_is_a_problem() {
+        let p = with(|c| {
+            c.s3.bucket = Some("lake".into());
+            c.s3.spool = PathBuf::from("/data");
+            c.users.push(User {
+                name: "a".into(),
+                password_hash: "$6$s$h".into(),
+                home: PathBuf::from("/data/a"),
+                permissions: Permissions::UPLOAD,
+            });
+        });
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("user `a`"));
+    }
+
+    #[test]
+    fn passive_range_reversed_is_a_problem() {
+        assert_eq!(with(|c| c.passive_ports = (50999, 50000)).len(), 1);
+    }
+
+    #[test]
+    fn proxy_protocol_without_proxy_from_is_a_problem() {
+        let p = with(|c| c.proxy_protocol = Some(crate::protocol::proxy::Version::V2));
+        assert!(p[0].message.contains("proxy_from"));
+    }
+
+    #[test]
+    fn proxy_from_without_proxy_protocol_is_a_problem() {
+        let p = with(|c| c.proxy_from = crate::config::cidr::parse_list("10.0.0.0/8").unwrap());
+        assert!(p[0].message.contains("proxy_protocol = off"));
+    }
+
+    #[test]
+    fn every_problem_at_once() {
+        let p = with(|c| {
+            c.s3.ack = Some(Ack::S3);
+            c.s3.keep_local = false;
+            c.passive_ports = (2, 1);
+            c.proxy_protocol = Some(crate::protocol::proxy::Version::V1);
+        });
+        assert_eq!(p.len(), 4);
+        assert!(p.iter().all(|p| p.line == 0));
+    }
+}
