@@ -344,6 +344,9 @@ ack = {args.ack}
                         if reply.startswith("226"):
                             with lock:
                                 acked.append((user, path, hashlib.sha256(data).hexdigest()))
+                        # A device's pace, not a flood: the spool must be able
+                        # to drain once the faults stop.
+                        time.sleep(drng.uniform(0.05, 0.25))
                     ftp.quit()
                 except (OSError, EOFError, ftplib.Error) as e:
                     problems.append(f"device {user}: {e!r}")
@@ -386,7 +389,7 @@ ack = {args.ack}
         proxy.faults = False
         proxy.gone_until = 0
         drained_at = None
-        end = time.time() + 180
+        end = time.time() + 300
         while time.time() < end:
             if not any(n.endswith(".meta") for n in os.listdir(os.path.join(work, "spool"))):
                 drained_at = time.time()
@@ -395,8 +398,14 @@ ack = {args.ack}
         time.sleep(1)
         watch_more.clear()
         if drained_at is None:
-            problems.append("the spool did not drain within 180 s after the faults stopped")
-        lost = corrupted = 0
+            problems.append("the spool did not drain within 300 s after the faults stopped")
+        queued = set()
+        for name in os.listdir(os.path.join(work, "spool")):
+            if name.endswith(".meta"):
+                fields = dict(line.split("=", 1) for line in open(os.path.join(work, "spool", name))
+                              if "=" in line)
+                queued.add((fields.get("user", "").strip(), fields.get("path", "").strip().lstrip("/")))
+        lost = corrupted = still_queued = 0
         for user, path, sha in acked:
             obj = os.path.join(s3dir, "lake", "raw", user, path)
             try:
@@ -405,8 +414,11 @@ ack = {args.ack}
                         corrupted += 1
                         problems.append(f"{user}/{path}: differs in the bucket")
             except FileNotFoundError:
+                if (user, path) in queued:
+                    still_queued += 1
+                    continue
                 lost += 1
-                problems.append(f"{user}/{path}: acknowledged, not in the bucket")
+                problems.append(f"{user}/{path}: acknowledged, not in the bucket nor in the spool")
         objects = sum(len(files) for _, _, files in os.walk(os.path.join(s3dir, "lake", "raw")))
         latencies = [int(m) for m in re.findall(r"ms_after_upload=(\d+)", open(log_path, errors="replace").read())]
         log_text = open(log_path, errors="replace").read()
@@ -419,6 +431,7 @@ ack = {args.ack}
         print(f"refused_451 {figures['refused_451']}")
         print(f"objects {objects}")
         print(f"lost {lost}")
+        print(f"still_queued {still_queued}")
         print(f"corrupted {corrupted}")
         print(f"duplicate_puts {duplicates}")
         print(f"delivery_latency_ms_p50 {percentile(latencies, 50)}")
