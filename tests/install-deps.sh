@@ -33,6 +33,8 @@ packages=(
     rclone                 # interop table (passive, --ftp-writing-mdtm); FTPS (--ftp-explicit-tls) in tests/ftps.rs
     perl                   # interop table: Net::FTP (in perl's core modules)
     python3-pip            # aioftp from PyPI (below)
+    fuse3                  # fusermount3: lossyfs (tests/durability/) mounts
+                           # with it when mount(2) is not allowed
 )
 # PyPI packages, pinned, with what needs each:
 pip_packages=(
@@ -105,5 +107,7 @@ tests/appliance/install-deps.sh
 # The S3 API server the delivery tests run against (verifies SigV4 and
 # Content-MD5); built from crates.io, ~5 minutes the first time.
 tests/install-s3s-fs.sh
+command -v fusermount3 >/dev/null || die "fuse3 (fusermount3) was not installed"
+[ -c /dev/fuse ] || die "/dev/fuse is missing: the power-loss test (tests/durability/) needs FUSE"
 command -v s3s-fs >/dev/null || [ -x "$HOME/.cargo/bin/s3s-fs" ] || die "s3s-fs was not installed"
 echo "install-deps: all present"

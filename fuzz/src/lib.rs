@@ -394,6 +394,7 @@ pub fn spool_sidecar(data: &[u8]) {
         home_file: PathBuf::from(b.text(255)),
         home_id: b.text(32),
         size: b.u64(),
+        crc64nvme: if b.u64() % 2 == 0 { Some(b.u64()) } else { None },
         key: b.text(255),
         clnt: (b.u8() & 1 == 1).then(|| b.text(64)),
     };

@@ -79,6 +79,8 @@ pub struct Upload {
     pub file: PathBuf,
     /// What the device said in `CLNT`: `x-amz-meta-clnt`.
     pub clnt: Option<String>,
+    /// Its CRC64NVME, computed while it was received (`None`: not known).
+    pub crc64nvme: Option<u64>,
 }
 
 pub struct Delivery {
@@ -227,6 +229,7 @@ impl Delivery {
                 home_id: spool::file_id(&home),
                 home_file: upload.file,
                 size: home.len(),
+                crc64nvme: upload.crc64nvme,
                 key,
                 clnt: upload.clnt,
             };
@@ -345,6 +348,7 @@ impl Delivery {
             key: &meta.key,
             file: &data,
             metadata: &metadata,
+            crc64nvme: meta.crc64nvme,
         };
         match self.client.put(&object) {
             Ok(bytes) => self.delivered(job, bytes),

@@ -11,6 +11,7 @@ use crate::protocol::command::{Name, SetTime};
 use crate::protocol::listing::{self, Entry};
 use crate::protocol::reply::{Code, Quoted, Reply};
 use crate::storage::dirs::{self, MakeError};
+use crate::storage::durable;
 use crate::storage::jail::{self, Jail, VirtualPath};
 use std::path::PathBuf;
 
@@ -115,7 +116,9 @@ impl Session {
             };
         }
         let real = self.entry(&me.jail, &path).await?;
-        match async_fs::create_dir(&real).await {
+        // 257 promises the directory: it must survive a power cut, with the
+        // files later stored in it (storage/durable.rs).
+        match smol::unblock(move || durable::create_dir(&real)).await {
             Ok(()) => self.answer(
                 Code::PathCreated,
                 format_args!("{} created", Quoted(path.as_str())),
@@ -180,7 +183,8 @@ impl Session {
         };
         let path = self.resolve(arg)?;
         let real = self.entry(&me.jail, &path).await?;
-        match async_fs::rename(&from, &real).await {
+        // 250 promises the new name (and the old one gone) after a power cut.
+        match smol::unblock(move || durable::rename(&from, &real)).await {
             Ok(()) => self.answer(Code::FileActionOk, format_args!("renamed")),
             Err(e) => Err(self.refuse_io(e)),
         }

@@ -363,7 +363,9 @@ impl Session {
             Err(e) => return Ok(Outcome::Failed(e)),
         };
         let mut placed = None;
+        let mut crc64nvme = None;
         if let Some(mut upload) = upload {
+            crc64nvme = upload.crc64nvme();
             // Stream mode marks the end of a file by closing the data
             // connection (RFC 959 §3.4.1), which a client that dies
             // mid-upload also does. A live client waits for our reply on the
@@ -393,6 +395,7 @@ impl Session {
                 path: virt.as_str().to_string(),
                 file,
                 clnt: self.client_name.as_deref().map(str::to_string),
+                crc64nvme,
             };
             if let Err(refusal) = delivery.hand_over(upload).await {
                 return Ok(Outcome::Refused(bytes, refusal));

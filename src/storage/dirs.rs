@@ -7,7 +7,6 @@
 //! so the 226 that follows an upload covers the folders too.
 
 use super::jail::{Jail, JailError, VirtualPath};
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -20,10 +19,7 @@ pub enum MakeError {
     Io(io::Error),
 }
 
-/// fsync(2) of a directory: makes the entries created in it durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub use super::durable::sync_dir;
 
 /// Makes `dir` and every missing directory above it, inside the jail.
 /// Returns how many were made (0: all existed).
