@@ -212,7 +212,7 @@ pub const MAX_USER_DATA: u64 = 16 * 1024;
 /// an address, a ~56-byte token).
 pub const MAX_METADATA_VALUE: u64 = 1024;
 
-// ---- S3 delivery (issue 4) -------------------------------------------------
+// ---- S3 delivery -------------------------------------------------------
 
 /// Default of `s3_timeout`: how long a device waits, with `ack = s3`, for S3
 /// to confirm its upload before it gets 451 (the file stays queued). Common

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 pub struct Shared {
     pub config: Config,
     pub users: HashMap<String, Arc<User>>,
-    /// Shared with the S3 delivery threads (issue 4).
+    /// Shared with the S3 delivery threads.
     pub metrics: Arc<Metrics>,
-    /// S3 delivery (issue 4); `None` without `s3_bucket`.
+    /// S3 delivery; `None` without `s3_bucket`.
     pub delivery: Option<Arc<Delivery>>,
     pub passive: PassivePool,
     /// What PASV advertises; `None`: the control connection's local address.

@@ -50,8 +50,8 @@ pub fn run(
     prepare_homes(&config)?;
     crate::auth::set_unknown_user_cost(&config.users);
 
-    // S3 delivery (issue 4): replay the spool before accepting uploads.
-    // The instance id (for `{instance}`) comes from IMDS on branch imds.
+    // S3 delivery: replay the spool before accepting uploads.
+    // The instance id (for `{instance}`) comes from IMDS (aws/imds).
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let delivery = crate::delivery::start(

@@ -1,8 +1,11 @@
 //! One FTP session: one task owns its state; no locks, no shared mutable
 //! state but counters. The control connection is read into a fixed line
-//! buffer; each line is parsed once (`command::parse`) and answered. A
+//! buffer; each line is parsed by the pure `command::parse` and answered. A
 //! transfer runs as its own boxed future (so its buffers exist only while it
-//! runs) raced against the control connection, where ABOR may arrive.
+//! runs) raced against the control connection, where ABOR may arrive: a line
+//! that comes in during a transfer is parsed to see whether it is ABOR, and
+//! otherwise parsed again and answered after the transfer (a pure parse of
+//! at most `MAX_LINE` bytes; keeping the parsed form would pin the buffer).
 //!
 //! The files of this folder, by concern:
 //! - this file: the `Session` state, `run` and the serve loop, replies;
