@@ -640,7 +640,14 @@ fn certificate_from_s3_is_served_and_replaced_by_etag() {
     let url = format!("{}/up.bin", lake.url("dev"));
     let (ok, _, err) = common::run(
         "curl",
-        &["-sS", "--ssl-reqd", "-k", "-T", local.to_str().unwrap(), &url],
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "-k",
+            "-T",
+            local.to_str().unwrap(),
+            &url,
+        ],
         None,
         None,
     );

@@ -171,6 +171,7 @@ def main(path, mode):
         row(name, "p99 ms", [get("tls-login", s, "p99_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "errors", [get("tls-login", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("tls-login", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "load generator CPU s (one thread)", [get("tls-login", s, "loadgen_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
     for c, m in sorted({(r["c"], r["mode"]) for r in tls_rows if r.get("scenario") == "tls-upload"}):
         name = f"FTPS uploads C={c:,} {m}"
         row(name, "uploads/s", [get("tls-upload", s, "per_s", c=c, mode=m) for s in SERVERS])
@@ -179,6 +180,7 @@ def main(path, mode):
         row(name, "max ms", [get("tls-upload", s, "max_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "errors", [get("tls-upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("tls-upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "load generator CPU s (one thread)", [get("tls-upload", s, "loadgen_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
     if any(r.get("scenario") == "tls-bulk" for r in rows):
         def tb(s, f):
             for r in rows:

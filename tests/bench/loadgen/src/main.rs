@@ -366,6 +366,23 @@ impl Ctl {
     }
 }
 
+/// Reads what the server still sends on an upload's data connection until
+/// it closes (after our close_notify and FIN). A TLS server may have sent
+/// bytes we never read (OpenSSL sends TLS 1.3 session tickets on every
+/// connection): closing with them unread makes the kernel send a reset,
+/// which can reach the server before it has read the whole upload (vsftpd
+/// then answers 426). Errors end the drain: the upload is already sent.
+async fn drain(data: &mut Stream) {
+    let mut buf = [0u8; 1024];
+    // Bounded: at most this many reads (tickets are a few hundred bytes).
+    for _ in 0..64 {
+        match data.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// A transfer command's preliminary reply must be 150 or 125 (RFC 959 §4.2).
 fn preliminary(command: &str, code: u16, line: &str) -> io::Result<()> {
     if code != 150 && code != 125 {
@@ -402,6 +419,7 @@ async fn device_upload(o: &Opts, i: usize, name: &str, payload: Option<&[u8]>) -
                 // close_notify before the TCP FIN (RFC 4217 §10: the end
                 // of a protected transfer is the TLS closure).
                 data.close().await?;
+                drain(&mut data).await;
             }
             Ok(())
         })
@@ -531,6 +549,11 @@ fn cpu_secs(root: u32) -> f64 {
     ticks as f64 / 100.0 // USER_HZ is 100 on Linux
 }
 
+/// CPU seconds this process used (user + system).
+fn own_cpu_secs() -> f64 {
+    stat_fields(std::process::id()).map_or(0.0, |f| (f[11] + f[12]) as f64 / 100.0)
+}
+
 // ---- scenarios ----
 
 async fn idle(o: &Opts) -> String {
@@ -602,6 +625,7 @@ async fn upload(o: &Opts) -> String {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.secs.max(1));
     let cpu0 = if o.pid != 0 { cpu_secs(o.pid) } else { 0.0 };
+    let own0 = own_cpu_secs();
     let ex = smol::LocalExecutor::new();
     let mut tasks = Vec::new();
     // Bound on iterations per device, whatever the rate.
@@ -641,11 +665,12 @@ async fn upload(o: &Opts) -> String {
     .await;
     let wall = start.elapsed().as_secs_f64();
     let cpu = if o.pid != 0 { cpu_secs(o.pid) - cpu0 } else { 0.0 };
+    let own = own_cpu_secs() - own0;
     let mut s = stats.borrow_mut();
     let (p50, p99, max) = (s.pct(0.5), s.pct(0.99), s.pct(1.0));
     format!(
-        "{{\"scenario\":\"{}\",\"label\":{},\"mode\":\"{}\",\"tls\":\"{}\",\"c\":{},\"secs\":{:.2},\"ok\":{},\"errors\":{},\"per_s\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_cpu_s\":{:.2},\"error_kinds\":{}}}",
-        o.cmd, json_str(&o.label), o.mode, tls_label(o, s.tls), o.c, wall, s.ok, s.errors, s.ok as f64 / wall, p50, p99, max, cpu, s.kinds_json()
+        "{{\"scenario\":\"{}\",\"label\":{},\"mode\":\"{}\",\"tls\":\"{}\",\"c\":{},\"secs\":{:.2},\"ok\":{},\"errors\":{},\"per_s\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_cpu_s\":{:.2},\"loadgen_cpu_s\":{:.2},\"error_kinds\":{}}}",
+        o.cmd, json_str(&o.label), o.mode, tls_label(o, s.tls), o.c, wall, s.ok, s.errors, s.ok as f64 / wall, p50, p99, max, cpu, own, s.kinds_json()
     )
 }
 
@@ -792,7 +817,9 @@ async fn bulk(o: &Opts) -> io::Result<String> {
             left -= n as u64;
         }
         data.flush().await?;
-        data.close().await
+        data.close().await?;
+        drain(&mut data).await;
+        Ok(())
     })
     .await?;
     drop(data);
@@ -821,6 +848,10 @@ async fn bulk(o: &Opts) -> io::Result<String> {
         }
     })
     .await?;
+    // Answer the server's close_notify and close: a TLS server may wait
+    // for that before its 226 (vsftpd does).
+    let _ = data.close().await;
+    drop(data);
     c.expect("RETR", 226).await?;
     let down_s = t1.elapsed().as_secs_f64();
     let cpu_down = cpu_secs(o.pid) - cpu1;
