@@ -27,6 +27,8 @@ packages=(
     ca-certificates        # crates.io over TLS for the s3s-fs build
     rclone                 # FTPS client (--ftp-explicit-tls) in tests/ftps.rs
     python3-cryptography   # tests/clients/make_cert.py: certificates for the FTPS tests
+    openssl                # `openssl req`: FTPS certificates in tests/bench/run.sh,
+                           # tests/topology.sh and tests/aarch64_smoke.sh
 )
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +56,7 @@ done
 
 # Proof, part 1: every command the suite runs is on PATH.
 for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
-    qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc rclone; do
+    qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc rclone openssl; do
     command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
 done
 
