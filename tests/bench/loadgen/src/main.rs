@@ -366,13 +366,15 @@ impl Ctl {
     }
 }
 
-/// Reads what the server still sends on an upload's data connection until
-/// it closes (after our close_notify and FIN). A TLS server may have sent
+/// Sends the TCP FIN (async-io's close only flushes), then reads what the
+/// server still sends on an upload's data connection until it closes. A TLS server may have sent
 /// bytes we never read (OpenSSL sends TLS 1.3 session tickets on every
 /// connection): closing with them unread makes the kernel send a reset,
 /// which can reach the server before it has read the whole upload (vsftpd
 /// then answers 426). Errors end the drain: the upload is already sent.
 async fn drain(data: &mut Stream) {
+    // Ignore errors: the server may have closed already.
+    let _ = data.shutdown_write();
     let mut buf = [0u8; 1024];
     // Bounded: at most this many reads (tickets are a few hundred bytes).
     for _ in 0..64 {
@@ -817,8 +819,10 @@ async fn bulk(o: &Opts) -> io::Result<String> {
             left -= n as u64;
         }
         data.flush().await?;
-        data.close().await?;
-        drain(&mut data).await;
+        if o.tls.is_some() {
+            data.close().await?;
+            drain(&mut data).await;
+        }
         Ok(())
     })
     .await?;
@@ -850,7 +854,9 @@ async fn bulk(o: &Opts) -> io::Result<String> {
     .await?;
     // Answer the server's close_notify and close: a TLS server may wait
     // for that before its 226 (vsftpd does).
-    let _ = data.close().await;
+    if o.tls.is_some() {
+        let _ = data.close().await;
+    }
     drop(data);
     c.expect("RETR", 226).await?;
     let down_s = t1.elapsed().as_secs_f64();

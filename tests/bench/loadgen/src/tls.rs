@@ -117,6 +117,16 @@ impl Stream {
         }
     }
 
+    /// Half-closes the TCP connection (FIN): the end of an upload.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        let tcp = match self {
+            Stream::Plain(s) => s.get_ref(),
+            Stream::Tls(s) => s.get_ref().0.get_ref(),
+            Stream::Gone => return Ok(()),
+        };
+        tcp.shutdown(std::net::Shutdown::Write)
+    }
+
     /// Whether the TLS handshake resumed a session.
     pub fn resumed(&self) -> bool {
         match self {
