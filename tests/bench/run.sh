@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lakeftpd benchmark against vsftpd and pure-ftpd, in one run (issue 6).
 #
-#   tests/bench/run.sh            # full run: lakeftpd, vsftpd, pure-ftpd (~25 min)
+#   tests/bench/run.sh            # full run: lakeftpd, vsftpd, pure-ftpd (~30 min; FTPS: lakeftpd and vsftpd)
 #   tests/bench/run.sh --smoke    # seconds-long run against lakeftpd only (CI);
 #                                 # exits non-zero when the load generator sees an error
 #   tests/bench/run.sh --only lakeftpd|lakeftpd-s3|vsftpd|pure-ftpd   # one server of the full run
