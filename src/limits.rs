@@ -324,3 +324,25 @@ pub const TLS_TRANSFER_CHUNK: usize = 16 * 1024;
 /// close_notify, its incoming bytes read and dropped, so the client reads
 /// the alert instead of a reset.
 pub const TLS_REFUSAL_LINGER: Duration = Duration::from_secs(2);
+
+/// Upper bounds, in microseconds, of the latency histograms' buckets
+/// (`/metrics`: last data byte to 226, 226 to S3 confirmation). Fixed, so
+/// the histograms are a few atomics with no allocation per upload: 1 ms
+/// (an fsync on a fast disk) to 2 minutes (S3 retries with backoff, past
+/// the default `s3_timeout`); Prometheus adds `+Inf` for the rest.
+pub const LATENCY_BUCKETS_MICROS: [u64; 14] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    10_000_000,
+    30_000_000,
+    120_000_000,
+];

@@ -78,6 +78,50 @@ fn metrics_are_prometheus_text_with_help_and_type() {
 }
 
 #[test]
+fn upload_ack_latency_is_a_histogram_counting_every_upload() {
+    let s = server("");
+    let h = health_addr(&s);
+    let dir = common::Scratch::new("histogram-src");
+    let uploads = 3;
+    for i in 0..uploads {
+        let file = dir.0.join(format!("f{i}.csv"));
+        std::fs::write(&file, common::pattern(10_000 + i * 1000, i as u64 + 1)).unwrap();
+        let url = format!("{}/f{i}.csv", s.url("dev"));
+        let (ok, _, err) = common::run(
+            "curl",
+            &["-sS", "-T", file.to_str().unwrap(), &url],
+            None,
+            None,
+        );
+        assert!(ok, "curl: {err}");
+    }
+    let (_, body) = get(h, "/metrics");
+    let name = "lakeftpd_upload_ack_seconds";
+    assert!(
+        body.contains(&format!("# TYPE {name} histogram\n")),
+        "{body}"
+    );
+    assert_eq!(metric(&body, &format!("{name}_count")), uploads as u64);
+    assert_eq!(
+        metric(&body, &format!("{name}_bucket{{le=\"+Inf\"}}")),
+        uploads as u64
+    );
+    assert!(body.contains(&format!("\n{name}_sum ")), "{body}");
+    // Cumulative: the bucket counts never decrease and end at the count.
+    let counts: Vec<u64> = body
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        counts.len() > 2 && counts.windows(2).all(|w| w[0] <= w[1]),
+        "{counts:?}"
+    );
+    // No S3 here: nothing reached S3, so the 226-to-S3 histogram is empty.
+    assert_eq!(metric(&body, "lakeftpd_ack_to_s3_seconds_count"), 0);
+}
+
+#[test]
 fn unknown_paths_methods_and_junk_are_refused() {
     let s = server("");
     let h = health_addr(&s);

@@ -3,6 +3,8 @@
 //! and by a raw control connection.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 #[path = "common/s3.rs"]
 mod s3;
 
@@ -149,6 +151,60 @@ fn ack_s3_with_s3_down_replies_451_then_delivers_when_s3_returns() {
     let (code, text) = stor(lake.addr, "dev01", "b.bin", &more);
     assert_eq!(code, 226, "{text}");
     assert_eq!(s3.object(&key("dev01", "b.bin")).unwrap(), more);
+}
+
+/// The health listener's address, read back from the log.
+fn health_of(lake: &Lake) -> std::net::SocketAddr {
+    let log = lake.log();
+    let marker = "health and metrics on http://";
+    let rest = &log[log.find(marker).expect("health listener in the log") + marker.len()..];
+    rest[..rest.find('/').unwrap()].parse().unwrap()
+}
+
+#[test]
+fn ack_disk_counts_every_upload_in_the_ack_to_s3_histogram() {
+    let dir = Scratch::new("s3-hist");
+    let s3 = S3::start(&dir.0);
+    let lake = Lake::start(
+        &dir,
+        &s3_lines(&s3, "ack = disk\nhealth_listen = 127.0.0.1:0\n"),
+        &["dev01"],
+        key_env(),
+    );
+    let uploads = 4;
+    for i in 0..uploads {
+        let data = pattern(2000 + i * 500, 40 + i as u64);
+        let name = format!("h{i}.csv");
+        assert_eq!(stor(lake.addr, "dev01", &name, &data).0, 226);
+        assert!(s3.wait_object(&key("dev01", &name), data.len(), Duration::from_secs(20)));
+    }
+    let h = health_of(&lake);
+    // The object is visible a moment before delivery records it.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let mut body = http::get(h, "/metrics").1;
+    while http::metric(&body, "lakeftpd_s3_delivered_total") < uploads as u64
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        body = http::get(h, "/metrics").1;
+    }
+    let name = "lakeftpd_ack_to_s3_seconds";
+    assert!(
+        body.contains(&format!("# TYPE {name} histogram\n")),
+        "{body}"
+    );
+    assert_eq!(
+        http::metric(&body, &format!("{name}_count")),
+        uploads as u64
+    );
+    assert_eq!(
+        http::metric(&body, &format!("{name}_bucket{{le=\"+Inf\"}}")),
+        uploads as u64
+    );
+    assert_eq!(
+        http::metric(&body, "lakeftpd_upload_ack_seconds_count"),
+        uploads as u64
+    );
 }
 
 #[test]

@@ -10,12 +10,15 @@
 //! the dimension value and one member per metric. Counters are sent as the
 //! increase over the interval (so CloudWatch's Sum is meaningful), gauges
 //! as their value now; `SessionsPerSecond` and `ActiveConnectLatency` are
-//! derived per interval.
+//! derived per interval. Each latency histogram gives `<Name>Latency`, the
+//! interval's mean in ms, and `<Name>LatencyP99`, the upper bound of the
+//! bucket holding its 99th percentile (omitted in an interval without
+//! values).
 
 use crate::config::EmfTarget;
 use crate::limits::EMF_IO_TIMEOUT;
 use crate::ops::metrics::Metrics;
-use crate::ops::metrics::{Kind, Sample};
+use crate::ops::metrics::{HistogramSample, Kind, Sample};
 use crate::sys::timeout;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
@@ -84,12 +87,67 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// The EMF name of a latency histogram: `upload_ack_seconds` is
+/// `UploadAckLatency`.
+fn latency_name(name: &str) -> String {
+    let base = name.strip_suffix("_seconds").unwrap_or(name);
+    emf_name(base).unwrap_or_default() + "Latency"
+}
+
+/// The derived latency values of the interval from `previous` to `now`
+/// (the same histograms in the same order).
+pub fn latencies(
+    now: &[HistogramSample],
+    previous: Option<&[HistogramSample]>,
+) -> Vec<(String, &'static str, String)> {
+    let mut values = Vec::new();
+    for (i, h) in now.iter().enumerate() {
+        let before = previous.and_then(|p| p.get(i));
+        let count = h.count.saturating_sub(before.map_or(0, |b| b.count));
+        let sum = h
+            .sum_micros
+            .saturating_sub(before.map_or(0, |b| b.sum_micros));
+        if count == 0 {
+            continue;
+        }
+        let name = latency_name(h.name);
+        let mean_ms = sum as f64 / count as f64 / 1000.0;
+        values.push((name.clone(), "Milliseconds", format!("{mean_ms:.3}")));
+        if let Some(bound) = h.quantile_bound(before, 0.99).filter(|&b| b != u64::MAX) {
+            let p99_ms = bound as f64 / 1000.0;
+            values.push((name + "P99", "Milliseconds", format!("{p99_ms:.3}")));
+        }
+    }
+    values
+}
+
 /// One EMF record for the interval from `previous` to `now` (the same
 /// metrics in the same order; `None` at the first record: counters then
 /// count from process start, when they were 0). Pure.
 pub fn record(
     now: &[Sample],
     previous: Option<&[Sample]>,
+    elapsed: Duration,
+    instance_id: &str,
+    group: Option<&str>,
+    timestamp_ms: u64,
+) -> String {
+    record_with(
+        now,
+        previous,
+        Vec::new(),
+        elapsed,
+        instance_id,
+        group,
+        timestamp_ms,
+    )
+}
+
+/// `record` with derived values added (`latencies`).
+pub fn record_with(
+    now: &[Sample],
+    previous: Option<&[Sample]>,
+    derived: Vec<(String, &'static str, String)>,
     elapsed: Duration,
     instance_id: &str,
     group: Option<&str>,
@@ -130,6 +188,7 @@ pub fn record(
             format!("{:.3}", connect_micros as f64 / connects as f64 / 1000.0),
         ));
     }
+    values.extend(derived);
 
     let mut out = String::with_capacity(2048);
     let _ = write!(
@@ -170,18 +229,22 @@ pub async fn run(
     instance_id: String,
 ) {
     let mut previous: Option<Vec<Sample>> = None;
+    let mut previous_histograms: Option<Vec<HistogramSample>> = None;
     let mut last = Instant::now();
     let mut tcp: Option<Async<TcpStream>> = None;
     let mut failing = false;
     loop {
         Timer::after(interval).await;
         let now = metrics.snapshot();
+        let histograms = metrics.histograms();
+        let derived = latencies(&histograms, previous_histograms.as_deref());
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let line = record(
+        let line = record_with(
             &now,
             previous.as_deref(),
+            derived,
             last.elapsed(),
             &instance_id,
             group.as_deref(),
@@ -189,6 +252,7 @@ pub async fn run(
         );
         last = Instant::now();
         previous = Some(now);
+        previous_histograms = Some(histograms);
         match send(target, &mut tcp, line.as_bytes()).await {
             Ok(()) if failing => {
                 log::info!("metrics_emf: sending again");
@@ -328,6 +392,30 @@ mod tests {
         assert!(line.contains("\"ActiveConnectLatency\":2.500"));
         assert!(line.contains("{\"Name\":\"ActiveConnectLatency\",\"Unit\":\"Milliseconds\"}"));
         assert!(!line.contains("ActiveConnectMicros"));
+    }
+
+    #[test]
+    fn histogram_latency_is_the_interval_mean_and_p99_in_ms() {
+        let h = crate::ops::metrics::Histogram::default();
+        h.record(Duration::from_secs(100));
+        let before = [h.sample("upload_ack_seconds", "")];
+        h.record(Duration::from_millis(2));
+        h.record(Duration::from_millis(4));
+        let now = [h.sample("upload_ack_seconds", "")];
+        let values = latencies(&now, Some(&before));
+        let line = record_with(&[], None, values, Duration::from_secs(60), "x", None, 0);
+        assert!(line.contains("\"UploadAckLatency\":3.000"), "{line}");
+        assert!(line.contains("\"UploadAckLatencyP99\":5.000"), "{line}");
+        assert!(line.contains("{\"Name\":\"UploadAckLatency\",\"Unit\":\"Milliseconds\"}"));
+    }
+
+    #[test]
+    fn no_histogram_latency_in_an_interval_without_values() {
+        let h = crate::ops::metrics::Histogram::default();
+        h.record(Duration::from_millis(2));
+        let s = [h.sample("ack_to_s3_seconds", "")];
+        assert!(latencies(&s, Some(&s)).is_empty());
+        assert_eq!(latencies(&s, None)[0].0, "AckToS3Latency");
     }
 
     #[test]

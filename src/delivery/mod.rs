@@ -418,6 +418,12 @@ impl Delivery {
         self.health.delivery_ok();
         metrics::add(&self.metrics.s3_delivered_bytes, bytes);
         metrics::add(&self.metrics.s3_delivery_micros, latency_ms * 1000);
+        // With ack = s3 the 226 follows this confirmation: nothing to measure.
+        if self.settings.ack() == Ack::Disk {
+            self.metrics
+                .ack_to_s3_seconds
+                .record(Duration::from_millis(latency_ms));
+        }
         log::info!(
             "s3: delivered user={} path={:?} key={:?} bytes={bytes} ms_after_upload={latency_ms}",
             meta.user,

@@ -207,7 +207,8 @@ async fn answer(
         Route::Metrics { head } => (
             "200 OK",
             prometheus::CONTENT_TYPE,
-            prometheus::render(&metrics.snapshot()),
+            prometheus::render(&metrics.snapshot())
+                + &prometheus::render_histograms(&metrics.histograms()),
             head,
         ),
         Route::NotFound => (

@@ -1,7 +1,9 @@
 //! Counters and gauges kept per event, read by `/metrics` (Prometheus text,
 //! `health.rs`) and the EMF records (`emf.rs`). Plain relaxed atomics: each
-//! is independent; a counter is only ever added to.
+//! is independent; a counter is only ever added to. Latency histograms
+//! (`histogram.rs`) are listed apart: they render as several lines each.
 
+pub use crate::ops::histogram::{Histogram, HistogramSample};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Whether a value only ever grows (a counter: rates and per-interval
@@ -23,10 +25,12 @@ pub struct Sample {
 }
 
 macro_rules! metrics {
-    ($($(#[doc = $doc:literal])+ $kind:ident $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])+ $kind:ident $name:ident),* $(,)?
+     histograms { $($(#[doc = $hdoc:literal])+ $hname:ident),* $(,)? }) => {
         #[derive(Default, Debug)]
         pub struct Metrics {
             $($(#[doc = $doc])+ pub $name: AtomicU64,)*
+            $($(#[doc = $hdoc])+ pub $hname: Histogram,)*
         }
 
         impl Metrics {
@@ -38,6 +42,11 @@ macro_rules! metrics {
                     kind: Kind::$kind,
                     value: self.$name.load(Ordering::Relaxed),
                 },)*]
+            }
+
+            /// Every histogram with its name, help text and counts.
+            pub fn histograms(&self) -> Vec<HistogramSample> {
+                vec![$(self.$hname.sample(stringify!($hname), concat!($($hdoc),+)),)*]
             }
         }
     };
@@ -149,6 +158,12 @@ metrics! {
     Counter tls_cert_reloads,
     /// Times a changed tls_cert/tls_key could not be read or was refused (the old pair stays).
     Counter tls_cert_reload_failures,
+    histograms {
+        /// Seconds from an upload's last data byte to its 226 (fsync, rename, spool; with ack = s3 the S3 confirmation too).
+        upload_ack_seconds,
+        /// Seconds from an upload's 226 (its spooling) to S3's confirmation, for ack = disk.
+        ack_to_s3_seconds,
+    }
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {

@@ -2,5 +2,6 @@
 //! endpoint the balancer polls.
 
 pub mod health;
+pub mod histogram;
 pub mod metrics;
 pub mod prometheus;

@@ -2,7 +2,8 @@
 //! `# HELP`, `# TYPE`, then `name value`, one metric per group. Pure: the
 //! HTTP side is `health.rs`.
 
-use crate::ops::metrics::{Kind, Sample};
+use crate::limits::LATENCY_BUCKETS_MICROS;
+use crate::ops::metrics::{HistogramSample, Kind, Sample};
 use std::fmt::Write as _;
 
 /// The Content-Type Prometheus expects for this format.
@@ -39,6 +40,31 @@ pub fn render(samples: &[Sample]) -> String {
         let _ = writeln!(out, "# HELP {name} {}", help(sample.help));
         let _ = writeln!(out, "# TYPE {name} {kind}");
         let _ = writeln!(out, "{name} {}", sample.value);
+    }
+    out
+}
+
+/// Microseconds as seconds, the unit Prometheus histograms use, with no
+/// trailing zeros (`0.0025`, `1`, `120`).
+fn seconds(micros: u64) -> String {
+    let text = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Histograms: `_bucket{le="..."}` lines with cumulative counts, `+Inf`
+/// last, then `_sum` (seconds) and `_count`.
+pub fn render_histograms(histograms: &[HistogramSample]) -> String {
+    let mut out = String::new();
+    for h in histograms {
+        let name = format!("{PREFIX}{}", h.name);
+        let _ = writeln!(out, "# HELP {name} {}", help(h.help));
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, count) in LATENCY_BUCKETS_MICROS.iter().zip(&h.cumulative) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {count}", seconds(*bound));
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}", seconds(h.sum_micros));
+        let _ = writeln!(out, "{name}_count {}", h.count);
     }
     out
 }
@@ -98,5 +124,31 @@ mod tests {
         let out = render(&samples);
         assert_eq!(out.lines().count(), samples.len() * 3);
         assert!(out.contains("lakeftpd_port_refused_foreign_address_total 0"));
+    }
+
+    #[test]
+    fn seconds_drop_trailing_zeros() {
+        assert_eq!(seconds(2_500), "0.0025");
+        assert_eq!(seconds(120_000_000), "120");
+        assert_eq!(seconds(0), "0");
+    }
+
+    #[test]
+    fn histogram_renders_buckets_sum_and_count() {
+        let h = crate::ops::metrics::Histogram::default();
+        h.record(std::time::Duration::from_millis(3));
+        let out = render_histograms(&[h.sample("upload_ack_seconds", " Latency.")]);
+        assert!(out.starts_with(
+            "# HELP lakeftpd_upload_ack_seconds Latency.\n# TYPE lakeftpd_upload_ack_seconds histogram\n"
+        ));
+        assert!(out.contains("\nlakeftpd_upload_ack_seconds_bucket{le=\"0.0025\"} 0\n"));
+        assert!(out.contains("\nlakeftpd_upload_ack_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(out.contains("\nlakeftpd_upload_ack_seconds_bucket{le=\"+Inf\"} 1\n"));
+        assert!(out.contains("\nlakeftpd_upload_ack_seconds_sum 0.003\n"));
+        assert!(out.ends_with("\nlakeftpd_upload_ack_seconds_count 1\n"));
+        assert_eq!(
+            out.lines().count(),
+            2 + LATENCY_BUCKETS_MICROS.len() + 1 + 2
+        );
     }
 }

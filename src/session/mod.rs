@@ -123,6 +123,9 @@ pub struct Session {
     utf8_on: bool,
     /// What `CLNT` said: logged, and sent as S3 metadata with each upload.
     client_name: Option<Box<str>>,
+    /// When the running upload's last data byte arrived: the start of the
+    /// `upload_ack_seconds` histogram, ended by the 226.
+    last_data_byte: Option<std::time::Instant>,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
     unsent: Option<Vec<u8>>,
     /// Listed among the connections not logged in yet (may be shed) until
@@ -217,6 +220,7 @@ fn serve_session(
             failures: 0,
             utf8_on: false,
             client_name: None,
+            last_data_byte: None,
             unsent: None,
             unauthenticated,
             security,

@@ -125,6 +125,7 @@ impl Session {
         outcome: Outcome,
     ) -> io::Result<Option<String>> {
         let (code, text, bytes, counted) = outcome.reply();
+        let last_data_byte = self.last_data_byte.take();
         if counted {
             self.count_transfer(verb, matches!(outcome, Outcome::Done(_)));
         }
@@ -168,6 +169,9 @@ impl Session {
             }
             _ => {
                 say!(self, code, "{text}")?;
+                if let (Outcome::Done(_), Some(at)) = (&outcome, last_data_byte) {
+                    self.metrics().upload_ack_seconds.record(at.elapsed());
+                }
                 Ok(None)
             }
         }

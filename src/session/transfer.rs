@@ -365,6 +365,7 @@ impl Session {
         let mut placed = None;
         let mut crc64nvme = None;
         if let Some(mut upload) = upload {
+            self.last_data_byte = Some(Instant::now());
             crc64nvme = upload.crc64nvme();
             // Stream mode marks the end of a file by closing the data
             // connection (RFC 959 §3.4.1), which a client that dies

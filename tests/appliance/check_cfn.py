@@ -11,6 +11,12 @@ Ranges (AWS documentation, see README.md ("Deploy on AWS")):
 - NLB listener attribute tcp.idle_timeout.seconds: 60-6000.
 - Target group deregistration_delay.timeout_seconds: 0-3600; we require it to
   cover lakeftpd's default drain (drain_delay 10s + drain_timeout 60s).
+- Glue table (Athena partition projection, "Supported types for partition
+  projection"): projection.enabled, projection.dt.type = date with a
+  projection.dt.format that matches the key template's {yyyy}-{mm}-{dd},
+  projection.dt.range, storage.location.template naming ${dt} (and ${user},
+  injected, in the user branch); the Glue resources only under GlueOn.
+- The bucket sends events to EventBridge only under EventBridgeOn.
 
 usage: check_cfn.py TEMPLATE
 """
@@ -21,6 +27,9 @@ import yaml
 
 DRAIN_SECONDS = 10 + 60  # drain_delay + drain_timeout defaults
 HEALTH_PORT = 8021
+# src/config/keytemplate.rs DEFAULT, and the Java date pattern of its dt part.
+HIVE_KEY = "user={user}/dt={yyyy}-{mm}-{dd}/{path}"
+DT_FORMAT = "yyyy-MM-dd"
 S3_ACTIONS = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
 
 
@@ -104,6 +113,7 @@ class Checker:
         self.target_groups()
         self.iam()
         self.security_groups()
+        self.lake()
         if not list(self.resources("AWS::AutoScaling::AutoScalingGroup")):
             self.problem("Resources", "no AWS::AutoScaling::AutoScalingGroup")
         return self.problems
@@ -222,6 +232,65 @@ class Checker:
             for want in (21, "PassivePortFrom", HEALTH_PORT):
                 if want not in ports:
                     self.problem(name, f"no ingress rule for {want}")
+
+    def lake(self):
+        """The optional Glue table and EventBridge notifications."""
+        if self.params.get("S3KeyPattern", {}).get("Default") != HIVE_KEY:
+            self.problem("S3KeyPattern", f"Default must be the Hive-style {HIVE_KEY!r} (the Glue table reads it)")
+        conds = self.tpl.get("Conditions", {})
+        for c in ("GlueOn", "GlueWithUser", "EventBridgeOn"):
+            if c not in conds:
+                self.problem("Conditions", f"{c} missing")
+        glue = 0
+        for rtype in ("AWS::Glue::Database", "AWS::Glue::Table"):
+            for name, r in self.tpl.get("Resources", {}).items():
+                if r.get("Type") == rtype:
+                    glue += 1
+                    if r.get("Condition") != "GlueOn":
+                        self.problem(name, "a Glue resource must have Condition GlueOn (GlueTable = off creates none)")
+        if glue != 2:
+            self.problem("Resources", f"want one Glue database and one table, found {glue} Glue resources")
+        for name, props in self.resources("AWS::Glue::Table"):
+            ti = props.get("TableInput", {})
+            params, keys = ti.get("Parameters"), ti.get("PartitionKeys")
+            if not (isinstance(params, Tagged) and params.tag == "If" and params.value[0] == "GlueWithUser"):
+                self.problem(name, "TableInput.Parameters must be !If [GlueWithUser, with user, without]")
+                continue
+            if not (isinstance(keys, Tagged) and keys.tag == "If" and keys.value[0] == "GlueWithUser"):
+                self.problem(name, "TableInput.PartitionKeys must be !If [GlueWithUser, ...]")
+                continue
+            for branch, with_user in ((1, True), (2, False)):
+                self.projection(f"{name}.Parameters[{'user' if with_user else 'dt'}]", params.value[branch], with_user)
+                cols = [k.get("Name") for k in keys.value[branch]]
+                want = ["user", "dt"] if with_user else ["dt"]
+                if cols != want:
+                    self.problem(name, f"partition keys {cols}, want {want} (the key template's order)")
+        for name, props in self.resources("AWS::S3::Bucket"):
+            nc = props.get("NotificationConfiguration")
+            ok = (
+                isinstance(nc, Tagged) and nc.tag == "If" and nc.value[0] == "EventBridgeOn"
+                and nc.value[1].get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") is True
+                and ref_name(nc.value[2]) == "AWS::NoValue"
+            )
+            if not ok:
+                self.problem(name, "NotificationConfiguration must be !If [EventBridgeOn, EventBridgeEnabled: true, NoValue]")
+
+    def projection(self, where, p, with_user):
+        def text(v):
+            return v.value if isinstance(v, Tagged) else v
+        want = {"projection.enabled": "true", "projection.dt.type": "date", "projection.dt.format": DT_FORMAT}
+        for k, v in want.items():
+            if text(p.get(k)) != v:
+                self.problem(where, f"{k}={text(p.get(k))!r}, want {v!r}")
+        rng = text(p.get("projection.dt.range")) or ""
+        if not rng.endswith(",NOW"):
+            self.problem(where, f"projection.dt.range={rng!r}, want START,NOW")
+        loc = text(p.get("storage.location.template")) or ""
+        if not loc.endswith("dt=${!dt}/"):
+            self.problem(where, f"storage.location.template={loc!r} must end in dt=${{!dt}}/")
+        has_user = "user=${!user}/" in loc
+        if with_user != has_user or with_user != (text(p.get("projection.user.type")) == "injected"):
+            self.problem(where, "user partition: injected and in storage.location.template exactly when GlueWithUser")
 
 
 def main():

@@ -246,5 +246,12 @@ expect_fail "check_cfn.py rejects idle timeout min 30" \
     mutate '/IdleTimeoutSeconds:/,/Description/s/MinValue: 60$/MinValue: 30/'
 expect_fail "check_cfn.py rejects optional IMDS tokens" mutate 's/HttpTokens: required/HttpTokens: optional/'
 expect_fail "check_cfn.py rejects s3:GetObject" mutate 's/- s3:PutObject$/- s3:GetObject/'
+expect_fail "check_cfn.py rejects an unconditional Glue table" mutate '/GlueRawTable:/,/Condition:/s/Condition: GlueOn/Condition: BucketOwned/'
+expect_fail "check_cfn.py rejects projection off" mutate 's/projection.enabled: "true"/projection.enabled: "false"/'
+expect_fail "check_cfn.py rejects a non-date dt projection" mutate 's/projection.dt.type: date/projection.dt.type: integer/'
+expect_fail "check_cfn.py rejects a dt format unlike the key template" mutate 's/projection.dt.format: yyyy-MM-dd/projection.dt.format: yyyy\/MM\/dd/'
+expect_fail "check_cfn.py rejects user not injected" mutate 's/projection.user.type: injected/projection.user.type: enum/'
+expect_fail "check_cfn.py rejects EventBridge disabled" mutate 's/EventBridgeEnabled: true/EventBridgeEnabled: false/'
+expect_fail "check_cfn.py rejects a non-Hive key pattern default" mutate 's|Default: "user={user}/dt={yyyy}-{mm}-{dd}/{path}"|Default: "{user}/{yyyy}/{mm}/{dd}/{path}"|'
 
 finish
