@@ -1,6 +1,9 @@
-//! Password checks against crypt hashes (`$6$` SHA-512, `$5$` SHA-256), and
-//! the hash `lakeftpd passwd` prints. Verification costs milliseconds of CPU,
-//! so it runs on the blocking pool, never on an executor thread.
+//! Password checks against the stored hashes (`$6$` SHA-512 and `$5$`
+//! SHA-256 crypt, `$2b$`/`$2y$` bcrypt, `$argon2id$`; see `config::hash`),
+//! and the hashes `lakeftpd passwd` prints. Verification costs milliseconds
+//! of CPU, so it runs on the blocking pool, never on an executor thread.
+//! An argon2id check also costs its memory parameter (19 MiB by default), so
+//! at most `MAX_CONCURRENT_ARGON2` run at once; the others wait their turn.
 //!
 //! Devices log in with the same credentials over and over, so recently
 //! verified credentials are remembered the way Apache's mod_authn_socache
@@ -13,10 +16,12 @@
 //! old entry. Concurrent checks of the same credentials (a fleet reconnecting
 //! at once) share one crypt computation instead of each paying for it.
 
+use crate::config::hash::Scheme;
 use crate::config::User;
+use crate::limits::{BCRYPT_COST, MAX_CONCURRENT_ARGON2};
 use sha2::{Digest, Sha256};
 use sha_crypt::{PasswordHasher, PasswordVerifier, ShaCrypt};
-use smol::lock::OnceCell;
+use smol::lock::{OnceCell, Semaphore};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -57,24 +62,108 @@ pub async fn verify(user: Option<Arc<User>>, password: Password) -> bool {
         return false;
     };
     CACHE
-        .verify(&user.name, &user.password_hash, password, Instant::now())
+        .verify(
+            &user.name,
+            user.password_hash.clone(),
+            password,
+            Instant::now(),
+        )
         .await
 }
 
-/// One full crypt check; milliseconds of CPU.
+/// One full check; milliseconds of CPU (and memory for argon2id). A hash
+/// of no known scheme never matches.
 fn crypt_verify(password: &str, hash: &str) -> bool {
-    ShaCrypt::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+    match Scheme::of(hash) {
+        Some(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => ShaCrypt::default()
+            .verify_password(password.as_bytes(), hash)
+            .is_ok(),
+        Some(Scheme::Bcrypt) => bcrypt::verify(password, hash).unwrap_or(false),
+        Some(Scheme::Argon2id) => {
+            use argon2::password_hash::PasswordVerifier as _;
+            argon2::PasswordHash::new(hash).is_ok_and(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        }
+        None => false,
+    }
+}
+
+/// Argon2id checks running now are bounded (see the module doc).
+static ARGON2_PERMITS: Semaphore = Semaphore::new(MAX_CONCURRENT_ARGON2);
+
+/// A permit for one full check of `hash`: argon2id waits for one of
+/// `MAX_CONCURRENT_ARGON2`, the others need none.
+async fn permit(hash: &str) -> Option<smol::lock::SemaphoreGuard<'static>> {
+    match Scheme::of(hash) {
+        Some(Scheme::Argon2id) => Some(ARGON2_PERMITS.acquire().await),
+        _ => None,
+    }
+}
+
+/// What `lakeftpd passwd --scheme` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewHash {
+    /// `$6$`, 5,000 rounds (the default).
+    Sha512,
+    /// `$2b$`, cost `BCRYPT_COST`.
+    Bcrypt,
+    /// `$argon2id$`, m=19456 KiB, t=2, p=1 (OWASP's first recommendation).
+    Argon2id,
+}
+
+impl NewHash {
+    pub fn parse(name: &str) -> Result<NewHash, String> {
+        match name {
+            "sha512" => Ok(NewHash::Sha512),
+            "bcrypt" => Ok(NewHash::Bcrypt),
+            "argon2id" => Ok(NewHash::Argon2id),
+            _ => Err(format!(
+                "unknown scheme `{name}` (expected sha512, bcrypt or argon2id)"
+            )),
+        }
+    }
 }
 
 /// A `$6$` hash of `password` with a fresh random salt.
 pub fn hash(password: &str) -> Result<String, String> {
-    let salt: [u8; 12] = crate::sys::random_bytes();
-    ShaCrypt::SHA512
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash: {e}"))
+    hash_with(password, NewHash::Sha512)
+}
+
+/// A hash of `password` in `scheme` with a fresh random salt.
+pub fn hash_with(password: &str, scheme: NewHash) -> Result<String, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot hash: {e}");
+    match scheme {
+        NewHash::Sha512 => {
+            let salt: [u8; 12] = crate::sys::random_bytes();
+            ShaCrypt::SHA512
+                .hash_password_with_salt(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| fail(&e))
+        }
+        NewHash::Bcrypt => {
+            // bcrypt reads 72 bytes at most: a longer password would be
+            // silently cut, so it is refused.
+            if password.len() > 72 {
+                return Err("bcrypt takes at most 72 bytes of password".into());
+            }
+            let salt: [u8; 16] = crate::sys::random_bytes();
+            bcrypt::hash_with_salt(password, BCRYPT_COST, salt)
+                .map(|parts| parts.format_for_version(bcrypt::Version::TwoB))
+                .map_err(|e| fail(&e))
+        }
+        NewHash::Argon2id => {
+            use argon2::password_hash::{PasswordHasher as _, SaltString};
+            let salt: [u8; 16] = crate::sys::random_bytes();
+            let salt = SaltString::encode_b64(&salt).map_err(|e| fail(&e))?;
+            argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| fail(&e))
+        }
+    }
 }
 
 /// The process-wide cache of verified credentials.
@@ -201,18 +290,27 @@ impl CredentialCache {
     async fn verify(
         &'static self,
         user: &str,
-        stored_hash: &str,
+        stored_hash: String,
         password: Password,
         now: Instant,
     ) -> bool {
-        let key = self.key(user, &password.0, stored_hash);
+        let key = self.key(user, &password.0, &stored_hash);
         match self.lookup(&key, now) {
             Lookup::Hit => true,
             Lookup::Wait(cell) => *cell.wait().await,
             Lookup::Check(shared) => {
-                let stored_hash = stored_hash.to_owned();
+                // Waiting for a permit may be cancelled (the session ends):
+                // the guard then releases the waiters with a failure.
+                let mut waiting = Abandoned {
+                    cache: self,
+                    key,
+                    cell: shared,
+                };
+                let permit = permit(&stored_hash).await;
+                let shared = waiting.cell.take();
                 let task = smol::unblock(move || {
                     let ok = crypt_verify(&password.0, &stored_hash);
+                    drop(permit);
                     // The entry is settled here, on the blocking thread, so
                     // that waiters are released even if the session that
                     // started the check has gone away meanwhile.
@@ -228,17 +326,29 @@ impl CredentialCache {
     }
 }
 
+/// A check that has not started yet: dropped armed (its session went away
+/// while it waited for a permit), it settles its entry as a failure.
+struct Abandoned {
+    cache: &'static CredentialCache,
+    key: Key,
+    cell: Option<Arc<OnceCell<bool>>>,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            self.cache.finish(&self.key, false, Instant::now());
+            let _ = cell.set_blocking(false);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn user(hash: String) -> Arc<User> {
-        Arc::new(User {
-            name: "u".into(),
-            password_hash: hash,
-            home: "/tmp".into(),
-            permissions: crate::config::Permissions::FULL,
-        })
+        Arc::new(User::new("u", hash, "/tmp".into()))
     }
 
     /// A cache of its own per test, leaked to get the `'static` the
@@ -260,7 +370,7 @@ mod tests {
     }
 
     fn check(c: &'static CredentialCache, hash: &str, pw: &str, now: Instant) -> bool {
-        smol::block_on(c.verify("u", hash, Password(pw.into()), now))
+        smol::block_on(c.verify("u", hash.to_string(), Password(pw.into()), now))
     }
 
     fn verified(c: &CredentialCache) -> usize {
@@ -353,7 +463,7 @@ mod tests {
         assert!(!check(c, &h, "", now));
         assert!(!smol::block_on(c.verify(
             "other",
-            &h,
+            h.clone(),
             Password("wrong".into()),
             now
         )));
@@ -430,7 +540,7 @@ mod tests {
                 .map(|_| {
                     let h = h.clone();
                     smol::spawn(
-                        async move { c.verify("u", &h, Password("s3cret".into()), now).await },
+                        async move { c.verify("u", h, Password("s3cret".into()), now).await },
                     )
                 })
                 .collect();
@@ -447,7 +557,7 @@ mod tests {
             let tasks: Vec<_> = (0..4)
                 .map(|_| {
                     let h = h.clone();
-                    smol::spawn(async move { c.verify("u", &h, Password("bad".into()), now).await })
+                    smol::spawn(async move { c.verify("u", h, Password("bad".into()), now).await })
                 })
                 .collect();
             let mut out = Vec::new();
@@ -458,5 +568,116 @@ mod tests {
         });
         assert!(results.iter().all(|ok| !*ok));
         assert_eq!(c.lock().len(), 1);
+    }
+
+    #[test]
+    fn bcrypt_hash_then_verify() {
+        let h = hash_with("s3cret", NewHash::Bcrypt).unwrap();
+        assert!(h.starts_with("$2b$10$"), "{h}");
+        assert_eq!(crate::config::hash::check(&h), Ok(Scheme::Bcrypt));
+        assert!(crypt_verify("s3cret", &h));
+        assert!(!crypt_verify("s3cret!", &h));
+    }
+
+    #[test]
+    fn bcrypt_2y_verifies() {
+        // The same algorithm under PHP's prefix.
+        let h = hash_with("s3cret", NewHash::Bcrypt)
+            .unwrap()
+            .replacen("$2b$", "$2y$", 1);
+        assert!(crypt_verify("s3cret", &h));
+    }
+
+    #[test]
+    fn bcrypt_refuses_passwords_it_would_cut() {
+        assert!(hash_with(&"x".repeat(73), NewHash::Bcrypt).is_err());
+    }
+
+    #[test]
+    fn argon2id_hash_then_verify() {
+        let h = hash_with("s3cret", NewHash::Argon2id).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert_eq!(crate::config::hash::check(&h), Ok(Scheme::Argon2id));
+        assert!(crypt_verify("s3cret", &h));
+        assert!(!crypt_verify("wrong", &h));
+    }
+
+    #[test]
+    fn known_bcrypt_vector() {
+        // Openwall's crypt_blowfish test vector, as libxcrypt writes it.
+        let h = "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+        assert!(crypt_verify("U*U", h));
+        assert!(crypt_verify("U*U", &h.replacen("$2b$", "$2y$", 1)));
+    }
+
+    #[test]
+    fn unknown_scheme_never_matches() {
+        assert!(!crypt_verify("x", "x"));
+    }
+
+    #[test]
+    fn scheme_names() {
+        assert_eq!(NewHash::parse("bcrypt"), Ok(NewHash::Bcrypt));
+        assert!(NewHash::parse("md5").is_err());
+    }
+
+    /// Both use the process-wide permits, so they run one after the other.
+    #[test]
+    fn argon2_permits() {
+        argon2_checks_are_bounded();
+        a_check_dropped_while_waiting_releases_its_waiters();
+    }
+
+    fn argon2_checks_are_bounded() {
+        // More concurrent argon2id checks than permits: all finish, and the
+        // permits are all back afterwards.
+        let c = cache(64, CREDENTIAL_CACHE_TTL);
+        let h = hash_with("pw", NewHash::Argon2id).unwrap();
+        let results = smol::block_on(async {
+            let tasks: Vec<_> = (0..MAX_CONCURRENT_ARGON2 * 2)
+                .map(|i| {
+                    let h = h.clone();
+                    let pw = if i % 2 == 0 { "pw" } else { "no" };
+                    smol::spawn(async move {
+                        c.verify(&format!("u{i}"), h, Password(pw.into()), Instant::now())
+                            .await
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        });
+        assert_eq!(
+            results.iter().filter(|ok| **ok).count(),
+            MAX_CONCURRENT_ARGON2
+        );
+        let held: Vec<_> = (0..MAX_CONCURRENT_ARGON2)
+            .map(|_| ARGON2_PERMITS.try_acquire().expect("a permit left behind"))
+            .collect();
+        drop(held);
+    }
+
+    fn a_check_dropped_while_waiting_releases_its_waiters() {
+        let c = cache(16, CREDENTIAL_CACHE_TTL);
+        let h = hash_with("pw", NewHash::Argon2id).unwrap();
+        // Hold every permit: the first check waits for one.
+        let held: Vec<_> = (0..MAX_CONCURRENT_ARGON2)
+            .map(|_| ARGON2_PERMITS.try_acquire().unwrap())
+            .collect();
+        let first = smol::spawn(c.verify("u", h.clone(), Password("pw".into()), Instant::now()));
+        let second = smol::spawn(c.verify("u", h, Password("pw".into()), Instant::now()));
+        smol::block_on(async {
+            smol::Timer::after(Duration::from_millis(100)).await;
+            first.cancel().await;
+        });
+        drop(held);
+        assert!(
+            !smol::block_on(second),
+            "the waiter is released, with a failure"
+        );
+        assert!(c.lock().is_empty());
     }
 }

@@ -159,12 +159,9 @@ fn demo() -> ExitCode {
     config.root = root.clone();
     // The demo runs unprivileged: active connections leave from any port.
     config.active_source_port = 0;
-    config.users.push(User {
-        name: "demo".into(),
-        password_hash: hash,
-        home: root.clone(),
-        permissions: Permissions::FULL,
-    });
+    let mut demo = User::new("demo", hash, root.clone());
+    demo.permissions = Permissions::FULL;
+    config.users.push(demo);
     config.max_sessions = 1000;
     // Ignore errors: stdout may be closed (piped to `head`); the demo serves anyway.
     let _ = writeln!(
