@@ -263,3 +263,8 @@ pub const MAX_ARGON2_MEMORY_KIB: u32 = 64 * 1024;
 /// bcrypt cost of the hashes `lakeftpd passwd --scheme bcrypt` makes
 /// (2^10 rounds, some 60 ms here; the credential cache absorbs repeats).
 pub const BCRYPT_COST: u32 = 10;
+
+/// Problems of a refused users file that are logged one by one; the rest
+/// are counted in one line (a file with 100,000 bad lines must not flood
+/// the journal). `lakeftpd check --users` lists them all.
+pub const MAX_LOGGED_PROBLEMS: usize = 100;

@@ -9,6 +9,7 @@ use crate::delivery::Delivery;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::sys::budget::FdBudget;
+use crate::users::Users;
 use smol::channel::Receiver;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,7 +19,8 @@ use std::sync::{Arc, Mutex};
 /// pool, and the stop signals.
 pub struct Shared {
     pub config: Config,
-    pub users: HashMap<String, Arc<User>>,
+    /// The users who may log in now; a reload swaps them whole.
+    pub users: Arc<Users>,
     /// Shared with the S3 delivery threads (issue 4).
     pub metrics: Arc<Metrics>,
     /// S3 delivery (issue 4); `None` without `s3_bucket`.
@@ -39,7 +41,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
-        self.users.get(name).cloned()
+        self.users.get(name)
     }
 
     pub fn is_stopping(&self) -> bool {

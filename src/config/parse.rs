@@ -2,7 +2,7 @@
 //! sections (read by `users.rs`), one `set_global` per global key. Every bad line is one
 //! `Problem` with its line number; the rules between keys are in `check.rs`.
 
-use super::users::Sections;
+use super::users::{scan, Sections};
 use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
     parse_log_level, parse_port_range, parse_size, parse_switch,
@@ -46,59 +46,6 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     } else {
         problems.sort_by_key(|p| p.line);
         Err(problems)
-    }
-}
-
-/// The one reader of the text's lines: comments, `key = value`, and
-/// `[user NAME]` sections (given to `sections`). Keys above the first
-/// section go to `global`. Every bad line is one problem.
-pub(super) fn scan(
-    text: &str,
-    sections: &mut Sections,
-    problems: &mut Vec<Problem>,
-    global: &mut dyn FnMut(&str, &str) -> Result<(), String>,
-) {
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let content = strip_comment(raw).trim();
-        if content.is_empty() {
-            continue;
-        }
-        let mut fail = |message: String| problems.push(Problem { line, message });
-
-        if let Some(section) = content.strip_prefix('[') {
-            match section.strip_suffix(']') {
-                Some(section) => sections.header(section, line, &mut fail),
-                None => fail(format!("section header `{content}` lacks its closing `]`")),
-            }
-            continue;
-        }
-
-        let Some((key, value)) = content.split_once('=') else {
-            fail(format!("expected `key = value`, found `{content}`"));
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        if value.is_empty() {
-            fail(format!("`{key}` has no value"));
-            continue;
-        }
-        let result = if sections.open() {
-            sections.set(key, value)
-        } else {
-            global(key, value)
-        };
-        if let Err(message) = result {
-            fail(message);
-        }
-    }
-}
-
-/// `#` starts a comment anywhere on a line. (A crypt hash never contains `#`.)
-fn strip_comment(line: &str) -> &str {
-    match line.find('#') {
-        Some(at) => &line[..at],
-        None => line,
     }
 }
 

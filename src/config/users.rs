@@ -1,13 +1,13 @@
-//! `[user NAME]` sections: the one reader of them, for the configuration
-//! text (`parse.rs` hands it every section line) and for a users file
-//! (`users = ...`), which holds sections and nothing else.
+//! The one reader of a text's lines and `[user NAME]` sections, for the
+//! configuration text (`parse.rs` gives it the global keys) and for a users
+//! file (`users = ...`), which holds sections and nothing else.
 //!
 //! A users file may hold 100,000 users: every check here is a hash look-up
 //! or a scan of one line, never a scan of the users read so far.
 
 use super::keytemplate::KeyTemplate;
 use super::value::{parse_abs_path, parse_permissions};
-use super::{cidr, hash, parse, Config, Permissions, Problem, User};
+use super::{cidr, hash, Config, Permissions, Problem, User};
 use crate::limits;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -131,7 +131,7 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
         return Err(problems);
     }
     let mut sections = Sections::default();
-    parse::scan(text, &mut sections, &mut problems, &mut |key, _| {
+    scan(text, &mut sections, &mut problems, &mut |key, _| {
         Err(format!(
             "`{key}` above the first section: a users file holds `[user NAME]` sections only"
         ))
@@ -161,6 +161,59 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
     } else {
         problems.sort_by_key(|p| p.line);
         Err(problems)
+    }
+}
+
+/// The one reader of the text's lines: comments, `key = value`, and
+/// `[user NAME]` sections (given to `sections`). Keys above the first
+/// section go to `global`. Every bad line is one problem.
+pub(super) fn scan(
+    text: &str,
+    sections: &mut Sections,
+    problems: &mut Vec<Problem>,
+    global: &mut dyn FnMut(&str, &str) -> Result<(), String>,
+) {
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = strip_comment(raw).trim();
+        if content.is_empty() {
+            continue;
+        }
+        let mut fail = |message: String| problems.push(Problem { line, message });
+
+        if let Some(section) = content.strip_prefix('[') {
+            match section.strip_suffix(']') {
+                Some(section) => sections.header(section, line, &mut fail),
+                None => fail(format!("section header `{content}` lacks its closing `]`")),
+            }
+            continue;
+        }
+
+        let Some((key, value)) = content.split_once('=') else {
+            fail(format!("expected `key = value`, found `{content}`"));
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if value.is_empty() {
+            fail(format!("`{key}` has no value"));
+            continue;
+        }
+        let result = if sections.open() {
+            sections.set(key, value)
+        } else {
+            global(key, value)
+        };
+        if let Err(message) = result {
+            fail(message);
+        }
+    }
+}
+
+/// `#` starts a comment anywhere on a line. (A crypt hash never contains `#`.)
+fn strip_comment(line: &str) -> &str {
+    match line.find('#') {
+        Some(at) => &line[..at],
+        None => line,
     }
 }
 
@@ -250,7 +303,10 @@ mod tests {
 
     #[test]
     fn a_name_also_in_the_configuration_is_refused() {
-        let config = parse::parse(&section("a", "")).unwrap();
+        let mut config = Config::defaults();
+        config
+            .users
+            .push(User::new("a", HASH.into(), PathBuf::from("/h/a")));
         let p = parse_users(&format!("# c\n{}", section("a", "")), &config).unwrap_err();
         assert_eq!(p[0].line, 2);
         assert!(p[0].message.contains("also defined"));

@@ -12,6 +12,10 @@
 //! Files up to `s3_part_size` go up in one PutObject; larger ones as a
 //! multipart upload whose parts are sent one after another (concurrency comes
 //! from several files in flight). A multipart upload that fails is aborted.
+//!
+//! Reading: `get_object` is one GetObject, conditional on an ETag when the
+//! caller holds a copy (`If-None-Match`, RFC 9110 §13.1.2: S3 answers 304
+//! Not Modified without a body), with a bounded body.
 
 use crate::config::s3::S3Settings;
 use crate::delivery::credentials::Provider;
@@ -22,8 +26,8 @@ use crate::limits::{
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, PutObject, S3Action,
-    UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, GetObject, PutObject,
+    S3Action, UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use std::fs::File;
@@ -74,6 +78,19 @@ pub struct Object<'a> {
     pub metadata: &'a [(&'static str, String)],
 }
 
+/// What a GetObject found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Got {
+    /// The object still has the ETag given (304, or 200 with that ETag
+    /// from a server that ignores the condition).
+    NotModified,
+    Object {
+        body: Vec<u8>,
+        /// As S3 sent it, quotes included.
+        etag: Option<String>,
+    },
+}
+
 pub struct Client {
     bucket: Bucket,
     agent: ureq::Agent,
@@ -84,6 +101,16 @@ pub struct Client {
 impl Client {
     pub fn new(settings: &S3Settings, credentials: Arc<Provider>) -> Result<Client, String> {
         let bucket_name = settings.bucket.clone().ok_or("no s3_bucket")?;
+        Client::for_bucket(settings, bucket_name, credentials)
+    }
+
+    /// A client of `bucket_name` with the endpoint, region and part size of
+    /// `settings` (another bucket than `s3_bucket`, such as the users file's).
+    pub fn for_bucket(
+        settings: &S3Settings,
+        bucket_name: String,
+        credentials: Arc<Provider>,
+    ) -> Result<Client, String> {
         let (endpoint, style) = match &settings.endpoint {
             // S3-compatible servers are addressed path-style.
             Some(url) => (url.clone(), UrlStyle::Path),
@@ -132,6 +159,45 @@ impl Client {
             slow_down: None,
             credentials: false,
         })
+    }
+
+    /// Reads `key`, unless its ETag is still `if_none_match`; a body above
+    /// `limit` bytes is an error.
+    pub fn get_object(
+        &self,
+        key: &str,
+        if_none_match: Option<&str>,
+        limit: u64,
+    ) -> Result<Got, Error> {
+        let credentials = self.credentials()?;
+        let action = GetObject::new(&self.bucket, Some(&credentials), key);
+        let url = action.sign(S3_SIGNATURE_LIFETIME);
+        let mut request = self.agent.get(url.as_str());
+        if let Some(etag) = if_none_match {
+            request = request.header("if-none-match", etag);
+        }
+        let result = request.call();
+        if let Ok(response) = &result {
+            if response.status().as_u16() == 304 {
+                return Ok(Got::NotModified);
+            }
+        }
+        let mut response = check(result, "GetObject")?;
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if if_none_match.is_some() && etag.as_deref() == if_none_match {
+            return Ok(Got::NotModified);
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| remote(format!("GetObject: body: {e}")))?;
+        Ok(Got::Object { body, etag })
     }
 
     /// Stores `object`; returns the bytes sent.

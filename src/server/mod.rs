@@ -75,6 +75,10 @@ pub fn run(
         health.clone(),
     )?;
 
+    // The users file: loaded (or the fallback decided) before the first
+    // connection is accepted.
+    let users = crate::users::reload::start(&config, metrics.clone(), health.clone())?;
+
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
@@ -88,11 +92,7 @@ pub fn run(
         _ => None,
     });
     let shared = Arc::new(Shared {
-        users: config
-            .users
-            .iter()
-            .map(|u| (u.name.clone(), Arc::new(u.clone())))
-            .collect(),
+        users,
         passive: PassivePool::new(config.passive_ports),
         public_ip,
         per_ip: Mutex::new(HashMap::new()),

@@ -8,7 +8,7 @@
 use super::dispatch::Account;
 use super::input::{Input, LineReader};
 use super::outcome::Outcome;
-use super::{Flow, Handled, Session};
+use super::{Flow, Handled, Login, Session};
 use crate::data::active::{self, DataPlan, Peer};
 use crate::data::transfer::{self, TransferError};
 use crate::ops::metrics;
@@ -357,6 +357,10 @@ impl Session {
         if let (Some(file), Some(delivery)) = (placed, self.shared.delivery.clone()) {
             let upload = crate::delivery::Upload {
                 user: self.user_name().to_string(),
+                template: match &self.login {
+                    Login::In { user, .. } => user.s3_key.clone(),
+                    _ => None,
+                },
                 client: self.client,
                 path: virt.as_str().to_string(),
                 file,
