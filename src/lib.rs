@@ -15,6 +15,8 @@
 //! - [`aws`]: the EC2 metadata service and CloudWatch EMF.
 //! - [`ops`]: metrics, Prometheus text, the health endpoint, the drain.
 //! - [`data`]: data connections (active connect, passive pool) and transfers.
+//! - [`tls`]: FTPS: the rustls configuration, a certificate replaceable at
+//!   run time, handshakes, the plain-or-TLS stream, session-reuse tags.
 //! - [`storage`]: the jail (the only producer of real paths), durable
 //!   uploads, the spool.
 //! - [`config`]: the configuration text parsed once into typed values.
@@ -39,4 +41,5 @@ pub mod session;
 pub mod shared;
 pub mod storage;
 pub mod sys;
+pub mod tls;
 pub mod users;

@@ -15,6 +15,9 @@ pub const MAX_LINE: usize = 1024;
 /// Longest path argument, in bytes, after the verb.
 pub const MAX_PATH: usize = 1000;
 
+/// Longest single name (path component), in bytes: Linux's NAME_MAX.
+pub const MAX_NAME: usize = 255;
+
 /// Longest single reply assembled (multi-line replies included): room for a
 /// path whose every byte is a doubled quote (RFC 959 §7, reply 257).
 pub const MAX_REPLY: usize = 2 * MAX_PATH + 128;
@@ -99,6 +102,17 @@ pub const MAX_HEALTH_REQUEST_LINE: usize = 256;
 /// for its response to be taken.
 pub const HEALTH_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the health listener waits for the request line itself. A
+/// balancer's check sends it with the connection (NLB, ALB and Route 53
+/// checkers send the request at once); an idle connection is closed after
+/// this, and evicted earlier when a new one needs its slot.
+pub const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Listen backlog of the health listener: connections the kernel queues
+/// until they are accepted (and possibly evict an idle one), so a burst of
+/// idle sockets does not make the balancer's SYN wait for a retransmission.
+pub const HEALTH_BACKLOG: i32 = 1024;
+
 /// Health/metrics connections served at once; more are closed at once (a
 /// balancer checks every few seconds, a scraper every few more).
 pub const MAX_HEALTH_CONNECTIONS: usize = 64;
@@ -135,6 +149,38 @@ pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_millis(250);
 pub const DEFAULT_HEALTH_S3_FAILING_AFTER: Duration = Duration::from_secs(300);
 pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(60);
+
+// --- Defence (config/defence.rs, server/admission.rs, auth/defender.rs) ----
+
+/// Default of `max_unauthenticated`: `max_sessions` divided by this. Half
+/// the slots may wait for a header or a login; the other half stays for
+/// devices that logged in, and shedding the oldest waiting connection keeps
+/// room for a new one.
+pub const UNAUTHENTICATED_SHARE_DIVISOR: usize = 2;
+/// One address may hold at most this fraction (1/N) of the unauthenticated
+/// share: a flood from a few addresses sheds its own oldest connections
+/// before anyone else's.
+pub const UNAUTHENTICATED_PER_IP_DIVISOR: usize = 10;
+/// Default of `max_passive_per_ip`: the passive pool divided by this.
+pub const PASSIVE_SHARE_DIVISOR: usize = 10;
+/// Defaults of the defender: 10 failed logins within 10 minutes ban an
+/// address for 15 minutes, so a guesser sustains at most ~10 guesses per
+/// 25 minutes, while a device with a mistyped password gets ten tries.
+pub const DEFAULT_BAN_AFTER: u32 = 10;
+pub const DEFAULT_BAN_WINDOW: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_BAN_TIME: Duration = Duration::from_secs(15 * 60);
+/// Longest ban: each repeat doubles `ban_time`, up to this.
+pub const MAX_BAN_TIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long an address's ban history (the doubling) and an (address, user)
+/// pair's last success are remembered.
+pub const DEFENDER_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
+/// Addresses the defender tracks at once (about 100 bytes each). When full,
+/// entries past their window are dropped first, then the least suspicious.
+pub const MAX_DEFENDER_ENTRIES: usize = 100_000;
+/// IPv6 clients are scored by their /64: one subscriber gets a whole /64
+/// (RFC 6177), so scoring single addresses would let one guesser rotate
+/// through 2^64 of them.
+pub const DEFENDER_IPV6_PREFIX: u8 = 64;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 
@@ -268,3 +314,43 @@ pub const BCRYPT_COST: u32 = 10;
 /// are counted in one line (a file with 100,000 bad lines must not flood
 /// the journal). `lakeftpd check --users` lists them all.
 pub const MAX_LOGGED_PROBLEMS: usize = 100;
+/// How often `tls_cert` and `tls_key` are checked for a change (file
+/// mtime and size, S3 ETag): certificates on a fleet are replaced weeks
+/// before they expire, so minutes are soon enough, and an S3 GET per
+/// instance every 5 minutes costs nothing.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Longest certificate chain or key file read (file or S3 object): a chain
+/// of a few certificates is under 10 KiB; anything far larger is a mistake.
+pub const MAX_TLS_PEM_BYTES: usize = 256 * 1024;
+
+/// Entries of the TLS 1.2 session-id cache (a few hundred bytes each, so
+/// about 5 MiB when full). Clients that resume by session id (not by
+/// ticket) need their control session's entry as long as the session runs;
+/// the cache is shared by every session, so it is sized for many thousand
+/// sessions, and the oldest entries make room for new ones.
+pub const TLS_SESSION_CACHE: usize = 16384;
+
+/// TLS 1.3 tickets sent after each handshake (rustls' default is 2). A
+/// client that resumes its control session for every data connection needs
+/// one it may reuse: the tickets are stateless (encrypted by the ticketer)
+/// and so reusable, and each data connection gets fresh ones too.
+pub const TLS13_TICKETS: usize = 2;
+
+/// Bytes rustls may hold in its plaintext and TLS send buffers per
+/// connection (`set_buffer_limit`). A reply or one transfer buffer fits;
+/// writes past it wait for the socket, so a slow reader cannot grow them.
+pub const TLS_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// Longest a TLS handshake may take, on the control connection (after
+/// `AUTH TLS` or on the implicit listener) and on a data connection.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of a TLS data connection moved per read and write (RETR of a
+/// protected file: no sendfile through TLS). A TLS record holds 16 KiB.
+pub const TLS_TRANSFER_CHUNK: usize = 16 * 1024;
+
+/// How long a refused PROT P data connection (522) is kept open after our
+/// close_notify, its incoming bytes read and dropped, so the client reads
+/// the alert instead of a reset.
+pub const TLS_REFUSAL_LINGER: Duration = Duration::from_secs(2);

@@ -3,12 +3,15 @@
 //! signals. It sits below the session and the server; the modules under it
 //! (ops, delivery, data) take the fields they need, never the whole struct.
 
+use crate::auth::defender::Defender;
 use crate::config::{Config, User};
 use crate::data::passive::PassivePool;
 use crate::delivery::Delivery;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::sys::budget::FdBudget;
+use crate::sys::unauthenticated::Share;
+use crate::tls::Tls;
 use crate::users::Users;
 use smol::channel::Receiver;
 use std::collections::HashMap;
@@ -31,17 +34,30 @@ pub struct Shared {
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Open files: one per session, two more per transfer.
     pub fds: Arc<FdBudget>,
+    /// Connections not logged in yet, oldest first (`max_unauthenticated`).
+    pub unauthenticated: Arc<Share>,
+    /// Failed-login scores and bans. Held only for a lookup or an update,
+    /// never across `.await`.
+    pub defender: Mutex<Defender>,
     /// What `/healthz` reports: draining, S3 delivery failing.
     pub health: Arc<Health>,
     /// Closed when the listener closes (after `drain_delay`); every waiter wakes.
     pub stopping: Receiver<()>,
     /// Closed when `drain_timeout` has passed.
     pub hard_stopping: Receiver<()>,
+    /// FTPS: the TLS configuration and current certificate; `None` with
+    /// `tls = off`.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Shared {
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
         self.users.get(name)
+    }
+
+    /// Runs `f` on the defender (the lock is held only for it).
+    pub fn defender<T>(&self, f: impl FnOnce(&mut Defender) -> T) -> T {
+        f(&mut self.defender.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -25,6 +25,8 @@ packages=(
     procps                 # pgrep/ps in the shell tests
     util-linux             # mount (tmpfs for disk-full tests), unshare
     ca-certificates        # crates.io over TLS for the s3s-fs build
+    rclone                 # FTPS client (--ftp-explicit-tls) in tests/ftps.rs
+    python3-cryptography   # tests/clients/make_cert.py: certificates for the FTPS tests
 )
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,9 +54,13 @@ done
 
 # Proof, part 1: every command the suite runs is on PATH.
 for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
-    qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc; do
+    qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc rclone; do
     command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
 done
+
+# The FTPS tests make their certificates with python3-cryptography.
+python3 -c 'import cryptography.x509' 2>/dev/null ||
+    die "python3 cannot import cryptography (package python3-cryptography)"
 
 # Proof, part 2: each C compiler the builds use compiles and links a probe
 # that includes the header ring needs. (A machine that had

@@ -36,3 +36,8 @@ LAKEFTPD_BIN="$bin" tests/topology.sh
 # A seconds-long smoke of the benchmark, so it cannot rot (the full run,
 # against vsftpd and pure-ftpd, is `tests/bench/run.sh`; see docs/benchmark.md).
 tests/bench/run.sh --smoke
+
+# The attack soak, 30 seconds (the 5-minute run is `tests/bench/attack.sh`):
+# non-zero exit when a device saw an error, a file was lost, or a health
+# check or a device behind the balancer failed.
+LAKEFTPD_BIN="$bin" tests/bench/attack.sh --seconds 30 --baseline 15

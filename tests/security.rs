@@ -254,9 +254,12 @@ fn commands_before_login_are_refused() {
 
 #[test]
 fn max_sessions_plus_one_gets_421() {
+    // Both slots held by logged-in devices: nothing can be shed, so the
+    // third connection is refused. (Connections not logged in yet would be
+    // shed oldest first instead: tests/defence.rs.)
     let server = Server::start("max_sessions = 2", &[("dev", "full")]);
-    let mut a = Control::open(server.addr);
-    let _b = Control::open(server.addr);
+    let mut a = Control::login(server.addr, "dev");
+    let _b = Control::login(server.addr, "dev");
     let mut third = Control::connect(server.addr);
     let (code, _) = third.reply();
     assert_eq!(code, 421);

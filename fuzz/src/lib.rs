@@ -316,7 +316,11 @@ pub fn proxy_v2(data: &[u8]) {
         source,
         destination,
     };
-    assert_eq!(proxy::parse_v2(&h), Ok(Some((expected, h.len()))));
+    if h.len() <= MAX_PROXY_HEADER {
+        assert_eq!(proxy::parse_v2(&h), Ok(Some((expected, h.len()))));
+    } else {
+        assert_eq!(proxy::parse_v2(&h), Err(proxy::Refusal::TooLong));
+    }
 }
 
 /// `config::parse` (user-data is untrusted in transit): never panics; an

@@ -16,12 +16,13 @@
 //! old entry. Concurrent checks of the same credentials (a fleet reconnecting
 //! at once) share one crypt computation instead of each paying for it.
 
+pub mod defender;
 mod hash;
 
-pub use hash::{hash, hash_with, NewHash};
+pub use hash::{costliest, hash, hash_with, rounds, set_unknown_user_cost, NewHash};
 
 use crate::config::User;
-use hash::{crypt_verify, permit};
+use hash::{crypt_verify, permit, DUMMY_HASH, UNKNOWN_USER_HASH};
 use sha2::{Digest, Sha256};
 use smol::lock::OnceCell;
 use std::collections::HashMap;
@@ -48,17 +49,22 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A hash for unknown users, so that a wrong user name costs as much time
-/// as a wrong password (no user enumeration by timing).
-const DUMMY_HASH: &str = "$6$lakeftpddummysa$H3bU6qC0J7bH0Z1a0mKcB9iXy1D5d3p0iUqQk2cC4fP5xkqk2m7wPZp8i1g5C8lZbR0o7dYy8fN5c1r2gT3hW/";
-
 /// Checks `password` for `user` (or burns the same time when there is no such
 /// user). Returns true only for a match.
 pub async fn verify(user: Option<Arc<User>>, password: Password) -> bool {
     // Unknown users are never cached: they always pay the dummy check.
     let Some(user) = user else {
+        let hash: Arc<str> = UNKNOWN_USER_HASH
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| Arc::from(DUMMY_HASH));
+        // The same permit a real check of that hash would wait for.
+        let permit = permit(&hash).await;
         smol::unblock(move || {
-            let _ = crypt_verify(&password.0, DUMMY_HASH);
+            // SECURITY: the result is discarded; only the time is spent.
+            let _ = crypt_verify(&password.0, &hash);
+            drop(permit);
         })
         .await;
         return false;

@@ -65,6 +65,9 @@ fn check_command(check: &args::Check) -> ExitCode {
         };
         match load(&source) {
             Ok(config) => {
+                if let Err(message) = check_tls(&config) {
+                    return fail(&message);
+                }
                 println!(
                     "configuration ok: {} users, listening on {}",
                     config.users.len(),
@@ -94,6 +97,32 @@ fn check_command(check: &args::Check) -> ExitCode {
                 message.push_str(&format!("\n  {origin}: {p}"));
             }
             fail(&message)
+        }
+    }
+}
+
+/// `check`: reads and checks `tls_cert` and `tls_key` as the server
+/// would at start (key matches, not expired, chain in order).
+fn check_tls(config: &Config) -> Result<(), String> {
+    let Some(reader) = server::certs::Reader::new(config) else {
+        return Ok(());
+    };
+    let now = server::certs::now();
+    match reader.load(now) {
+        Ok((pair, _)) => {
+            println!(
+                "tls: certificate ok: {}, expires in {} days",
+                pair.subject,
+                pair.seconds_left(now) / 86_400
+            );
+            Ok(())
+        }
+        Err(problems) => {
+            let mut message = format!("tls_cert/tls_key: {} problem(s):", problems.len());
+            for p in problems {
+                message.push_str(&format!("\n  {p}"));
+            }
+            Err(message)
         }
     }
 }

@@ -11,6 +11,7 @@ impl Config {
         let mut messages = Vec::new();
         self.check_s3(&mut messages);
         self.check_users(&mut messages);
+        self.check_tls(&mut messages);
         if self.passive_ports.0 > self.passive_ports.1 {
             messages.push("passive_ports: the first port is above the last".to_string());
         }
@@ -30,6 +31,35 @@ impl Config {
             .into_iter()
             .map(|message| Problem { line: 0, message })
             .collect()
+    }
+
+    /// FTPS: TLS needs a certificate and key; what needs TLS.
+    fn check_tls(&self, messages: &mut Vec<String>) {
+        let tls = &self.tls;
+        if !tls.enabled() {
+            if tls.implicit_listen.is_some() {
+                messages.push("`implicit_tls_listen` needs `tls = on` or `required`".into());
+            }
+            if tls.cert.is_some() || tls.key.is_some() {
+                messages.push("`tls_cert`/`tls_key` are set but `tls = off`".into());
+            }
+            for user in self.users.iter().filter(|u| u.tls_required) {
+                messages.push(format!(
+                    "user `{}` has `tls = required` but `tls = off`",
+                    user.name
+                ));
+            }
+            return;
+        }
+        if tls.cert.is_none() {
+            messages.push("`tls` is on but `tls_cert` is not set".into());
+        }
+        if tls.key.is_none() {
+            messages.push("`tls` is on but `tls_key` is not set".into());
+        }
+        if tls.implicit_listen == Some(self.listen) && self.listen.port() != 0 {
+            messages.push("`implicit_tls_listen` and `listen` are the same address".into());
+        }
     }
 
     /// S3 delivery: what needs a bucket, and where the spool may lie.
@@ -179,5 +209,16 @@ mod tests {
         });
         assert_eq!(p.len(), 4);
         assert!(p.iter().all(|p| p.line == 0));
+    }
+
+    #[test]
+    fn tls_on_needs_cert_and_key() {
+        assert_eq!(with(|c| c.tls.mode = crate::config::tls::Mode::On).len(), 2);
+    }
+
+    #[test]
+    fn implicit_listener_needs_tls() {
+        let p = with(|c| c.tls.implicit_listen = Some("0.0.0.0:990".parse().unwrap()));
+        assert!(p[0].message.contains("implicit_tls_listen"));
     }
 }

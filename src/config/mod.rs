@@ -21,10 +21,12 @@
 
 mod check;
 pub mod cidr;
+pub mod defence;
 pub mod hash;
 pub mod keytemplate;
 mod parse;
 pub mod s3;
+pub mod tls;
 mod users;
 pub mod value;
 
@@ -133,6 +135,8 @@ pub struct User {
     pub allow_from: Vec<Cidr>,
     /// This user's object key template instead of the global `s3_key`.
     pub s3_key: Option<Arc<keytemplate::KeyTemplate>>,
+    /// `tls = required` in the section: no login before `AUTH TLS`.
+    pub tls_required: bool,
 }
 
 impl User {
@@ -145,6 +149,7 @@ impl User {
             permissions: Permissions::UPLOAD,
             allow_from: Vec::new(),
             s3_key: None,
+            tls_required: false,
         }
     }
 
@@ -237,8 +242,12 @@ pub struct Config {
     pub metrics_interval: Duration,
     /// EMF dimension `Group` (e.g. the stack name) for fleet-wide metrics.
     pub metrics_group: Option<String>,
-    /// S3 delivery keys (issue 4; see s3config.rs).
+    /// S3 delivery keys (see s3.rs).
     pub s3: crate::config::s3::S3Settings,
+    /// Defence keys (see defence.rs).
+    pub defence: crate::config::defence::Defence,
+    /// FTPS keys (see tls.rs).
+    pub tls: crate::config::tls::TlsSettings,
     /// The users of the configuration text.
     pub users: Vec<User>,
     /// `users`: more users, reloaded while running; `None`: none.
@@ -284,6 +293,8 @@ impl Config {
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             metrics_group: None,
             s3: crate::config::s3::S3Settings::defaults(),
+            defence: crate::config::defence::Defence::defaults(),
+            tls: crate::config::tls::TlsSettings::defaults(),
             users: Vec::new(),
             users_source: None,
             users_poll_interval: limits::DEFAULT_USERS_POLL_INTERVAL,

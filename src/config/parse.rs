@@ -7,7 +7,7 @@ use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
     parse_log_level, parse_port_range, parse_size, parse_switch,
 };
-use super::{cidr, s3, Config, Problem, PublicAddress, UsersSource};
+use super::{cidr, defence, s3, tls, Config, Problem, PublicAddress, UsersSource};
 use crate::limits;
 use crate::protocol::proxy;
 
@@ -160,6 +160,10 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         "users_boot_timeout" => {
             config.users_boot_timeout = parse_duration(value).map_err(|e| bad(&e))?
         }
+        // Defence against the open internet: parsed in defence.rs.
+        key if defence::KEYS.contains(&key) => config.defence.set(key, value)?,
+        // FTPS: parsed in tls.rs.
+        key if tls::KEYS.contains(&key) => config.tls.set(key, value)?,
         "password" | "home" | "permissions" | "allow_from" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }

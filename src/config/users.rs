@@ -7,7 +7,7 @@
 
 use super::keytemplate::KeyTemplate;
 use super::value::{parse_abs_path, parse_permissions};
-use super::{cidr, hash, Config, Permissions, Problem, User};
+use super::{cidr, hash, tls, Config, Permissions, Problem, User};
 use crate::limits;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ struct Draft {
     permissions: Option<Permissions>,
     allow_from: Option<Vec<cidr::Cidr>>,
     s3_key: Option<Arc<KeyTemplate>>,
+    tls_required: Option<bool>,
     /// A `password` line was present (even if its value was refused).
     password_given: bool,
     /// A second section for the same name: its lines are checked, then dropped.
@@ -65,6 +66,7 @@ impl Sections {
             permissions: None,
             allow_from: None,
             s3_key: None,
+            tls_required: None,
             password_given: false,
             duplicate,
         });
@@ -103,6 +105,7 @@ impl Sections {
                 permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
                 allow_from: draft.allow_from.unwrap_or_default(),
                 s3_key: draft.s3_key,
+                tls_required: draft.tls_required.unwrap_or(false),
             });
         }
         users
@@ -247,8 +250,13 @@ fn set_user(draft: &mut Draft, key: &str, value: &str) -> Result<(), String> {
             draft.s3_key = Some(Arc::new(KeyTemplate::parse(value).map_err(|e| bad(&e))?));
             Ok(())
         }
+        "tls" if draft.tls_required.is_some() => Err(bad("set twice")),
+        "tls" => {
+            draft.tls_required = Some(tls::parse_user_tls(value).map_err(|e| bad(&e))?);
+            Ok(())
+        }
         _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, allow_from, s3_key; global keys go above the first section)",
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, allow_from, s3_key, tls; global keys go above the first section)",
             draft.name
         )),
     }

@@ -9,7 +9,7 @@ use crate::sys::timeout;
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// How the next data connection will be made.
@@ -18,7 +18,7 @@ pub enum DataPlan {
     /// Connect to this address (already checked against the client's).
     Active(SocketAddr),
     /// Accept on this listener; the port returns to the pool when it drops.
-    Passive(Async<TcpListener>),
+    Passive(crate::data::passive::Passive),
 }
 
 /// Why a data connection could not be made: each is a 425 reply.
@@ -79,7 +79,8 @@ pub async fn open(
                 }
             }
         }
-        DataPlan::Passive(listener) => {
+        DataPlan::Passive(passive) => {
+            let listener = &passive.listener;
             let accept = async {
                 loop {
                     let (stream, from) = listener.accept().await.map_err(DataError::Accept)?;

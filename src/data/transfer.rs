@@ -1,5 +1,7 @@
 //! Moving bytes over a data connection: RETR (sendfile in binary mode),
-//! STOR/APPE/STOU into a `TempUpload`, and listings. Each transfer owns one
+//! STOR/APPE/STOU into a `TempUpload`, and listings. A TLS data connection
+//! (PROT P) cannot use sendfile or splice: its bytes go through the
+//! transfer buffer and rustls, in both directions. Each transfer owns one
 //! buffer of `TRANSFER_BUFFER` bytes for its lifetime only; every read and
 //! write on the data connection is raced against `data_timeout` (a stalled
 //! transfer ends, it never hangs a session).
@@ -11,6 +13,7 @@ use crate::protocol::listing::{self, Entry, Format};
 use crate::storage::upload::TempUpload;
 use crate::sys;
 use crate::sys::budget::{FdBudget, FdPermit};
+use crate::tls::stream::Stream;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer};
@@ -70,9 +73,11 @@ async fn timed<T>(
     .await
 }
 
-/// Sends `path` from `offset` (REST). Returns bytes sent.
+/// Sends `path` (inside `home`, opened beneath it: `jail::open_regular`)
+/// from `offset` (REST). Returns bytes sent.
 pub async fn send_file(
-    mut data: Async<TcpStream>,
+    mut data: Stream,
+    home: PathBuf,
     path: PathBuf,
     offset: u64,
     kind: Type,
@@ -80,15 +85,18 @@ pub async fn send_file(
     metrics: &Metrics,
 ) -> Result<u64, TransferError> {
     let file = smol::unblock(move || -> io::Result<File> {
-        let mut file = File::open(path)?;
+        let mut file = crate::storage::jail::open_regular(&home, &path)?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(file)
     })
     .await
     .map_err(TransferError::local)?;
-    let sent = match kind {
-        Type::Image => send_binary(&data, file, offset, stall, metrics).await?,
-        Type::Ascii => send_ascii(&mut data, file, stall, metrics).await?,
+    let sent = match (kind, &data) {
+        (Type::Image, Stream::Plain(socket)) => {
+            send_binary(socket, file, offset, stall, metrics).await?
+        }
+        (Type::Image, _) => send_buffered(&mut data, file, false, stall, metrics).await?,
+        (Type::Ascii, _) => send_buffered(&mut data, file, true, stall, metrics).await?,
     };
     timed(stall, data.close())
         .await
@@ -123,15 +131,17 @@ async fn send_binary(
     }
 }
 
-/// ASCII RETR: LF becomes CRLF on the wire (RFC 959 §3.1.1.1).
-async fn send_ascii(
-    data: &mut Async<TcpStream>,
+/// RETR through the transfer buffer: ASCII (LF becomes CRLF on the wire,
+/// RFC 959 §3.1.1.1) and every TLS download.
+async fn send_buffered(
+    data: &mut Stream,
     mut file: File,
+    ascii: bool,
     stall: Duration,
     metrics: &Metrics,
 ) -> Result<u64, TransferError> {
     let mut chunk = vec![0u8; TRANSFER_BUFFER];
-    let mut wire = Vec::with_capacity(2 * TRANSFER_BUFFER);
+    let mut wire = Vec::with_capacity(if ascii { 2 * TRANSFER_BUFFER } else { 0 });
     let mut previous = 0u8;
     let mut sent = 0;
     loop {
@@ -145,13 +155,18 @@ async fn send_ascii(
         if n == 0 {
             return Ok(sent);
         }
-        wire.clear();
-        previous = lf_to_crlf(&chunk[..n], previous, &mut wire);
-        timed(stall, data.write_all(&wire))
+        let out: &[u8] = if ascii {
+            wire.clear();
+            previous = lf_to_crlf(&chunk[..n], previous, &mut wire);
+            &wire
+        } else {
+            &chunk[..n]
+        };
+        timed(stall, data.write_all(out))
             .await
             .map_err(TransferError::Network)?;
-        sent += wire.len() as u64;
-        metrics::add(&metrics.bytes_out, wire.len() as u64);
+        sent += out.len() as u64;
+        metrics::add(&metrics.bytes_out, out.len() as u64);
     }
 }
 
@@ -192,7 +207,7 @@ pub fn crlf_to_lf(input: &[u8], held_cr: bool, out: &mut Vec<u8>) -> bool {
 /// that goes on continues with splice(2), socket → pipe → file, so its bytes
 /// never enter user space — when two more descriptors are free for the pipe.
 pub async fn receive(
-    mut data: Async<TcpStream>,
+    mut data: Stream,
     upload: &mut TempUpload,
     kind: Type,
     max_size: Option<u64>,
@@ -238,11 +253,18 @@ pub async fn receive(
         }
         upload.write(out).map_err(TransferError::local)?;
         if eof {
+            // TLS: answer the client's close_notify with ours (RFC 8446
+            // §6.1); clients such as Python's ssl `unwrap()` wait for it.
+            if data.is_tls() {
+                timed(stall, data.close())
+                    .await
+                    .map_err(TransferError::Network)?;
+            }
             return Ok(received);
         }
-        if kind == Type::Image {
+        if let (Type::Image, Stream::Plain(socket)) = (kind, &data) {
             if let Some(pipe) = SplicePipe::open(fds) {
-                let more = splice_in(&data, upload, &pipe, max_size, stall, metrics).await?;
+                let more = splice_in(socket, upload, &pipe, max_size, stall, metrics).await?;
                 return Ok(received + more);
             }
         }
@@ -322,7 +344,7 @@ async fn splice_in(
 /// Entries are read and formatted in batches so that a huge directory never
 /// sits whole in memory. Temporaries are never shown.
 pub async fn send_listing(
-    mut data: Async<TcpStream>,
+    mut data: Stream,
     target: PathBuf,
     format: Format,
     stall: Duration,

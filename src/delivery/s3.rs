@@ -105,7 +105,8 @@ impl Client {
     }
 
     /// A client of `bucket_name` with the endpoint, region and part size of
-    /// `settings` (another bucket than `s3_bucket`, such as the users file's).
+    /// `settings` (another bucket than `s3_bucket`: the users file's, the
+    /// TLS certificate's), read with the same credentials.
     pub fn for_bucket(
         settings: &S3Settings,
         bucket_name: String,
@@ -159,6 +160,15 @@ impl Client {
             slow_down: None,
             credentials: false,
         })
+    }
+
+    /// Reads a small object whole: at most `max` bytes, and its ETag (which
+    /// changes whenever the object is replaced).
+    pub fn get(&self, key: &str, max: usize) -> Result<(Vec<u8>, Option<String>), Error> {
+        match self.get_object(key, None, max as u64)? {
+            Got::Object { body, etag } => Ok((body, etag)),
+            Got::NotModified => unreachable!("an unconditional GET is never 304"),
+        }
     }
 
     /// Reads `key`, unless its ETag is still `if_none_match`; a body above

@@ -13,9 +13,17 @@
 //! timeout, framed by `protocol::line`); what follows it (headers, a body)
 //! is read into a small scratch buffer and dropped unparsed, up to
 //! `HEALTH_DISCARD_MAX`. It only ever writes one of a few fixed responses.
+//! The request line has a short deadline (`HEALTH_REQUEST_TIMEOUT`). Only
+//! peers in `health_from` are served (others are closed at once). At most
+//! `MAX_HEALTH_CONNECTIONS` are held; a new connection evicts the oldest
+//! one held rather than being refused, so idle connections cannot starve
+//! the balancer's check (which sends its request at once and is answered
+//! in well under a millisecond).
 
+use crate::config::cidr::Cidr;
 use crate::limits::{
-    HEALTH_DISCARD_MAX, HEALTH_IO_TIMEOUT, MAX_HEALTH_CONNECTIONS, MAX_HEALTH_REQUEST_LINE,
+    HEALTH_BACKLOG, HEALTH_DISCARD_MAX, HEALTH_IO_TIMEOUT, HEALTH_REQUEST_TIMEOUT,
+    MAX_HEALTH_CONNECTIONS, MAX_HEALTH_REQUEST_LINE,
 };
 use crate::ops::metrics;
 use crate::ops::metrics::Metrics;
@@ -24,11 +32,12 @@ use crate::protocol::http::{parse_request_line, Route};
 use crate::protocol::line::{self, Frame};
 use crate::sys;
 use crate::sys::timeout;
+use crate::sys::unauthenticated::Share;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Executor, Timer};
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,30 +154,44 @@ pub async fn serve(
     state: Arc<Health>,
     metrics: Arc<Metrics>,
     s3_failing_after: Duration,
+    health_from: Vec<Cidr>,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
+    // Every connection held, oldest first; a new one evicts the oldest.
+    let held = Share::new(MAX_HEALTH_CONNECTIONS, MAX_HEALTH_CONNECTIONS);
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 log::warn!("health: accept failed: {e}");
                 Timer::after(crate::limits::POLL_PAUSE).await;
                 continue;
             }
         };
-        if active.fetch_add(1, Ordering::Relaxed) >= MAX_HEALTH_CONNECTIONS {
-            active.fetch_sub(1, Ordering::Relaxed);
-            continue; // Dropped: closed at once.
+        // SECURITY: only the balancer's subnets (and scrapers) listed in
+        // health_from may ask; anyone else is closed unanswered.
+        if !health_from.is_empty() && !health_from.iter().any(|c| c.contains(peer.ip())) {
+            metrics::inc(&metrics.health_closed);
+            log::debug!("health: peer={peer} closed: not in health_from");
+            continue;
         }
+        let (place, evicted) = held.enter(None);
+        metrics::add(&metrics.health_closed, evicted as u64);
+        let evict = place.shed();
         let state = state.clone();
         let metrics = metrics.clone();
-        let active = active.clone();
         executor
             .spawn(async move {
                 // Ignore errors: a checker may hang up at any point.
                 let answer = answer(&state, &metrics, s3_failing_after, stream);
-                let _ = timeout::within(2 * HEALTH_IO_TIMEOUT, answer).await;
-                active.fetch_sub(1, Ordering::Relaxed);
+                let answer = timeout::within(2 * HEALTH_IO_TIMEOUT, answer);
+                smol::future::or(
+                    async {
+                        let _ = answer.await;
+                    },
+                    evict.wait(),
+                )
+                .await;
+                drop(place);
             })
             .detach();
     }
@@ -177,7 +200,7 @@ pub async fn serve(
 /// Binds the health listener (a failure stops start-up: a health check
 /// that can never pass would only get the instance replaced in a loop).
 pub fn bind(addr: std::net::SocketAddr) -> io::Result<Async<TcpListener>> {
-    sys::listen(addr, MAX_HEALTH_CONNECTIONS as i32).map_err(|e| {
+    sys::listen(addr, HEALTH_BACKLOG).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot listen on {addr} (health_listen): {e}"),
@@ -278,7 +301,7 @@ async fn read_request_line(stream: &Async<TcpStream>) -> Option<Vec<u8>> {
             }
         }
     };
-    timeout::within(HEALTH_IO_TIMEOUT, read)
+    timeout::within(HEALTH_REQUEST_TIMEOUT, read)
         .await
         .ok()
         .flatten()

@@ -88,6 +88,16 @@ metrics! {
     Counter proxy_refused_source,
     /// SECURITY: connections closed for a missing, malformed or unsupported PROXY header.
     Counter proxy_header_rejected,
+    /// SECURITY: connections not yet logged in, closed to make room for a new one (oldest first).
+    Counter unauthenticated_shed,
+    /// SECURITY: bans begun by the defender (an address, or an address and user name).
+    Counter bans,
+    /// SECURITY: connections and logins refused because their address is banned.
+    Counter banned_refused,
+    /// SECURITY: PASV/EPSV refused because the client held max_passive_per_ip listeners.
+    Counter passive_refused_per_ip,
+    /// SECURITY: health connections closed: not in health_from, idle past the request deadline, or evicted for a new one.
+    Counter health_closed,
     /// 1 while draining (SIGTERM received; /healthz answers 503), else 0.
     Gauge draining,
     /// Files S3 confirmed.
@@ -120,6 +130,34 @@ metrics! {
     Counter users_unchanged,
     /// Sessions ended (421) because their user was removed or changed.
     Counter users_sessions_ended,
+    /// TLS handshakes completed (control and data connections).
+    Counter tls_handshakes_ok,
+    /// TLS handshakes failed: no protocol version in common.
+    Counter tls_handshakes_failed_version,
+    /// TLS handshakes failed: no cipher suite, group or signature scheme in common.
+    Counter tls_handshakes_failed_cipher,
+    /// TLS handshakes failed: the client refused the certificate.
+    Counter tls_handshakes_failed_certificate,
+    /// TLS handshakes failed: not finished within the handshake timeout.
+    Counter tls_handshakes_failed_timeout,
+    /// TLS handshakes failed for another reason (not TLS, reset, protocol error).
+    Counter tls_handshakes_failed_other,
+    /// Logins over a plain control connection.
+    Counter sessions_plain,
+    /// Logins after AUTH TLS (explicit FTPS).
+    Counter sessions_explicit_tls,
+    /// Logins on the implicit FTPS listener.
+    Counter sessions_implicit_tls,
+    /// Transfers whose data connection was TLS (PROT P).
+    Counter tls_protected_transfers,
+    /// SECURITY: PROT P data connections refused (522) because they did not resume the control connection's TLS session.
+    Counter tls_reuse_refused,
+    /// Seconds until the served TLS certificate expires (0: expired or no TLS).
+    Gauge tls_cert_expiry_seconds,
+    /// Times a changed tls_cert/tls_key pair was loaded and served.
+    Counter tls_cert_reloads,
+    /// Times a changed tls_cert/tls_key could not be read or was refused (the old pair stays).
+    Counter tls_cert_reload_failures,
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {

@@ -1,7 +1,8 @@
 //! FTP command lines parsed once, by a pure function, into `Command`.
 //!
 //! RFC 959 §4.1 (verbs, case-insensitive), RFC 2389 (FEAT, OPTS), RFC 2428
-//! (EPRT, EPSV), RFC 3659 (SIZE, MDTM, REST, MLST, MLSD). Arguments borrow
+//! (EPRT, EPSV), RFC 3659 (SIZE, MDTM, REST, MLST, MLSD), RFC 2228 and
+//! RFC 4217 (AUTH, PBSZ, PROT, CCC). Arguments borrow
 //! from the session's fixed line buffer: parsing allocates nothing.
 
 use crate::limits;
@@ -24,6 +25,28 @@ pub enum EpsvArg {
     Protocol(u8),
     /// `EPSV ALL`: from now on only EPSV (no PORT, EPRT, PASV).
     All,
+}
+
+/// PROT's argument (RFC 2228 §3, RFC 4217 §9): the data channel
+/// protection level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prot {
+    /// C: no protection.
+    Clear,
+    /// S: integrity only (not offered by TLS, RFC 4217 §9).
+    Safe,
+    /// E: confidentiality only (not offered by TLS).
+    Confidential,
+    /// P: integrity and confidentiality: TLS on the data connection.
+    Private,
+}
+
+/// AUTH's mechanism (RFC 4217 §4): `TLS` (and `SSL`, which many clients
+/// still send, RFC 4217 §6 notes it), or something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Tls,
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +92,11 @@ pub enum Command<'a> {
     Eprt(SocketAddr),
     Pasv,
     Epsv(EpsvArg),
+    Auth(Mechanism),
+    /// PBSZ's buffer size (RFC 4217 §8: 0 for TLS).
+    Pbsz(u64),
+    Prot(Prot),
+    Ccc,
 }
 
 /// Why a line is not a command we can run. Each maps to one reply.
@@ -182,6 +210,26 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
             Some("2") => Ok(Command::Epsv(EpsvArg::Protocol(2))),
             Some(_) => Err(ParseError::BadNetworkProtocol),
         },
+        b"AUTH" => match arg.map(str::trim) {
+            Some(m) if m.eq_ignore_ascii_case("TLS") || m.eq_ignore_ascii_case("SSL") => {
+                Ok(Command::Auth(Mechanism::Tls))
+            }
+            // Not "TLS-C"/"TLS-P" (drafts before RFC 4217): 504 later.
+            Some(_) => Ok(Command::Auth(Mechanism::Unknown)),
+            None => Err(ParseError::BadArgument),
+        },
+        b"PBSZ" => arg
+            .and_then(|a| a.trim().parse::<u64>().ok())
+            .map(Command::Pbsz)
+            .ok_or(ParseError::BadArgument),
+        b"PROT" => match arg.map(str::trim) {
+            Some(l) if l.eq_ignore_ascii_case("C") => Ok(Command::Prot(Prot::Clear)),
+            Some(l) if l.eq_ignore_ascii_case("S") => Ok(Command::Prot(Prot::Safe)),
+            Some(l) if l.eq_ignore_ascii_case("E") => Ok(Command::Prot(Prot::Confidential)),
+            Some(l) if l.eq_ignore_ascii_case("P") => Ok(Command::Prot(Prot::Private)),
+            _ => Err(ParseError::BadArgument),
+        },
+        b"CCC" => no_arg(Command::Ccc),
         _ => Err(ParseError::Unknown),
     }
 }
@@ -276,6 +324,56 @@ mod tests {
 
     fn p(line: &str) -> Result<Command<'_>, ParseError> {
         parse(line.as_bytes())
+    }
+
+    #[test]
+    fn auth_tls() {
+        assert_eq!(p("AUTH TLS"), Ok(Command::Auth(Mechanism::Tls)));
+    }
+
+    #[test]
+    fn auth_ssl_is_an_alias() {
+        // Older clients (and curl's fallback) send AUTH SSL.
+        assert_eq!(p("auth ssl"), Ok(Command::Auth(Mechanism::Tls)));
+    }
+
+    #[test]
+    fn auth_unknown_mechanism() {
+        // Answered 504, not a parse error: the verb is known.
+        assert_eq!(p("AUTH GSSAPI"), Ok(Command::Auth(Mechanism::Unknown)));
+    }
+
+    #[test]
+    fn auth_needs_a_mechanism() {
+        assert_eq!(p("AUTH"), Err(ParseError::BadArgument));
+    }
+
+    #[test]
+    fn pbsz_zero() {
+        assert_eq!(p("PBSZ 0"), Ok(Command::Pbsz(0)));
+    }
+
+    #[test]
+    fn pbsz_not_a_number() {
+        assert_eq!(p("PBSZ x"), Err(ParseError::BadArgument));
+    }
+
+    #[test]
+    fn prot_levels() {
+        assert_eq!(p("PROT P"), Ok(Command::Prot(Prot::Private)));
+        assert_eq!(p("prot c"), Ok(Command::Prot(Prot::Clear)));
+        assert_eq!(p("PROT S"), Ok(Command::Prot(Prot::Safe)));
+        assert_eq!(p("PROT E"), Ok(Command::Prot(Prot::Confidential)));
+    }
+
+    #[test]
+    fn prot_unknown_level() {
+        assert_eq!(p("PROT X"), Err(ParseError::BadArgument));
+    }
+
+    #[test]
+    fn ccc() {
+        assert_eq!(p("CCC"), Ok(Command::Ccc));
     }
 
     #[test]

@@ -53,6 +53,12 @@ const SIX_MONTHS: i64 = 182 * 86_400;
 
 /// Appends one line for `name` in `format`.
 pub fn write_entry(out: &mut Vec<u8>, format: Format, name: &str, entry: &Entry, now: i64) {
+    // SECURITY: a name made on the server with a CR LF in it would forge
+    // entries; clients address entries by the names listed, so an escaped
+    // name would be useless: such entries are skipped.
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return;
+    }
     // Writing to a Vec cannot fail.
     let _ = match format {
         Format::Nlst => write!(out, "{name}\r\n"),
@@ -151,6 +157,22 @@ mod tests {
         let mut out = Vec::new();
         write_entry(&mut out, Format::List, "my file.csv", &file(3, NOW), NOW);
         assert!(out.ends_with(b" my file.csv\r\n"));
+    }
+
+    #[test]
+    fn names_with_control_characters_are_skipped() {
+        // A local file named "x\r\n-rw-r--r-- fake" must not forge an entry.
+        for format in [Format::List, Format::Nlst, Format::Mlsd] {
+            let mut out = Vec::new();
+            write_entry(
+                &mut out,
+                format,
+                "x\r\n-rw-r--r-- 1 ftp ftp 1 fake",
+                &file(3, NOW),
+                NOW,
+            );
+            assert!(out.is_empty());
+        }
     }
 
     #[test]

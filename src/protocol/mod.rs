@@ -2,6 +2,7 @@
 //! Every byte from a client passes through one of these exactly once.
 
 pub mod command;
+pub mod escape;
 pub mod http;
 pub mod line;
 pub mod listing;

@@ -29,6 +29,8 @@ pub enum Code {
     EnteringPassive = 227,
     EnteringExtendedPassive = 229,
     LoggedIn = 230,
+    /// RFC 2228 §4: AUTH accepted, the security exchange follows.
+    SecurityExchangeOk = 234,
     FileActionOk = 250,
     PathCreated = 257,
     NeedPassword = 331,
@@ -43,8 +45,16 @@ pub enum Code {
     NotImplemented = 502,
     BadSequence = 503,
     NotImplementedForParameter = 504,
+    /// RFC 4217 §9: the transfer cannot run with this PROT setting.
+    DataProtectionRequired = 521,
+    /// RFC 2428 §2 (and, for a data connection that did not resume the
+    /// control connection's TLS session, vsftpd and Transfer Family).
     NetworkProtocolNotSupported = 522,
     NotLoggedIn = 530,
+    /// RFC 2228 §4: request denied for policy reasons.
+    PolicyDenied = 534,
+    /// RFC 2228 §4: PROT level not supported by the mechanism.
+    ProtLevelNotSupported = 536,
     FileUnavailable = 550,
     ExceededStorageAllocation = 552,
     FileNameNotAllowed = 553,

@@ -12,6 +12,8 @@ pub enum Offered {
     Passive,
     /// With `passive = on` and `epsv = on`.
     Epsv,
+    /// With `tls = on` or `required` (RFC 4217 §6).
+    Tls,
 }
 
 /// One verb: its name, and the FEAT line it adds, if any.
@@ -37,6 +39,9 @@ pub const VERBS: &[Verb] = &[
     plain("ABOR"),
     plain("ALLO"),
     plain("APPE"),
+    // RFC 4217 §6: FEAT lists the AUTH mechanisms, PBSZ and PROT.
+    feature("AUTH", "AUTH TLS", Offered::Tls),
+    plain("CCC"),
     plain("CDUP"),
     // RFC 3659 §6: paths are `/`-separated, the same for every command.
     feature("CWD", "TVFS", Offered::Always),
@@ -57,7 +62,9 @@ pub const VERBS: &[Verb] = &[
     feature("OPTS", "UTF8", Offered::Always),
     plain("PASS"),
     feature("PASV", "PASV", Offered::Passive),
+    feature("PBSZ", "PBSZ", Offered::Tls),
     plain("PORT"),
+    feature("PROT", "PROT", Offered::Tls),
     plain("PWD"),
     plain("QUIT"),
     feature("REST", "REST STREAM", Offered::Always),
@@ -138,10 +145,10 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "ABOR ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM MKD",
-                "MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD  QUIT REST RETR",
-                "RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD",
-                "XMKD XPWD XRMD",
+                "ABOR ALLO APPE AUTH CCC  CDUP CWD  DELE EPRT EPSV FEAT HELP LIST",
+                "MDTM MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT",
+                "PWD  QUIT REST RETR RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST",
+                "TYPE USER XCUP XCWD XMKD XPWD XRMD",
             ]
         );
     }
@@ -151,11 +158,14 @@ mod tests {
         assert_eq!(
             features(|_| true),
             [
+                "AUTH TLS",
                 "EPRT",
                 "EPSV",
                 "MDTM",
                 "MLST type*;size*;modify*;",
                 "PASV",
+                "PBSZ",
+                "PROT",
                 "REST STREAM",
                 "SIZE",
                 "TVFS",
@@ -178,6 +188,15 @@ mod tests {
                 "UTF8"
             ]
         );
+    }
+
+    #[test]
+    fn tls_features_only_with_tls() {
+        // tls = off: FEAT must not offer AUTH, or clients would try it.
+        let lines = features(|o| o != Offered::Tls);
+        assert!(!lines
+            .iter()
+            .any(|l| l.starts_with("AUTH") || *l == "PBSZ" || *l == "PROT"));
     }
 
     #[test]

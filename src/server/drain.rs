@@ -31,14 +31,29 @@ use std::time::{Duration, Instant};
 /// How long aborted sessions get to send their 421 before exit.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
+/// SIGTERM and SIGINT stop; SIGHUP, SIGUSR1 and SIGUSR2 are caught only so
+/// that their default action (terminate at once, no drain) never happens:
+/// they are logged and ignored (there is no reload yet).
 pub fn signals() -> io::Result<Signals> {
-    Signals::new([Signal::Term, Signal::Int])
+    Signals::new([
+        Signal::Term,
+        Signal::Int,
+        Signal::Hup,
+        Signal::Usr1,
+        Signal::Usr2,
+    ])
 }
 
-/// Resolves at the next SIGTERM/SIGINT.
+/// Resolves at the next SIGTERM/SIGINT; other caught signals are logged.
 pub async fn next_signal(signals: &mut Signals) -> io::Result<()> {
-    if let Some(signal) = signals.next().await {
-        log::info!("{:?} received", signal?);
+    while let Some(signal) = signals.next().await {
+        match signal? {
+            stop @ (Signal::Term | Signal::Int) => {
+                log::info!("{stop:?} received");
+                return Ok(());
+            }
+            other => log::info!("{other:?} received and ignored (only SIGTERM and SIGINT stop)"),
+        }
     }
     Ok(())
 }

@@ -26,24 +26,38 @@ use smol::{Async, Timer};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
-/// Reads the PROXY header. Returns the session's client address (the
+/// May `peer` send a PROXY header? Checked at accept, before the
+/// connection takes a slot (`handshake` assumes it passed).
+pub fn believed(shared: &Shared, peer: SocketAddr) -> bool {
+    // SECURITY: a header names the client, and so decides where active-mode
+    // data connections go and whose per-IP quota is used: it is believed
+    // only from the configured balancers. Anyone else is closed unanswered.
+    if shared
+        .config
+        .proxy_from
+        .iter()
+        .any(|c| c.contains(peer.ip()))
+    {
+        return true;
+    }
+    metrics::inc(&shared.metrics.proxy_refused_source);
+    log::warn!("peer={peer} refused: not in proxy_from (proxy_protocol is on)");
+    false
+}
+
+/// Reads the PROXY header (from a peer `believed` accepted). Returns the session's client address (the
 /// header's source; the peer itself for LOCAL/UNKNOWN) and the prelude, or
 /// `None` when the connection must be closed (logged and counted here).
+/// `may_greet`: false on the implicit TLS listener, where nothing may be
+/// sent before the TLS handshake (the client speaks first there anyway).
 pub async fn handshake(
     shared: &Shared,
     stream: &Async<TcpStream>,
     peer: SocketAddr,
     version: Version,
+    may_greet: bool,
 ) -> Option<(SocketAddr, Prelude)> {
     let config = &shared.config;
-    // SECURITY: a header names the client, and so decides where active-mode
-    // data connections go and whose per-IP quota is used: it is believed
-    // only from the configured balancers. Anyone else is closed unanswered.
-    if !config.proxy_from.iter().any(|c| c.contains(peer.ip())) {
-        metrics::inc(&shared.metrics.proxy_refused_source);
-        log::warn!("peer={peer} refused: not in proxy_from (proxy_protocol is on)");
-        return None;
-    }
     let mut prelude = Prelude::empty();
     let mut deadline = Instant::now() + config.proxy_header_timeout;
     loop {
@@ -97,6 +111,10 @@ pub async fn handshake(
             Some(Err(e)) => {
                 log::debug!("peer={peer} read failed before the PROXY header: {e}");
                 return None;
+            }
+            None if !prelude.greeted && !may_greet => {
+                prelude.greeted = true;
+                deadline = Instant::now() + config.login_timeout;
             }
             None if !prelude.greeted => {
                 // The header comes with the client's first command: greet.

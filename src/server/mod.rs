@@ -1,9 +1,13 @@
 //! The server: the accept loop, the session caps, the executor, and the
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
+mod admission;
+pub mod certs;
 mod drain;
 mod handshake;
+mod implicit;
 
+use crate::auth::defender::{self, Defender};
 use crate::aws::emf;
 use crate::config::{Config, PublicAddress};
 use crate::data::passive::PassivePool;
@@ -13,34 +17,15 @@ use crate::ops::metrics::{self, Metrics};
 use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
-use crate::sys::budget::{FdBudget, FdPermit};
+use crate::sys::budget::FdBudget;
+use crate::sys::unauthenticated::Share;
+use crate::tls::Tls;
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Counts a client address's sessions; the count drops with the guard.
-struct PerIpGuard {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-    /// The session's control socket in the open-file budget.
-    _fd: FdPermit,
-}
-
-impl Drop for PerIpGuard {
-    fn drop(&mut self) {
-        let mut map = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = map.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&self.ip);
-            }
-        }
-        metrics::dec(&self.shared.metrics.sessions_now);
-    }
-}
 
 /// Runs the server until SIGTERM/SIGINT and the drain that follows.
 /// `instance_id` (from IMDS, when known) is the EMF dimension.
@@ -63,6 +48,7 @@ pub fn run(
     }
 
     prepare_homes(&config)?;
+    crate::auth::set_unknown_user_cost(&config.users);
 
     // S3 delivery (issue 4): replay the spool before accepting uploads.
     // The instance id (for `{instance}`) comes from IMDS on branch imds.
@@ -79,9 +65,18 @@ pub fn run(
     // connection is accepted.
     let users = crate::users::reload::start(&config, metrics.clone(), health.clone())?;
 
+    let (tls, tls_watch) = start_tls(&config)?;
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
+    let implicit_listener = config
+        .tls
+        .implicit_listen
+        .map(|addr| {
+            sys::listen(addr, limits::LISTEN_BACKLOG)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        })
+        .transpose()?;
     let local = listener.get_ref().local_addr()?;
     let health_listener = config.health_listen.map(health::bind).transpose()?;
 
@@ -93,15 +88,31 @@ pub fn run(
     });
     let shared = Arc::new(Shared {
         users,
-        passive: PassivePool::new(config.passive_ports),
+        passive: PassivePool::new(config.passive_ports, {
+            let pool = usize::from(config.passive_ports.1 - config.passive_ports.0) + 1;
+            config.defence.passive_per_ip_limit(pool)
+        }),
         public_ip,
         per_ip: Mutex::new(HashMap::new()),
         fds: FdBudget::new(capacity, limits::TRANSFER_RESERVE_FDS),
+        unauthenticated: {
+            let limit = config.defence.unauthenticated_limit(config.max_sessions);
+            let per_ip = (limit / limits::UNAUTHENTICATED_PER_IP_DIVISOR)
+                .clamp(1, config.max_sessions_per_ip);
+            Share::new(limit, per_ip)
+        },
+        defender: Mutex::new(Defender::new(defender::Settings {
+            ban_after: config.defence.ban_after,
+            ban_window: config.defence.ban_window,
+            ban_time: config.defence.ban_time,
+            exempt: config.defence.ban_exempt.clone(),
+        })),
         health,
         metrics,
         delivery,
         stopping: stop_rx,
         hard_stopping: hard_rx,
+        tls,
         config,
     });
 
@@ -129,6 +140,7 @@ pub fn run(
                 shared.health.clone(),
                 shared.metrics.clone(),
                 shared.config.health_s3_failing_after,
+                shared.config.defence.health_from.clone(),
             ))
             .detach();
     }
@@ -144,6 +156,11 @@ pub fn run(
             ))
             .detach();
     }
+    if let (Some(tls), Some((reader, version))) = (shared.tls.clone(), tls_watch) {
+        let interval = shared.config.tls.reload_interval;
+        let watch = certs::watch(tls, reader, version, interval, shared.metrics.clone());
+        executor.spawn(watch).detach();
+    }
     let mut signals = drain::signals()?;
     log::info!("listening on {local}");
     sys::notify_systemd("READY=1");
@@ -153,12 +170,25 @@ pub fn run(
         // The accept loop is a task of its own: polled only when the
         // listener is ready, not whenever this main future is woken.
         let accepting = executor.spawn(accept_loop(executor.clone(), shared.clone(), listener));
+        let implicit = implicit_listener.map(|listener| {
+            if let Ok(addr) = listener.get_ref().local_addr() {
+                log::info!("implicit FTPS on tls://{addr}");
+            }
+            executor.spawn(implicit::accept_loop(
+                executor.clone(),
+                shared.clone(),
+                listener,
+            ))
+        });
         drain::next_signal(&mut signals).await?;
         health::start_draining(&shared.health, &shared.metrics);
         sys::notify_systemd("STOPPING=1");
         drain::delay(&shared, &mut signals).await?;
         // Cancelling the task drops the listener: new connections are refused.
         accepting.cancel().await;
+        if let Some(implicit) = implicit {
+            implicit.cancel().await;
+        }
         drop(stop_tx);
         drain::drain(&shared, hard_tx).await;
         drop(watchdog);
@@ -214,86 +244,137 @@ async fn accept_loop(
             // Ignore errors: keepalive is an optimisation for long transfers.
             let _ = sys::set_keepalive(stream.get_ref(), idle);
         }
-        let Some(version) = shared.config.proxy_protocol else {
-            let Some(guard) = admit_or_refuse(shared, &stream, peer) else {
-                continue;
-            };
-            let shared = shared.clone();
-            executor
-                .spawn(async move {
-                    session::run(shared, stream, peer, local, Prelude::empty()).await;
-                    drop(guard);
-                })
-                .detach();
-            continue;
-        };
-        // With PROXY protocol the client is known only after the header:
-        // the caps apply to the header's address.
         let shared = shared.clone();
         executor
-            .spawn(async move {
-                let Some((client, prelude)) =
-                    handshake::handshake(&shared, &stream, peer, version).await
-                else {
-                    return;
-                };
-                let Some(guard) = admit_or_refuse(&shared, &stream, client) else {
-                    return;
-                };
-                session::run(shared, stream, client, local, prelude).await;
-                drop(guard);
-            })
+            .spawn(connection(shared, stream, peer, local, Listener::Control))
             .detach();
     }
 }
 
-/// `admit`, or tell the client why not (421) and count it.
-fn admit_or_refuse(
-    shared: &Arc<Shared>,
-    stream: &Async<std::net::TcpStream>,
-    client: std::net::SocketAddr,
-) -> Option<PerIpGuard> {
-    let guard = admit(shared, client.ip().to_canonical());
-    if guard.is_none() {
-        metrics::inc(&shared.metrics.sessions_refused);
-        // Best effort, without waiting: the client is told why.
-        let _ =
-            crate::protocol::reply::try_send(stream, b"421 Too many sessions, try again later\r\n");
-    }
-    guard
+/// The TLS configuration with the pair read now, and what the reload
+/// watch needs; nothing with `tls = off`. A pair that cannot be read or is
+/// refused stops the start (as `lakeftpd check` would report it).
+#[allow(clippy::type_complexity)]
+fn start_tls(
+    config: &Config,
+) -> io::Result<(Option<Arc<Tls>>, Option<(certs::Reader, certs::Version)>)> {
+    let Some(reader) = certs::Reader::new(config) else {
+        return Ok((None, None));
+    };
+    let (pair, version) = reader.load(certs::now()).map_err(|problems| {
+        io::Error::other(format!("tls_cert/tls_key: {}", problems.join("; ")))
+    })?;
+    log::info!(
+        "tls: serving {} ({} days left); session reuse {}",
+        pair.subject,
+        pair.seconds_left(certs::now()) / 86_400,
+        if config.tls.session_reuse_required {
+            "required"
+        } else {
+            "not required"
+        }
+    );
+    let tls = Tls::new(&config.tls, pair).map_err(io::Error::other)?;
+    Ok((Some(Arc::new(tls)), Some((reader, version))))
 }
 
-/// Applies `max_sessions` and `max_sessions_per_ip`.
-fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<PerIpGuard> {
-    let config = &shared.config;
-    let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-    if metrics::get(&shared.metrics.sessions_now) as usize >= config.max_sessions {
-        log::warn!(
-            "client={ip} refused: max_sessions ({}) reached",
-            config.max_sessions
-        );
-        return None;
-    }
-    let count = map.entry(ip).or_insert(0);
-    if *count >= config.max_sessions_per_ip {
-        log::warn!(
-            "client={ip} refused: max_sessions_per_ip ({}) reached",
-            config.max_sessions_per_ip
-        );
-        return None;
-    }
-    let Some(fd) = shared.fds.session() else {
-        log::warn!("client={ip} refused: the open-file limit is reached");
-        return None;
+/// Which listener accepted a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// `listen`: plain FTP, explicit FTPS after AUTH TLS.
+    Control,
+    /// `implicit_tls_listen`: TLS from the first byte.
+    ImplicitTls,
+}
+
+/// One accepted connection, from its first moment: counted (a slot, a place
+/// in the unauthenticated share), then the PROXY header if configured, the
+/// ban and per-address checks on the client's address, then the session.
+/// Until the session logs in, the whole of it races the share's shed signal:
+/// a shed connection is dropped, closing its socket.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: Async<std::net::TcpStream>,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    listener: Listener,
+) {
+    let proxy = shared.config.proxy_protocol;
+    let implicit = listener == Listener::ImplicitTls;
+    // FTP speaks first, TLS does not: on the implicit listener nothing is
+    // said before the handshake, so a refusal there is only a close.
+    let refuse = |stream: &Async<std::net::TcpStream>, text: &str| {
+        if !implicit {
+            admission::refuse(stream, text);
+        }
     };
-    *count += 1;
-    metrics::inc(&shared.metrics.sessions_now);
-    metrics::inc(&shared.metrics.sessions_total);
-    Some(PerIpGuard {
-        shared: shared.clone(),
-        ip,
-        _fd: fd,
-    })
+    // Without PROXY protocol the peer is the client: a banned address is
+    // refused before it costs a slot.
+    if proxy.is_none() && admission::banned(&shared, peer.ip().to_canonical()) {
+        refuse(
+            &stream,
+            "Too many failed logins from your address, try later",
+        );
+        return;
+    }
+    if proxy.is_some() && !handshake::believed(&shared, peer) {
+        return;
+    }
+    let Some(slot) = admission::slot(&shared, peer) else {
+        metrics::inc(&shared.metrics.sessions_refused);
+        refuse(&stream, "Too many sessions, try again later");
+        return;
+    };
+    let known = proxy.is_none().then(|| peer.ip().to_canonical());
+    let (mut pending, shed_count) = shared.unauthenticated.enter(known);
+    metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
+    let shed = pending.shed();
+    let serve = async {
+        let (client, mut prelude) = match proxy {
+            None => (peer, Prelude::empty()),
+            // With PROXY protocol the client is known only after the header:
+            // the bans and caps apply to the header's address.
+            Some(version) => {
+                let handshake = handshake::handshake(&shared, &stream, peer, version, !implicit);
+                let stop = async {
+                    shared.stopping().await;
+                    None
+                };
+                let Some((client, prelude)) = smol::future::or(handshake, stop).await else {
+                    return;
+                };
+                let ip = client.ip().to_canonical();
+                let shed_count = pending.set_client(ip);
+                metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
+                if admission::banned(&shared, ip) {
+                    refuse(
+                        &stream,
+                        "Too many failed logins from your address, try later",
+                    );
+                    return;
+                }
+                (client, prelude)
+            }
+        };
+        let Some(per_ip) = admission::per_ip(&shared, client.ip().to_canonical()) else {
+            metrics::inc(&shared.metrics.sessions_refused);
+            refuse(&stream, "Too many sessions, try again later");
+            return;
+        };
+        prelude.pending = Some(pending);
+        if implicit {
+            implicit::serve(&shared, stream, client, local, prelude).await;
+        } else {
+            session::run(shared.clone(), stream, client, local, prelude).await;
+        }
+        drop(per_ip);
+    };
+    let shed_wait = async {
+        shed.wait().await;
+        log::info!("peer={peer} closed: not logged in, shed to make room (max_unauthenticated)");
+    };
+    smol::future::or(serve, shed_wait).await;
+    drop(slot);
 }
 
 /// Creates missing homes and removes temporaries a crash left behind.

@@ -89,7 +89,7 @@ impl Session {
             );
             return None;
         }
-        match self.shared.passive.bind(self.local.ip()) {
+        match self.shared.passive.bind(self.local.ip(), self.client_ip()) {
             Ok((listener, port)) => {
                 self.data = DataPlan::Passive(listener);
                 Some(port)

@@ -73,6 +73,10 @@ impl Session {
             Command::Feat => self.feat(),
             Command::Opts(arg) => self.opts(arg),
             Command::Help => self.help(),
+            Command::Auth(mechanism) => self.auth(mechanism),
+            Command::Pbsz(size) => self.pbsz(size),
+            Command::Prot(level) => self.prot(level),
+            Command::Ccc => self.ccc(),
             cmd => self.logged_in(cmd, rest).await,
         };
         match handled {
@@ -130,7 +134,11 @@ impl Session {
             | Command::Syst
             | Command::Feat
             | Command::Opts(_)
-            | Command::Help => unreachable!("dispatched before login"),
+            | Command::Help
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
+            | Command::Ccc => unreachable!("dispatched before login"),
         }
     }
 }

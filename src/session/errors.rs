@@ -35,6 +35,11 @@ pub(super) fn storage_reply(e: &io::Error, during: During) -> (Code, &'static st
         (io::ErrorKind::DirectoryNotEmpty, _, Command) => {
             (Code::FileUnavailable, "directory not empty")
         }
+        // rename(2) of a file onto a directory, or of a directory onto a
+        // file: the client's mistake, not a fault.
+        (_, Some(Errno::ISDIR), Command) => (Code::FileUnavailable, "is a directory"),
+        (_, Some(Errno::NOTDIR), Command) => (Code::FileUnavailable, "not a directory"),
+        (_, Some(Errno::NAMETOOLONG), _) => (Code::FileNameNotAllowed, "file name too long"),
         // RFC 959 452: insufficient storage space.
         (_, Some(Errno::NOSPC), Command) => {
             (Code::InsufficientStorage, "insufficient storage space")
@@ -147,6 +152,20 @@ mod tests {
 
     fn errno(e: Errno) -> io::Error {
         io::Error::from_raw_os_error(e.raw_os_error())
+    }
+
+    #[test]
+    fn rename_onto_a_directory_is_550() {
+        // RNTO onto an existing directory answered 451.
+        let e = errno(Errno::ISDIR);
+        assert_eq!(storage_reply(&e, Command).0, Code::FileUnavailable);
+    }
+
+    #[test]
+    fn name_too_long_is_553() {
+        // ENAMETOOLONG is the name's fault (RFC 959 553).
+        let e = errno(Errno::NAMETOOLONG);
+        assert_eq!(storage_reply(&e, Command).0, Code::FileNameNotAllowed);
     }
 
     #[test]

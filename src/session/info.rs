@@ -20,11 +20,13 @@ impl Session {
         let config = &self.shared.config;
         let (active, passive, epsv) =
             (config.active, config.passive, config.passive && config.epsv);
+        let tls = self.shared.tls.is_some();
         let offered = |when| match when {
             Offered::Always => true,
             Offered::Active => active,
             Offered::Passive => passive,
             Offered::Epsv => epsv,
+            Offered::Tls => tls,
         };
         let mut reply = Reply::new();
         reply.first(Code::SystemStatus, format_args!("Features:"));

@@ -5,10 +5,10 @@
 
 use crate::limits::{MAX_LINE, MAX_PROXY_HEADER};
 use crate::protocol::line::{self, Frame};
+use crate::sys::unauthenticated::Pending;
+use crate::tls::stream::Stream;
 use smol::io::AsyncReadExt;
-use smol::Async;
 use std::io;
-use std::net::TcpStream;
 
 /// What the session starts with: bytes already read after the header, and
 /// whether the greeting was already sent.
@@ -17,6 +17,8 @@ pub struct Prelude {
     pub start: usize,
     pub end: usize,
     pub greeted: bool,
+    /// The connection's place among those not logged in yet; left at login.
+    pub pending: Option<Pending>,
 }
 
 impl Prelude {
@@ -27,6 +29,7 @@ impl Prelude {
             start: 0,
             end: 0,
             greeted: false,
+            pending: None,
         }
     }
 
@@ -61,15 +64,14 @@ impl LineReader {
 
     /// Waits until a complete line is buffered. Cancel-safe: bytes read are
     /// kept in the buffer.
-    pub(super) async fn fill(&mut self, socket: &Async<TcpStream>) -> io::Result<Input> {
+    pub(super) async fn fill(&mut self, socket: &mut Stream) -> io::Result<Input> {
         loop {
             match line::frame(&self.buf[..self.len], self.buf.len()) {
                 Frame::Line(line) => return Ok(Input::Line(line.len)),
                 Frame::TooLong => return Ok(Input::TooLong),
                 Frame::More => {}
             }
-            let mut reader = socket;
-            let n = reader.read(&mut self.buf[self.len..]).await?;
+            let n = socket.read(&mut self.buf[self.len..]).await?;
             if n == 0 {
                 return Ok(Input::Closed);
             }
@@ -79,6 +81,11 @@ impl LineReader {
 
     pub(super) fn line(&self, n: usize) -> &[u8] {
         &self.buf[..n]
+    }
+
+    /// Whether bytes beyond the lines consumed are buffered.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Drops the first line and its line end.

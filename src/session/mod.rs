@@ -17,16 +17,22 @@
 //!   and running it;
 //! - `outcome`: how a transfer ended, and the one place that counts, logs
 //!   and replies to it;
+//! - `security`: AUTH, PBSZ, PROT, CCC (RFC 4217), the TLS upgrade of the
+//!   control connection, TLS on data connections and the login gate;
 //! - `errors`: path, storage and parse errors mapped to replies, one table.
 
 use crate::config::User;
 use crate::data::active::DataPlan;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, Type};
-use crate::protocol::reply::{self, Code, Reply};
+use crate::protocol::escape::Escaped;
+use crate::protocol::reply::{Code, Reply};
 use crate::shared::Shared;
 use crate::storage::jail::{Jail, VirtualPath};
 use crate::sys::budget::FdPermit;
+use crate::sys::unauthenticated::Pending;
+use crate::tls::stream::Stream;
+use crate::tls::{Tag, TAG_BYTES};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
@@ -51,10 +57,12 @@ mod info;
 mod input;
 mod login;
 mod outcome;
+mod security;
 mod transfer;
 
 pub use input::Prelude;
 use input::{Input, LineReader};
+use security::Security;
 use transfer::Job;
 
 enum Login {
@@ -72,6 +80,8 @@ enum Flow {
     Continue,
     Close,
     Transfer(Job),
+    /// 234 was queued: the TLS handshake follows (RFC 4217 §4).
+    StartTls,
 }
 
 /// A command that ended early with a refusal: the reply is queued, or
@@ -90,7 +100,7 @@ type Handled = Result<Flow, Replied>;
 
 pub struct Session {
     shared: Arc<Shared>,
-    control: Async<TcpStream>,
+    control: Stream,
     client: SocketAddr,
     local: SocketAddr,
     login: Login,
@@ -105,6 +115,12 @@ pub struct Session {
     failures: u32,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
     unsent: Option<Vec<u8>>,
+    /// Listed among the connections not logged in yet (may be shed) until
+    /// the login succeeds.
+    unauthenticated: Option<Pending>,
+    security: Security,
+    /// The resumption tag of this session's TLS handshakes (security.rs).
+    tag: Tag,
 }
 
 /// The 220 greeting (RFC 959 §5.4); the PROXY handshake may send it first.
@@ -123,10 +139,55 @@ pub fn run(
     local: SocketAddr,
     prelude: Prelude,
 ) -> impl std::future::Future<Output = ()> {
+    let plain = Stream::Plain(control);
+    serve_session(
+        shared,
+        plain,
+        Security::Plain,
+        [0; TAG_BYTES],
+        client,
+        local,
+        prelude,
+    )
+}
+
+/// Runs a session of the implicit FTPS listener: `control` finished its
+/// handshake with `tag`; data connections are protected from the start.
+/// `prelude` carries no bytes (the TLS handshake consumed them), only the
+/// connection's place in the unauthenticated share.
+pub fn run_implicit(
+    shared: Arc<Shared>,
+    control: Stream,
+    tag: Tag,
+    client: SocketAddr,
+    local: SocketAddr,
+    prelude: Prelude,
+) -> impl std::future::Future<Output = ()> {
+    serve_session(
+        shared,
+        control,
+        Security::Implicit,
+        tag,
+        client,
+        local,
+        prelude,
+    )
+}
+
+fn serve_session(
+    shared: Arc<Shared>,
+    control: Stream,
+    security: Security,
+    tag: Tag,
+    client: SocketAddr,
+    local: SocketAddr,
+    mut prelude: Prelude,
+) -> impl std::future::Future<Output = ()> {
     // The prelude's buffer is copied into the line reader here, outside the
     // future, so the session's state never carries it.
     let mut reader = LineReader::with_prelude(prelude.bytes());
     let greeted = prelude.greeted;
+    let unauthenticated = prelude.pending.take();
     async move {
         let started = Instant::now();
         log::info!("session start client={client}");
@@ -145,15 +206,19 @@ pub fn run(
             epsv_all: false,
             failures: 0,
             unsent: None,
+            unauthenticated,
+            security,
+            tag,
         };
         let reason = match session.serve(&mut reader, greeted).await {
             Ok(reason) => reason,
             Err(e) => format!("error: {e}"),
         };
         log::info!(
-            "session end client={} user={} seconds={:.1} reason={reason}",
+            "session end client={} user={} security={} seconds={:.1} reason={reason}",
             session.client,
-            session.user_name(),
+            Escaped(session.user_name()),
+            session.security.label(),
             started.elapsed().as_secs_f64()
         );
     }
@@ -176,7 +241,7 @@ impl Session {
     fn say(&mut self, reply: Reply) -> io::Result<()> {
         match &mut self.unsent {
             Some(unsent) => unsent.extend_from_slice(reply.as_bytes()),
-            None => self.unsent = reply::try_send(&self.control, reply.as_bytes())?,
+            None => self.unsent = self.control.try_send(reply.as_bytes())?,
         }
         Ok(())
     }
@@ -194,8 +259,10 @@ impl Session {
 
     async fn flush(&mut self) -> io::Result<()> {
         if let Some(unsent) = self.unsent.take() {
-            let mut writer = &self.control;
-            writer.write_all(&unsent).await?;
+            self.control.write_all(&unsent).await?;
+            self.control.flush().await?;
+        } else if self.control.has_pending() {
+            self.control.flush().await?;
         }
         Ok(())
     }
@@ -231,19 +298,28 @@ impl Session {
                 Timeout,
                 Stop,
             }
-            let wake = async { Wake::Input(reader.fill(&self.control).await) }
+            let (control, shared) = (&mut self.control, &self.shared);
+            let wake = async { Wake::Input(reader.fill(control).await) }
                 .or(async {
                     Timer::after(limit).await;
                     Wake::Timeout
                 })
                 .or(async {
-                    self.shared.stopping().await;
+                    shared.stopping().await;
                     Wake::Stop
                 })
                 .await;
             let n = match wake {
                 Wake::Timeout => {
-                    let text = format!("{why} ({} s), closing control connection", limit.as_secs());
+                    // The setting, not the time that was left of it.
+                    let setting = match self.login {
+                        Login::In { .. } => self.shared.config.idle_timeout,
+                        _ => self.shared.config.login_timeout,
+                    };
+                    let text = format!(
+                        "{why} ({} s), closing control connection",
+                        setting.as_secs()
+                    );
                     return self.close_with(&text, why).await;
                 }
                 Wake::Stop => return self.shutdown().await,
@@ -279,6 +355,11 @@ impl Session {
                 Flow::Close => {
                     self.flush().await?;
                     return Ok("quit".into());
+                }
+                Flow::StartTls => {
+                    if let Some(reason) = self.start_tls(reader).await? {
+                        return Ok(reason);
+                    }
                 }
                 Flow::Transfer(job) => {
                     if let Some(reason) = Box::pin(self.transfer(job, reader)).await? {

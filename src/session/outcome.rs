@@ -7,6 +7,7 @@ use crate::data::active::DataError;
 use crate::data::transfer::TransferError;
 use crate::delivery::Refusal;
 use crate::ops::metrics;
+use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
 use std::borrow::Cow;
@@ -38,6 +39,14 @@ pub(super) enum Outcome {
     NotDurable(u64, io::Error),
     /// Delivery did not take the upload.
     Refused(u64, Refusal),
+    /// 521: the transfer would be unprotected under `tls = required`
+    /// (RFC 4217 §9). Not counted.
+    Unprotected,
+    /// 425: the TLS handshake on the data connection failed. Not counted.
+    DataTls(&'static str),
+    /// 522: the data connection did not resume the control connection's
+    /// TLS session (`tls_session_reuse = required`). Not counted.
+    NotResumed,
 }
 
 impl Outcome {
@@ -73,6 +82,20 @@ impl Outcome {
                 let (code, text) = errors::refusal_reply(refusal);
                 (code, text.into())
             }
+            Outcome::Unprotected => (
+                Code::DataProtectionRequired,
+                "data connections must be protected: send PBSZ 0 and PROT P".into(),
+            ),
+            Outcome::DataTls(why) => (
+                Code::CantOpenDataConnection,
+                format!("TLS on the data connection failed: {why}").into(),
+            ),
+            Outcome::NotResumed => (
+                Code::NetworkProtocolNotSupported,
+                "the data connection must resume the control connection's TLS session \
+                 (tls_session_reuse = required)"
+                    .into(),
+            ),
         };
         let (bytes, counted) = match self {
             Outcome::Done(bytes)
@@ -80,7 +103,12 @@ impl Outcome {
             | Outcome::NotDurable(bytes, _)
             | Outcome::Refused(bytes, _) => (*bytes, true),
             Outcome::Aborted | Outcome::Shutdown | Outcome::Failed(_) => (0, true),
-            Outcome::Busy | Outcome::NoTemporary(_) | Outcome::NoDataConnection(_) => (0, false),
+            Outcome::Busy
+            | Outcome::NoTemporary(_)
+            | Outcome::NoDataConnection(_)
+            | Outcome::Unprotected
+            | Outcome::DataTls(_)
+            | Outcome::NotResumed => (0, false),
         };
         (code, text, bytes, counted)
     }
@@ -105,25 +133,26 @@ impl Session {
                 log::warn!(
                     "client={} {verb} {} failed: {e}",
                     self.client,
-                    virt.as_str()
+                    Escaped(virt.as_str())
                 );
             }
             Outcome::NotDurable(_, e) => {
                 log::error!(
                     "client={} {verb} {}: cannot make durable: {e}",
                     self.client,
-                    virt.as_str()
+                    Escaped(virt.as_str())
                 );
             }
             _ => {}
         }
         log::info!(
-            "transfer client={} user={} verb={verb} path={:?} bytes={bytes} ms={} reply={}",
+            "transfer client={} user={} verb={verb} path={:?} bytes={bytes} ms={} reply={} protected={}",
             self.client,
-            self.user_name(),
+            Escaped(self.user_name()),
             virt.as_str(),
             started.elapsed().as_millis(),
-            code as u16
+            code as u16,
+            if self.security.data_private() { "yes" } else { "no" }
         );
         match outcome {
             Outcome::ClientGone(_) => Ok(Some("client closed during transfer".into())),

@@ -18,6 +18,7 @@ use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
 use crate::storage::upload::TempUpload;
 use crate::sys::random;
+use crate::tls::stream::Stream;
 use smol::future::FutureExt;
 use std::io;
 use std::path::PathBuf;
@@ -64,6 +65,15 @@ fn format_verb(format: Format) -> &'static str {
 }
 
 impl Session {
+    /// The logged-in user's canonical home (transfers happen only then):
+    /// files are opened beneath it (`jail::open_beneath`).
+    fn home(&self) -> PathBuf {
+        match &self.login {
+            Login::In { jail, .. } => jail.home().to_path_buf(),
+            _ => PathBuf::new(),
+        }
+    }
+
     pub(super) fn set_rest(&mut self, offset: u64) -> Handled {
         self.rest = offset;
         self.answer(
@@ -196,6 +206,11 @@ impl Session {
         };
         let max_size = config.max_file_size;
         let kind = self.kind;
+        if self.unprotected_refused() {
+            self.data = DataPlan::None;
+            self.passive_fds = None;
+            return Ok(Outcome::Unprotected);
+        }
 
         // The data socket and the file count against the open-file limit:
         // wait for them rather than fail with EMFILE (budget.rs).
@@ -212,7 +227,7 @@ impl Session {
         // a full disk or a forbidden name is answered without one.
         let mut upload = None;
         if let Job::Store { target, prefix, .. } = &job {
-            match TempUpload::create(target.clone(), *prefix).await {
+            match TempUpload::create(self.home(), target.clone(), *prefix).await {
                 Ok(u) => upload = Some(u),
                 Err(e) => {
                     self.data = DataPlan::None;
@@ -222,7 +237,7 @@ impl Session {
         }
 
         let plan = std::mem::replace(&mut self.data, DataPlan::None);
-        let stream = match active::open(plan, &peer, &self.shared.metrics).await {
+        let socket = match active::open(plan, &peer, &self.shared.metrics).await {
             Ok(stream) => stream,
             Err(e) => return Ok(Outcome::NoDataConnection(e)),
         };
@@ -244,14 +259,24 @@ impl Session {
             )?,
         }
         self.flush().await?;
+        // PROT P: the client starts its TLS handshake once it has the 150.
+        let stream = if self.security.data_private() {
+            match self.secure_data(socket).await {
+                Ok(stream) => stream,
+                Err(outcome) => return Ok(outcome),
+            }
+        } else {
+            Stream::Plain(socket)
+        };
 
         metrics::inc(&self.shared.metrics.transfers_now);
+        let home = self.home();
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         let work = async {
             match job {
                 Job::Retr { real, offset, .. } => {
-                    transfer::send_file(stream, real, offset, kind, stall, metrics).await
+                    transfer::send_file(stream, home, real, offset, kind, stall, metrics).await
                 }
                 Job::List { real, format, .. } => {
                     transfer::send_listing(stream, real, format, stall, metrics).await
@@ -282,7 +307,7 @@ impl Session {
         let result = loop {
             let event = if watching {
                 async { Event::Done(work.as_mut().await) }
-                    .or(async { Event::Control(reader.fill(&self.control).await) })
+                    .or(async { Event::Control(reader.fill(&mut self.control).await) })
                     .or(async {
                         shared.hard_stopping().await;
                         Event::HardStop
@@ -340,7 +365,8 @@ impl Session {
             // the fsync, which gives its FIN time to arrive: a partial file
             // from a dead client is never placed (nor delivered to S3).
             let synced = upload.sync().await;
-            if synced.is_ok() && crate::sys::peer_closed(self.control.get_ref()) {
+            let gone = self.control.socket().is_none_or(crate::sys::peer_closed);
+            if synced.is_ok() && gone {
                 return Ok(Outcome::ClientGone(bytes));
             }
             let committed = match synced {

@@ -7,9 +7,22 @@
 //! async checks then canonicalize what exists on disk so that a symlink
 //! pointing outside the home is refused too. Nothing outside the home is ever
 //! read, written or listed.
+//!
+//! Those checks run before the file is used, so a symlink planted (or a
+//! directory swapped for one) in between could redirect the open. So every
+//! file is opened relative to the home with the kernel doing the
+//! containment: openat2(2) with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`
+//! (Linux 5.6; AL2023 runs 6.1) fails with EXDEV for any path, symlinks
+//! included, that leaves the home, and `/proc` magic links are refused.
+//! Only regular files (and directories) are used: devices, FIFOs and
+//! sockets are refused (opened with O_NONBLOCK so a FIFO cannot block the
+//! open, then checked with fstat).
 
 use crate::limits;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// A path as the client sees it: starts with `/`, no empty, `.` or `..`
@@ -60,6 +73,11 @@ pub fn resolve(cwd: &VirtualPath, arg: &str) -> Result<VirtualPath, JailError> {
     if arg.contains('\0') || arg.contains('\\') || arg.len() > limits::MAX_PATH {
         return Err(JailError::InvalidName);
     }
+    // SECURITY: a CR, LF or other control byte in a name would forge lines
+    // in replies (257), listings and logs; no device needs one.
+    if arg.chars().any(|c| c.is_ascii_control()) {
+        return Err(JailError::InvalidName);
+    }
     let mut parts: Vec<&str> = Vec::new();
     if !arg.starts_with('/') {
         parts.extend(cwd.0.split('/').filter(|p| !p.is_empty()));
@@ -76,6 +94,8 @@ pub fn resolve(cwd: &VirtualPath, arg: &str) -> Result<VirtualPath, JailError> {
             // SECURITY: temporaries are unaddressable, so a client can never
             // read, replace or list a partial upload.
             name if name.starts_with(limits::TEMP_PREFIX) => return Err(JailError::InvalidName),
+            // The kernel's NAME_MAX: refused here as a name, not as a fault.
+            name if name.len() > limits::MAX_NAME => return Err(JailError::InvalidName),
             name => parts.push(name),
         }
     }
@@ -96,6 +116,11 @@ impl Jail {
     pub async fn open(home: &Path) -> io::Result<Jail> {
         let home = async_fs::canonicalize(home).await?;
         Ok(Jail { home })
+    }
+
+    /// The canonical home: what `open_beneath` resolves against.
+    pub fn home(&self) -> &Path {
+        &self.home
     }
 
     fn lexical(&self, path: &VirtualPath) -> PathBuf {
@@ -127,6 +152,79 @@ impl Jail {
         let parent = self.existing(&path.parent()).await?;
         Ok(parent.join(path.file_name()))
     }
+}
+
+/// Maps the errors of a contained open: leaving the home (EXDEV), a magic
+/// link, or a symlink where none may be (ELOOP) are refusals, not faults.
+fn contained(e: rustix::io::Errno) -> io::Error {
+    use rustix::io::Errno;
+    match e {
+        Errno::XDEV | Errno::LOOP => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "path leaves the home or is a symlink",
+        ),
+        e => e.into(),
+    }
+}
+
+/// Opens `real` (a path the jail produced, inside `home`) relative to the
+/// home; the kernel refuses any resolution that leaves it.
+pub fn open_beneath(home: &Path, real: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+    let rel = real
+        .strip_prefix(home)
+        .map_err(|_| io::Error::new(io::ErrorKind::PermissionDenied, "not inside the home"))?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let dir = rustix::fs::open(
+        home,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SECURITY: the kernel keeps the whole resolution, symlinks included,
+    // beneath the home; nothing between the checks and this open can
+    // redirect it outside.
+    rustix::fs::openat2(
+        &dir,
+        rel,
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        mode,
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(contained)
+}
+
+/// Fails unless `file` is a regular file.
+pub fn regular(file: File) -> io::Result<File> {
+    // SECURITY: a device (/dev/zero), FIFO or socket is never read or
+    // appended from: it could block, never end, or have side effects.
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "not a regular file",
+        ))
+    }
+}
+
+/// Opens the regular file `real` inside `home` for reading.
+pub fn open_regular(home: &Path, real: &Path) -> io::Result<File> {
+    let fd = open_beneath(home, real, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
+    regular(File::from(fd))
+}
+
+/// Opens the directory `real` inside `home` (for creating or renaming
+/// entries in it relative to its descriptor).
+pub fn open_dir(home: &Path, real: &Path) -> io::Result<OwnedFd> {
+    open_beneath(
+        home,
+        real,
+        OFlags::RDONLY | OFlags::DIRECTORY,
+        Mode::empty(),
+    )
 }
 
 #[cfg(test)]
@@ -194,6 +292,36 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_refused() {
+        // `STOR cr\rname.txt` and `MKD d\rx` must not create such names.
+        for arg in [
+            "cr\rname.txt",
+            "d\rx",
+            "a\nb",
+            "bell\x07",
+            "del\x7f",
+            "esc\x1b[2J",
+        ] {
+            assert_eq!(
+                resolve(&VirtualPath::root(), arg),
+                Err(JailError::InvalidName),
+                "{arg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn over_long_component_refused() {
+        // 256 bytes is past NAME_MAX: a name error, not a local error.
+        let name = "n".repeat(limits::MAX_NAME + 1);
+        assert_eq!(
+            resolve(&VirtualPath::root(), &name),
+            Err(JailError::InvalidName)
+        );
+        assert!(resolve(&VirtualPath::root(), &"n".repeat(limits::MAX_NAME)).is_ok());
+    }
+
+    #[test]
     fn temporaries_unaddressable() {
         let name = format!("{}abc", limits::TEMP_PREFIX);
         assert_eq!(
@@ -248,6 +376,54 @@ mod tests {
                 Err(JailError::NotFound)
             );
         });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn scratch(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("lakeftpd-jail-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        (dir.clone(), std::fs::canonicalize(home).unwrap())
+    }
+
+    #[test]
+    fn open_beneath_refuses_a_symlink_leaving_the_home() {
+        // The open itself refuses, whatever a check before it saw.
+        let (dir, home) = scratch("out");
+        std::fs::write(dir.join("secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.join("secret"), home.join("leak")).unwrap();
+        let e = open_regular(&home, &home.join("leak")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn open_beneath_allows_a_symlink_inside_the_home() {
+        // A link between two of the user's own files still works.
+        let (dir, home) = scratch("in");
+        std::fs::write(home.join("data"), b"x").unwrap();
+        std::os::unix::fs::symlink("data", home.join("alias")).unwrap();
+        assert!(open_regular(&home, &home.join("alias")).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn open_regular_refuses_devices() {
+        // A symlink to /dev/zero leaves the home; a FIFO inside it is no file.
+        let (dir, home) = scratch("dev");
+        std::os::unix::fs::symlink("/dev/zero", home.join("zero")).unwrap();
+        assert!(open_regular(&home, &home.join("zero")).is_err());
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            home.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let e = open_regular(&home, &home.join("fifo")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,15 +3,23 @@
 //! then may the session reply 226. Until `commit`, dropping the upload (a
 //! dropped connection, ABOR, a timeout, an error) removes the temporary, so
 //! no partial file ever appears under the final name.
+//!
+//! Everything is done relative to the target's directory, opened beneath
+//! the home by the jail (`jail::open_dir`): the temporary is created, the
+//! existing file read (APPE, REST + STOR) and the rename made with *at
+//! calls on that descriptor, never by a path a symlink could redirect.
 
 use crate::limits::TEMP_PREFIX;
+use crate::storage::jail;
 use crate::sys::random;
-use std::fs::{self, File, OpenOptions};
+use rustix::fs::{Mode, OFlags};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub struct TempUpload {
+    /// The user's home: the directory is reopened beneath it to commit.
+    home: PathBuf,
     temp: PathBuf,
     target: PathBuf,
     /// `None` only while a write runs on the blocking pool.
@@ -31,15 +39,33 @@ impl TempUpload {
     /// receives that many bytes of the existing target (APPE: all of it;
     /// REST n + STOR: the first n), so appending and resuming are as atomic
     /// as a plain store.
-    pub async fn create(target: PathBuf, prefix: Option<u64>) -> io::Result<TempUpload> {
+    /// `target` is a path the jail produced inside `home`.
+    pub async fn create(
+        home: PathBuf,
+        target: PathBuf,
+        prefix: Option<u64>,
+    ) -> io::Result<TempUpload> {
         smol::unblock(move || {
             let temp = temp_name(&target);
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o640)
-                .open(&temp)?;
+            let (dir, name) = split(&target)?;
+            let name = name.to_os_string();
+            let dir = jail::open_dir(&home, dir)?;
+            let temp_file = name_of(&temp)?;
+            let mut file = File::from(
+                rustix::fs::openat(
+                    &dir,
+                    temp_file,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o640),
+                )
+                .map_err(io::Error::from)?,
+            );
             let mut upload = TempUpload {
+                home,
                 temp,
                 target,
                 file: None,
@@ -47,7 +73,23 @@ impl TempUpload {
                 committed: false,
             };
             if let Some(limit) = prefix {
-                match File::open(&upload.target) {
+                // SECURITY: the existing file is opened in its directory
+                // without following a symlink, and only a regular file is
+                // copied (never a device or a file outside the home).
+                let existing = rustix::fs::openat(
+                    &dir,
+                    &name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| match e {
+                    rustix::io::Errno::LOOP => {
+                        io::Error::new(io::ErrorKind::PermissionDenied, "the target is a symlink")
+                    }
+                    e => e.into(),
+                })
+                .and_then(|fd| jail::regular(File::from(fd)));
+                match existing {
                     Ok(existing) => {
                         use std::io::Read;
                         upload.size = io::copy(&mut existing.take(limit), &mut file)?;
@@ -123,15 +165,17 @@ impl TempUpload {
             .file
             .take()
             .ok_or_else(|| io::Error::other("upload file lost"))?;
+        let home = self.home.clone();
         let temp = self.temp.clone();
         let target = self.target.clone();
         let result = smol::unblock(move || -> io::Result<()> {
             file.sync_all()?;
             drop(file);
-            fs::rename(&temp, &target)?;
+            let (dir, name) = split(&target)?;
+            let dir = jail::open_dir(&home, dir)?;
+            rustix::fs::renameat(&dir, name_of(&temp)?, &dir, name)?;
             // The rename is durable only once the directory is (fsync(2)).
-            let dir = target.parent().unwrap_or(Path::new("/"));
-            File::open(dir)?.sync_all()
+            File::from(dir).sync_all()
         })
         .await;
         // After a successful rename the temporary no longer exists; after a
@@ -149,6 +193,18 @@ impl Drop for TempUpload {
             let _ = fs::remove_file(&self.temp);
         }
     }
+}
+
+/// The directory and the name of `path`.
+fn split(path: &Path) -> io::Result<(&Path, &std::ffi::OsStr)> {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => Ok((dir, name)),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name")),
+    }
+}
+
+fn name_of(path: &Path) -> io::Result<&std::ffi::OsStr> {
+    split(path).map(|(_, name)| name)
 }
 
 /// Removes temporaries left by a crash, under `dir` and its subdirectories.
@@ -201,7 +257,9 @@ mod tests {
     fn commit_places_file() {
         let dir = scratch("commit");
         smol::block_on(async {
-            let mut u = TempUpload::create(dir.join("a.csv"), None).await.unwrap();
+            let mut u = TempUpload::create(dir.clone(), dir.join("a.csv"), None)
+                .await
+                .unwrap();
             assert!(names(&dir)[0].starts_with(TEMP_PREFIX));
             u.write(b"hello").unwrap();
             u.commit().await.unwrap();
@@ -215,7 +273,9 @@ mod tests {
     fn drop_leaves_nothing() {
         let dir = scratch("drop");
         smol::block_on(async {
-            let mut u = TempUpload::create(dir.join("a.csv"), None).await.unwrap();
+            let mut u = TempUpload::create(dir.clone(), dir.join("a.csv"), None)
+                .await
+                .unwrap();
             u.write(b"partial").unwrap();
         });
         assert!(names(&dir).is_empty());
@@ -227,7 +287,7 @@ mod tests {
         let dir = scratch("append");
         fs::write(dir.join("log"), b"one\n").unwrap();
         smol::block_on(async {
-            let mut u = TempUpload::create(dir.join("log"), Some(u64::MAX))
+            let mut u = TempUpload::create(dir.clone(), dir.join("log"), Some(u64::MAX))
                 .await
                 .unwrap();
             u.write(b"two\n").unwrap();
@@ -242,11 +302,50 @@ mod tests {
         let dir = scratch("resume");
         fs::write(dir.join("f"), b"abcdef").unwrap();
         smol::block_on(async {
-            let mut u = TempUpload::create(dir.join("f"), Some(3)).await.unwrap();
+            let mut u = TempUpload::create(dir.clone(), dir.join("f"), Some(3))
+                .await
+                .unwrap();
             u.write(b"XYZ!").unwrap();
             u.commit().await.unwrap();
         });
         assert_eq!(fs::read(dir.join("f")).unwrap(), b"abcXYZ!");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn append_through_a_symlink_is_refused() {
+        // APPE onto a link to a file outside the home copies nothing.
+        let dir = scratch("link");
+        let home = dir.join("home");
+        fs::create_dir_all(&home).unwrap();
+        fs::write(dir.join("outside"), b"secret").unwrap();
+        std::os::unix::fs::symlink(dir.join("outside"), home.join("leak")).unwrap();
+        let made = smol::block_on(TempUpload::create(
+            home.clone(),
+            home.join("leak"),
+            Some(u64::MAX),
+        ));
+        assert_eq!(made.err().unwrap().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(names(&home), vec!["leak"], "no temporary is left");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_outside_the_home_is_refused() {
+        // A target whose directory is a symlink out of the home: nothing
+        // is created there.
+        let dir = scratch("outdir");
+        let home = dir.join("home");
+        fs::create_dir_all(dir.join("elsewhere")).unwrap();
+        fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), home.join("sub")).unwrap();
+        let made = smol::block_on(TempUpload::create(
+            home.clone(),
+            home.join("sub").join("planted"),
+            None,
+        ));
+        assert!(made.is_err());
+        assert!(names(&dir.join("elsewhere")).is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -73,6 +73,13 @@ impl FdBudget {
         self.try_take(1, self.reserve)
     }
 
+    /// One descriptor for a new session that displaces a waiting one (which
+    /// is closing and gives its descriptor back): may dip into the reserve,
+    /// by at most one per displaced connection.
+    pub fn displacing(self: &Arc<Self>) -> Option<FdPermit> {
+        self.try_take(1, 0)
+    }
+
     /// `count` more descriptors for an optional speed-up (a splice pipe),
     /// never taken from the reserve; `None` when they are not free now.
     pub fn spare(self: &Arc<Self>, count: i64) -> Option<FdPermit> {

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod errno;
 pub mod random;
 pub mod timeout;
+pub mod unauthenticated;
 
 pub use random::random_bytes;
 

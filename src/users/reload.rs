@@ -183,6 +183,8 @@ impl Loader {
         let from_file = file_users.len();
         let mut all = self.config.users.clone();
         all.extend(file_users);
+        // SECURITY: an unknown user's check costs the costliest of the new set.
+        crate::auth::set_unknown_user_cost(&all);
         let Changes {
             added,
             changed,

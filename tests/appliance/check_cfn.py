@@ -163,8 +163,9 @@ class Checker:
         found = False
         for name, props in self.resources("AWS::ElasticLoadBalancingV2::Listener"):
             found = True
-            if props.get("Protocol") != "TCP" or int(props.get("Port", 0)) != 21:
-                self.problem(name, "want a TCP listener on port 21")
+            # 21: explicit FTP/FTPS; 990: implicit FTPS (lakeftpd terminates TLS).
+            if props.get("Protocol") != "TCP" or int(props.get("Port", 0)) not in (21, 990):
+                self.problem(name, "want a TCP listener on port 21 (or 990 for implicit FTPS)")
             attrs = {a.get("Key"): a.get("Value") for a in props.get("ListenerAttributes", [])}
             if "tcp.idle_timeout.seconds" not in attrs:
                 self.problem(name, "tcp.idle_timeout.seconds unset (AWS default 350s)")
@@ -186,10 +187,22 @@ class Checker:
             else:
                 self.int_range(f"{name}.deregistration_delay.timeout_seconds", delay, DRAIN_SECONDS, 3600)
 
+    def tls_read(self, name, st):
+        if not isinstance(st, dict) or st.get("Action") != "s3:GetObject":
+            return self.problem(name, "the conditional statement must grant s3:GetObject alone")
+        res = st.get("Resource") or []
+        text = repr([r.value if isinstance(r, Tagged) else r for r in res])
+        if "TlsCertObject" not in text or "TlsKeyObject" not in text or "*" in text:
+            self.problem(name, f"s3:GetObject must name the two TLS objects alone: {text}")
+
     def iam(self):
         for name, props in self.resources("AWS::IAM::Role"):
             for pol in props.get("Policies", []):
                 for st in pol.get("PolicyDocument", {}).get("Statement", []):
+                    if isinstance(st, Tagged) and st.tag == "If":
+                        # FTPS: read the certificate and key objects, nothing else.
+                        self.tls_read(name, st.value[1])
+                        continue
                     actions = st.get("Action", [])
                     actions = [actions] if isinstance(actions, str) else actions
                     s3 = [a for a in actions if a.startswith("s3:")]
@@ -205,7 +218,7 @@ class Checker:
 
     def security_groups(self):
         for name, props in self.resources("AWS::EC2::SecurityGroup"):
-            ports = {(ref_name(r.get("FromPort")) or r.get("FromPort")) for r in props.get("SecurityGroupIngress", [])}
+            ports = {(ref_name(r.get("FromPort")) or r.get("FromPort")) for r in props.get("SecurityGroupIngress", []) if isinstance(r, dict)}
             for want in (21, "PassivePortFrom", HEALTH_PORT):
                 if want not in ports:
                     self.problem(name, f"no ingress rule for {want}")

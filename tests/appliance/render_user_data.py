@@ -41,6 +41,11 @@ values.update(
 )
 user_data = template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
 text = user_data["Fn::Base64"]["Sub"]
+if isinstance(text, list):
+    # !Sub [TEMPLATE, {NAME: ...}]: the extra variables (FTPS lines) render
+    # empty, as with the defaults (Tls = off).
+    text, extra = text
+    values.update({name: "" for name in extra})
 missing = [name for name in re.findall(r"\$\{([^}!]+)\}", text) if name not in values]
 if missing:
     sys.exit(f"render_user_data: no value for {missing}")

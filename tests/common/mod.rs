@@ -138,6 +138,23 @@ impl Server {
         }
     }
 
+    /// A server started by the test itself (e.g. under prlimit).
+    pub fn adopt(
+        child: Child,
+        addr: SocketAddr,
+        dir: Scratch,
+        config_path: PathBuf,
+        log: Arc<Mutex<String>>,
+    ) -> Server {
+        Server {
+            child,
+            addr,
+            dir,
+            config_path,
+            log,
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -249,6 +266,15 @@ pub struct Control {
 impl Control {
     pub fn connect(addr: SocketAddr) -> Control {
         let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Control { stream, reader }
+    }
+
+    /// Wraps an already connected stream.
+    pub fn from_stream(stream: TcpStream) -> Control {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();

@@ -1,0 +1,90 @@
+//! The implicit FTPS listener (`implicit_tls_listen`, port 990 by
+//! custom): TLS from the first byte, then the same session as on `listen`
+//! with data connections protected. With PROXY protocol the header comes
+//! first (the balancer adds it in front of the client's ClientHello), and
+//! the bytes read after it start the handshake.
+
+use crate::session::{self, Prelude};
+use crate::shared::Shared;
+use crate::sys;
+use crate::tls::stream::Stream;
+use crate::tls::Role;
+use smol::{Async, Executor, Timer};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+
+pub(super) async fn accept_loop(
+    executor: Arc<Executor<'static>>,
+    shared: Arc<Shared>,
+    listener: Async<TcpListener>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                log::warn!("accept failed on the implicit TLS listener: {e}");
+                Timer::after(crate::limits::POLL_PAUSE).await;
+                continue;
+            }
+        };
+        let Ok(local) = stream.get_ref().local_addr() else {
+            continue;
+        };
+        let _ = stream.get_ref().set_nodelay(true);
+        if let Some(idle) = shared.config.tcp_keepalive {
+            // Ignore errors: keepalive is an optimisation for long transfers.
+            let _ = sys::set_keepalive(stream.get_ref(), idle);
+        }
+        let shared = shared.clone();
+        executor
+            .spawn(super::connection(
+                shared,
+                stream,
+                peer,
+                local,
+                super::Listener::ImplicitTls,
+            ))
+            .detach();
+    }
+}
+
+/// After admission (`super::connection`): the TLS handshake, with the bytes
+/// a PROXY handshake read after its header, then the session. `prelude`
+/// keeps the connection's place in the unauthenticated share.
+pub(super) async fn serve(
+    shared: &Arc<Shared>,
+    stream: Async<TcpStream>,
+    client: SocketAddr,
+    local: SocketAddr,
+    prelude: Prelude,
+) {
+    let Some(tls) = shared.tls.clone() else {
+        return;
+    };
+    let tag = sys::random_bytes();
+    match tls
+        .accept(
+            stream,
+            Role::Control,
+            &tag,
+            prelude.bytes(),
+            &shared.metrics,
+        )
+        .await
+    {
+        Ok(tls_stream) => {
+            let control = Stream::Tls(Box::new(tls_stream));
+            let rest = Prelude {
+                pending: prelude.pending,
+                ..Prelude::empty()
+            };
+            session::run_implicit(shared.clone(), control, tag, client, local, rest).await;
+        }
+        Err((failure, e)) => {
+            log::info!(
+                "client={client} implicit TLS handshake failed ({}): {e}",
+                failure.as_str()
+            );
+        }
+    }
+}

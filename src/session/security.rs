@@ -1,0 +1,298 @@
+//! FTPS in the session (RFC 4217): AUTH TLS upgrades the control
+//! connection, PBSZ and PROT choose the data channel's protection, CCC is
+//! refused; the login gate of `tls = required` (global or per user); and
+//! TLS on data connections, with lakeftpd as the TLS server in both active
+//! and passive mode (RFC 4217 §7), checked for session reuse.
+
+use super::input::LineReader;
+use super::outcome::Outcome;
+use super::{Flow, Handled, Login, Replied, Session};
+use crate::config::tls::Mode;
+use crate::config::User;
+use crate::ops::metrics;
+use crate::protocol::command::{Mechanism, Prot};
+use crate::protocol::reply::{Code, Reply};
+use crate::sys;
+use crate::tls::stream::Stream;
+use crate::tls::Role;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::Async;
+use std::io;
+use std::net::TcpStream;
+
+/// How the control connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Security {
+    Plain,
+    /// After AUTH TLS; `private` after PROT P.
+    Explicit {
+        private: bool,
+    },
+    /// The implicit listener: TLS from the first byte, data always private.
+    Implicit,
+}
+
+impl Security {
+    /// Whether data connections are TLS (PROT P, or implicit).
+    pub(super) fn data_private(self) -> bool {
+        matches!(
+            self,
+            Security::Implicit | Security::Explicit { private: true, .. }
+        )
+    }
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Security::Plain => "plain",
+            Security::Explicit { .. } => "explicit",
+            Security::Implicit => "implicit",
+        }
+    }
+}
+
+impl Session {
+    fn tls_mode(&self) -> Mode {
+        self.shared.config.tls.mode
+    }
+
+    /// AUTH (RFC 2228 §3, RFC 4217 §4).
+    pub(super) fn auth(&mut self, mechanism: Mechanism) -> Handled {
+        // 502 when TLS is not configured: the command is recognised but not
+        // offered (FEAT does not list it). Clients that try TLS and fall
+        // back (lftp's default ftp:ssl-allow, curl --ssl) go on in plain;
+        // 534 would claim a policy, and 431 (4xx) invites a retry that can
+        // never succeed.
+        if self.shared.tls.is_none() {
+            return self.answer(
+                Code::NotImplemented,
+                format_args!("TLS is not configured on this server"),
+            );
+        }
+        if self.security != Security::Plain {
+            return self.answer(
+                Code::BadSequence,
+                format_args!("the control connection is already protected"),
+            );
+        }
+        if matches!(self.login, Login::In { .. }) {
+            return self.answer(
+                Code::BadSequence,
+                format_args!("send AUTH TLS before logging in"),
+            );
+        }
+        if mechanism == Mechanism::Unknown {
+            return self.answer(
+                Code::NotImplementedForParameter,
+                format_args!("unknown mechanism; use AUTH TLS"),
+            );
+        }
+        // A USER sent in plain does not carry over (RFC 4217 §4: the
+        // session starts again under protection).
+        self.login = Login::Start;
+        say!(
+            self,
+            Code::SecurityExchangeOk,
+            "AUTH TLS ok, start the TLS handshake"
+        )?;
+        Ok(Flow::StartTls)
+    }
+
+    /// The TLS handshake after 234. Returns a reason when the session ends.
+    pub(super) async fn start_tls(&mut self, reader: &LineReader) -> io::Result<Option<String>> {
+        self.flush().await?;
+        // SECURITY: bytes the client sent after AUTH TLS, before the
+        // handshake, arrived in plain text; read as commands they would pass
+        // for protected ones (the STARTTLS injection of CVE-2011-0411). A
+        // ClientHello sent before the 234 is just as wrong: end the session.
+        if !reader.is_empty() {
+            log::warn!(
+                "client={} sent bytes after AUTH TLS before the handshake: closed",
+                self.client
+            );
+            return Ok(Some("bytes after AUTH TLS".into()));
+        }
+        let Some(tls) = self.shared.tls.clone() else {
+            return Ok(Some("no TLS".into()));
+        };
+        let Some(socket) = self.control.take_plain() else {
+            return Ok(Some("control connection not plain".into()));
+        };
+        self.tag = sys::random_bytes();
+        match tls
+            .accept(socket, Role::Control, &self.tag, &[], &self.shared.metrics)
+            .await
+        {
+            Ok(stream) => {
+                self.control = Stream::Tls(Box::new(stream));
+                self.security = Security::Explicit { private: false };
+                log::info!("client={} TLS on the control connection", self.client);
+                Ok(None)
+            }
+            Err((failure, e)) => {
+                log::warn!(
+                    "client={} TLS handshake failed ({}): {e}",
+                    self.client,
+                    failure.as_str()
+                );
+                Ok(Some(format!("TLS handshake failed: {}", failure.as_str())))
+            }
+        }
+    }
+
+    /// PBSZ (RFC 4217 §8): TLS is a stream, so the buffer size is 0.
+    pub(super) fn pbsz(&mut self, _size: u64) -> Handled {
+        match self.security {
+            Security::Plain => self.answer(
+                Code::BadSequence,
+                format_args!("PBSZ needs a protected control connection; send AUTH TLS"),
+            ),
+            Security::Explicit { .. } | Security::Implicit => {
+                self.answer(Code::CommandOk, format_args!("PBSZ=0"))
+            }
+        }
+    }
+
+    /// PROT (RFC 2228 §3, RFC 4217 §9): C or P; S and E do not exist in TLS.
+    /// RFC 4217 has PBSZ precede PROT; PBSZ 0 changes nothing, and clients
+    /// such as Python's `prot_c()` skip it, so PROT does not insist (nor
+    /// does vsftpd).
+    pub(super) fn prot(&mut self, level: Prot) -> Handled {
+        let required = self.tls_required();
+        let private = match (self.security, level) {
+            (Security::Plain, _) => {
+                return self.answer(
+                    Code::BadSequence,
+                    format_args!("PROT needs a protected control connection; send AUTH TLS"),
+                )
+            }
+            (_, Prot::Safe | Prot::Confidential) => {
+                return self.answer(
+                    Code::ProtLevelNotSupported,
+                    format_args!("TLS offers PROT P or C only"),
+                )
+            }
+            (Security::Implicit, Prot::Clear) => {
+                return self.answer(
+                    Code::PolicyDenied,
+                    format_args!("data connections are always protected on this port"),
+                )
+            }
+            (_, Prot::Clear) if required => {
+                return self.answer(
+                    Code::PolicyDenied,
+                    format_args!("data connections must be protected: use PROT P"),
+                )
+            }
+            (_, Prot::Clear) => false,
+            (_, Prot::Private) => true,
+        };
+        if let Security::Explicit { private: p, .. } = &mut self.security {
+            *p = private;
+        }
+        let level = if private { "P" } else { "C" };
+        self.answer(Code::CommandOk, format_args!("PROT {level} ok"))
+    }
+
+    /// CCC (RFC 4217 §6): never. A clear control connection would expose
+    /// every later command and reply to whoever is on the path.
+    pub(super) fn ccc(&mut self) -> Handled {
+        self.answer(
+            Code::PolicyDenied,
+            format_args!("CCC is not allowed: the control connection stays protected"),
+        )
+    }
+
+    /// Whether this session must be protected: `tls = required`, or the
+    /// logged-in user's `tls = required`.
+    fn tls_required(&self) -> bool {
+        self.tls_mode() == Mode::Required
+            || matches!(&self.login, Login::In { user, .. } if user.tls_required)
+    }
+
+    /// SECURITY: under `tls = required` (or the user's own), USER is refused
+    /// before AUTH TLS, so the password is never sent in clear text.
+    pub(super) fn require_tls_for(&mut self, user: Option<&User>) -> Result<(), Replied> {
+        if self.security != Security::Plain {
+            return Ok(());
+        }
+        if self.tls_mode() == Mode::Required || user.is_some_and(|u| u.tls_required) {
+            let text = format_args!("TLS required: send AUTH TLS before USER");
+            return Err(self.refuse(Code::NotLoggedIn, text));
+        }
+        Ok(())
+    }
+
+    /// Counts a login by the protection of its control connection, and
+    /// records the session's tag as the user's.
+    pub(super) fn count_login(&self) {
+        if let (Some(tls), Security::Explicit { .. } | Security::Implicit) =
+            (&self.shared.tls, self.security)
+        {
+            tls.record_login(&self.tag, self.user_name());
+        }
+        let m = self.metrics();
+        metrics::inc(match self.security {
+            Security::Plain => &m.sessions_plain,
+            Security::Explicit { .. } => &m.sessions_explicit_tls,
+            Security::Implicit => &m.sessions_implicit_tls,
+        });
+    }
+
+    /// SECURITY: under `tls = required` a transfer without PROT P would send
+    /// the file in clear text: 521 (RFC 4217 §9), before any connection.
+    pub(super) fn unprotected_refused(&self) -> bool {
+        self.tls_required() && !self.security.data_private()
+    }
+
+    /// Puts TLS on a data connection (after the 150 reply, when the client
+    /// starts its handshake). Under `tls_session_reuse = required` the
+    /// connection must resume this control session's TLS session.
+    pub(super) async fn secure_data(&self, socket: Async<TcpStream>) -> Result<Stream, Outcome> {
+        let Some(tls) = self.shared.tls.clone() else {
+            return Err(Outcome::DataTls("TLS is not configured"));
+        };
+        let metrics = &self.shared.metrics;
+        let stream = match tls
+            .accept(socket, Role::Data, &self.tag, &[], metrics)
+            .await
+        {
+            Ok(stream) => stream,
+            Err((failure, e)) => {
+                log::warn!(
+                    "client={} TLS handshake on the data connection failed ({}): {e}",
+                    self.client,
+                    failure.as_str()
+                );
+                return Err(Outcome::DataTls(failure.as_str()));
+            }
+        };
+        // SECURITY: a data connection that resumed this control session's
+        // TLS session (or another of this user's) comes from a TLS client
+        // that holds it; anyone else who reached the passive port (or
+        // answered the PORT address) cannot present one.
+        let user = self.user_name();
+        if tls.reuse_required && !tls.resumed_by(stream.get_ref().1, &self.tag, user) {
+            metrics::inc(&metrics.tls_reuse_refused);
+            // A clean TLS close, so the client reads the 522 that follows
+            // rather than failing on a reset data connection.
+            // Reading what the client still sends (until its close_notify
+            // or EOF, bounded) keeps the kernel from answering it with a
+            // reset that would reach the client before our alert.
+            let mut stream = stream;
+            let linger = async {
+                stream.close().await?;
+                let mut sink = [0u8; 1024];
+                while stream.read(&mut sink).await? > 0 {}
+                Ok(())
+            };
+            let _ = sys::timeout::within(crate::limits::TLS_REFUSAL_LINGER, linger).await;
+            log::warn!(
+                "client={} PROT P data connection did not resume the control connection's TLS session: 522",
+                self.client
+            );
+            return Err(Outcome::NotResumed);
+        }
+        metrics::inc(&metrics.tls_protected_transfers);
+        Ok(Stream::Tls(Box::new(stream)))
+    }
+}

@@ -1,0 +1,317 @@
+//! The unauthenticated share: connections that have not logged in yet (a
+//! PROXY header awaited, the greeting sent, USER/PASS not done) are listed
+//! here from their first moment, oldest first. The share has a size and
+//! each client address a part of it. When a new connection would exceed
+//! its address's part, that address's oldest waiting connection is shed
+//! (its task is told to close); when it would exceed the share, the oldest
+//! waiting connection of the address that holds the most is shed
+//! (connections still awaiting a PROXY header count as one address). A
+//! logged-in session is never listed, so it is never shed. Silent
+//! connections therefore cost an attacker the oldest of their own slots
+//! rather than a device's login that is a few milliseconds old, even when
+//! the flood renews its connections faster than a device logs in.
+
+use event_listener::Event;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Connections waiting to log in, oldest first.
+pub struct Share {
+    limit: usize,
+    per_ip_limit: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next: u64,
+    by_age: BTreeMap<u64, Entry>,
+    /// Ids of each client address's waiting connections, oldest first
+    /// (`None`: the client is not known yet).
+    per_ip: HashMap<Option<IpAddr>, VecDeque<u64>>,
+}
+
+struct Entry {
+    ip: Option<IpAddr>,
+    shed: Arc<Shed>,
+}
+
+/// Set when a connection is shed; its task waits on it.
+#[derive(Default)]
+pub struct Shed {
+    flag: AtomicBool,
+    event: Event,
+}
+
+impl Shed {
+    /// Resolves once the connection is shed (never, after its login).
+    pub async fn wait(&self) {
+        loop {
+            if self.flag.load(Ordering::Acquire) {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.flag.load(Ordering::Acquire) {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    fn fire(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.event.notify(usize::MAX);
+    }
+}
+
+/// A connection's place in the share; leaving it (drop, e.g. at login)
+/// makes room at once.
+pub struct Pending {
+    share: Arc<Share>,
+    id: u64,
+    shed: Arc<Shed>,
+}
+
+impl Share {
+    /// `limit` waiting connections in all, `per_ip_limit` per address.
+    pub fn new(limit: usize, per_ip_limit: usize) -> Arc<Share> {
+        Arc::new(Share {
+            limit: limit.max(1),
+            per_ip_limit: per_ip_limit.max(1),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists a new connection (`ip`: its client, when already known).
+    /// Returns its place and how many older connections were shed for it.
+    pub fn enter(self: &Arc<Self>, ip: Option<IpAddr>) -> (Pending, usize) {
+        let shed = Arc::new(Shed::default());
+        let mut inner = self.lock();
+        let id = inner.next;
+        inner.next += 1;
+        let mut dropped = 0;
+        // SECURITY: the share never grows past its limit; the oldest
+        // waiting connection makes room (a slow or silent client has had
+        // the longest chance).
+        while inner.by_age.len() >= self.limit {
+            if !inner.shed_biggest() {
+                break;
+            }
+            dropped += 1;
+        }
+        inner.by_age.insert(
+            id,
+            Entry {
+                ip,
+                shed: shed.clone(),
+            },
+        );
+        dropped += self.add_ip(&mut inner, id, ip);
+        drop(inner);
+        let pending = Pending {
+            share: self.clone(),
+            id,
+            shed,
+        };
+        (pending, dropped)
+    }
+
+    /// Counts `id` for `ip`, shedding that address's oldest over its part.
+    fn add_ip(&self, inner: &mut Inner, id: u64, ip: Option<IpAddr>) -> usize {
+        let mut dropped = 0;
+        while ip.is_some() && inner.per_ip.get(&ip).map_or(0, VecDeque::len) >= self.per_ip_limit {
+            if !inner.shed_front(ip) {
+                break;
+            }
+            dropped += 1;
+        }
+        inner.per_ip.entry(ip).or_default().push_back(id);
+        dropped
+    }
+
+    /// Sheds the oldest waiting connection to make room for a new one when
+    /// the session cap is reached; false when none is waiting.
+    pub fn shed_oldest(&self) -> bool {
+        self.lock().shed_biggest()
+    }
+
+    /// Connections waiting now.
+    pub fn len(&self) -> usize {
+        self.lock().by_age.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    /// Sheds the oldest entry of the address holding the most (the oldest
+    /// overall among equals). False when there is none.
+    fn shed_biggest(&mut self) -> bool {
+        let biggest = self
+            .per_ip
+            .iter()
+            .max_by_key(|(_, ids)| (ids.len(), std::cmp::Reverse(ids.front().copied())))
+            .map(|(ip, _)| *ip);
+        match biggest {
+            Some(ip) => self.shed_front(ip),
+            None => false,
+        }
+    }
+
+    /// Sheds the oldest entry of `ip`. False when there is none.
+    fn shed_front(&mut self, ip: Option<IpAddr>) -> bool {
+        let Some(id) = self.per_ip.get(&ip).and_then(|ids| ids.front().copied()) else {
+            return false;
+        };
+        if let Some(entry) = self.remove(id) {
+            entry.shed.fire();
+        }
+        true
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let entry = self.by_age.remove(&id)?;
+        if let Some(ids) = self.per_ip.get_mut(&entry.ip) {
+            ids.retain(|&other| other != id);
+            if ids.is_empty() {
+                self.per_ip.remove(&entry.ip);
+            }
+        }
+        Some(entry)
+    }
+}
+
+impl Pending {
+    /// The client became known (the PROXY header named it). Returns how
+    /// many of that address's older connections were shed for it.
+    pub fn set_client(&mut self, ip: IpAddr) -> usize {
+        let share = self.share.clone();
+        let mut inner = share.lock();
+        let Some(entry) = inner.remove(self.id) else {
+            return 0; // Already shed.
+        };
+        inner.by_age.insert(
+            self.id,
+            Entry {
+                ip: Some(ip),
+                shed: entry.shed,
+            },
+        );
+        share.add_ip(&mut inner, self.id, Some(ip))
+    }
+
+    /// What the connection's task waits on.
+    pub fn shed(&self) -> Arc<Shed> {
+        self.shed.clone()
+    }
+
+    pub fn is_shed(&self) -> bool {
+        self.shed.flag.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.share.lock().remove(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([127, 0, 0, last]))
+    }
+
+    #[test]
+    fn under_the_limit_nothing_is_shed() {
+        // Room for three: three wait side by side.
+        let share = Share::new(3, 3);
+        let a = share.enter(ip(1));
+        let b = share.enter(ip(2));
+        let c = share.enter(ip(3));
+        assert_eq!(a.1 + b.1 + c.1, 0);
+        assert_eq!(share.len(), 3);
+    }
+
+    #[test]
+    fn a_full_share_sheds_the_oldest() {
+        // The fourth connection displaces the first, not the newest.
+        let share = Share::new(3, 3);
+        let (a, _) = share.enter(ip(1));
+        let (b, _) = share.enter(ip(2));
+        let (_c, _) = share.enter(ip(3));
+        let (_d, dropped) = share.enter(ip(4));
+        assert_eq!(dropped, 1);
+        assert!(a.is_shed() && !b.is_shed());
+        assert_eq!(share.len(), 3);
+    }
+
+    #[test]
+    fn a_full_share_sheds_from_the_biggest_holder() {
+        // 127.0.0.9 holds three, the device one (older): the flood loses
+        // its own oldest, not the device's login.
+        let share = Share::new(4, 4);
+        let (device, _) = share.enter(ip(1));
+        let (flood1, _) = share.enter(ip(9));
+        let (_flood2, _) = share.enter(ip(9));
+        let (_flood3, _) = share.enter(ip(9));
+        let (_new, dropped) = share.enter(ip(9));
+        assert_eq!(dropped, 1);
+        assert!(flood1.is_shed() && !device.is_shed());
+    }
+
+    #[test]
+    fn an_address_over_its_part_sheds_its_own_oldest() {
+        // 127.0.0.1 floods: its own first connection goes, 127.0.0.2 stays.
+        let share = Share::new(10, 2);
+        let (other, _) = share.enter(ip(2));
+        let (first, _) = share.enter(ip(1));
+        let (_second, _) = share.enter(ip(1));
+        let (_third, dropped) = share.enter(ip(1));
+        assert_eq!(dropped, 1);
+        assert!(first.is_shed());
+        assert!(!other.is_shed());
+    }
+
+    #[test]
+    fn leaving_makes_room() {
+        // A login (drop) frees the place at once: nobody is shed.
+        let share = Share::new(1, 1);
+        let (a, _) = share.enter(ip(1));
+        drop(a);
+        let (b, dropped) = share.enter(ip(1));
+        assert_eq!(dropped, 0);
+        assert!(!b.is_shed());
+    }
+
+    #[test]
+    fn header_names_the_client_later() {
+        // Unknown while the PROXY header is awaited, counted for its
+        // address once known.
+        let share = Share::new(10, 1);
+        let (old, _) = share.enter(ip(7));
+        let (mut new, _) = share.enter(None);
+        assert_eq!(new.set_client(IpAddr::from([127, 0, 0, 7])), 1);
+        assert!(old.is_shed() && !new.is_shed());
+    }
+
+    #[test]
+    fn shed_wakes_the_waiter() {
+        // The task racing `wait` learns of it.
+        let share = Share::new(1, 1);
+        let (a, _) = share.enter(None);
+        let waiter = a.shed();
+        let _b = share.enter(None);
+        smol::block_on(waiter.wait());
+    }
+}

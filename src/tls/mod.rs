@@ -1,0 +1,343 @@
+//! FTPS (RFC 4217, and implicit TLS on its own port): the rustls server
+//! configuration (ring provider; TLS 1.2 and 1.3 or 1.3 only), a
+//! certificate that can be replaced while the server runs, handshakes
+//! with a time limit and a counted reason for each failure, and the
+//! session-reuse tag that ties a data connection to its control session.
+//!
+//! - `certs`: PEM bytes to a checked certificate/key pair;
+//! - `stream`: a connection that is plain TCP or TLS.
+//!
+//! Resumption (RFC 8446 §2.2, RFC 5077, RFC 5246 §7.4.1.2): tickets are
+//! stateless (rustls' ring ticketer, keys rotated every 12 hours), and TLS
+//! 1.2 clients that resume by session id use a bounded cache
+//! (`TLS_SESSION_CACHE`). Each control session has a random `Tag`, stored
+//! in every ticket or cache entry its handshakes create
+//! (`set_resumption_data`), and at login the tag is recorded as the
+//! user's. A PROT P data connection is accepted, under
+//! `tls_session_reuse = required`, only if it resumed a session carrying
+//! this session's tag, or the tag of another session in which the same
+//! user logged in (`received_resumption_data`). So a data connection
+//! proves it comes from a TLS client that holds this user's sessions:
+//! stronger than vsftpd's `require_ssl_reuse` (any resumed session), and
+//! it still serves clients that share one ticket cache between several
+//! control connections (rclone, and curl's multi interface).
+
+pub mod certs;
+pub mod stream;
+
+use crate::config::tls::{MinVersion, TlsSettings};
+use crate::limits;
+use crate::ops::metrics::{self, Metrics};
+use crate::sys::timeout;
+use certs::Pair;
+use futures_rustls::server::TlsStream;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use smol::Async;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Bytes of a session's resumption tag: random, so one session's tickets
+/// never match another's.
+pub const TAG_BYTES: usize = 16;
+
+/// A control session's resumption tag.
+pub type Tag = [u8; TAG_BYTES];
+
+/// The certificate new handshakes use; replaced on reload. Handshakes
+/// already made keep the key they started with.
+#[derive(Debug)]
+struct Rotating {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for Rotating {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        Some(current.clone())
+    }
+}
+
+/// What every TLS handshake shares: the configuration, the session cache
+/// and ticketer inside it, and the current certificate.
+pub struct Tls {
+    /// Control connections: TLS 1.3 tickets are sent after the handshake.
+    config: Arc<ServerConfig>,
+    /// Data connections: the same certificate, cache and ticketer, but no
+    /// TLS 1.3 tickets after the handshake. The client resumes with the
+    /// control connection's (reusable) tickets, and a client that only
+    /// sends on the data connection can take unexpected bytes arriving
+    /// there for the end of the transfer (lftp in active mode closes the
+    /// upload's data connection then).
+    data_config: Arc<ServerConfig>,
+    resolver: Arc<Rotating>,
+    /// `tls_session_reuse = required`.
+    pub reuse_required: bool,
+    /// The current pair's notAfter (Unix seconds).
+    not_after: RwLock<i64>,
+    owners: Mutex<Owners>,
+}
+
+/// Which user logged in on the session that made each tag, for the last
+/// `TLS_SESSION_CACHE` logins (as many as the session cache holds; older
+/// tickets are still valid cryptographically, but their data connections
+/// are refused once their tag is forgotten).
+#[derive(Default)]
+struct Owners {
+    users: HashMap<Tag, String>,
+    order: VecDeque<Tag>,
+}
+
+/// Which connection a handshake is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Control,
+    Data,
+}
+
+/// Why a handshake failed, as counted in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No protocol version in common (a TLS 1.0/1.1-only client, or TLS
+    /// 1.2 under `tls_min_version = 1.3`).
+    Version,
+    /// No cipher suite, key exchange group or signature scheme in common.
+    Cipher,
+    /// The client refused our certificate (an alert such as bad_certificate
+    /// or unknown_ca: expired, wrong name, or a CA it does not trust).
+    Certificate,
+    Timeout,
+    /// Anything else: not TLS at all, a reset, a protocol error.
+    Other,
+}
+
+impl Failure {
+    /// Classifies the error a handshake ended with.
+    pub fn of(e: &io::Error) -> Failure {
+        use rustls::{AlertDescription as A, Error as E, PeerIncompatible as P};
+        if e.kind() == io::ErrorKind::TimedOut {
+            return Failure::Timeout;
+        }
+        let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<E>()) else {
+            return Failure::Other;
+        };
+        match tls {
+            E::PeerIncompatible(
+                P::NoCipherSuitesInCommon | P::NoKxGroupsInCommon | P::NoSignatureSchemesInCommon,
+            ) => Failure::Cipher,
+            E::PeerIncompatible(
+                P::Tls12NotOffered
+                | P::Tls12NotOfferedOrEnabled
+                | P::SupportedVersionsExtensionRequired
+                | P::ServerDoesNotSupportTls12Or13
+                | P::ServerTlsVersionIsDisabledByOurConfig,
+            ) => Failure::Version,
+            E::AlertReceived(A::ProtocolVersion) => Failure::Version,
+            E::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => Failure::Cipher,
+            E::AlertReceived(
+                A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA,
+            ) => Failure::Certificate,
+            _ => Failure::Other,
+        }
+    }
+
+    fn counter(self, m: &Metrics) -> &std::sync::atomic::AtomicU64 {
+        match self {
+            Failure::Version => &m.tls_handshakes_failed_version,
+            Failure::Cipher => &m.tls_handshakes_failed_cipher,
+            Failure::Certificate => &m.tls_handshakes_failed_certificate,
+            Failure::Timeout => &m.tls_handshakes_failed_timeout,
+            Failure::Other => &m.tls_handshakes_failed_other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Version => "no protocol version in common",
+            Failure::Cipher => "no cipher suite in common",
+            Failure::Certificate => "the client refused the certificate",
+            Failure::Timeout => "handshake timeout",
+            Failure::Other => "handshake failed",
+        }
+    }
+}
+
+impl Tls {
+    /// The server configuration for `settings`, serving `pair`.
+    pub fn new(settings: &TlsSettings, pair: Pair) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match settings.min_version {
+            MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            MinVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let resolver = Arc::new(Rotating {
+            current: RwLock::new(pair.key.clone()),
+        });
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
+        config.session_storage = ServerSessionMemoryCache::new(limits::TLS_SESSION_CACHE);
+        config.ticketer = rustls::crypto::ring::Ticketer::new()
+            .map_err(|e| format!("TLS session tickets: {e}"))?;
+        config.send_tls13_tickets = limits::TLS13_TICKETS;
+        let mut data_config = config.clone();
+        data_config.send_tls13_tickets = 0;
+        Ok(Tls {
+            config: Arc::new(config),
+            data_config: Arc::new(data_config),
+            resolver,
+            reuse_required: settings.session_reuse_required,
+            not_after: RwLock::new(pair.not_after),
+            owners: Mutex::new(Owners::default()),
+        })
+    }
+
+    /// New handshakes use `pair` from now on; sessions already made keep
+    /// theirs (and can still resume: tickets do not depend on the key).
+    pub fn replace(&self, pair: &Pair) {
+        *self
+            .resolver
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = pair.key.clone();
+        *self.not_after.write().unwrap_or_else(|p| p.into_inner()) = pair.not_after;
+    }
+
+    /// Records that `user` logged in on the session tagged `tag`.
+    pub fn record_login(&self, tag: &Tag, user: &str) {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        if owners.users.insert(*tag, user.to_string()).is_none() {
+            owners.order.push_back(*tag);
+        }
+        while owners.order.len() > limits::TLS_SESSION_CACHE {
+            if let Some(old) = owners.order.pop_front() {
+                owners.users.remove(&old);
+            }
+        }
+    }
+
+    /// Whether a data connection resumed a session of this control session
+    /// (`tag`) or of another session of `user`.
+    pub fn resumed_by(&self, conn: &rustls::ServerConnection, tag: &Tag, user: &str) -> bool {
+        let Some(data) = conn.received_resumption_data() else {
+            return false;
+        };
+        if data == &tag[..] {
+            return true;
+        }
+        let Ok(other) = Tag::try_from(data) else {
+            return false;
+        };
+        let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.users.get(&other).is_some_and(|owner| owner == user)
+    }
+
+    /// The current certificate's notAfter (Unix seconds).
+    pub fn not_after(&self) -> i64 {
+        *self.not_after.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the server side of a TLS handshake on `socket`, within
+    /// `TLS_HANDSHAKE_TIMEOUT`. `tag` goes into the tickets and cache
+    /// entries this handshake creates; `early` holds bytes already read
+    /// from the socket that belong to the handshake (after a PROXY header).
+    /// Counts the outcome.
+    pub async fn accept(
+        &self,
+        socket: Async<TcpStream>,
+        role: Role,
+        tag: &Tag,
+        early: &[u8],
+        metrics: &Metrics,
+    ) -> Result<TlsStream<Async<TcpStream>>, (Failure, io::Error)> {
+        let config = match role {
+            Role::Control => &self.config,
+            Role::Data => &self.data_config,
+        };
+        let acceptor = futures_rustls::TlsAcceptor::from(config.clone());
+        let mut early = early;
+        let handshake = acceptor.accept_with(socket, |conn| {
+            conn.set_resumption_data(tag);
+            conn.set_buffer_limit(Some(limits::TLS_BUFFER_LIMIT));
+            if !early.is_empty() {
+                // The ClientHello began in the bytes the PROXY handshake
+                // read. Feeding them here lets rustls answer before it
+                // reads the socket; an error stays in the connection and
+                // ends the handshake at its first step.
+                while !early.is_empty() && conn.read_tls(&mut early).is_ok() {}
+                let _ = conn.process_new_packets();
+            }
+        });
+        match timeout::within(limits::TLS_HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(stream) => {
+                metrics::inc(&metrics.tls_handshakes_ok);
+                Ok(stream)
+            }
+            Err(e) => {
+                let failure = Failure::of(&e);
+                metrics::inc(failure.counter(metrics));
+                Err((failure, e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_error(e: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn timeout_is_its_own_reason() {
+        let e = io::Error::from(io::ErrorKind::TimedOut);
+        assert_eq!(Failure::of(&e), Failure::Timeout);
+    }
+
+    #[test]
+    fn no_shared_cipher() {
+        let e = tls_error(rustls::PeerIncompatible::NoCipherSuitesInCommon.into());
+        assert_eq!(Failure::of(&e), Failure::Cipher);
+    }
+
+    #[test]
+    fn old_client_is_a_version_failure() {
+        // A TLS 1.0/1.1-only client sends no supported_versions with 1.2+.
+        let e = tls_error(rustls::PeerIncompatible::Tls12NotOfferedOrEnabled.into());
+        assert_eq!(Failure::of(&e), Failure::Version);
+    }
+
+    #[test]
+    fn client_refusing_our_certificate() {
+        let e = tls_error(rustls::Error::AlertReceived(
+            rustls::AlertDescription::UnknownCA,
+        ));
+        assert_eq!(Failure::of(&e), Failure::Certificate);
+    }
+
+    #[test]
+    fn plain_text_on_the_tls_port_is_other() {
+        let e = tls_error(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert_eq!(Failure::of(&e), Failure::Other);
+    }
+
+    #[test]
+    fn reset_is_other() {
+        let e = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(Failure::of(&e), Failure::Other);
+    }
+}

@@ -1,0 +1,148 @@
+//! A connection that is plain TCP or TLS over TCP: the control connection
+//! (plain until `AUTH TLS`, or TLS from the first byte on the implicit
+//! listener) and a data connection (TLS under PROT P, RFC 4217 §9).
+//!
+//! The plain case is the socket itself, as before: a plain session pays
+//! one word for the enum and nothing else. The TLS case is boxed: the
+//! rustls connection (its keys, and send buffers bounded by
+//! `TLS_BUFFER_LIMIT`) lives on the heap only for sessions that use TLS.
+
+use futures_rustls::server::TlsStream;
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::Async;
+use std::io::{self, Write as _};
+use std::net::TcpStream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub enum Stream {
+    Plain(Async<TcpStream>),
+    Tls(Box<TlsStream<Async<TcpStream>>>),
+    /// Only while the control connection is handed to a TLS handshake;
+    /// every operation fails with `NotConnected`.
+    Closed,
+}
+
+fn closed<T>() -> io::Result<T> {
+    Err(io::ErrorKind::NotConnected.into())
+}
+
+impl Stream {
+    /// The TCP socket under the stream (keepalive, peeking for a close).
+    pub fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s.get_ref()),
+            Stream::Tls(s) => Some(s.get_ref().0.get_ref()),
+            Stream::Closed => None,
+        }
+    }
+
+    /// Takes the plain socket out (for a TLS handshake), leaving `Closed`.
+    pub fn take_plain(&mut self) -> Option<Async<TcpStream>> {
+        match std::mem::replace(self, Stream::Closed) {
+            Stream::Plain(s) => Some(s),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// The rustls connection, for a TLS stream.
+    pub fn connection(&self) -> Option<&rustls::ServerConnection> {
+        match self {
+            Stream::Plain(_) | Stream::Closed => None,
+            Stream::Tls(s) => Some(s.get_ref().1),
+        }
+    }
+
+    /// Writes `bytes` without waiting; returns what could not be taken
+    /// now (the caller awaits `write_all` and `flush` for it). For TLS the
+    /// bytes are sealed into rustls' send buffer and as much of it as the
+    /// socket takes is written.
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        match self {
+            Stream::Plain(s) => crate::protocol::reply::try_send(s, bytes),
+            Stream::Tls(s) => {
+                let (io, conn) = s.get_mut();
+                let taken = conn.writer().write(bytes)?;
+                let mut socket = io.get_ref();
+                while conn.wants_write() {
+                    match conn.write_tls(&mut socket) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok((taken < bytes.len()).then(|| bytes[taken..].to_vec()))
+            }
+            Stream::Closed => closed(),
+        }
+    }
+
+    /// Whether TLS bytes wait in rustls' send buffer (`flush` sends them).
+    pub fn has_pending(&self) -> bool {
+        self.connection().is_some_and(|c| c.wants_write())
+    }
+}
+
+/// A TLS peer that closes the TCP connection without a close_notify alert
+/// (RFC 8446 §6.1) is taken as having closed, as vsftpd does by default
+/// (`strict_ssl_read_eof=NO`): many device TLS stacks never send one.
+fn eof_is_close(result: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+    match result {
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(0)),
+        other => other,
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => eof_is_close(Pin::new(&mut **s).poll_read(cx, buf)),
+            Stream::Closed => Poll::Ready(closed()),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(closed()),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            Stream::Closed => Poll::Ready(closed()),
+        }
+    }
+
+    /// TLS: sends close_notify, then shuts the socket's write side.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_close(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_close(cx),
+            Stream::Closed => Poll::Ready(closed()),
+        }
+    }
+}

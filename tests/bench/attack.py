@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""Attack soak: lakeftpd under attack from several 127.x addresses while 50
+devices upload 4 KiB files (active and passive), compared with the same
+devices without the attack. Loopback only; every loop bounded in time.
+
+Attacks: password guessing across reconnects, silent connections (plain and,
+on a second instance with proxy_protocol = v2, without a PROXY header),
+slowloris (one byte every few seconds), a health-port flood (idle sockets),
+PASV hoarding from one address, random command lines.
+
+Reports (JSON on stdout, one line per phase, then a summary): devices'
+uploads/s and p99, guesses that reached a password check, bans, RSS and
+descriptors over time, errors seen by devices, files lost. Exit 1 when a
+device saw an error, a file was lost or health checks failed.
+"""
+import argparse, ftplib, io, json, os, random, re, shutil, socket, struct
+import subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PASSWORD = "soak.pass.123"
+
+
+def binary():
+    return os.environ.get("LAKEFTPD_BIN") or os.path.join(ROOT, "target/debug/lakeftpd")
+
+
+def password_hash():
+    out = subprocess.run([binary(), "passwd"], input=PASSWORD + "\n", capture_output=True,
+                         text=True, check=True)
+    return out.stdout.strip()
+
+
+SERVERS = []
+
+
+def stop_all(*_):
+    for s in SERVERS:
+        s.stop()
+    sys.exit(1)
+
+
+class Server:
+    def __init__(self, work, name, extra, users):
+        self.home = os.path.join(work, name, "home")
+        os.makedirs(self.home, exist_ok=True)
+        conf = os.path.join(work, name, "lakeftpd.conf")
+        h = password_hash()
+        text = (f"listen = 127.0.0.1:0\nroot = {self.home}\nactive_source_port = 0\n"
+                f"health_listen = 127.0.0.1:0\n{extra}\n")
+        for u in users:
+            text += f"[user {u}]\npassword = {h}\npermissions = full\n"
+        with open(conf, "w") as f:
+            f.write(text)
+        os.chmod(conf, 0o600)
+        self.log = open(os.path.join(work, name, "stderr.log"), "w+")
+        self.proc = subprocess.Popen([binary(), "serve", "--config", conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        SERVERS.append(self)
+        self.addr = self.health = None
+        deadline = time.time() + 20
+        lines = []
+        while time.time() < deadline and not (self.addr and self.health):
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"health and metrics on http://([\d.]+):(\d+)/", line)
+            if m:
+                self.health = (m.group(1), int(m.group(2)))
+            m = re.search(r"listening on ([\d.]+):(\d+)", line)
+            if m:
+                self.addr = (m.group(1), int(m.group(2)))
+        if not self.addr:
+            sys.exit("server did not start:\n" + "".join(lines))
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.write(line)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def sample(self):
+        pid = self.proc.pid
+        rss = 0
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+        return {"rss_kib": rss, "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+    def metric(self, name):
+        try:
+            body = http_get(self.health, "/metrics", 5)[1]
+        except OSError:
+            return None
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+        return None
+
+
+def http_get(addr, path, timeout):
+    s = socket.create_connection(addr, timeout=timeout)
+    s.settimeout(timeout)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: soak\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1]) if head else 0
+    return status, body.decode(errors="replace")
+
+
+def sock_from(src, addr, timeout=10):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((src, 0))
+    s.connect(addr)
+    return s
+
+
+class Stop:
+    def __init__(self):
+        self.event = threading.Event()
+
+    def running(self):
+        return not self.event.is_set()
+
+
+# --- devices ------------------------------------------------------------------
+
+DEVICE_INTERVAL = 0.5  # each device uploads at most twice a second
+
+
+def device(i, server, stop, results, lock):
+    rng = random.Random(i)
+    n = 0
+    while stop.running():
+        # Bounded rate: 50 devices x 2/s x two connections stay well inside
+        # the ephemeral port range despite TIME_WAIT (a generator artifact).
+        stop.event.wait(max(0.0, DEVICE_INTERVAL - (time.time() % DEVICE_INTERVAL)))
+        if not stop.running():
+            break
+        name = f"d{i:02d}-{n:06d}.csv"
+        body = bytes(rng.getrandbits(8) for _ in range(4096))
+        passive = n % 2 == 0
+        started = time.time()
+        try:
+            ftp = ftplib.FTP()
+            ftp.connect(server.addr[0], server.addr[1], timeout=20)
+            ftp.login(f"dev{i:02d}", PASSWORD)
+            ftp.set_pasv(passive)
+            ftp.storbinary(f"STOR {name}", io.BytesIO(body))
+            ftp.quit()
+            took = time.time() - started
+            with lock:
+                results["ok"].append(took)
+                results["files"][f"dev{i:02d}/{name}"] = body
+        except Exception as e:  # every failure a device sees is counted
+            with lock:
+                results["errors"].append(f"{type(e).__name__}: {e}")
+        n += 1
+
+
+# --- attackers ----------------------------------------------------------------
+
+def guesser(src, server, stop, counts, lock):
+    while stop.running():
+        try:
+            s = sock_from(src, server.addr, 5)
+            f = s.makefile("rb")
+            greeting = f.readline()
+            if greeting.startswith(b"421"):
+                with lock:
+                    counts["refused_at_connect"] += 1
+                s.close()
+                time.sleep(0.05)
+                continue
+            for _ in range(3):
+                s.sendall(b"USER dev00\r\n")
+                f.readline()
+                s.sendall(f"PASS guess{random.random()}\r\n".encode())
+                reply = f.readline()
+                with lock:
+                    if reply.startswith(b"530"):
+                        counts["guesses_checked"] += 1
+                    elif reply.startswith(b"421"):
+                        counts["refused_at_pass"] += 1
+                if not reply.startswith(b"530"):
+                    break
+            s.close()
+        except OSError:
+            time.sleep(0.05)
+
+
+def holder(srcs, addr, count, stop, payload=None, interval=None):
+    """Holds `count` connections open from `srcs`, renewing closed ones;
+    with `payload`, sends one byte of it every `interval` seconds."""
+    held = []
+    k = 0
+    while stop.running():
+        alive = []
+        for s, pos in held:
+            try:
+                s.setblocking(False)
+                data = s.recv(4096)
+                if data == b"":
+                    s.close()
+                    continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                s.close()
+                continue
+            if payload is not None:
+                try:
+                    s.sendall(payload[pos % len(payload):pos % len(payload) + 1])
+                    pos += 1
+                except OSError:
+                    s.close()
+                    continue
+            alive.append((s, pos))
+        held = alive
+        while len(held) < count and stop.running():
+            try:
+                held.append((sock_from(srcs[k % len(srcs)], addr, 2), 0))
+            except OSError:
+                break
+            k += 1
+        stop.event.wait(interval or 0.5)
+    for s, _ in held:
+        s.close()
+
+
+def hoarder(server, stop, sessions):
+    """One address logs in many times and holds a PASV listener each."""
+    held = []
+    while stop.running() and len(held) < sessions:
+        try:
+            ftp = ftplib.FTP(source_address=("127.0.13.1", 0))
+            ftp.connect(server.addr[0], server.addr[1], timeout=10)
+            ftp.login("hoarder", PASSWORD)
+            ftp.sendcmd("PASV")
+            held.append(ftp)
+        except Exception:
+            time.sleep(0.1)
+    stop.event.wait()
+    for f in held:
+        try:
+            f.close()
+        except Exception:
+            pass
+
+
+def fuzzer(src, server, stop):
+    rng = random.Random(src)
+    verbs = [b"USER", b"PASS", b"PORT", b"EPRT", b"PASV", b"REST", b"LIST", b"MKD", b"CWD",
+             b"RETR", b"STOR", b"APPE", b"RNFR", b"RNTO", b"SITE", b"OPTS", b"\xff\xfe", b""]
+    while stop.running():
+        try:
+            s = sock_from(src, server.addr, 3)
+            s.recv(512)
+            for _ in range(20):
+                arg = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))
+                arg = arg.replace(b"\n", b" ")
+                s.sendall(rng.choice(verbs) + b" " + arg + b"\r\n")
+                s.recv(4096)
+            s.close()
+        except OSError:
+            time.sleep(0.05)
+
+
+def health_checker(server, stop, stats):
+    while stop.running():
+        started = time.time()
+        try:
+            status, _ = http_get(server.health, "/healthz", 2)
+        except OSError:
+            status = 0
+        took = time.time() - started
+        stats["checks"] += 1
+        if status != 200 or took > 1.0:
+            stats["failed"] += 1
+        stats["slowest"] = max(stats["slowest"], took)
+        stop.event.wait(0.5)
+
+
+def proxy_probe(server, stop, stats):
+    """A device through the balancer (PROXY v2 header + login) on the
+    PROXY instance, while silent connections flood it."""
+    src = struct.pack("!4s4sHH", socket.inet_aton("198.51.100.9"),
+                      socket.inet_aton(server.addr[0]), 40000, server.addr[1])
+    header = b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", len(src)) + src
+    while stop.running():
+        started = time.time()
+        ok = False
+        try:
+            s = socket.create_connection(server.addr, timeout=5)
+            s.sendall(header + f"USER dev00\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode())
+            data = b""
+            while b"221" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            ok = b"230" in data
+            s.close()
+        except OSError:
+            pass
+        took = time.time() - started
+        stats["logins"] += 1
+        if not ok or took > 1.0:
+            stats["failed"] += 1
+        stats["slowest"] = max(stats["slowest"], took)
+        stop.event.wait(1.0)
+
+
+# --- phases -------------------------------------------------------------------
+
+def p99(values):
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * 0.99))]
+
+
+def phase(name, seconds, attack, work, users):
+    server = Server(work, name, "max_sessions = 4000\npassive_ports = 40000-40999", users)
+    proxy = None
+    if attack:
+        proxy = Server(work, name + "-proxy",
+                       "proxy_protocol = v2\nproxy_from = 127.0.0.1/32\nmax_sessions = 50\n"
+                       "passive_ports = 41000-41099", ["dev00"])
+    stop = Stop()
+    lock = threading.Lock()
+    results = {"ok": [], "errors": [], "files": {}}
+    counts = {"guesses_checked": 0, "refused_at_connect": 0, "refused_at_pass": 0}
+    health = {"checks": 0, "failed": 0, "slowest": 0.0}
+    probe = {"logins": 0, "failed": 0, "slowest": 0.0}
+    threads = [threading.Thread(target=device, args=(i, server, stop, results, lock))
+               for i in range(50)]
+    if attack:
+        for a in range(5):
+            threads.append(threading.Thread(target=guesser,
+                                            args=(f"127.0.10.{a + 1}", server, stop, counts, lock)))
+        silent_srcs = [f"127.0.11.{a + 1}" for a in range(10)]
+        threads.append(threading.Thread(target=holder, args=(silent_srcs, server.addr, 2000, stop)))
+        threads.append(threading.Thread(target=holder, args=(["127.0.0.1"], proxy.addr, 1200, stop)))
+        threads.append(threading.Thread(target=holder, args=(
+            [f"127.0.12.{a + 1}" for a in range(4)], server.addr, 200, stop, b"USER slow\r\n", 3.0)))
+        threads.append(threading.Thread(target=holder, args=(
+            [f"127.0.15.{a + 1}" for a in range(5)], server.health, 500, stop)))
+        threads.append(threading.Thread(target=hoarder, args=(server, stop, 150)))
+        for a in range(3):
+            threads.append(threading.Thread(target=fuzzer, args=(f"127.0.14.{a + 1}", server, stop)))
+        threads.append(threading.Thread(target=proxy_probe, args=(proxy, stop, probe)))
+    threads.append(threading.Thread(target=health_checker, args=(server, stop, health)))
+    for t in threads:
+        t.daemon = True
+        t.start()
+    samples = []
+    started = time.time()
+    while time.time() - started < seconds:
+        time.sleep(min(5, seconds))
+        sample = server.sample()
+        sample["t"] = round(time.time() - started)
+        if proxy:
+            p = proxy.sample()
+            sample["proxy_rss_kib"], sample["proxy_fds"] = p["rss_kib"], p["fds"]
+        samples.append(sample)
+    elapsed = time.time() - started
+    stop.event.set()
+    for t in threads:
+        t.join(15)
+    bans = server.metric("lakeftpd_bans_total")
+    refused = server.metric("lakeftpd_banned_refused_total")
+    shed = server.metric("lakeftpd_unauthenticated_shed_total")
+    proxy_shed = proxy.metric("lakeftpd_unauthenticated_shed_total") if proxy else None
+    server.stop()
+    if proxy:
+        proxy.stop()
+    lost = 0
+    for rel, body in results["files"].items():
+        try:
+            with open(os.path.join(server.home, rel), "rb") as f:
+                if f.read() != body:
+                    lost += 1
+        except OSError:
+            lost += 1
+    report = {
+        "phase": name, "seconds": round(elapsed),
+        "uploads": len(results["ok"]),
+        "uploads_per_s": round(len(results["ok"]) / elapsed, 1),
+        "p99_ms": round(p99(results["ok"]) * 1000, 1) if results["ok"] else None,
+        "device_errors": len(results["errors"]),
+        "first_errors": results["errors"][:5],
+        "files_lost": lost,
+        "health_checks": health["checks"], "health_failed": health["failed"],
+        "health_slowest_ms": round(health["slowest"] * 1000, 1),
+        "samples": samples,
+    }
+    if attack:
+        minutes = elapsed / 60
+        report.update({
+            "guesses_checked": counts["guesses_checked"],
+            "guesses_per_min_per_address": round(counts["guesses_checked"] / minutes / 5, 1),
+            "guesser_refused_at_connect": counts["refused_at_connect"],
+            "guesser_refused_at_pass": counts["refused_at_pass"],
+            "bans": bans, "banned_refused": refused, "unauthenticated_shed": shed,
+            "proxy_probe_logins": probe["logins"], "proxy_probe_failed": probe["failed"],
+            "proxy_probe_slowest_ms": round(probe["slowest"] * 1000, 1),
+            "proxy_unauthenticated_shed": proxy_shed,
+        })
+    return report
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=300, help="attack phase length (default 300)")
+    ap.add_argument("--baseline", type=int, default=None,
+                    help="baseline phase length (default: min(seconds, 60))")
+    args = ap.parse_args()
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    import signal
+    signal.signal(signal.SIGTERM, stop_all)
+    work = tempfile.mkdtemp(prefix="d10-attack-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    users = [f"dev{i:02d}" for i in range(50)] + ["hoarder"]
+    try:
+        base = phase("baseline", args.baseline or min(args.seconds, 60), False, work, users)
+        print(json.dumps(base), flush=True)
+        attack = phase("attack", args.seconds, True, work, users)
+        print(json.dumps(attack), flush=True)
+    finally:
+        for s in SERVERS:
+            s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    bad = (attack["device_errors"] or attack["files_lost"] or base["device_errors"]
+           or attack["health_failed"] or attack["proxy_probe_failed"])
+    summary = {
+        "uploads_per_s": [base["uploads_per_s"], attack["uploads_per_s"]],
+        "p99_ms": [base["p99_ms"], attack["p99_ms"]],
+        "device_errors": attack["device_errors"], "files_lost": attack["files_lost"],
+        "guesses_checked": attack["guesses_checked"],
+        "guesses_per_min_per_address": attack["guesses_per_min_per_address"],
+        "bans": attack["bans"],
+        "max_rss_kib": max(s["rss_kib"] for s in attack["samples"]),
+        "max_fds": max(s["fds"] for s in attack["samples"]),
+        "health_failed": attack["health_failed"], "proxy_probe_failed": attack["proxy_probe_failed"],
+        "ok": not bad,
+    }
+    print(json.dumps({"summary": summary}), flush=True)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
