@@ -89,13 +89,16 @@ impl Config {
 
     /// Users' homes against the spool (also for a users file): each problem
     /// with the user's name.
-    pub fn check_homes(&self, users: &[super::User]) -> Vec<(String, String)> {
+    pub fn check_homes<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a super::User>,
+    ) -> Vec<(String, String)> {
         let s3 = &self.s3;
         if s3.bucket.is_none() {
             return Vec::new();
         }
         users
-            .iter()
+            .into_iter()
             .filter(|u| s3.spool.starts_with(&u.home) || u.home.starts_with(&s3.spool))
             .map(|user| {
                 let message = format!(
