@@ -41,6 +41,23 @@ impl Utc {
         }
     }
 
+    /// Unix seconds of this date (Hinnant's `days_from_civil`): the inverse
+    /// of `from_unix`, for MDTM/MFMT/SITE UTIME.
+    pub fn to_unix(&self) -> i64 {
+        let year = self.year - i64::from(self.month <= 2);
+        let era = year.div_euclid(400);
+        let yoe = year.rem_euclid(400);
+        let month = i64::from(self.month);
+        let mp = if month > 2 { month - 3 } else { month + 9 };
+        let doy = (153 * mp + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        days * 86_400
+            + i64::from(self.hour) * 3_600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+    }
+
     pub fn from_system(time: SystemTime) -> Utc {
         Utc::from_unix(unix_seconds(time))
     }
@@ -72,6 +89,14 @@ pub fn unix_seconds(time: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_unix_inverts_from_unix() {
+        // Before 1970, a leap day, the epoch and a date past 2038.
+        for t in [-86_400 * 400, 951_782_400, 0, 1_795_000_000, 4_102_444_799] {
+            assert_eq!(Utc::from_unix(t).to_unix(), t, "{t}");
+        }
+    }
 
     #[test]
     fn epoch() {

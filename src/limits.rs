@@ -22,6 +22,11 @@ pub const MAX_NAME: usize = 255;
 /// path whose every byte is a doubled quote (RFC 959 §7, reply 257).
 pub const MAX_REPLY: usize = 2 * MAX_PATH + 128;
 
+/// Longest `CLNT` name kept (a device model and firmware such as
+/// `DH-IPC-HFW1230S V2.800`): it is logged and sent as S3 metadata with
+/// every object, so it stays short; the rest is dropped.
+pub const MAX_CLIENT_NAME: usize = 64;
+
 /// Size of the buffer a transfer owns while it runs. It exists only during a
 /// transfer; an idle session holds none.
 pub const TRANSFER_BUFFER: usize = 64 * 1024;
@@ -207,7 +212,7 @@ pub const MAX_USER_DATA: u64 = 16 * 1024;
 /// an address, a ~56-byte token).
 pub const MAX_METADATA_VALUE: u64 = 1024;
 
-// ---- S3 delivery (issue 4) -------------------------------------------------
+// ---- S3 delivery -------------------------------------------------------
 
 /// Default of `s3_timeout`: how long a device waits, with `ack = s3`, for S3
 /// to confirm its upload before it gets 451 (the file stays queued). Common

@@ -24,9 +24,9 @@ pub struct Shared {
     pub config: Config,
     /// The users who may log in now; a reload swaps them whole.
     pub users: Arc<Users>,
-    /// Shared with the S3 delivery threads (issue 4).
+    /// Shared with the S3 delivery threads.
     pub metrics: Arc<Metrics>,
-    /// S3 delivery (issue 4); `None` without `s3_bucket`.
+    /// S3 delivery; `None` without `s3_bucket`.
     pub delivery: Option<Arc<Delivery>>,
     pub passive: PassivePool,
     /// What PASV advertises; `None`: the control connection's local address.

@@ -25,8 +25,20 @@ packages=(
     procps                 # pgrep/ps in the shell tests
     util-linux             # mount (tmpfs for disk-full tests), unshare
     ca-certificates        # crates.io over TLS for the s3s-fs build
-    rclone                 # FTPS client (--ftp-explicit-tls) in tests/ftps.rs
     python3-cryptography   # tests/clients/make_cert.py: certificates for the FTPS tests
+    tnftp                  # interop table (tests/interop.rs): NetBSD ftp
+    wget                   # interop table: downloads, both modes
+    busybox                # interop table: ftpput/ftpget
+    ncftp                  # interop table: ncftpput/ncftpget
+    rclone                 # interop table (passive, --ftp-writing-mdtm); FTPS (--ftp-explicit-tls) in tests/ftps.rs
+    perl                   # interop table: Net::FTP (in perl's core modules)
+    python3-pip            # aioftp from PyPI (below)
+    fuse3                  # fusermount3: lossyfs (tests/durability/) mounts
+                           # with it when mount(2) is not allowed
+)
+# PyPI packages, pinned, with what needs each:
+pip_packages=(
+    aioftp==0.24.1         # interop table: an asyncio client, passive only
 )
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +57,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+# tnftp takes over the `ftp` alternative; the suite's `ftp` is inetutils'.
+update-alternatives --set ftp /usr/bin/inetutils-ftp >/dev/null
+for pkg in "${pip_packages[@]}"; do
+    python3 -c "import ${pkg%%==*}" 2>/dev/null \
+        || pip install --break-system-packages "$pkg" 2>/dev/null || pip install "$pkg"
+done
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 done
@@ -54,13 +72,17 @@ done
 
 # Proof, part 1: every command the suite runs is on PATH.
 for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
-    qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc rclone; do
+    qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc \
+    tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp; do
     command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
 done
 
 # The FTPS tests make their certificates with python3-cryptography.
 python3 -c 'import cryptography.x509' 2>/dev/null ||
     die "python3 cannot import cryptography (package python3-cryptography)"
+[ "$(readlink -f /usr/bin/ftp)" = /usr/bin/inetutils-ftp ] || die "ftp is not inetutils-ftp (update-alternatives)"
+perl -MNet::FTP -e1 || die "perl has no Net::FTP (package perl)"
+python3 -c 'import aioftp' || die "aioftp did not install (pip)"
 
 # Proof, part 2: each C compiler the builds use compiles and links a probe
 # that includes the header ring needs. (A machine that had
@@ -85,5 +107,7 @@ tests/appliance/install-deps.sh
 # The S3 API server the delivery tests run against (verifies SigV4 and
 # Content-MD5); built from crates.io, ~5 minutes the first time.
 tests/install-s3s-fs.sh
+command -v fusermount3 >/dev/null || die "fuse3 (fusermount3) was not installed"
+[ -c /dev/fuse ] || die "/dev/fuse is missing: the power-loss test (tests/durability/) needs FUSE"
 command -v s3s-fs >/dev/null || [ -x "$HOME/.cargo/bin/s3s-fs" ] || die "s3s-fs was not installed"
 echo "install-deps: all present"

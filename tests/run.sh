@@ -33,6 +33,11 @@ LAKEFTPD_BIN="$bin" tests/appliance/run.sh
 # DNAT; every acknowledged file must be in S3.
 LAKEFTPD_BIN="$bin" tests/topology.sh
 
+# Power loss on a filesystem that drops what was not fsync'd (20 crash
+# points) and 60 s of uploads through a fault-injecting S3 proxy; the long
+# versions: tests/durability/run.sh --long.
+LAKEFTPD_BIN="$bin" tests/durability/run.sh
+
 # A seconds-long smoke of the benchmark, so it cannot rot (the full run,
 # against vsftpd and pure-ftpd, is `tests/bench/run.sh`; see docs/benchmark.md).
 tests/bench/run.sh --smoke

@@ -1,4 +1,4 @@
-//! S3 delivery (issue 4) against a real S3 API server on loopback (s3s-fs:
+//! S3 delivery against a real S3 API server on loopback (s3s-fs:
 //! it verifies SigV4 signatures and Content-MD5), driven through FTP by curl
 //! and by a raw control connection.
 

@@ -10,7 +10,8 @@
 use lakeftpd::config;
 use lakeftpd::config::keytemplate::{KeyFields, KeyTemplate};
 use lakeftpd::limits::{MAX_PATH, MAX_PROXY_HEADER, PROXY_V1_MAX, TEMP_PREFIX};
-use lakeftpd::protocol::command::{self, Command, EpsvArg, Type};
+use lakeftpd::protocol::address;
+use lakeftpd::protocol::command::{self, Command, EpsvArg, Mechanism, Name, Prot, SetTime, Type};
 use lakeftpd::protocol::http::{parse_request_line, Route};
 use lakeftpd::protocol::proxy::{self, Header, V2_SIGNATURE};
 use lakeftpd::storage::jail::{self, VirtualPath};
@@ -82,55 +83,80 @@ impl Bytes<'_> {
 }
 
 /// A command as a client would send it (verb upper case, one space), for
-/// the property `parse(wire(parse(x))) == parse(x)`. `None`: no line can
-/// give this command (not reached by `parse`).
-fn wire(cmd: &Command<'_>) -> Option<String> {
-    let with = |verb: &str, arg: &str| format!("{verb} {arg}");
-    let maybe = |verb: &str, arg: &Option<&str>| match arg {
-        Some(a) => with(verb, a),
-        None => verb.to_string(),
+/// the property `parse(wire(parse(x))) == parse(x)`. Names stay bytes (the
+/// session decodes them). `None`: no line can give this command (not
+/// reached by `parse`).
+fn wire(cmd: &Command<'_>) -> Option<Vec<u8>> {
+    let with = |verb: &str, arg: &[u8]| [verb.as_bytes(), b" ", arg].concat();
+    let name = |verb: &str, n: &Name<'_>| with(verb, n.0);
+    let maybe = |verb: &str, arg: &Option<Name<'_>>| match arg {
+        Some(a) => with(verb, a.0),
+        None => verb.as_bytes().to_vec(),
     };
+    let text = |s: &str| s.as_bytes().to_vec();
     Some(match cmd {
-        Command::User(a) => with("USER", a),
-        Command::Pass(a) => with("PASS", a),
-        Command::Quit => "QUIT".into(),
-        Command::Noop => "NOOP".into(),
-        Command::Syst => "SYST".into(),
-        Command::Feat => "FEAT".into(),
-        Command::Opts(a) => with("OPTS", a),
-        Command::Help => "HELP".into(),
+        Command::User(a) => with("USER", a.as_bytes()),
+        Command::Pass(a) => with("PASS", a.as_bytes()),
+        Command::Quit => text("QUIT"),
+        Command::Noop => text("NOOP"),
+        Command::Syst => text("SYST"),
+        Command::Feat => text("FEAT"),
+        Command::Opts(a) => with("OPTS", a.as_bytes()),
+        Command::Help => text("HELP"),
         Command::Stat(a) => maybe("STAT", a),
-        Command::Type(Type::Ascii) => "TYPE A".into(),
-        Command::Type(Type::Image) => "TYPE I".into(),
-        Command::Mode => "MODE S".into(),
-        Command::Stru => "STRU F".into(),
-        Command::Allo => "ALLO".into(),
-        Command::Pwd => "PWD".into(),
-        Command::Cwd(a) => with("CWD", a),
-        Command::Cdup => "CDUP".into(),
-        Command::Mkd(a) => with("MKD", a),
-        Command::Rmd(a) => with("RMD", a),
-        Command::Dele(a) => with("DELE", a),
-        Command::Rnfr(a) => with("RNFR", a),
-        Command::Rnto(a) => with("RNTO", a),
-        Command::Size(a) => with("SIZE", a),
-        Command::Mdtm(a) => with("MDTM", a),
+        Command::Type(Type::Ascii) => text("TYPE A"),
+        Command::Type(Type::Image) => text("TYPE I"),
+        Command::Mode => text("MODE S"),
+        Command::Stru => text("STRU F"),
+        Command::Allo => text("ALLO"),
+        Command::Clnt(a) => with("CLNT", a.as_bytes()),
+        Command::Pwd => text("PWD"),
+        Command::Cwd(a) => name("CWD", a),
+        Command::Cdup => text("CDUP"),
+        Command::Mkd(a) => name("MKD", a),
+        Command::Rmd(a) => name("RMD", a),
+        Command::Dele(a) => name("DELE", a),
+        Command::Rnfr(a) => name("RNFR", a),
+        Command::Rnto(a) => name("RNTO", a),
+        Command::Size(a) => name("SIZE", a),
+        Command::Mdtm(a) => name("MDTM", a),
+        Command::SetTime { verb, time, path } => {
+            let verb = match verb {
+                SetTime::Mdtm => "MDTM",
+                SetTime::Mfmt => "MFMT",
+                SetTime::SiteUtime => "SITE UTIME",
+            };
+            with(verb, &[time.time_val().as_bytes(), b" ", path.0].concat())
+        }
         Command::List(a) => maybe("LIST", a),
         Command::Nlst(a) => maybe("NLST", a),
         Command::Mlsd(a) => maybe("MLSD", a),
         Command::Mlst(a) => maybe("MLST", a),
-        Command::Stor(a) => with("STOR", a),
-        Command::Stou => "STOU".into(),
-        Command::Appe(a) => with("APPE", a),
-        Command::Retr(a) => with("RETR", a),
-        Command::Rest(n) => format!("REST {n}"),
-        Command::Abor => "ABOR".into(),
-        Command::Port(addr) => format!("PORT {}", port_arg(addr)?),
-        Command::Eprt(addr) => format!("EPRT {}", eprt_arg(addr)),
-        Command::Pasv => "PASV".into(),
-        Command::Epsv(EpsvArg::Any) => "EPSV".into(),
-        Command::Epsv(EpsvArg::All) => "EPSV ALL".into(),
-        Command::Epsv(EpsvArg::Protocol(n)) => format!("EPSV {n}"),
+        Command::Stor(a) => name("STOR", a),
+        Command::Stou => text("STOU"),
+        Command::Appe(a) => name("APPE", a),
+        Command::Retr(a) => name("RETR", a),
+        Command::Rest(n) => text(&format!("REST {n}")),
+        Command::Abor => text("ABOR"),
+        Command::Port(addr) => text(&format!("PORT {}", port_arg(addr)?)),
+        Command::Eprt(addr) => text(&format!("EPRT {}", eprt_arg(addr))),
+        Command::Pasv => text("PASV"),
+        Command::Epsv(EpsvArg::Any) => text("EPSV"),
+        Command::Epsv(EpsvArg::All) => text("EPSV ALL"),
+        Command::Epsv(EpsvArg::Protocol(n)) => text(&format!("EPSV {n}")),
+        Command::Auth(Mechanism::Tls) => text("AUTH TLS"),
+        Command::Auth(Mechanism::Unknown) => text("AUTH KERBEROS"),
+        Command::Pbsz(n) => text(&format!("PBSZ {n}")),
+        Command::Prot(Prot::Clear) => text("PROT C"),
+        Command::Prot(Prot::Safe) => text("PROT S"),
+        Command::Prot(Prot::Confidential) => text("PROT E"),
+        Command::Prot(Prot::Private) => text("PROT P"),
+        Command::Ccc => text("CCC"),
+        // One line per refusal text.
+        Command::NotOffered(what) => text(match *what {
+            "MODE B and MODE C are" => "MODE B",
+            _ => "SITE CHMOD",
+        }),
     })
 }
 
@@ -157,33 +183,34 @@ pub fn command_line(data: &[u8]) {
         return;
     };
     if let Command::Cwd(p) | Command::Stor(p) | Command::Retr(p) | Command::Dele(p) = &cmd {
-        assert!(p.len() <= MAX_PATH, "path argument over MAX_PATH");
+        assert!(p.0.len() <= MAX_PATH, "path argument over MAX_PATH");
     }
     let line = wire(&cmd).expect("every parsed command has a wire form");
     assert_eq!(
-        command::parse(line.as_bytes()),
+        command::parse(&line),
         Ok(cmd),
-        "canonical form {line:?} parses differently"
+        "canonical form {:?} parses differently",
+        String::from_utf8_lossy(&line)
     );
 }
 
-/// `parse_port` / `parse_eprt`: each address re-parses from its canonical
+/// `address::parse_port` / `parse_eprt`: each address re-parses from its canonical
 /// form, and an IPv4 address reads the same through the other command.
 pub fn port_eprt(data: &[u8]) {
     let arg = String::from_utf8_lossy(data);
-    if let Ok(addr) = command::parse_port(&arg) {
+    if let Ok(addr) = address::parse_port(&arg) {
         assert!(addr.is_ipv4());
         let canonical = port_arg(&addr).unwrap();
-        assert_eq!(command::parse_port(&canonical), Ok(addr), "{canonical}");
+        assert_eq!(address::parse_port(&canonical), Ok(addr), "{canonical}");
         if addr.port() != 0 {
-            assert_eq!(command::parse_eprt(&eprt_arg(&addr)), Ok(addr));
+            assert_eq!(address::parse_eprt(&eprt_arg(&addr)), Ok(addr));
         }
     }
-    if let Ok(addr) = command::parse_eprt(&arg) {
+    if let Ok(addr) = address::parse_eprt(&arg) {
         assert_ne!(addr.port(), 0, "EPRT refuses port 0");
-        assert_eq!(command::parse_eprt(&eprt_arg(&addr)), Ok(addr));
+        assert_eq!(address::parse_eprt(&eprt_arg(&addr)), Ok(addr));
         if let Some(canonical) = port_arg(&addr) {
-            assert_eq!(command::parse_port(&canonical), Ok(addr));
+            assert_eq!(address::parse_port(&canonical), Ok(addr));
         }
     }
     // Built from bytes: every address formats and parses back.
@@ -191,10 +218,10 @@ pub fn port_eprt(data: &[u8]) {
     let v6 = b.u8() & 1 == 1;
     let addr = b.addr(v6);
     if addr.port() != 0 {
-        assert_eq!(command::parse_eprt(&eprt_arg(&addr)), Ok(addr));
+        assert_eq!(address::parse_eprt(&eprt_arg(&addr)), Ok(addr));
     }
     if let Some(canonical) = port_arg(&addr) {
-        assert_eq!(command::parse_port(&canonical), Ok(addr));
+        assert_eq!(address::parse_port(&canonical), Ok(addr));
     }
 }
 
@@ -367,7 +394,9 @@ pub fn spool_sidecar(data: &[u8]) {
         home_file: PathBuf::from(b.text(255)),
         home_id: b.text(32),
         size: b.u64(),
+        crc64nvme: if b.u64() % 2 == 0 { Some(b.u64()) } else { None },
         key: b.text(255),
+        clnt: (b.u8() & 1 == 1).then(|| b.text(64)),
     };
     let formatted = m.format();
     assert_eq!(Meta::parse(&formatted), Ok(m), "{formatted:?}");

@@ -17,11 +17,14 @@
 //! - `users`: the `[user NAME]` sections, of this text or of a users file
 //!   (`users = ...`, `parse_users`);
 //! - `s3`, `cidr`, `keytemplate`, `hash`: the S3 delivery keys, address
-//!   blocks, the object key template, the password hash formats.
+//!   blocks, the object key template, the password hash formats;
+//! - `device`: `active_address`, `filename_encoding`, `auto_mkdir` (global
+//!   and per user).
 
 mod check;
 pub mod cidr;
 pub mod defence;
+pub mod device;
 pub mod hash;
 pub mod keytemplate;
 mod parse;
@@ -137,6 +140,8 @@ pub struct User {
     pub s3_key: Option<Arc<keytemplate::KeyTemplate>>,
     /// `tls = required` in the section: no login before `AUTH TLS`.
     pub tls_required: bool,
+    /// `active_address`, `filename_encoding`, `auto_mkdir` (device.rs).
+    pub device: device::Device,
 }
 
 impl User {
@@ -150,6 +155,7 @@ impl User {
             allow_from: Vec::new(),
             s3_key: None,
             tls_required: false,
+            device: device::Device::default(),
         }
     }
 
@@ -248,6 +254,8 @@ pub struct Config {
     pub defence: crate::config::defence::Defence,
     /// FTPS keys (see tls.rs).
     pub tls: crate::config::tls::TlsSettings,
+    /// The global device keys; each user's own are in `User::device`.
+    pub device: device::Device,
     /// The users of the configuration text.
     pub users: Vec<User>,
     /// `users`: more users, reloaded while running; `None`: none.
@@ -295,6 +303,7 @@ impl Config {
             s3: crate::config::s3::S3Settings::defaults(),
             defence: crate::config::defence::Defence::defaults(),
             tls: crate::config::tls::TlsSettings::defaults(),
+            device: device::Device::default(),
             users: Vec::new(),
             users_source: None,
             users_poll_interval: limits::DEFAULT_USERS_POLL_INTERVAL,

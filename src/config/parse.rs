@@ -7,7 +7,7 @@ use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
     parse_log_level, parse_port_range, parse_size, parse_switch,
 };
-use super::{cidr, defence, s3, tls, Config, Problem, PublicAddress, UsersSource};
+use super::{cidr, defence, device, s3, tls, Config, Problem, PublicAddress, UsersSource};
 use crate::limits;
 use crate::protocol::proxy;
 
@@ -38,7 +38,8 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         seen_global.push(key.to_string());
         set_global(&mut config, key, value)
     });
-    config.users = sections.finish(&config.root, &mut problems);
+    let users = sections.finish(&config, &mut problems);
+    config.users = users;
 
     problems.extend(config.check());
     if problems.is_empty() {
@@ -164,6 +165,7 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         key if defence::KEYS.contains(&key) => config.defence.set(key, value)?,
         // FTPS: parsed in tls.rs.
         key if tls::KEYS.contains(&key) => config.tls.set(key, value)?,
+        key if device::KEYS.contains(&key) => config.device.set(key, value)?,
         "password" | "home" | "permissions" | "allow_from" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }

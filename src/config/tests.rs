@@ -411,3 +411,26 @@ fn allow_from_above_the_sections_is_refused() {
         .message
         .contains("belongs in a `[user NAME]` section"));
 }
+
+#[test]
+fn device_keys_global_and_per_user() {
+    // A user's own setting wins; the others come from the global ones.
+    let text = format!(
+        "auto_mkdir = on\nfilename_encoding = latin1\n[user cam]\npassword = {HASH}\nfilename_encoding = shift_jis\nactive_address = peer\n[user dev]\npassword = {HASH}\n"
+    );
+    let config = parse(&text).unwrap();
+    let (cam, dev) = (&config.users[0].device, &config.users[1].device);
+    assert_eq!(cam.filename_encoding.label(), "shift_jis");
+    assert_eq!(cam.active_address, super::device::ActiveAddress::Peer);
+    assert!(cam.auto_mkdir && dev.auto_mkdir);
+    assert_eq!(dev.filename_encoding.label(), "latin1");
+    assert_eq!(dev.active_address, super::device::ActiveAddress::Strict);
+}
+
+#[test]
+fn bad_device_value_has_its_line() {
+    let text = format!("[user cam]\npassword = {HASH}\nfilename_encoding = ebcdic\n");
+    let p = one_problem(&text);
+    assert_eq!(p.line, 3);
+    assert!(p.message.contains("user `cam`"), "{}", p.message);
+}

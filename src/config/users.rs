@@ -7,11 +7,11 @@
 
 use super::keytemplate::KeyTemplate;
 use super::value::{parse_abs_path, parse_permissions};
-use super::{cidr, hash, tls, Config, Permissions, Problem, User};
+use super::{cidr, device, hash, tls, Config, Permissions, Problem, User};
 use crate::limits;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A user section while it is being read: fields not yet known.
@@ -24,6 +24,7 @@ struct Draft {
     allow_from: Option<Vec<cidr::Cidr>>,
     s3_key: Option<Arc<KeyTemplate>>,
     tls_required: Option<bool>,
+    device: device::DeviceDraft,
     /// A `password` line was present (even if its value was refused).
     password_given: bool,
     /// A second section for the same name: its lines are checked, then dropped.
@@ -72,6 +73,7 @@ impl Sections {
             allow_from: None,
             s3_key: None,
             tls_required: None,
+            device: device::DeviceDraft::default(),
             password_given: false,
             duplicate,
         });
@@ -102,13 +104,14 @@ impl Sections {
 
     /// The users, in the order of the text; a missing password is a problem.
     /// `root` gives the default homes.
-    pub(super) fn finish(self, root: &Path, problems: &mut Vec<Problem>) -> Vec<User> {
-        let users = self.finish_with_lines(root, problems);
+    pub(super) fn finish(self, config: &Config, problems: &mut Vec<Problem>) -> Vec<User> {
+        let users = self.finish_with_lines(config, problems);
         users.into_iter().map(|(u, _)| u).collect()
     }
 
     /// `finish`, each user with the line of its section.
-    fn finish_with_lines(self, root: &Path, problems: &mut Vec<Problem>) -> Vec<(User, usize)> {
+    fn finish_with_lines(self, config: &Config, problems: &mut Vec<Problem>) -> Vec<(User, usize)> {
+        let (root, device) = (&config.root, config.device);
         let mut users = Vec::with_capacity(self.drafts.len());
         for draft in self.drafts {
             if draft.duplicate {
@@ -133,6 +136,7 @@ impl Sections {
                     allow_from: draft.allow_from.unwrap_or_default(),
                     s3_key: draft.s3_key,
                     tls_required: draft.tls_required.unwrap_or(false),
+                    device: draft.device.over(device),
                 },
                 line,
             ));
@@ -177,7 +181,7 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
             });
         }
     }
-    let found = sections.finish_with_lines(&config.root, &mut problems);
+    let found = sections.finish_with_lines(config, &mut problems);
     let homes = config.check_homes(found.iter().map(|(u, _)| u));
     if !homes.is_empty() {
         let lines: HashMap<&str, usize> =
@@ -284,8 +288,10 @@ fn set_user(draft: &mut Draft, key: &str, value: &str) -> Result<(), String> {
             draft.tls_required = Some(tls::parse_user_tls(value).map_err(|e| bad(&e))?);
             Ok(())
         }
+        key if device::KEYS.contains(&key) => (draft.device.set(key, value))
+            .map_err(|e| format!("{e} (user `{}`)", draft.name)),
         _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, allow_from, s3_key, tls; global keys go above the first section)",
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, allow_from, s3_key, tls, active_address, filename_encoding, auto_mkdir; global keys go above the first section)",
             draft.name
         )),
     }

@@ -9,6 +9,7 @@
 use crate::limits::{SENDFILE_CHUNK, SPLICE_PIPE_BYTES, TRANSFER_BUFFER};
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::Type;
+use crate::protocol::encoding::NameEncoding;
 use crate::protocol::listing::{self, Entry, Format};
 use crate::storage::upload::TempUpload;
 use crate::sys;
@@ -340,6 +341,16 @@ async fn splice_in(
     }
 }
 
+/// A name on disk (UTF-8) as the session's wire shows it. A character the
+/// encoding lacks shows as `?`; a name on disk that is not UTF-8 shows
+/// U+FFFD where it is not (as `?` outside UTF-8).
+fn wire_name(name: &std::ffi::OsStr, encoding: NameEncoding) -> Vec<u8> {
+    match name.to_str().and_then(|n| encoding.encode(n)) {
+        Some(bytes) => bytes.into_owned(),
+        None => encoding.encode_text(name.as_encoded_bytes()),
+    }
+}
+
 /// Sends a listing of `dir` (or of the single file `dir` names) in `format`.
 /// Entries are read and formatted in batches so that a huge directory never
 /// sits whole in memory. Temporaries are never shown.
@@ -347,6 +358,7 @@ pub async fn send_listing(
     mut data: Stream,
     target: PathBuf,
     format: Format,
+    encoding: NameEncoding,
     stall: Duration,
     metrics: &Metrics,
 ) -> Result<u64, TransferError> {
@@ -359,10 +371,8 @@ pub async fn send_listing(
     let mut sent = 0u64;
     if !meta.is_dir() {
         let mut out = Vec::new();
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = target.file_name().unwrap_or_default();
+        let name = wire_name(name, encoding);
         listing::write_entry(&mut out, format, &name, &Entry::from_metadata(&meta), now);
         timed(stall, data.write_all(&out))
             .await
@@ -382,10 +392,14 @@ pub async fn send_listing(
             let mut count = 0;
             for entry in iter.by_ref() {
                 let Ok(entry) = entry else { continue };
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(crate::limits::TEMP_PREFIX) {
+                let os_name = entry.file_name();
+                if os_name
+                    .as_encoded_bytes()
+                    .starts_with(crate::limits::TEMP_PREFIX.as_bytes())
+                {
                     continue;
                 }
+                let name = wire_name(&os_name, encoding);
                 // Follow symlinks for what they show; unreadable ones are skipped.
                 let Ok(meta) = std::fs::metadata(entry.path()) else {
                     continue;

@@ -15,6 +15,7 @@
 //!   only after S3 confirmed it. At start the spool is replayed.
 
 pub mod credentials;
+pub mod get;
 pub mod s3;
 
 use crate::clock::Utc;
@@ -79,6 +80,10 @@ pub struct Upload {
     pub path: String,
     /// The durable home copy.
     pub file: PathBuf,
+    /// What the device said in `CLNT`: `x-amz-meta-clnt`.
+    pub clnt: Option<String>,
+    /// Its CRC64NVME, computed while it was received (`None`: not known).
+    pub crc64nvme: Option<u64>,
 }
 
 pub struct Delivery {
@@ -228,7 +233,9 @@ impl Delivery {
                 home_id: spool::file_id(&home),
                 home_file: upload.file,
                 size: home.len(),
+                crc64nvme: upload.crc64nvme,
                 key,
+                clnt: upload.clnt,
             };
             let id = this.spool.add(&meta.home_file, &meta)?;
             Ok::<_, io::Error>((id, meta))
@@ -326,7 +333,7 @@ impl Delivery {
             metrics::inc(&self.metrics.s3_retries);
         }
         let meta = &job.meta;
-        let metadata = [
+        let mut metadata = vec![
             ("user", meta.user.clone()),
             ("client", meta.client.clone()),
             (
@@ -337,11 +344,15 @@ impl Delivery {
             ("size", meta.size.to_string()),
             ("instance", self.instance.clone()),
         ];
+        if let Some(clnt) = &meta.clnt {
+            metadata.push(("clnt", clnt.clone()));
+        }
         let data = self.spool.data_path(&job.id);
         let object = Object {
             key: &meta.key,
             file: &data,
             metadata: &metadata,
+            crc64nvme: meta.crc64nvme,
         };
         match self.client.put(&object) {
             Ok(bytes) => self.delivered(job, bytes),

@@ -2,20 +2,26 @@
 //! computed just before each request), sent by ureq over rustls. Blocking: it
 //! runs on the delivery threads (delivery.rs), never on the executor.
 //!
-//! Integrity: every body carries `Content-MD5`, which S3 checks against the
-//! bytes it received and refuses with `BadDigest` on a mismatch
-//! (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html>,
-//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPart.html>).
-//! The digest is computed from the spooled file in a first pass, then the
-//! same bytes are streamed: no file or part is ever held in memory.
+//! Integrity, end to end: the CRC64NVME computed while the upload was
+//! received (storage/upload.rs, kept in the spool sidecar) travels with the
+//! object and S3 checks the bytes it stored against it:
+//! - PutObject carries `x-amz-checksum-crc64nvme`; S3 refuses a body that
+//!   does not match (BadDigest) and returns the checksum it computed, which
+//!   is compared too. Content-MD5 would protect the same bytes a second
+//!   time at the cost of a read pass, so a single PUT does not carry it.
+//! - A multipart upload is created as `CRC64NVME`/`FULL_OBJECT`; each part
+//!   carries `Content-MD5` (S3 checks each part on arrival, so a bad part is
+//!   resent alone), and CompleteMultipartUpload carries the whole file's
+//!   CRC64NVME, which S3 checks against the object it assembled and returns.
+//!
+//! A mismatch is a failed delivery, retried like any other
+//! (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>).
 //!
 //! Files up to `s3_part_size` go up in one PutObject; larger ones as a
 //! multipart upload whose parts are sent one after another (concurrency comes
 //! from several files in flight). A multipart upload that fails is aborted.
 //!
-//! Reading: `get_object` is one GetObject, conditional on an ETag when the
-//! caller holds a copy (`If-None-Match`, RFC 9110 §13.1.2: S3 answers 304
-//! Not Modified without a body), with a bounded body.
+//! Reading (`get.rs`): `get_object`, a GetObject conditional on an ETag.
 
 use crate::config::s3::S3Settings;
 use crate::delivery::credentials::Provider;
@@ -26,8 +32,8 @@ use crate::limits::{
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, GetObject, PutObject,
-    S3Action, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, PutObject, S3Action,
+    UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use std::fs::File;
@@ -62,7 +68,7 @@ impl std::fmt::Display for Error {
     }
 }
 
-fn remote(message: String) -> Error {
+pub(super) fn remote(message: String) -> Error {
     Error::Remote {
         message,
         slow_down: None,
@@ -76,24 +82,19 @@ pub struct Object<'a> {
     pub file: &'a Path,
     /// `x-amz-meta-NAME` headers; values are percent-encoded here.
     pub metadata: &'a [(&'static str, String)],
+    /// The file's CRC64NVME when it was computed on receipt; else it is
+    /// computed here, from the file.
+    pub crc64nvme: Option<u64>,
 }
 
-/// What a GetObject found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Got {
-    /// The object still has the ETag given (304, or 200 with that ETag
-    /// from a server that ignores the condition).
-    NotModified,
-    Object {
-        body: Vec<u8>,
-        /// As S3 sent it, quotes included.
-        etag: Option<String>,
-    },
+/// The header form of a CRC64NVME: base64 of its 8 big-endian bytes.
+pub fn crc64nvme_base64(crc: u64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
 pub struct Client {
-    bucket: Bucket,
-    agent: ureq::Agent,
+    pub(super) bucket: Bucket,
+    pub(super) agent: ureq::Agent,
     credentials: Arc<Provider>,
     part_size: u64,
 }
@@ -154,7 +155,7 @@ impl Client {
         self.bucket.base_url()
     }
 
-    fn credentials(&self) -> Result<Arc<Credentials>, Error> {
+    pub(super) fn credentials(&self) -> Result<Arc<Credentials>, Error> {
         self.credentials.get().map_err(|message| Error::Remote {
             message: format!("no credentials: {message}"),
             slow_down: None,
@@ -162,68 +163,28 @@ impl Client {
         })
     }
 
-    /// Reads a small object whole: at most `max` bytes, and its ETag (which
-    /// changes whenever the object is replaced).
-    pub fn get(&self, key: &str, max: usize) -> Result<(Vec<u8>, Option<String>), Error> {
-        match self.get_object(key, None, max as u64)? {
-            Got::Object { body, etag } => Ok((body, etag)),
-            Got::NotModified => unreachable!("an unconditional GET is never 304"),
-        }
-    }
-
-    /// Reads `key`, unless its ETag is still `if_none_match`; a body above
-    /// `limit` bytes is an error.
-    pub fn get_object(
-        &self,
-        key: &str,
-        if_none_match: Option<&str>,
-        limit: u64,
-    ) -> Result<Got, Error> {
-        let credentials = self.credentials()?;
-        let action = GetObject::new(&self.bucket, Some(&credentials), key);
-        let url = action.sign(S3_SIGNATURE_LIFETIME);
-        let mut request = self.agent.get(url.as_str());
-        if let Some(etag) = if_none_match {
-            request = request.header("if-none-match", etag);
-        }
-        let result = request.call();
-        if let Ok(response) = &result {
-            if response.status().as_u16() == 304 {
-                return Ok(Got::NotModified);
-            }
-        }
-        let mut response = check(result, "GetObject")?;
-        let etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if if_none_match.is_some() && etag.as_deref() == if_none_match {
-            return Ok(Got::NotModified);
-        }
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(|e| remote(format!("GetObject: body: {e}")))?;
-        Ok(Got::Object { body, etag })
-    }
-
     /// Stores `object`; returns the bytes sent.
     pub fn put(&self, object: &Object<'_>) -> Result<u64, Error> {
         let file = File::open(object.file).map_err(Error::Local)?;
         let size = file.metadata().map_err(Error::Local)?.len();
-        let metadata: Vec<(String, String)> = object
+        let mut buffer = vec![0u8; DELIVERY_BUFFER];
+        let crc = match object.crc64nvme {
+            Some(crc) => crc,
+            None => crc64nvme_of(&file, size, &mut buffer)?,
+        };
+        let mut metadata: Vec<(String, String)> = object
             .metadata
             .iter()
             .map(|(name, value)| (format!("x-amz-meta-{name}"), encode_metadata(value)))
             .collect();
-        let mut buffer = vec![0u8; DELIVERY_BUFFER];
+        metadata.push((
+            "x-amz-meta-crc64nvme".into(),
+            encode_metadata(&crc64nvme_base64(crc)),
+        ));
         if size <= self.part_size {
-            self.put_single(object.key, &file, size, &metadata, &mut buffer)?;
+            self.put_single(object.key, &file, size, crc, &metadata)?;
         } else {
-            self.put_multipart(object.key, &file, size, &metadata, &mut buffer)?;
+            self.put_multipart(object.key, &file, size, crc, &metadata, &mut buffer)?;
         }
         Ok(size)
     }
@@ -233,13 +194,15 @@ impl Client {
         key: &str,
         file: &File,
         size: u64,
+        crc: u64,
         metadata: &[(String, String)],
-        buffer: &mut [u8],
     ) -> Result<(), Error> {
-        let md5 = md5_base64(file, 0, size, buffer)?;
+        let checksum = crc64nvme_base64(crc);
         let credentials = self.credentials()?;
         let mut action = PutObject::new(&self.bucket, Some(&credentials), key);
-        action.headers_mut().insert("content-md5", md5.clone());
+        action
+            .headers_mut()
+            .insert(CHECKSUM_HEADER, checksum.clone());
         for (name, value) in metadata {
             action.headers_mut().insert(name.clone(), value.clone());
         }
@@ -247,14 +210,19 @@ impl Client {
         let mut request = self
             .agent
             .put(url.as_str())
-            .header("content-md5", &md5)
+            .header(CHECKSUM_HEADER, &checksum)
             .header("content-length", size.to_string());
         for (name, value) in metadata {
             request = request.header(name, value);
         }
         let mut body = Range::new(file, 0, size);
         let result = request.send(SendBody::from_reader(&mut body));
-        check(result, "PutObject").map(drop)
+        let response = check(result, "PutObject")?;
+        let returned = response
+            .headers()
+            .get(CHECKSUM_HEADER)
+            .and_then(|v| v.to_str().ok());
+        compare_checksum("PutObject", &checksum, returned)
     }
 
     fn put_multipart(
@@ -262,18 +230,23 @@ impl Client {
         key: &str,
         file: &File,
         size: u64,
+        crc: u64,
         metadata: &[(String, String)],
         buffer: &mut [u8],
     ) -> Result<(), Error> {
-        let part_size = part_size(size, self.part_size);
         let credentials = self.credentials()?;
         let mut action = CreateMultipartUpload::new(&self.bucket, Some(&credentials), key);
-        for (name, value) in metadata {
+        let mut headers: Vec<(String, String)> = vec![
+            ("x-amz-checksum-algorithm".into(), "CRC64NVME".into()),
+            ("x-amz-checksum-type".into(), "FULL_OBJECT".into()),
+        ];
+        headers.extend(metadata.iter().cloned());
+        for (name, value) in &headers {
             action.headers_mut().insert(name.clone(), value.clone());
         }
         let url = action.sign(S3_SIGNATURE_LIFETIME);
         let mut request = self.agent.post(url.as_str());
-        for (name, value) in metadata {
+        for (name, value) in &headers {
             request = request.header(name, value);
         }
         let mut response = check(request.send_empty(), "CreateMultipartUpload")?;
@@ -282,7 +255,7 @@ impl Client {
             .map_err(|e| remote(format!("CreateMultipartUpload: unreadable response: {e}")))?;
         let upload_id = created.upload_id().to_string();
 
-        let result = self.send_parts(key, &upload_id, file, size, part_size, buffer);
+        let result = self.send_parts(key, &upload_id, file, size, crc, buffer);
         if result.is_err() {
             self.abort(key, &upload_id);
         }
@@ -295,9 +268,10 @@ impl Client {
         upload_id: &str,
         file: &File,
         size: u64,
-        part_size: u64,
+        crc: u64,
         buffer: &mut [u8],
     ) -> Result<(), Error> {
+        let part_size = part_size(size, self.part_size);
         let mut etags = Vec::new();
         let mut offset = 0;
         while offset < size {
@@ -328,16 +302,28 @@ impl Client {
             offset += len;
         }
         let credentials = self.credentials()?;
-        let action = CompleteMultipartUpload::new(
+        let checksum = crc64nvme_base64(crc);
+        let mut action = CompleteMultipartUpload::new(
             &self.bucket,
             Some(&credentials),
             key,
             upload_id,
             etags.iter().map(String::as_str),
         );
+        action
+            .headers_mut()
+            .insert(CHECKSUM_HEADER, checksum.clone());
+        action
+            .headers_mut()
+            .insert("x-amz-checksum-type", "FULL_OBJECT");
         let url = action.sign(S3_SIGNATURE_LIFETIME);
         let body = action.body();
-        let result = self.agent.post(url.as_str()).send(body.as_bytes());
+        let result = self
+            .agent
+            .post(url.as_str())
+            .header(CHECKSUM_HEADER, &checksum)
+            .header("x-amz-checksum-type", "FULL_OBJECT")
+            .send(body.as_bytes());
         let mut response = check(result, "CompleteMultipartUpload")?;
         // S3 may answer 200 and still fail: the error is in the body
         // (API_CompleteMultipartUpload.html, "Special errors").
@@ -348,7 +334,12 @@ impl Client {
                 "CompleteMultipartUpload failed: {code}: {message}"
             )));
         }
-        Ok(())
+        let returned = xml_field(&text, "ChecksumCRC64NVME");
+        compare_checksum(
+            "CompleteMultipartUpload",
+            &checksum,
+            (!returned.is_empty()).then_some(returned.as_str()),
+        )
     }
 
     /// Best effort: an upload left behind costs storage until a lifecycle
@@ -412,6 +403,34 @@ impl Read for Range<'_> {
     }
 }
 
+/// The checksum header of S3's default algorithm.
+const CHECKSUM_HEADER: &str = "x-amz-checksum-crc64nvme";
+
+/// What S3 says it stored must be what was received. S3 returns the checksum
+/// when the request carried one; a server that returns none has still
+/// checked the header against the body.
+fn compare_checksum(what: &str, sent: &str, returned: Option<&str>) -> Result<(), Error> {
+    match returned {
+        Some(value) if value.trim() != sent => Err(remote(format!(
+            "{what}: S3 stored CRC64NVME {value}, the upload's is {sent}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// CRC64NVME of a spooled file whose checksum was not computed on receipt.
+fn crc64nvme_of(file: &File, size: u64, buffer: &mut [u8]) -> Result<u64, Error> {
+    let mut range = Range::new(file, 0, size);
+    let mut crc = crc64fast_nvme::Digest::new();
+    loop {
+        match range.read(buffer) {
+            Ok(0) => return Ok(crc.sum64()),
+            Ok(n) => crc.write(&buffer[..n]),
+            Err(e) => return Err(Error::Local(e)),
+        }
+    }
+}
+
 fn md5_base64(file: &File, offset: u64, len: u64, buffer: &mut [u8]) -> Result<String, Error> {
     let mut range = Range::new(file, offset, len);
     let mut hasher = Md5::new();
@@ -450,16 +469,19 @@ fn read_body(response: &mut Response<Body>) -> String {
         .unwrap_or_default()
 }
 
+/// The text of the first `<name>` element of an S3 XML document (empty
+/// when there is none).
+fn xml_field(text: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    text.split_once(&open)
+        .and_then(|(_, rest)| rest.split_once(&close))
+        .map_or(String::new(), |(value, _)| value.to_string())
+}
+
 /// `<Code>` and `<Message>` of an S3 error document.
 fn error_fields(text: &str) -> (String, String) {
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        let close = format!("</{name}>");
-        text.split_once(&open)
-            .and_then(|(_, rest)| rest.split_once(&close))
-            .map_or(String::new(), |(value, _)| value.to_string())
-    };
-    (field("Code"), field("Message"))
+    (xml_field(text, "Code"), xml_field(text, "Message"))
 }
 
 /// Error codes after which new credentials may help.
@@ -474,7 +496,10 @@ const CREDENTIAL_CODES: &[&str] = &[
 ];
 
 /// A 2xx response, or the error it stands for.
-fn check(result: Result<Response<Body>, ureq::Error>, what: &str) -> Result<Response<Body>, Error> {
+pub(super) fn check(
+    result: Result<Response<Body>, ureq::Error>,
+    what: &str,
+) -> Result<Response<Body>, Error> {
     let mut response = result.map_err(|e| remote(format!("{what}: {e}")))?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
@@ -501,6 +526,12 @@ fn check(result: Result<Response<Body>, ureq::Error>, what: &str) -> Result<Resp
 mod tests {
     use super::*;
 
+    fn crc64(bytes: &[u8]) -> u64 {
+        let mut digest = crc64fast_nvme::Digest::new();
+        digest.write(bytes);
+        digest.sum64()
+    }
+
     #[test]
     fn metadata_encoding() {
         assert_eq!(encode_metadata("/a/b-1.csv"), "/a/b-1.csv");
@@ -515,6 +546,22 @@ mod tests {
         // 5 TiB at 16 MiB would be 327,680 parts: larger parts instead.
         let big = part_size(5 << 40, 16 * mib);
         assert!((5u64 << 40).div_ceil(big) <= MAX_S3_PARTS);
+    }
+
+    #[test]
+    fn crc64nvme_check_value() {
+        // CRC-64/NVME's check value (the CRC of "123456789"), and its header
+        // form: base64 of the big-endian bytes.
+        let crc = crc64(b"123456789");
+        assert_eq!(crc, 0xae8b_1486_0a79_9888);
+        assert_eq!(crc64nvme_base64(crc), "rosUhgp5mIg=");
+    }
+
+    #[test]
+    fn returned_checksum_must_match() {
+        assert!(compare_checksum("PutObject", "rosUhgp5mIg=", Some("rosUhgp5mIg=")).is_ok());
+        assert!(compare_checksum("PutObject", "rosUhgp5mIg=", None).is_ok());
+        assert!(compare_checksum("PutObject", "rosUhgp5mIg=", Some("AAAAAAAAAAA=")).is_err());
     }
 
     #[test]

@@ -72,6 +72,9 @@ metrics! {
     Counter port_refused_foreign_address,
     /// SECURITY: PORT/EPRT refused because the port was below 1024.
     Counter port_refused_low_port,
+    /// PORT/EPRT whose address was replaced by the client's own
+    /// (`active_address = peer`: devices behind NAT).
+    Counter port_address_rewritten,
     /// Active-mode data connections that could not be made.
     Counter active_connect_failures,
     /// Sum of active connect times, in microseconds (mean = sum / active_connects).

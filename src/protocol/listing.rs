@@ -48,23 +48,44 @@ pub enum Format {
     Mlsd,
 }
 
+/// LIST/NLST's argument without the `ls` flags clients put first (`-a`,
+/// `-l`, `-la`, `-al`, `-1`...). A word such as `-data.csv` is not made of
+/// flags: it is the path.
+pub fn strip_flags(mut arg: &[u8]) -> &[u8] {
+    loop {
+        let end = arg.iter().position(|&b| b == b' ').unwrap_or(arg.len());
+        let word = &arg[..end];
+        let is_flag = word.len() >= 2
+            && word[0] == b'-'
+            && word[1..].iter().all(|b| b"aAlLFRrtd1hSn".contains(b));
+        if !is_flag {
+            return arg;
+        }
+        arg = arg[end..].trim_ascii_start();
+    }
+}
+
 /// Half a year: `ls -l` shows the year instead of the time for older files.
 const SIX_MONTHS: i64 = 182 * 86_400;
 
-/// Appends one line for `name` in `format`.
-pub fn write_entry(out: &mut Vec<u8>, format: Format, name: &str, entry: &Entry, now: i64) {
+/// Appends one line for `name` in `format`; `name` is already in the
+/// session's name encoding.
+pub fn write_entry(out: &mut Vec<u8>, format: Format, name: &[u8], entry: &Entry, now: i64) {
     // SECURITY: a name made on the server with a CR LF in it would forge
     // entries; clients address entries by the names listed, so an escaped
-    // name would be useless: such entries are skipped.
-    if name.chars().any(|c| c.is_ascii_control()) {
+    // name would be useless: such entries are skipped. (No encoding offered
+    // puts control bytes inside a multi-byte character.)
+    if name.iter().any(|b| b.is_ascii_control()) {
         return;
     }
     // Writing to a Vec cannot fail.
     let _ = match format {
-        Format::Nlst => write!(out, "{name}\r\n"),
-        Format::List => write!(out, "{} {name}\r\n", list_prefix(entry, now)),
-        Format::Mlsd => write!(out, "{} {name}\r\n", facts(entry)),
+        Format::Nlst => Ok(()),
+        Format::List => write!(out, "{} ", list_prefix(entry, now)),
+        Format::Mlsd => write!(out, "{} ", facts(entry)),
     };
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `drwxr-xr-x 1 ftp ftp 4096 Nov 28 08:31` — owner and group are not
@@ -155,7 +176,7 @@ mod tests {
     #[test]
     fn list_line_keeps_spaces_in_name() {
         let mut out = Vec::new();
-        write_entry(&mut out, Format::List, "my file.csv", &file(3, NOW), NOW);
+        write_entry(&mut out, Format::List, b"my file.csv", &file(3, NOW), NOW);
         assert!(out.ends_with(b" my file.csv\r\n"));
     }
 
@@ -167,7 +188,7 @@ mod tests {
             write_entry(
                 &mut out,
                 format,
-                "x\r\n-rw-r--r-- 1 ftp ftp 1 fake",
+                b"x\r\n-rw-r--r-- 1 ftp ftp 1 fake",
                 &file(3, NOW),
                 NOW,
             );
@@ -181,7 +202,7 @@ mod tests {
         write_entry(
             &mut out,
             Format::Mlsd,
-            "a.csv",
+            b"a.csv",
             &file(12, 1_709_210_096),
             NOW,
         );
@@ -191,7 +212,13 @@ mod tests {
     #[test]
     fn nlst_is_names() {
         let mut out = Vec::new();
-        write_entry(&mut out, Format::Nlst, "データ.csv", &file(1, NOW), NOW);
+        write_entry(
+            &mut out,
+            Format::Nlst,
+            "データ.csv".as_bytes(),
+            &file(1, NOW),
+            NOW,
+        );
         assert_eq!(out, "データ.csv\r\n".as_bytes());
     }
 }

@@ -43,6 +43,8 @@ pub const VERBS: &[Verb] = &[
     feature("AUTH", "AUTH TLS", Offered::Tls),
     plain("CCC"),
     plain("CDUP"),
+    // Serv-U's CLNT: the device names its software.
+    feature("CLNT", "CLNT", Offered::Always),
     // RFC 3659 §6: paths are `/`-separated, the same for every command.
     feature("CWD", "TVFS", Offered::Always),
     plain("DELE"),
@@ -52,6 +54,8 @@ pub const VERBS: &[Verb] = &[
     plain("HELP"),
     plain("LIST"),
     feature("MDTM", "MDTM", Offered::Always),
+    // draft-somers-ftp-mfxx: set a file's modification time.
+    feature("MFMT", "MFMT", Offered::Always),
     plain("MKD"),
     plain("MLSD"),
     feature("MLST", "MLST type*;size*;modify*;", Offered::Always),
@@ -72,6 +76,8 @@ pub const VERBS: &[Verb] = &[
     plain("RMD"),
     plain("RNFR"),
     plain("RNTO"),
+    // SITE UTIME only; other SITE commands get 502.
+    plain("SITE"),
     feature("SIZE", "SIZE", Offered::Always),
     plain("STAT"),
     plain("STOR"),
@@ -134,6 +140,21 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_only_what_is_offered() {
+        // A verb HELP lists must not be one answered 502 (SITE is listed
+        // for SITE UTIME, its one offered subcommand).
+        use crate::protocol::command::Command;
+        for verb in VERBS.iter().filter(|v| v.name != "SITE") {
+            let line = format!("{} x", verb.name);
+            assert!(
+                !matches!(parse(line.as_bytes()), Ok(Command::NotOffered(_))),
+                "{}",
+                verb.name
+            );
+        }
+    }
+
+    #[test]
     fn verbs_are_sorted_and_unique() {
         // HELP shows them in table order.
         assert!(VERBS.windows(2).all(|w| w[0].name < w[1].name));
@@ -145,10 +166,10 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "ABOR ALLO APPE AUTH CCC  CDUP CWD  DELE EPRT EPSV FEAT HELP LIST",
-                "MDTM MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT",
-                "PWD  QUIT REST RETR RMD  RNFR RNTO SIZE STAT STOR STOU STRU SYST",
-                "TYPE USER XCUP XCWD XMKD XPWD XRMD",
+                "ABOR ALLO APPE AUTH CCC  CDUP CLNT CWD  DELE EPRT EPSV FEAT HELP",
+                "LIST MDTM MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ",
+                "PORT PROT PWD  QUIT REST RETR RMD  RNFR RNTO SITE SIZE STAT STOR",
+                "STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD",
             ]
         );
     }
@@ -159,9 +180,11 @@ mod tests {
             features(|_| true),
             [
                 "AUTH TLS",
+                "CLNT",
                 "EPRT",
                 "EPSV",
                 "MDTM",
+                "MFMT",
                 "MLST type*;size*;modify*;",
                 "PASV",
                 "PBSZ",
@@ -180,7 +203,9 @@ mod tests {
         assert_eq!(
             features(|o| o == Offered::Always),
             [
+                "CLNT",
                 "MDTM",
+                "MFMT",
                 "MLST type*;size*;modify*;",
                 "REST STREAM",
                 "SIZE",

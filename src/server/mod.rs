@@ -50,8 +50,8 @@ pub fn run(
     prepare_homes(&config)?;
     crate::auth::set_unknown_user_cost(&config.users);
 
-    // S3 delivery (issue 4): replay the spool before accepting uploads.
-    // The instance id (for `{instance}`) comes from IMDS on branch imds.
+    // S3 delivery: replay the spool before accepting uploads.
+    // The instance id (for `{instance}`) comes from IMDS (aws/imds).
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let delivery = crate::delivery::start(
@@ -377,12 +377,14 @@ async fn connection(
     drop(slot);
 }
 
-/// Creates missing homes and removes temporaries a crash left behind.
+/// Creates missing homes and removes temporaries a crash left behind. A
+/// home made here is synced into its parent: an upload acknowledged right
+/// after the first start must not vanish with the directory entry.
 fn prepare_homes(config: &Config) -> io::Result<()> {
     let mut dirs: Vec<&std::path::Path> = vec![&config.root];
     dirs.extend(config.users.iter().map(|u| u.home.as_path()));
     for user in &config.users {
-        std::fs::create_dir_all(&user.home).map_err(|e| {
+        crate::storage::durable::create_dir_all(&user.home).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot create home {}: {e}", user.home.display()),

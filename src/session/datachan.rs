@@ -3,6 +3,7 @@
 //! transfer running, and the descriptors a data connection holds.
 
 use super::{Handled, Session};
+use crate::config::device::ActiveAddress;
 use crate::data::active::DataPlan;
 use crate::ops::metrics;
 use crate::protocol::command::EpsvArg;
@@ -32,9 +33,24 @@ impl Session {
         }
         // SECURITY (RFC 2577 §3, the FTP bounce attack):
         // 1) the data connection may only go to the control connection's
-        //    client address;
+        //    client address: with `active_address = peer` the address
+        //    given is replaced by it (a device behind NAT names its private
+        //    address, or `::` as lftp does), so the target is still the
+        //    device itself;
         // 2) never to a privileged port.
         // Nothing is connected when either check fails.
+        let mut addr = addr;
+        if self.device().active_address == ActiveAddress::Peer
+            && addr.ip().to_canonical() != self.client_ip()
+        {
+            metrics::inc(&self.metrics().port_address_rewritten);
+            log::debug!(
+                "client={} PORT/EPRT address {} replaced by the client's own (active_address = peer)",
+                self.client,
+                addr.ip()
+            );
+            addr = SocketAddr::new(self.client_ip(), addr.port());
+        }
         if addr.ip().to_canonical() != self.client_ip() {
             metrics::inc(&self.metrics().port_refused_foreign_address);
             log::warn!(

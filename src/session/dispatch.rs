@@ -4,7 +4,7 @@
 
 use super::{errors, Flow, Handled, Login, Replied, Session};
 use crate::config::Permissions;
-use crate::protocol::command::{Command, ParseError};
+use crate::protocol::command::{Command, Name, ParseError};
 use crate::protocol::listing::Format;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::Jail;
@@ -14,6 +14,8 @@ use std::io;
 pub(super) struct Account {
     pub(super) jail: Jail,
     pub(super) may: Permissions,
+    /// `auto_mkdir`: STOR/APPE and MKD make missing folders.
+    pub(super) auto_mkdir: bool,
 }
 
 impl Session {
@@ -77,6 +79,8 @@ impl Session {
             Command::Pbsz(size) => self.pbsz(size),
             Command::Prot(level) => self.prot(level),
             Command::Ccc => self.ccc(),
+            Command::Clnt(name) => self.clnt(name),
+            Command::NotOffered(what) => self.not_offered(what),
             cmd => self.logged_in(cmd, rest).await,
         };
         match handled {
@@ -92,6 +96,7 @@ impl Session {
             Login::In { user, jail } => Account {
                 jail: jail.clone(),
                 may: user.permissions,
+                auto_mkdir: user.device.auto_mkdir,
             },
             _ => {
                 let text = format_args!("log in with USER and PASS first");
@@ -106,7 +111,7 @@ impl Session {
             Command::Allo => self.allo(),
             Command::Pwd => self.pwd(),
             Command::Cwd(arg) => self.cwd(&me, arg).await,
-            Command::Cdup => self.cwd(&me, "..").await,
+            Command::Cdup => self.cwd(&me, Name::from("..")).await,
             Command::Mkd(arg) => self.mkd(&me, arg).await,
             Command::Rmd(arg) => self.rmd(&me, arg).await,
             Command::Dele(arg) => self.dele(&me, arg).await,
@@ -114,6 +119,7 @@ impl Session {
             Command::Rnto(arg) => self.rnto(&me, arg).await,
             Command::Size(arg) => self.size_or_mdtm(&me, arg, true).await,
             Command::Mdtm(arg) => self.size_or_mdtm(&me, arg, false).await,
+            Command::SetTime { verb, time, path } => self.set_time(&me, verb, time, path).await,
             Command::Mlst(arg) => self.mlst(&me, arg).await,
             Command::List(arg) => self.list(&me, arg, Format::List).await,
             Command::Nlst(arg) => self.list(&me, arg, Format::Nlst).await,
@@ -138,7 +144,9 @@ impl Session {
             | Command::Auth(_)
             | Command::Pbsz(_)
             | Command::Prot(_)
-            | Command::Ccc => unreachable!("dispatched before login"),
+            | Command::Ccc
+            | Command::Clnt(_)
+            | Command::NotOffered(_) => unreachable!("dispatched before login"),
         }
     }
 }

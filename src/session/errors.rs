@@ -88,7 +88,6 @@ pub(super) fn path_reply(e: JailError) -> (Code, &'static str) {
 pub(super) fn parse_error_reply(e: ParseError) -> (Code, &'static str) {
     match e {
         ParseError::Unknown => (Code::SyntaxError, "unknown command"),
-        ParseError::NotUtf8 => (Code::SyntaxError, "command is not UTF-8"),
         ParseError::BadArgument => (
             Code::SyntaxErrorInArguments,
             "missing or malformed argument",
@@ -128,6 +127,25 @@ pub(super) fn refusal_reply(refusal: &Refusal) -> (Code, &'static str) {
 }
 
 impl Session {
+    /// Refuses a name whose bytes are not valid in the session's encoding:
+    /// 553 (RFC 959: file name not allowed), naming the setting to change.
+    pub(super) fn refuse_undecodable(&mut self) -> Replied {
+        let encoding = self.encoding();
+        let text = if encoding.is_utf8() {
+            format_args!(
+                "file name is not valid UTF-8; set filename_encoding for this device's code page"
+            )
+        } else {
+            let label = encoding.label();
+            return Replied(say!(
+                self,
+                Code::FileNameNotAllowed,
+                "file name is not valid {label} (filename_encoding = {label})"
+            ));
+        };
+        Replied(say!(self, Code::FileNameNotAllowed, "{text}"))
+    }
+
     /// Refuses a path the jail did not accept.
     pub(super) fn refuse_path(&mut self, e: JailError) -> Replied {
         let (code, text) = path_reply(e);

@@ -1,11 +1,17 @@
 //! Commands on files and directories, without a data connection: PWD,
 //! CWD, CDUP, MKD, RMD, DELE, RNFR, RNTO, SIZE, MDTM (RFC 959 §4.1.3,
-//! RFC 3659 §3–4) and MLST (RFC 3659 §7). Every path goes through the jail.
+//! RFC 3659 §3–4), MLST (RFC 3659 §7), and setting a file's time (MDTM's
+//! write form, MFMT, SITE UTIME). Every name is decoded from the session's
+//! encoding, then goes through the jail.
 
 use super::dispatch::Account;
 use super::{Flow, Handled, Replied, Session};
+use crate::clock::Utc;
+use crate::protocol::command::{Name, SetTime};
 use crate::protocol::listing::{self, Entry};
 use crate::protocol::reply::{Code, Quoted, Reply};
+use crate::storage::dirs::{self, MakeError};
+use crate::storage::durable;
 use crate::storage::jail::{self, Jail, VirtualPath};
 use std::path::PathBuf;
 
@@ -19,9 +25,27 @@ impl Session {
         }
     }
 
-    /// The virtual path `arg` names from the current directory.
-    pub(super) fn resolve(&mut self, arg: &str) -> Result<VirtualPath, Replied> {
-        jail::resolve(&self.cwd, arg).map_err(|e| self.refuse_path(e))
+    /// The virtual path `arg` names from the current directory: decoded
+    /// from the session's encoding (553 when it is not valid there), then
+    /// resolved by the jail.
+    pub(super) fn resolve(&mut self, arg: Name<'_>) -> Result<VirtualPath, Replied> {
+        let Some(text) = self.encoding().decode(arg.0) else {
+            return Err(self.refuse_undecodable());
+        };
+        jail::resolve(&self.cwd, &text).map_err(|e| self.refuse_path(e))
+    }
+
+    /// Makes `dir` and the directories above it (`auto_mkdir`), durably.
+    pub(super) async fn make_dirs(
+        &mut self,
+        jail: &Jail,
+        dir: &VirtualPath,
+    ) -> Result<usize, Replied> {
+        match dirs::make_all(jail, dir).await {
+            Ok(made) => Ok(made),
+            Err(MakeError::Jail(e)) => Err(self.refuse_path(e)),
+            Err(MakeError::Io(e)) => Err(self.refuse_io(e)),
+        }
     }
 
     /// The real path of an existing file or directory.
@@ -59,7 +83,7 @@ impl Session {
     }
 
     /// CWD, and CDUP as `CWD ..`.
-    pub(super) async fn cwd(&mut self, me: &Account, arg: &str) -> Handled {
+    pub(super) async fn cwd(&mut self, me: &Account, arg: Name<'_>) -> Handled {
         let path = self.resolve(arg)?;
         let real = self.existing(&me.jail, &path).await?;
         match async_fs::metadata(&real).await {
@@ -78,11 +102,23 @@ impl Session {
         }
     }
 
-    pub(super) async fn mkd(&mut self, me: &Account, arg: &str) -> Handled {
+    pub(super) async fn mkd(&mut self, me: &Account, arg: Name<'_>) -> Handled {
         self.require(me.may.mkdir)?;
         let path = self.resolve(arg)?;
+        if me.auto_mkdir {
+            // `MKD a/b/c` makes the parents too.
+            return match self.make_dirs(&me.jail, &path).await? {
+                0 => self.answer(Code::FileUnavailable, format_args!("already exists")),
+                _ => self.answer(
+                    Code::PathCreated,
+                    format_args!("{} created", Quoted(path.as_str())),
+                ),
+            };
+        }
         let real = self.entry(&me.jail, &path).await?;
-        match async_fs::create_dir(&real).await {
+        // 257 promises the directory: it must survive a power cut, with the
+        // files later stored in it (storage/durable.rs).
+        match smol::unblock(move || durable::create_dir(&real)).await {
             Ok(()) => self.answer(
                 Code::PathCreated,
                 format_args!("{} created", Quoted(path.as_str())),
@@ -91,7 +127,7 @@ impl Session {
         }
     }
 
-    pub(super) async fn rmd(&mut self, me: &Account, arg: &str) -> Handled {
+    pub(super) async fn rmd(&mut self, me: &Account, arg: Name<'_>) -> Handled {
         self.require(me.may.modify)?;
         let path = self.resolve(arg)?;
         if path.is_root() {
@@ -107,7 +143,7 @@ impl Session {
         }
     }
 
-    pub(super) async fn dele(&mut self, me: &Account, arg: &str) -> Handled {
+    pub(super) async fn dele(&mut self, me: &Account, arg: Name<'_>) -> Handled {
         self.require(me.may.modify)?;
         let path = self.resolve(arg)?;
         let real = self.entry(&me.jail, &path).await?;
@@ -124,7 +160,7 @@ impl Session {
         }
     }
 
-    pub(super) async fn rnfr(&mut self, me: &Account, arg: &str) -> Handled {
+    pub(super) async fn rnfr(&mut self, me: &Account, arg: Name<'_>) -> Handled {
         self.require(me.may.modify)?;
         let path = self.resolve(arg)?;
         let real = self.entry(&me.jail, &path).await?;
@@ -140,21 +176,27 @@ impl Session {
         }
     }
 
-    pub(super) async fn rnto(&mut self, me: &Account, arg: &str) -> Handled {
+    pub(super) async fn rnto(&mut self, me: &Account, arg: Name<'_>) -> Handled {
         self.require(me.may.modify)?;
         let Some((from, _)) = self.rename_from.take() else {
             return self.answer(Code::BadSequence, format_args!("RNFR first"));
         };
         let path = self.resolve(arg)?;
         let real = self.entry(&me.jail, &path).await?;
-        match async_fs::rename(&from, &real).await {
+        // 250 promises the new name (and the old one gone) after a power cut.
+        match smol::unblock(move || durable::rename(&from, &real)).await {
             Ok(()) => self.answer(Code::FileActionOk, format_args!("renamed")),
             Err(e) => Err(self.refuse_io(e)),
         }
     }
 
     /// SIZE and MDTM (RFC 3659 §4, §3): of plain files only.
-    pub(super) async fn size_or_mdtm(&mut self, me: &Account, arg: &str, size: bool) -> Handled {
+    pub(super) async fn size_or_mdtm(
+        &mut self,
+        me: &Account,
+        arg: Name<'_>,
+        size: bool,
+    ) -> Handled {
         self.require(me.may.list)?;
         let path = self.resolve(arg)?;
         let real = self.existing(&me.jail, &path).await?;
@@ -173,7 +215,7 @@ impl Session {
         }
     }
 
-    pub(super) async fn mlst(&mut self, me: &Account, arg: Option<&str>) -> Handled {
+    pub(super) async fn mlst(&mut self, me: &Account, arg: Option<Name<'_>>) -> Handled {
         self.require(me.may.list)?;
         let path = match arg {
             Some(arg) => self.resolve(arg)?,
@@ -195,6 +237,55 @@ impl Session {
                 Ok(Flow::Continue)
             }
             Err(e) => Err(self.refuse_io(e)),
+        }
+    }
+
+    /// Sets a plain file's modification time: MDTM's write form, MFMT,
+    /// SITE UTIME (for users who may store: it changes what they stored).
+    pub(super) async fn set_time(
+        &mut self,
+        me: &Account,
+        verb: SetTime,
+        time: Utc,
+        arg: Name<'_>,
+    ) -> Handled {
+        self.require(me.may.store)?;
+        let path = self.resolve(arg)?;
+        let real = self.existing(&me.jail, &path).await?;
+        let when = std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_secs(time.to_unix().max(0) as u64))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let set = smol::unblock(move || {
+            let file = std::fs::File::open(&real)?;
+            if !file.metadata()?.is_file() {
+                return Ok(false);
+            }
+            file.set_modified(when)?;
+            Ok::<_, std::io::Error>(true)
+        })
+        .await;
+        match set {
+            Ok(true) => {}
+            Ok(false) => {
+                return self.answer(Code::FileUnavailable, format_args!("not a plain file"))
+            }
+            Err(e) => return Err(self.refuse_io(e)),
+        }
+        let stamp = time.time_val();
+        match verb {
+            // draft-somers-ftp-mfxx §3.2: `213 Modify=time; path`.
+            SetTime::Mfmt => self.answer(
+                Code::FileStatus,
+                format_args!("Modify={stamp}; {}", path.as_str()),
+            ),
+            SetTime::Mdtm => self.answer(
+                Code::FileStatus,
+                format_args!("modification time set to {stamp}"),
+            ),
+            SetTime::SiteUtime => self.answer(
+                Code::CommandOk,
+                format_args!("modification time set to {stamp}"),
+            ),
         }
     }
 }

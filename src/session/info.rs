@@ -1,6 +1,7 @@
 //! Commands about the session and the server: NOOP, SYST, FEAT, OPTS,
-//! HELP, STAT, and the transfer parameters TYPE, MODE, STRU, ALLO
-//! (RFC 959 §4.1.2, RFC 2389). FEAT and HELP come from one verb table.
+//! HELP, STAT, CLNT, the transfer parameters TYPE, MODE, STRU, ALLO
+//! (RFC 959 §4.1.2, RFC 2389), and the 502 for what is recognised but not
+//! offered. FEAT and HELP come from one verb table.
 
 use super::{Flow, Handled, Session};
 use crate::protocol::command::Type;
@@ -42,11 +43,21 @@ impl Session {
         let mut words = arg.split_whitespace();
         let option = words.next().unwrap_or("").to_ascii_uppercase();
         match (option.as_str(), words.next()) {
-            // RFC 2640 §3.1: UTF-8 is always on.
+            // RFC 2640 §3.1: the client will send names in UTF-8, whatever
+            // `filename_encoding` says for this device.
             ("UTF8", Some(v)) if v.eq_ignore_ascii_case("ON") => {
-                self.answer(Code::CommandOk, format_args!("UTF8 always on"))
+                self.utf8_on = true;
+                self.answer(Code::CommandOk, format_args!("UTF8 on"))
             }
-            ("UTF8", None) => self.answer(Code::CommandOk, format_args!("UTF8 always on")),
+            ("UTF8", None) => {
+                self.utf8_on = true;
+                self.answer(Code::CommandOk, format_args!("UTF8 on"))
+            }
+            ("UTF8", Some(v)) if v.eq_ignore_ascii_case("OFF") => {
+                self.utf8_on = false;
+                let label = self.encoding().label();
+                self.answer(Code::CommandOk, format_args!("UTF8 off; names in {label}"))
+            }
             ("MLST", _) => {
                 self.answer(Code::CommandOk, format_args!("MLST OPTS type;size;modify;"))
             }
@@ -71,7 +82,7 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    pub(super) fn stat(&mut self, path: Option<&str>) -> Handled {
+    pub(super) fn stat(&mut self, path: Option<crate::protocol::command::Name<'_>>) -> Handled {
         if path.is_some() {
             return self.answer(
                 Code::NotImplementedForParameter,
@@ -113,7 +124,26 @@ impl Session {
         self.answer(Code::CommandOk, format_args!("structure F ok"))
     }
 
+    /// ALLO (RFC 959 §4.1.3) needs nothing here; 200, not 202: some
+    /// cameras take 202 for a failure and send it again, forever.
     pub(super) fn allo(&mut self) -> Handled {
-        self.answer(Code::Superfluous, format_args!("ALLO not needed"))
+        self.answer(
+            Code::CommandOk,
+            format_args!("ALLO ok, no space reservation needed"),
+        )
+    }
+
+    /// CLNT: the client's software, usually the device's model and
+    /// firmware; the operator finds it in the log and on each object.
+    pub(super) fn clnt(&mut self, name: &str) -> Handled {
+        log::info!("client={} CLNT {name:?}", self.client);
+        self.client_name = (!name.is_empty()).then(|| name.into());
+        self.answer(Code::CommandOk, format_args!("noted"))
+    }
+
+    /// A command lakeftpd recognises but does not offer: 502 (RFC 959
+    /// §4.2), so a client knows not to retry it, rather than 500.
+    pub(super) fn not_offered(&mut self, what: &str) -> Handled {
+        self.answer(Code::NotImplemented, format_args!("{what} not offered"))
     }
 }

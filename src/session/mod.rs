@@ -1,8 +1,11 @@
 //! One FTP session: one task owns its state; no locks, no shared mutable
 //! state but counters. The control connection is read into a fixed line
-//! buffer; each line is parsed once (`command::parse`) and answered. A
+//! buffer; each line is parsed by the pure `command::parse` and answered. A
 //! transfer runs as its own boxed future (so its buffers exist only while it
-//! runs) raced against the control connection, where ABOR may arrive.
+//! runs) raced against the control connection, where ABOR may arrive: a line
+//! that comes in during a transfer is parsed to see whether it is ABOR, and
+//! otherwise parsed again and answered after the transfer (a pure parse of
+//! at most `MAX_LINE` bytes; keeping the parsed form would pin the buffer).
 //!
 //! The files of this folder, by concern:
 //! - this file: the `Session` state, `run` and the serve loop, replies;
@@ -21,10 +24,12 @@
 //!   control connection, TLS on data connections and the login gate;
 //! - `errors`: path, storage and parse errors mapped to replies, one table.
 
+use crate::config::device::Device;
 use crate::config::User;
 use crate::data::active::DataPlan;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, Type};
+use crate::protocol::encoding::NameEncoding;
 use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
 use crate::shared::Shared;
@@ -113,6 +118,11 @@ pub struct Session {
     passive_fds: Option<FdPermit>,
     epsv_all: bool,
     failures: u32,
+    /// `OPTS UTF8 ON` was sent: names are UTF-8 whatever `filename_encoding`
+    /// says (RFC 2640 §3.1).
+    utf8_on: bool,
+    /// What `CLNT` said: logged, and sent as S3 metadata with each upload.
+    client_name: Option<Box<str>>,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
     unsent: Option<Vec<u8>>,
     /// Listed among the connections not logged in yet (may be shed) until
@@ -205,6 +215,8 @@ fn serve_session(
             passive_fds: None,
             epsv_all: false,
             failures: 0,
+            utf8_on: false,
+            client_name: None,
             unsent: None,
             unauthenticated,
             security,
@@ -215,9 +227,10 @@ fn serve_session(
             Err(e) => format!("error: {e}"),
         };
         log::info!(
-            "session end client={} user={} security={} seconds={:.1} reason={reason}",
+            "session end client={} user={} clnt={} security={} seconds={:.1} reason={reason}",
             session.client,
             Escaped(session.user_name()),
+            Escaped(session.client_name.as_deref().unwrap_or("-")),
             session.security.label(),
             started.elapsed().as_secs_f64()
         );
@@ -237,11 +250,39 @@ impl Session {
         }
     }
 
-    /// Queues a reply: written at once when the socket takes it.
+    /// The device settings in force: the user's once logged in, the
+    /// global ones before.
+    fn device(&self) -> Device {
+        match &self.login {
+            Login::In { user, .. } => user.device,
+            _ => self.shared.config.device,
+        }
+    }
+
+    /// How names travel on this session's wire.
+    fn encoding(&self) -> NameEncoding {
+        if self.utf8_on {
+            NameEncoding::UTF8
+        } else {
+            self.device().filename_encoding
+        }
+    }
+
+    /// Queues a reply: written at once when the socket takes it. Replies
+    /// are made in UTF-8 and sent in the session's name encoding (the
+    /// names they quote must read back as the client sent them).
     fn say(&mut self, reply: Reply) -> io::Result<()> {
+        let encoding = self.encoding();
+        let encoded;
+        let bytes = if encoding.is_utf8() {
+            reply.as_bytes()
+        } else {
+            encoded = encoding.encode_text(reply.as_bytes());
+            &encoded
+        };
         match &mut self.unsent {
-            Some(unsent) => unsent.extend_from_slice(reply.as_bytes()),
-            None => self.unsent = self.control.try_send(reply.as_bytes())?,
+            Some(unsent) => unsent.extend_from_slice(bytes),
+            None => self.unsent = self.control.try_send(bytes)?,
         }
         Ok(())
     }

@@ -141,6 +141,9 @@ impl Session {
 
     /// PBSZ (RFC 4217 §8): TLS is a stream, so the buffer size is 0.
     pub(super) fn pbsz(&mut self, _size: u64) -> Handled {
+        if self.shared.tls.is_none() {
+            return self.tls_not_offered("PBSZ");
+        }
         match self.security {
             Security::Plain => self.answer(
                 Code::BadSequence,
@@ -157,6 +160,9 @@ impl Session {
     /// such as Python's `prot_c()` skip it, so PROT does not insist (nor
     /// does vsftpd).
     pub(super) fn prot(&mut self, level: Prot) -> Handled {
+        if self.shared.tls.is_none() {
+            return self.tls_not_offered("PROT");
+        }
         let required = self.tls_required();
         let private = match (self.security, level) {
             (Security::Plain, _) => {
@@ -196,9 +202,21 @@ impl Session {
     /// CCC (RFC 4217 §6): never. A clear control connection would expose
     /// every later command and reply to whoever is on the path.
     pub(super) fn ccc(&mut self) -> Handled {
+        if self.shared.tls.is_none() {
+            return self.tls_not_offered("CCC");
+        }
         self.answer(
             Code::PolicyDenied,
             format_args!("CCC is not allowed: the control connection stays protected"),
+        )
+    }
+
+    /// With TLS not configured, the RFC 4217 verbs are recognised but not
+    /// offered: 502 (RFC 959 §4.2.1), like AUTH.
+    fn tls_not_offered(&mut self, verb: &str) -> Handled {
+        self.answer(
+            Code::NotImplemented,
+            format_args!("{verb}: TLS is not configured on this server"),
         )
     }
 

@@ -12,7 +12,7 @@ use super::{Flow, Handled, Login, Session};
 use crate::data::active::{self, DataPlan, Peer};
 use crate::data::transfer::{self, TransferError};
 use crate::ops::metrics;
-use crate::protocol::command::{self, Command, Type};
+use crate::protocol::command::{self, Command, Name, Type};
 use crate::protocol::listing::Format;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
@@ -86,7 +86,7 @@ impl Session {
     pub(super) async fn list(
         &mut self,
         me: &Account,
-        arg: Option<&str>,
+        arg: Option<Name<'_>>,
         format: Format,
     ) -> Handled {
         self.require(me.may.list)?;
@@ -106,7 +106,7 @@ impl Session {
     }
 
     /// RETR from `rest`, the REST offset (0 without one).
-    pub(super) async fn retr(&mut self, me: &Account, arg: &str, rest: u64) -> Handled {
+    pub(super) async fn retr(&mut self, me: &Account, arg: Name<'_>, rest: u64) -> Handled {
         self.require(me.may.retrieve)?;
         let path = self.resolve(arg)?;
         let real = self.existing(&me.jail, &path).await?;
@@ -133,12 +133,16 @@ impl Session {
     pub(super) async fn stor(
         &mut self,
         me: &Account,
-        arg: &str,
+        arg: Name<'_>,
         rest: u64,
         append: bool,
     ) -> Handled {
         self.require(me.may.store)?;
         let path = self.resolve(arg)?;
+        if me.auto_mkdir {
+            // Cameras store into `2026/12/01/cam1/img.jpg` without MKD.
+            self.make_dirs(&me.jail, &path.parent()).await?;
+        }
         let target = self.entry(&me.jail, &path).await?;
         if async_fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
             return self.answer(Code::FileUnavailable, format_args!("is a directory"));
@@ -161,7 +165,8 @@ impl Session {
     /// STOU: a new name in the current directory, told in the 150 reply.
     pub(super) async fn stou(&mut self, me: &Account) -> Handled {
         self.require(me.may.store)?;
-        let path = self.resolve(&format!("lakeftpd-{}", random::hex_name::<6>()))?;
+        let name = format!("lakeftpd-{}", random::hex_name::<6>());
+        let path = self.resolve(Name::from(name.as_str()))?;
         let target = self.entry(&me.jail, &path).await?;
         Ok(Flow::Transfer(Job::Store {
             target,
@@ -211,6 +216,7 @@ impl Session {
             self.passive_fds = None;
             return Ok(Outcome::Unprotected);
         }
+        let encoding = self.encoding();
 
         // The data socket and the file count against the open-file limit:
         // wait for them rather than fail with EMFILE (budget.rs).
@@ -279,7 +285,7 @@ impl Session {
                     transfer::send_file(stream, home, real, offset, kind, stall, metrics).await
                 }
                 Job::List { real, format, .. } => {
-                    transfer::send_listing(stream, real, format, stall, metrics).await
+                    transfer::send_listing(stream, real, format, encoding, stall, metrics).await
                 }
                 Job::Store { .. } => {
                     let upload_ref = upload.as_mut().expect("created above");
@@ -357,7 +363,9 @@ impl Session {
             Err(e) => return Ok(Outcome::Failed(e)),
         };
         let mut placed = None;
+        let mut crc64nvme = None;
         if let Some(mut upload) = upload {
+            crc64nvme = upload.crc64nvme();
             // Stream mode marks the end of a file by closing the data
             // connection (RFC 959 §3.4.1), which a client that dies
             // mid-upload also does. A live client waits for our reply on the
@@ -390,6 +398,8 @@ impl Session {
                 client: self.client,
                 path: virt.as_str().to_string(),
                 file,
+                clnt: self.client_name.as_deref().map(str::to_string),
+                crc64nvme,
             };
             if let Err(refusal) = delivery.hand_over(upload).await {
                 return Ok(Outcome::Refused(bytes, refusal));

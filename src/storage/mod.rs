@@ -1,7 +1,9 @@
 //! Files on disk: the jail that turns client paths into real paths, durable
-//! uploads (temp → fsync → rename), and the spool that holds uploads until
+//! uploads (temp → fsync → rename), directory changes made durable, and the spool that holds uploads until
 //! S3 has them.
 
+pub mod dirs;
+pub mod durable;
 pub mod jail;
 pub mod spool;
 pub mod upload;

@@ -5,7 +5,8 @@
 //! - `ID.data`: the file's bytes — a hard link to the home copy (same inode,
 //!   no copy), or, when the spool is on another filesystem, a copy written to
 //!   a temporary, fsync'd and renamed;
-//! - `ID.meta`: the sidecar (user, client, time, path, size, object key),
+//! - `ID.meta`: the sidecar (user, client, time, path, size, CRC64NVME,
+//!   object key),
 //!   written to a temporary, fsync'd and renamed *after* the data is in place,
 //!   then the directory is fsync'd.
 //!
@@ -16,6 +17,7 @@
 //! adds a file after `TempUpload::commit`.
 
 use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
+use crate::storage::durable;
 use crate::sys::{errno, random};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -40,11 +42,21 @@ pub struct Meta {
     /// same name made a new inode, which its own entry will deliver).
     pub home_id: String,
     pub size: u64,
+    /// CRC64NVME of the file, computed while it was received; `None` in
+    /// sidecars written before it existed (version 1), or when the bytes
+    /// bypassed user space: then the delivery computes it.
+    pub crc64nvme: Option<u64>,
+    /// What the device said in `CLNT`, if anything (optional: sidecars
+    /// written without it stay valid).
+    pub clnt: Option<String>,
     /// The object key, decided at upload time.
     pub key: String,
 }
 
-const MAGIC: &str = "lakeftpd-spool 1";
+const MAGIC: &str = "lakeftpd-spool 2";
+/// Sidecars of the previous version are still read (a spool survives an
+/// upgrade): the same fields without the checksum and client name.
+const MAGIC_V1: &str = "lakeftpd-spool 1";
 
 /// Escapes `%`, CR and LF so a value stays on its line.
 fn escape(value: &str) -> String {
@@ -76,7 +88,7 @@ fn unescape(value: &str) -> String {
 impl Meta {
     pub fn format(&self) -> String {
         format!(
-            "{MAGIC}\nuser={}\nclient={}\nuploaded_ms={}\npath={}\nhome_file={}\nhome_id={}\nsize={}\nkey={}\n",
+            "{MAGIC}\nuser={}\nclient={}\nuploaded_ms={}\npath={}\nhome_file={}\nhome_id={}\nsize={}\n{}{}key={}\n",
             escape(&self.user),
             escape(&self.client),
             self.uploaded_ms,
@@ -84,6 +96,11 @@ impl Meta {
             escape(&self.home_file.to_string_lossy()),
             escape(&self.home_id),
             self.size,
+            self.crc64nvme
+                .map_or(String::new(), |crc| format!("crc64nvme={crc:016x}\n")),
+            self.clnt
+                .as_ref()
+                .map_or(String::new(), |name| format!("clnt={}\n", escape(name))),
             escape(&self.key),
         )
     }
@@ -91,11 +108,14 @@ impl Meta {
     /// Parses a sidecar; every field is required, unknown ones are refused.
     pub fn parse(text: &str) -> Result<Meta, String> {
         let mut lines = text.lines();
-        if lines.next() != Some(MAGIC) {
-            return Err("not a lakeftpd spool sidecar (version 1)".into());
-        }
+        let version = match lines.next() {
+            Some(MAGIC) => 2,
+            Some(MAGIC_V1) => 1,
+            _ => return Err("not a lakeftpd spool sidecar (version 1 or 2)".into()),
+        };
         let (mut user, mut client, mut uploaded_ms, mut path) = (None, None, None, None);
         let (mut home_file, mut home_id, mut size, mut key) = (None, None, None, None);
+        let (mut crc64nvme, mut clnt) = (None, None);
         for line in lines {
             let (name, value) = line
                 .split_once('=')
@@ -111,6 +131,15 @@ impl Meta {
                 "home_id" => home_id = Some(value),
                 "size" => size = Some(number()?),
                 "key" => key = Some(value),
+                "crc64nvme" if version >= 2 => {
+                    crc64nvme = Some(
+                        u64::from_str_radix(&value, 16)
+                            .ok()
+                            .filter(|_| value.len() == 16)
+                            .ok_or("bad `crc64nvme`")?,
+                    )
+                }
+                "clnt" => clnt = Some(value),
                 _ => return Err(format!("unknown field `{name}`")),
             }
         }
@@ -123,6 +152,8 @@ impl Meta {
             home_file: home_file.ok_or_else(|| missing("home_file"))?,
             home_id: home_id.ok_or_else(|| missing("home_id"))?,
             size: size.ok_or_else(|| missing("size"))?,
+            crc64nvme,
+            clnt,
             key: key.ok_or_else(|| missing("key"))?,
         })
     }
@@ -175,9 +206,10 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// Creates the directory (mode 0700) if needed.
+    /// Creates the directory (mode 0700) if needed, synced into its parent
+    /// (else a power cut could take the directory and every entry with it).
     pub fn open(dir: &Path) -> io::Result<Spool> {
-        fs::create_dir_all(dir).map_err(|e| {
+        durable::create_dir_all(dir).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot create spool {}: {e}", dir.display()),
@@ -323,6 +355,8 @@ mod tests {
             home_file: PathBuf::from("/srv/dev01/a b/100%\nx.csv"),
             home_id: "2049:1234".into(),
             size: 42,
+            crc64nvme: Some(0xae8b_1486_0a79_9888),
+            clnt: Some("Logger 2.1\nx".into()),
             key: "user=dev01/a b/100%\nx.csv".into(),
         }
     }
@@ -332,10 +366,48 @@ mod tests {
         assert_eq!(Meta::parse(&meta().format()), Ok(meta()));
     }
 
+    #[test]
+    fn sidecar_round_trip_with_clnt() {
+        // CLNT is optional; when present it survives a restart.
+        let with = Meta {
+            clnt: Some("DH-IPC V2.8".into()),
+            ..meta()
+        };
+        assert_eq!(Meta::parse(&with.format()), Ok(with));
+    }
+
+    #[test]
+    fn sidecar_without_checksum_round_trip() {
+        let m = Meta {
+            crc64nvme: None,
+            clnt: None,
+            ..meta()
+        };
+        assert_eq!(Meta::parse(&m.format()), Ok(m));
+    }
+
+    #[test]
+    fn version_1_sidecar_is_read() {
+        // What a spool written before the checksum holds after an upgrade.
+        let text = "lakeftpd-spool 1\nuser=u\nclient=c\nuploaded_ms=1\npath=/p\nhome_file=/h\nhome_id=1:2\nsize=3\nkey=k\n";
+        let m = Meta::parse(text).unwrap();
+        assert_eq!((m.crc64nvme, m.size), (None, 3));
+    }
+
     /// (sidecar text, error substring, reason)
     const BAD: &[(&str, &str, &str)] = &[
         ("", "not a lakeftpd", "empty"),
-        ("lakeftpd-spool 2\n", "not a lakeftpd", "future version"),
+        ("lakeftpd-spool 3\n", "not a lakeftpd", "future version"),
+        (
+            "lakeftpd-spool 1\ncrc64nvme=0000000000000001\n",
+            "unknown field",
+            "no checksum in version 1",
+        ),
+        (
+            "lakeftpd-spool 2\ncrc64nvme=12\n",
+            "bad `crc64nvme`",
+            "checksum not 16 hex digits",
+        ),
         ("lakeftpd-spool 1\nuser=a\n", "missing", "truncated"),
         (
             "lakeftpd-spool 1\nwho=a\n",

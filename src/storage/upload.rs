@@ -8,6 +8,10 @@
 //! the home by the jail (`jail::open_dir`): the temporary is created, the
 //! existing file read (APPE, REST + STOR) and the rename made with *at
 //! calls on that descriptor, never by a path a symlink could redirect.
+//!
+//! Each upload's CRC64NVME (S3's default checksum) is computed over the bytes
+//! as they are written — including a prefix copied for APPE or REST — so the
+//! delivery never reads the file for it.
 
 use crate::limits::TEMP_PREFIX;
 use crate::storage::jail;
@@ -26,7 +30,14 @@ pub struct TempUpload {
     file: Option<File>,
     /// Bytes in the temporary so far.
     pub size: u64,
+    /// CRC64NVME of those bytes; `None` once bytes bypassed user space
+    /// (`splice_from`), then the delivery computes it from the file.
+    crc: Option<crc64fast_nvme::Digest>,
     committed: bool,
+}
+
+fn new_crc() -> crc64fast_nvme::Digest {
+    crc64fast_nvme::Digest::new()
 }
 
 /// A fresh temporary name beside `target`.
@@ -70,6 +81,7 @@ impl TempUpload {
                 target,
                 file: None,
                 size: 0,
+                crc: Some(new_crc()),
                 committed: false,
             };
             if let Some(limit) = prefix {
@@ -92,7 +104,21 @@ impl TempUpload {
                 match existing {
                     Ok(existing) => {
                         use std::io::Read;
-                        upload.size = io::copy(&mut existing.take(limit), &mut file)?;
+                        let mut existing = existing.take(limit);
+                        let mut buf = vec![0u8; crate::limits::TRANSFER_BUFFER];
+                        loop {
+                            let n = match existing.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => n,
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                                Err(e) => return Err(e),
+                            };
+                            file.write_all(&buf[..n])?;
+                            if let Some(crc) = upload.crc.as_mut() {
+                                crc.write(&buf[..n]);
+                            }
+                            upload.size += n as u64;
+                        }
                     }
                     // APPE to a missing file creates it (RFC 959 §4.1.3).
                     Err(e) if e.kind() == io::ErrorKind::NotFound && limit == u64::MAX => {}
@@ -117,8 +143,17 @@ impl TempUpload {
             .as_mut()
             .ok_or_else(|| io::Error::other("upload file lost"))?;
         file.write_all(buf)?;
+        if let Some(crc) = self.crc.as_mut() {
+            crc.write(buf);
+        }
         self.size += buf.len() as u64;
         Ok(())
+    }
+
+    /// The CRC64NVME of everything written, when every byte went through
+    /// `write` (or the prefix copy).
+    pub fn crc64nvme(&self) -> Option<u64> {
+        self.crc.as_ref().map(|crc| crc.sum64())
     }
 
     /// Appends the `n` bytes waiting in `pipe` (splice(2): no copy through
@@ -129,6 +164,8 @@ impl TempUpload {
             .file
             .as_ref()
             .ok_or_else(|| io::Error::other("upload file lost"))?;
+        // These bytes are not seen here: the checksum is left to delivery.
+        self.crc = None;
         let mut left = n;
         while left > 0 {
             match splice(pipe, None, file, None, left, SpliceFlags::MOVE) {
@@ -236,6 +273,12 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
 mod tests {
     use super::*;
 
+    fn crc64(bytes: &[u8]) -> u64 {
+        let mut digest = crc64fast_nvme::Digest::new();
+        digest.write(bytes);
+        digest.sum64()
+    }
+
     fn scratch(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("lakeftpd-upload-{name}-{}", std::process::id()));
@@ -262,6 +305,7 @@ mod tests {
                 .unwrap();
             assert!(names(&dir)[0].starts_with(TEMP_PREFIX));
             u.write(b"hello").unwrap();
+            assert_eq!(u.crc64nvme(), Some(crc64(b"hello")));
             u.commit().await.unwrap();
         });
         assert_eq!(names(&dir), vec!["a.csv"]);
@@ -291,6 +335,8 @@ mod tests {
                 .await
                 .unwrap();
             u.write(b"two\n").unwrap();
+            // The copied prefix counts: the checksum is the whole file's.
+            assert_eq!(u.crc64nvme(), Some(crc64(b"one\ntwo\n")));
             u.commit().await.unwrap();
         });
         assert_eq!(fs::read(dir.join("log")).unwrap(), b"one\ntwo\n");

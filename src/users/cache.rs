@@ -4,7 +4,7 @@
 //! fsync, rename over the old copy, fsync of the directory), so a crash
 //! leaves the previous copy or the new one, never a torn file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -29,7 +29,7 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
+        crate::storage::durable::sync_dir(dir)
     })();
     if result.is_err() {
         // Ignore errors: the temporary may not exist; the error that matters is returned.

@@ -5,7 +5,8 @@
 
 use crate::config::{Config, UsersSource};
 use crate::delivery::credentials::Provider;
-use crate::delivery::s3::{Client, Got};
+use crate::delivery::get::Got;
+use crate::delivery::s3::Client;
 use crate::limits::MAX_USERS_FILE_BYTES;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -429,7 +429,7 @@ pub fn names(dir: &Path) -> Vec<String> {
 }
 
 // ============================================================================
-// EC2 user-data over IMDSv2 (issue 3; used by tests/user_data.rs).
+// EC2 user-data over IMDSv2 (used by tests/user_data.rs).
 // A fake IMDS (tests/fake_imds.py) and ways to run the binary against it.
 // ============================================================================
 

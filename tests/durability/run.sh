@@ -1,0 +1,33 @@
+#!/bin/bash
+# Power loss and a misbehaving S3 (see powerloss.py and s3faults.py).
+#
+#   tests/durability/run.sh           CI: 20 crash points, 60 s of S3 faults
+#   tests/durability/run.sh --long    200 crash points, 10 minutes of faults
+#   CRASHES=N FAULT_SECONDS=S SEED=K tests/durability/run.sh
+#
+# Needs root (FUSE mount), /dev/fuse, python3, s3s-fs (tests/install-s3s-fs.sh).
+# Uses LAKEFTPD_BIN or builds the debug binary; builds lossyfs (release).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+crashes=${CRASHES:-20}
+seconds=${FAULT_SECONDS:-60}
+if [ "${1:-}" = "--long" ]; then
+    crashes=${CRASHES:-200}
+    seconds=${FAULT_SECONDS:-600}
+fi
+seed=${SEED:-14}
+if [ -z "${LAKEFTPD_BIN:-}" ]; then
+    cargo build --quiet
+    LAKEFTPD_BIN=$PWD/target/debug/lakeftpd
+fi
+(cd tests/durability/lossyfs && cargo build --release --quiet --locked)
+s3s_fs=${S3S_FS:-$(command -v s3s-fs || echo "${HOME:-/root}/.cargo/bin/s3s-fs")}
+[ -e /dev/fuse ] || { echo "durability: /dev/fuse is missing"; exit 1; }
+
+echo "== power loss: $crashes crash points, seed $seed"
+python3 tests/durability/powerloss.py --bin "$LAKEFTPD_BIN" \
+    --fs tests/durability/lossyfs/target/release/lossyfs --s3s-fs "$s3s_fs" \
+    --crashes "$crashes" --seed "$seed"
+echo "== S3 faults: $seconds s, seed $seed"
+python3 tests/durability/s3faults.py --bin "$LAKEFTPD_BIN" --s3s-fs "$s3s_fs" \
+    --seconds "$seconds" --seed "$seed"
