@@ -4,13 +4,14 @@
 # shellcheck disable=SC2016,SC2317
 # Smoke test of the aarch64 (Graviton) static binary under qemu-user:
 # serve on loopback, one active (PORT/EPRT) and two passive (EPSV, PASV)
-# uploads with curl, each checked byte for byte, a download, and a clean stop
-# on SIGTERM.
+# uploads with curl, each checked byte for byte, a download, an explicit
+# FTPS (AUTH TLS, PROT P) passive upload and download with curl --ssl-reqd,
+# byte for byte (rustls and ring on aarch64), and a clean stop on SIGTERM.
 #
 #   image/build.sh aarch64-unknown-linux-musl && tests/aarch64_smoke.sh
 #   tests/aarch64_smoke.sh path/to/lakeftpd      # another binary
 #
-# Needs qemu-user-static (qemu-aarch64-static), curl, file. Binds 127.0.0.1
+# Needs qemu-user-static (qemu-aarch64-static), curl, file, openssl. Binds 127.0.0.1
 # port 0 only. Prints one line per check and "N passed, M failed"; exits
 # non-zero if any check failed.
 set -u
@@ -54,7 +55,7 @@ finish() {
     exit
 }
 
-for tool in "$qemu" curl file bc; do
+for tool in "$qemu" curl file bc openssl; do
     command -v "$tool" >/dev/null || {
         echo "FAIL  $tool not installed"
         failed=$((failed + 1))
@@ -74,6 +75,12 @@ password="smoke test pw"
 hash=$(printf '%s\n' "$password" | "$qemu" "$bin" passwd 2>"$work/passwd.err")
 check "passwd under qemu prints a \$6\$ hash" bash -c '[[ "$1" == \$6\$* ]]' _ "$hash"
 
+# The FTPS certificate (self-signed; curl -k does not verify it).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>"$work/openssl.err"
+check "openssl makes the FTPS certificate" test -s "$work/tls-cert.pem"
+
 # A passive range unlikely to collide with concurrently running tests.
 first=$((20000 + ($$ % 200) * 20))
 cat >"$work/lakeftpd.conf" <<EOF
@@ -81,6 +88,9 @@ listen = 127.0.0.1:0
 root = $work/home
 active_source_port = 0
 passive_ports = $first-$((first + 19))
+tls = on
+tls_cert = $work/tls-cert.pem
+tls_key = $work/tls-key.pem
 [user smoke]
 password = $hash
 permissions = full
@@ -115,6 +125,16 @@ check "passive upload (EPSV), content identical" upload epsv.bin
 check "passive upload (PASV), content identical" upload pasv.bin --disable-epsv
 check "download (PASV), content identical" \
     bash -c 'curl -sS --max-time 120 --disable-epsv -o "$1/back" "$2/pasv.bin" && cmp "$1/payload" "$1/back"' _ "$work" "$url"
+
+# Explicit FTPS, passive (curl 7.88 sends active FTPS data in clear,
+# curl#10666): the control and data connections are TLS, and the data
+# connection resumes the control session (tls_session_reuse = required).
+check "FTPS upload (curl --ssl-reqd, PASV, PROT P), content identical" \
+    upload tls.bin --ssl-reqd -k --disable-epsv
+check "FTPS download (curl --ssl-reqd, PASV, PROT P), content identical" \
+    bash -c 'curl -sS --max-time 120 --ssl-reqd -k --disable-epsv -o "$1/tls-back" "$2/tls.bin" && cmp "$1/payload" "$1/tls-back"' _ "$work" "$url"
+check "the server logged the FTPS transfers as protected" \
+    bash -c 'grep "path=\"/tls.bin\"" "$1" | grep -c "protected=yes" | grep -qx 2' _ "$work/server.log"
 
 kill -TERM "$server"
 stop() {

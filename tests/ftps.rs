@@ -2,8 +2,9 @@
 //! and implicit TLS, PROT P data connections in passive and active mode,
 //! content byte for byte; session reuse required and off; `tls = required`
 //! globally and per user; a certificate replaced on disk served without a
-//! restart; `check` refusing expired and mismatched pairs; implicit TLS
-//! behind a PROXY v2 header.
+//! restart, and a pair read from S3 (s3s-fs) replaced by new objects;
+//! `check` refusing expired and mismatched pairs; implicit TLS behind a
+//! PROXY v2 header.
 //!
 //! curl is used in passive mode only: Debian 12's curl 7.88 sends active
 //! FTPS data without TLS (curl#10666, fixed in 8.0); active mode is tested
@@ -12,6 +13,8 @@
 mod common;
 #[path = "common/http.rs"]
 mod http;
+#[path = "common/s3.rs"]
+mod s3;
 
 use common::{pattern, Control, Scratch, Server, PASSWORD};
 use std::path::{Path, PathBuf};
@@ -566,4 +569,118 @@ fn implicit_tls_behind_a_proxy_v2_header() {
         "session start client=127.0.0.1:41234",
         Duration::from_secs(5),
     );
+}
+
+/// How often `needle` appears in `log`.
+fn count(log: &str, needle: &str) -> usize {
+    log.matches(needle).count()
+}
+
+/// Waits until `needle` appears more than `seen` times in the lake's log.
+fn wait_more(lake: &s3::Lake, needle: &str, seen: usize, limit: Duration) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if count(&lake.log(), needle) > seen {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Puts `from` as the object `key` as one change (s3s-fs keeps objects as
+/// files; its ETag is the content's MD5, so new bytes are a new ETag).
+fn put_object(s3: &s3::S3, from: &Path, key: &str) {
+    let to = s3.object_path(key);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let staged = s3.root.join(format!(".staged-{}", key.replace('/', "-")));
+    std::fs::copy(from, &staged).unwrap();
+    std::fs::rename(&staged, &to).unwrap();
+}
+
+#[test]
+fn certificate_from_s3_is_served_and_replaced_by_etag() {
+    let dir = Scratch::new("tls-s3");
+    let s3 = s3::S3::start(&dir.0);
+    let (cert, key) = make_pair(&dir.0, "s3a", &["--days", "20"]);
+    put_object(&s3, &cert, "tls/cert.pem");
+    put_object(&s3, &key, "tls/key.pem");
+    let lake = s3::Lake::start(
+        &dir,
+        &format!(
+            "s3_bucket = {bucket}\ns3_endpoint = {}\ns3_region = us-east-1\n\
+             tls = on\ntls_cert = s3://{bucket}/tls/cert.pem\ntls_key = s3://{bucket}/tls/key.pem\n\
+             tls_reload_interval = 1s\nimplicit_tls_listen = 127.0.0.1:0\n",
+            s3.endpoint(),
+            bucket = s3::BUCKET,
+        ),
+        &["dev"],
+        s3::key_env(),
+    );
+    assert!(
+        lake.wait_log("implicit FTPS on tls://", Duration::from_secs(10)),
+        "{}",
+        lake.log()
+    );
+    let log = lake.log();
+    let at = log.find("implicit FTPS on tls://").unwrap() + "implicit FTPS on tls://".len();
+    let port = log[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .port();
+    let first = pem_text(&cert);
+    assert_eq!(served_certificate(port), first);
+
+    // An explicit FTPS login and upload with the pair read from S3.
+    let content = pattern(50_000, 21);
+    let local = write_file(&dir.0, "up.bin", &content);
+    let url = format!("{}/up.bin", lake.url("dev"));
+    let (ok, _, err) = common::run(
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "-k",
+            "-T",
+            local.to_str().unwrap(),
+            &url,
+        ],
+        None,
+        None,
+    );
+    assert!(ok, "{err}\n{}", lake.log());
+    assert_eq!(
+        std::fs::read(dir.0.join("home/dev/up.bin")).unwrap(),
+        content
+    );
+
+    // New objects (new ETags): the next handshake serves the new pair.
+    let served = "tls: serving a new certificate";
+    let kept = "the old pair stays";
+    let (next_cert, next_key) = make_pair(&dir.0, "s3b", &["--days", "60"]);
+    let second = pem_text(&next_cert);
+    assert_ne!(first, second);
+    put_object(&s3, &next_key, "tls/key.pem");
+    put_object(&s3, &next_cert, "tls/cert.pem");
+    assert!(
+        wait_more(&lake, served, 0, Duration::from_secs(10)),
+        "{}",
+        lake.log()
+    );
+    assert_eq!(served_certificate(port), second);
+
+    // A bad new pair (another pair's key) keeps the served one.
+    let (_, other_key) = make_pair(&dir.0, "s3c", &[]);
+    let refusals = count(&lake.log(), kept);
+    put_object(&s3, &other_key, "tls/key.pem");
+    assert!(
+        wait_more(&lake, kept, refusals, Duration::from_secs(10)),
+        "{}",
+        lake.log()
+    );
+    assert_eq!(served_certificate(port), second);
+    assert_eq!(count(&lake.log(), served), 1, "{}", lake.log());
 }

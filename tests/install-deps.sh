@@ -33,6 +33,8 @@ packages=(
     rclone                 # interop table (passive, --ftp-writing-mdtm); FTPS (--ftp-explicit-tls) in tests/ftps.rs
     perl                   # interop table: Net::FTP (in perl's core modules)
     python3-pip            # aioftp from PyPI (below)
+    openssl                # `openssl req`: FTPS certificates in tests/bench/run.sh,
+                           # tests/topology.sh and tests/aarch64_smoke.sh
     fuse3                  # fusermount3: lossyfs (tests/durability/) mounts
                            # with it when mount(2) is not allowed
 )
@@ -73,7 +75,7 @@ done
 # Proof, part 1: every command the suite runs is on PATH.
 for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
     qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc \
-    tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp; do
+    tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp openssl; do
     command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
 done
 

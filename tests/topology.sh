@@ -30,6 +30,13 @@
 # S3 differs from what its device sent (no partial object). Ends with the
 # figures of each balancer mode: devices, files, time, files lost.
 #
+# FTPS: the instances run with `tls = on` (a certificate made with openssl
+# at start); in phase 1 device 1 also uploads one file over explicit TLS in
+# active mode (lftp, ftp:ssl-force and ftp:ssl-protect-data; Debian 12's
+# curl 7.88 sends active FTPS data in clear, curl#10666) and device 2 one in
+# passive mode (curl --ssl-reqd), through the balancer, checked in S3 like
+# the others, and the instance logs must show them as protected transfers.
+#
 # S3 delivery: `ack = disk` on AZ a (the one SIGKILLed: its 226 comes once
 # the file is fsync'd in the spool, so the crash tests the spool replay) and
 # `ack = s3` on AZ b (the one drained: its 226 comes once S3 has the object,
@@ -42,7 +49,7 @@
 #
 #   sudo tests/topology.sh            # LAKEFTPD_BIN=... to test another build
 #
-# Needs root, iproute2, nftables, haproxy, curl, unshare, s3s-fs
+# Needs root, iproute2, nftables, haproxy, curl, lftp, openssl, unshare, s3s-fs
 # (tests/install-s3s-fs.sh; S3S_FS=... to use another). Every loop is bounded; all
 # namespaces and processes are removed on exit. Ends with "N passed, M failed".
 set -u
@@ -58,7 +65,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "0 passed, 1 failed"
     exit 1
 fi
-for tool in ip nft haproxy curl sha256sum unshare; do
+for tool in ip nft haproxy curl lftp openssl sha256sum unshare; do
     if ! command -v "$tool" >/dev/null; then
         echo "topology: $tool is missing"
         echo "0 passed, 1 failed"
@@ -212,6 +219,14 @@ s3_reachable() { # from both instance hosts, through the router: up to 10 s
 
 # --- lakeftpd instances -------------------------------------------------------
 hash=$(printf '%s\n' "$PASSWORD" | "$bin" passwd)
+# One FTPS certificate for both instances (clients do not verify it here).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lakeftpd-topology \
+    -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>/dev/null || {
+    echo "topology: openssl could not make a certificate"
+    echo "0 passed, 1 failed"
+    exit 1
+}
 
 write_config() { # write_config AZ PROXY(on|off)
     local az=$1 proxy=$2 dir=$work/$1
@@ -234,6 +249,9 @@ write_config() { # write_config AZ PROXY(on|off)
         echo "s3_key = user={user}/dt={yyyy}-{mm}-{dd}/instance={instance}/{path}"
         echo "ack = ${ACK[$az]}"
         echo "spool = $dir/spool"
+        echo "tls = on"
+        echo "tls_cert = $work/tls-cert.pem"
+        echo "tls_key = $work/tls-key.pem"
         if [ "$proxy" = on ]; then
             echo "proxy_protocol = v2"
             echo "proxy_from = $LB_INNER/32"
@@ -375,6 +393,36 @@ upload() {
     echo "$name $sha" >>"$work/sent/dev$i" # every upload of this mode, 226 or not
 }
 
+# upload_tls I FILE NAME MODE: the same over explicit FTPS (AUTH TLS, PROT
+# P): active with lftp, passive with curl --ssl-reqd. Results as upload's.
+upload_tls() {
+    local i=$1 file=$2 name=$3 mode=$4 status
+    if [ "$mode" = active ]; then
+        inns "dev$i" timeout 60 lftp -u "d$i,$PASSWORD" -e "set cmd:fail-exit yes; \
+set ssl:verify-certificate no; set ftp:ssl-force yes; set ftp:ssl-protect-data yes; \
+set ftp:passive-mode off; set net:max-retries 1; put $file -o $name; bye" "$VIP" \
+            >>"$work/curl-dev$i.log" 2>&1
+        status=$?
+    else
+        inns "dev$i" curl -sS --max-time 60 --ssl-reqd -k --ftp-pasv --disable-epsv --no-ftp-skip-pasv-ip \
+            -T "$file" "ftp://d$i:${PASSWORD// /%20}@$VIP/$name" >>"$work/curl-dev$i.log" 2>&1
+        status=$?
+    fi
+    local sha
+    sha=$(sha256sum <"$file" | cut -c1-64)
+    echo "$name tls-$mode $status $sha" >>"$work/results/dev$i"
+    echo "$name $sha" >>"$work/sent/dev$i"
+}
+
+# tls_protected NAME...: an instance logged each as a protected STOR.
+tls_protected() {
+    local name
+    for name in "$@"; do
+        cat "$work/aza/log" "$work/azb/log" | grep "verb=STOR" | grep "path=\"/$name\"" | grep -q "protected=yes" ||
+            { echo "no protected STOR of $name in the instance logs"; return 1; }
+    done
+}
+
 sha_of() { sha256sum <"$1" | cut -c1-64; }
 
 # in_s3 DEVICE NAME SHA AZ: the object s3://lake/user=dI/dt=*/instance=AZ/NAME
@@ -500,6 +548,11 @@ run_mode() { # run_mode haproxy|dnat
                 [ $((j % 2)) = 0 ] && m=passive
                 upload "$i" "$work/files/dev$i/f$j.bin" "p1-f$j.bin" "$m"
             done
+            # FTPS: device 1 active, device 2 passive (one file each).
+            case $i in
+                1) upload_tls 1 "$work/files/dev1/f1.bin" p1-tls-active.bin active ;;
+                2) upload_tls 2 "$work/files/dev2/f2.bin" p1-tls-passive.bin passive ;;
+            esac
         ) &
     done
     wait_devices
@@ -508,13 +561,17 @@ run_mode() { # run_mode haproxy|dnat
     local p1_drain
     p1_drain=$(wait_delivered aza azb)
     read -r acked total lost < <(verify_results)
-    local expected=$((DEVICES * FILES))
+    local tls_files=$((DEVICES < 2 ? DEVICES : 2))
+    local expected=$((DEVICES * FILES + tls_files))
     check "$mode phase 1: $acked/$expected uploads acknowledged (226) in ${p1_time}s" test "$acked" = "$expected"
     check "$mode phase 1: every acknowledged file byte-identical in S3 and on disk (lost $lost; AZ a's spool drained ${p1_drain}s later)" test "$lost" = 0
     check "$mode phase 1: files spread over both instances" both_instances_used
     check "$mode: logs show each device's real address" logs_name_devices
+    local tls_names=(p1-tls-active.bin p1-tls-passive.bin)
+    check "$mode phase 1: FTPS uploads (active: lftp, passive: curl --ssl-reqd) landed as protected transfers" \
+        tls_protected "${tls_names[@]:0:$tls_files}"
     check "$mode: no session carries the balancer's address" no_balancer_clients
-    echo "      phase 1: $DEVICES devices x $FILES files ($((FILES / 2)) active, $((FILES / 2)) passive) = $expected files in ${p1_time}s, lost $lost"
+    echo "      phase 1: $DEVICES devices x $FILES files ($((FILES / 2)) active, $((FILES / 2)) passive) + $tls_files over FTPS = $expected files in ${p1_time}s, lost $lost"
     P1_FILES=$((P1_FILES + expected))
     LOST=$((LOST + lost))
     local m_acked=$acked m_total=$total m_lost=$lost

@@ -14,6 +14,10 @@
 //! containment: openat2(2) with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`
 //! (Linux 5.6; AL2023 runs 6.1) fails with EXDEV for any path, symlinks
 //! included, that leaves the home, and `/proc` magic links are refused.
+//! Where openat2 does not exist (ENOSYS: kernels before 5.6, and qemu-user
+//! 7.2, which runs the aarch64 smoke test) each component is opened from
+//! the home down with O_NOFOLLOW instead: no symlink is followed at all,
+//! stricter than RESOLVE_BENEATH (which allows links that stay inside).
 //! Only regular files (and directories) are used: devices, FIFOs and
 //! sockets are refused (opened with O_NONBLOCK so a FIFO cannot block the
 //! open, then checked with fstat).
@@ -23,7 +27,11 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once openat2 answered ENOSYS: every later open walks instead.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 /// A path as the client sees it: starts with `/`, no empty, `.` or `..`
 /// components, no trailing `/` (except the root itself).
@@ -183,17 +191,57 @@ pub fn open_beneath(home: &Path, real: &Path, flags: OFlags, mode: Mode) -> io::
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    // SECURITY: the kernel keeps the whole resolution, symlinks included,
-    // beneath the home; nothing between the checks and this open can
-    // redirect it outside.
-    rustix::fs::openat2(
-        &dir,
-        rel,
-        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
-        mode,
-        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(contained)
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        // SECURITY: the kernel keeps the whole resolution, symlinks included,
+        // beneath the home; nothing between the checks and this open can
+        // redirect it outside.
+        match rustix::fs::openat2(
+            &dir,
+            rel,
+            flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+            mode,
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            other => return other.map_err(contained),
+        }
+    }
+    open_walk(dir, rel, flags, mode).map_err(contained)
+}
+
+/// Opens `rel` beneath `dir` one component at a time, none followed if it
+/// is a symlink (openat2's stand-in where the kernel lacks it).
+fn open_walk(dir: OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
+    use rustix::io::Errno;
+    let mut names = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(name) => names.push(name),
+            Component::CurDir => {}
+            // SECURITY: the jail never produces these; refuse, as
+            // RESOLVE_BENEATH would for a path that climbs out.
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(Errno::XDEV)
+            }
+        }
+    }
+    let last = names.pop();
+    let mut at = dir;
+    for name in names {
+        // SECURITY: O_NOFOLLOW | O_DIRECTORY: a symlink in the middle of
+        // the path is an error, never followed.
+        at = rustix::fs::openat(
+            &at,
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+    }
+    let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NOFOLLOW;
+    match last {
+        Some(name) => rustix::fs::openat(&at, name, flags, mode),
+        None => rustix::fs::openat(&at, ".", flags, mode),
+    }
 }
 
 /// Fails unless `file` is a regular file.
@@ -405,6 +453,50 @@ mod tests {
         std::fs::write(home.join("data"), b"x").unwrap();
         std::os::unix::fs::symlink("data", home.join("alias")).unwrap();
         assert!(open_regular(&home, &home.join("alias")).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn walk(home: &Path, rel: &str) -> rustix::io::Result<OwnedFd> {
+        let dir = rustix::fs::open(home, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        open_walk(dir, Path::new(rel), OFlags::RDONLY, Mode::empty())
+    }
+
+    #[test]
+    fn walk_opens_a_nested_file() {
+        // The stand-in for openat2 reaches files in subdirectories.
+        let (dir, home) = scratch("walk-ok");
+        std::fs::create_dir_all(home.join("a/b")).unwrap();
+        std::fs::write(home.join("a/b/f"), b"x").unwrap();
+        assert!(walk(&home, "a/b/f").is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn walk_refuses_a_final_symlink_even_inside_the_home() {
+        // No symlink is followed without openat2 (stricter than BENEATH).
+        let (dir, home) = scratch("walk-last");
+        std::fs::write(home.join("data"), b"x").unwrap();
+        std::os::unix::fs::symlink("data", home.join("alias")).unwrap();
+        assert_eq!(walk(&home, "alias").unwrap_err(), rustix::io::Errno::LOOP);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn walk_refuses_a_symlinked_directory_leaving_the_home() {
+        // A directory swapped for a link outwards is not entered.
+        let (dir, home) = scratch("walk-mid");
+        std::fs::create_dir_all(dir.join("outside")).unwrap();
+        std::fs::write(dir.join("outside/secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.join("outside"), home.join("sub")).unwrap();
+        assert!(walk(&home, "sub/secret").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn walk_refuses_parent_components() {
+        // `..` never reaches the walk from the jail; refused if it did.
+        let (dir, home) = scratch("walk-up");
+        assert_eq!(walk(&home, "../x").unwrap_err(), rustix::io::Errno::XDEV);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # lakeftpd benchmark against vsftpd and pure-ftpd, in one run (issue 6).
 #
-#   tests/bench/run.sh            # full run: lakeftpd, vsftpd, pure-ftpd (~25 min)
+#   tests/bench/run.sh            # full run: lakeftpd, vsftpd, pure-ftpd (~30 min; FTPS: lakeftpd and vsftpd)
 #   tests/bench/run.sh --smoke    # seconds-long run against lakeftpd only (CI);
 #                                 # exits non-zero when the load generator sees an error
 #   tests/bench/run.sh --only lakeftpd|lakeftpd-s3|vsftpd|pure-ftpd   # one server of the full run
 #   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios "storm bulk"   # a subset
+#   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios tls    # FTPS only
+#
+# Scenarios: idle upload storm bulk (plain FTP) and tls: explicit FTPS
+# (AUTH TLS, PROT P, data connections resuming the control session) with a
+# fresh server configured for TLS: idle TLS sessions, TLS logins/s, 4 KiB
+# uploads at C = 50 active and passive, bulk STOR/RETR. The certificate
+# (RSA 2048, self-signed) is made with openssl at run time; vsftpd runs
+# with ssl_enable=YES and its default require_ssl_reuse=YES, lakeftpd with
+# tls = required and its default tls_session_reuse = required.
 #
 # lakeftpd-s3 is lakeftpd with `ack = s3` against a local s3s-fs (started
 # here on loopback, its root on tmpfs): device uploads at C = 50 only; the
@@ -25,7 +34,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 MODE=full
 ONLY=""
-SCENARIOS="idle upload storm bulk"
+SCENARIOS="idle upload storm bulk tls"
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) MODE=smoke ;;
@@ -91,6 +100,7 @@ if [ "$MODE" = smoke ]; then
     S3_CS="5"; S3_MODES="active"; S3_SECS=2
     STORM_N=200; STORM_USERS=2; STORM_PROCS=2
     BULK_BYTES=$((16 << 20))
+    TLS_IDLE_N=20; TLS_LOGIN_C=5; TLS_UP_CS=5; TLS_SECS=2; TLS_BULK_BYTES=$((4 << 20))
     SERVERS="lakeftpd lakeftpd-s3"
     FAIL="--fail-on-error"
 else
@@ -99,6 +109,7 @@ else
     S3_CS="50"; S3_MODES="active passive"; S3_SECS=15
     STORM_N=10000; STORM_USERS=100; STORM_PROCS=4
     BULK_BYTES=$((1 << 30))
+    TLS_IDLE_N=1000; TLS_LOGIN_C=50; TLS_UP_CS=50; TLS_SECS=15; TLS_BULK_BYTES=$((256 << 20))
     SERVERS="lakeftpd lakeftpd-s3 vsftpd pure-ftpd"
     FAIL=""
 fi
@@ -146,6 +157,17 @@ make_peer_users() {
 
 # ---------------------------------------------------------------- servers
 SERVER_PID=""
+TLS_ON=0           # 1: the next server starts with FTPS configured
+# The FTPS certificate both servers present: RSA 2048, self-signed for
+# 127.0.0.1, made at run time (the load generator checks signatures but
+# accepts this certificate).
+make_cert() {
+    mkdir -p "$WORK/tls"
+    [ -s "$WORK/tls/cert.pem" ] && return 0
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null || die "openssl req failed"
+}
 wait_port() {
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/$ADDR/$1") 2>/dev/null && return 0
@@ -166,6 +188,13 @@ start_lakeftpd() {
         echo "idle_timeout = 900s"
         echo "login_fail_delay = 1s"
         echo "drain_delay = 0s"        # stop at once between scenarios (no balancer here)
+        if [ "$TLS_ON" = 1 ]; then
+            # Explicit FTPS only: USER before AUTH TLS is refused, PROT P
+            # data connections must resume the control session (default).
+            echo "tls = required"
+            echo "tls_cert = $WORK/tls/cert.pem"
+            echo "tls_key = $WORK/tls/key.pem"
+        fi
         if [ -n "$s3" ]; then
             # ack = s3: the 226 waits until s3s-fs confirmed the object. The
             # spool is on the homes' tmpfs (hard links, no copy). Every other
@@ -217,7 +246,8 @@ s3_objects() { find "$WORK/s3/lake" -type f | wc -l; }
 proc_cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 start_vsftpd() {
     mkdir -p "$WORK/empty"
-    cat > "$WORK/vsftpd.conf" <<EOF
+    {
+    cat <<EOF
 listen=YES
 listen_ipv6=NO
 listen_address=$ADDR
@@ -243,6 +273,20 @@ userlist_enable=NO
 tcp_wrappers=NO
 seccomp_sandbox=NO
 EOF
+    if [ "$TLS_ON" = 1 ]; then
+        # FTPS as vsftpd documents it: logins and data must be TLS, and a
+        # data connection must resume the control session (its default).
+        cat <<EOF
+ssl_enable=YES
+rsa_cert_file=$WORK/tls/cert.pem
+rsa_private_key_file=$WORK/tls/key.pem
+force_local_logins_ssl=YES
+force_local_data_ssl=YES
+require_ssl_reuse=YES
+allow_anon_ssl=NO
+EOF
+    fi
+    } > "$WORK/vsftpd.conf"
     LD_LIBRARY_PATH="$BENCH_CACHE/root/usr/lib/x86_64-linux-gnu" \
         "$BENCH_CACHE/root/usr/sbin/vsftpd" "$WORK/vsftpd.conf" 2> "$OUT/vsftpd.log" 9>&- &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
@@ -361,6 +405,36 @@ bench_server() {
         run_lg "$server" 300 bulk $A --user $user --bytes "$BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
     fi
     stop_server
+    rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
+    if has tls && [ "$server" != pure-ftpd ]; then bench_tls "$server" "$port"; fi
+}
+
+# Explicit FTPS against a fresh server configured for it (TLS_ON=1).
+bench_tls() {
+    local server=$1 port=$2 user=lfbench c mode
+    make_cert
+    TLS_ON=1
+    start_$server
+    local A="--addr $ADDR:$port --pass $PASS --src-ips 200 --tls"
+    log "$server (FTPS): pid $SERVER_PID"
+    log "$server: idle TLS sessions N=$TLS_IDLE_N"
+    run_lg "$server" 240 idle $A --user $user --n "$TLS_IDLE_N" --pid "$SERVER_PID" --hold 3 --secs 180 --timeout 60 --ramp 32
+    stop_server
+    start_$server
+    log "$server: TLS logins C=$TLS_LOGIN_C ($TLS_SECS s)"
+    run_lg "$server" $((TLS_SECS + 90)) login $A --user $user --c "$TLS_LOGIN_C" --secs "$TLS_SECS" --pid "$SERVER_PID" --timeout 30
+    settle
+    for c in $TLS_UP_CS; do
+        for mode in active passive; do
+            log "$server: FTPS uploads C=$c $mode ($TLS_SECS s)"
+            run_lg "$server" $((TLS_SECS + 90)) upload $A --user $user --c "$c" --secs "$TLS_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+            settle
+        done
+    done
+    log "$server: bulk PROT P $((TLS_BULK_BYTES >> 20)) MiB"
+    run_lg "$server" 300 bulk $A --user $user --bytes "$TLS_BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
+    stop_server
+    TLS_ON=0
     rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
 }
 

@@ -19,7 +19,12 @@ def load(path):
             line = line.strip()
             if line.startswith("{"):
                 try:
-                    rows.append(json.loads(line))
+                    r = json.loads(line)
+                    # FTPS rows ("tls": the negotiated version) are their
+                    # own scenarios, beside the plain ones.
+                    if r.get("tls") not in (None, "-"):
+                        r["scenario"] = "tls-" + r.get("scenario", "?")
+                    rows.append(r)
                 except json.JSONDecodeError:
                     rows.append({"scenario": "?", "label": "?", "errors": 1, "raw": line})
     return rows
@@ -145,6 +150,49 @@ def main(path, mode):
         row(name, "RETR MiB/s", [b(s, "down_mib_s") for s in SERVERS])
         row(name, "STOR server CPU s/GiB", [b(s, "up_cpu_s_per_gib") for s in SERVERS], "lower", 3)
         row(name, "RETR server CPU s/GiB", [b(s, "down_cpu_s_per_gib") for s in SERVERS], "lower", 3)
+    # Explicit FTPS (AUTH TLS, PROT P, data connections resuming the
+    # control session): lakeftpd and vsftpd (pure-ftpd is not run with TLS).
+    tls_rows = [r for r in rows if r.get("scenario", "").startswith("tls-")]
+    if tls_rows:
+        ver = {s: ", ".join(sorted({r.get("tls") for r in tls_rows if r.get("label") == s})) or "–"
+               for s in SERVERS}
+        out(f"| FTPS | TLS version negotiated | " + " | ".join(ver[s] for s in SERVERS) + " | | |")
+    for n in sorted({r["n"] for r in tls_rows if r.get("scenario") == "tls-idle"}):
+        name = f"FTPS idle N={n:,}"
+        row(name, "KiB/session (Pss at N − Pss at 0) / N",
+            [get("tls-idle", s, "kib_per_session", n=n) for s in SERVERS], "lower")
+        v = [(get("tls-idle", s, "ok", n=n), get("tls-idle", s, "errors", n=n)) for s in SERVERS]
+        out(f"| {name} | held / errors | " + " | ".join(
+            "–" if a is None else f"{a:,} / {b:,}" for a, b in v) + " | | |")
+    for c, m in sorted({(r["c"], r["mode"]) for r in tls_rows if r.get("scenario") == "tls-login"}):
+        name = f"FTPS logins C={c:,}"
+        row(name, "logins/s (connect, AUTH TLS, USER/PASS, QUIT)", [get("tls-login", s, "per_s", c=c, mode=m) for s in SERVERS])
+        row(name, "p50 ms", [get("tls-login", s, "p50_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "p99 ms", [get("tls-login", s, "p99_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "errors", [get("tls-login", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
+        row(name, "server CPU s", [get("tls-login", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "load generator CPU s (one thread)", [get("tls-login", s, "loadgen_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+    for c, m in sorted({(r["c"], r["mode"]) for r in tls_rows if r.get("scenario") == "tls-upload"}):
+        name = f"FTPS uploads C={c:,} {m}"
+        row(name, "uploads/s", [get("tls-upload", s, "per_s", c=c, mode=m) for s in SERVERS])
+        row(name, "p50 ms", [get("tls-upload", s, "p50_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "p99 ms", [get("tls-upload", s, "p99_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "max ms", [get("tls-upload", s, "max_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "errors", [get("tls-upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
+        row(name, "server CPU s", [get("tls-upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "load generator CPU s (one thread)", [get("tls-upload", s, "loadgen_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+    if any(r.get("scenario") == "tls-bulk" for r in rows):
+        def tb(s, f):
+            for r in rows:
+                if r.get("scenario") == "tls-bulk" and r.get("label") == s:
+                    return r.get(f)
+            return None
+        size = next((r.get("bytes") for r in rows if r.get("scenario") == "tls-bulk" and r.get("bytes")), 0)
+        name = f"FTPS bulk PROT P {size / 2**20:,.0f} MiB"
+        row(name, "STOR MiB/s", [tb(s, "up_mib_s") for s in SERVERS])
+        row(name, "RETR MiB/s", [tb(s, "down_mib_s") for s in SERVERS])
+        row(name, "STOR server CPU s/GiB", [tb(s, "up_cpu_s_per_gib") for s in SERVERS], "lower", 3)
+        row(name, "RETR server CPU s/GiB", [tb(s, "down_cpu_s_per_gib") for s in SERVERS], "lower", 3)
     errs = [r for r in rows if r.get("errors")]
     if errs:
         out("")

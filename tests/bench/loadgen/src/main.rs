@@ -11,8 +11,13 @@
 //!   loadgen upload --addr ... --c 50 --secs 10 --mode active|passive
 //!   loadgen storm  --addr ... --n 10000 --users 100 --procs 4
 //!   loadgen bulk   --addr ... --bytes 1073741824 --pid PID
+//!   loadgen login  --addr ... --c 10 --secs 10          (log in and QUIT, no transfer)
 //! Common: --src-ips K (source addresses 127.0.1.1.. spread), --timeout S,
-//!         --fail-on-error (exit 1 when any error was seen).
+//!         --fail-on-error (exit 1 when any error was seen),
+//!         --tls (explicit FTPS, RFC 4217: AUTH TLS, PBSZ 0, PROT P; data
+//!         connections resume the control connection's TLS session).
+
+mod tls;
 
 use smol::future::FutureExt;
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -22,7 +27,9 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tls::Stream;
 
 /// Hard bounds, whatever the arguments say.
 const MAX_SESSIONS: usize = 20_000;
@@ -54,11 +61,13 @@ struct Opts {
     fail_on_error: bool,
     label: String,
     ramp: usize,
+    /// Explicit FTPS: the client configuration every device session copies.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn parse_args() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
-    let cmd = args.next().ok_or("missing scenario: idle|upload|storm|bulk")?;
+    let cmd = args.next().ok_or("missing scenario: idle|upload|storm|bulk|login")?;
     let mut o = Opts {
         cmd,
         addr: "127.0.0.1:2121".parse().unwrap(),
@@ -81,10 +90,15 @@ fn parse_args() -> Result<Opts, String> {
         fail_on_error: false,
         label: String::new(),
         ramp: 256,
+        tls: None,
     };
     while let Some(flag) = args.next() {
         if flag == "--fail-on-error" {
             o.fail_on_error = true;
+            continue;
+        }
+        if flag == "--tls" {
+            o.tls = Some(tls::base_config());
             continue;
         }
         let v = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -176,17 +190,40 @@ async fn connect(src: IpAddr, dst: SocketAddr) -> io::Result<Async<TcpStream>> {
 
 /// One control connection.
 struct Ctl {
-    io: BufReader<Async<TcpStream>>,
+    io: BufReader<Stream>,
     line: String,
     t: Duration,
+    /// Set once AUTH TLS succeeded: data connections are TLS with it.
+    tls: Option<futures_rustls::TlsConnector>,
 }
 
 impl Ctl {
-    async fn open(src: IpAddr, dst: SocketAddr, t: Duration) -> io::Result<Ctl> {
+    /// Connects and reads the greeting; with `tls`, also AUTH TLS, the
+    /// handshake, PBSZ 0 and PROT P (RFC 4217 §§4, 8, 9).
+    async fn open(src: IpAddr, dst: SocketAddr, t: Duration, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Ctl> {
         let s = timeout(t, "connect", connect(src, dst)).await?;
-        let mut c = Ctl { io: BufReader::with_capacity(1024, s), line: String::new(), t };
+        let mut c = Ctl { io: BufReader::with_capacity(1024, Stream::Plain(s)), line: String::new(), t, tls: None };
         c.expect("greeting", 220).await?;
+        if let Some(base) = tls {
+            c.cmd("AUTH TLS", 234).await?;
+            if !c.io.buffer().is_empty() {
+                return Err(err("bytes after 234 before the TLS handshake"));
+            }
+            let connector = tls::device_connector(base);
+            let plain = std::mem::replace(&mut c.io, BufReader::new(Stream::Gone));
+            let Stream::Plain(tcp) = plain.into_inner() else { return Err(err("AUTH TLS twice")) };
+            let s = timeout(t, "TLS handshake", tls::connect(&connector, tcp)).await?;
+            c.io = BufReader::with_capacity(1024, s);
+            c.tls = Some(connector);
+            c.cmd("PBSZ 0", 200).await?;
+            c.cmd("PROT P", 200).await?;
+        }
         Ok(c)
+    }
+
+    /// The negotiated TLS version of the control connection ("-": plain).
+    fn tls_version(&self) -> &'static str {
+        self.io.get_ref().version()
     }
 
     /// Reads one reply (multi-line replies per RFC 959 §4.2) and returns its code.
@@ -254,7 +291,38 @@ impl Ctl {
 
     /// Opens the data connection for a transfer command (`STOR x`/`RETR x`)
     /// and returns it once the server has answered 150/125.
-    async fn transfer(&mut self, src: IpAddr, active: bool, command: &str) -> io::Result<Async<TcpStream>> {
+    async fn transfer(&mut self, src: IpAddr, active: bool, command: &str) -> io::Result<Stream> {
+        let (tcp, code) = self.data_tcp(src, active, command).await?;
+        let Some(connector) = self.tls.clone() else {
+            let code = match code {
+                Some(c) => c,
+                None => self.reply().await?,
+            };
+            return preliminary(command, code, &self.line).map(|()| Stream::Plain(tcp));
+        };
+        // The server may answer 150 before or after the handshake: do both
+        // at once (RFC 4217 §7: the server is the TLS server in both modes).
+        let t = self.t;
+        let hs = async { timeout(t, "data TLS handshake", tls::connect(&connector, tcp)).await };
+        let reply = async {
+            match code {
+                Some(c) => Ok(c),
+                None => self.reply().await,
+            }
+        };
+        let (data, code) = smol::future::zip(hs, reply).await;
+        let code = code?;
+        preliminary(command, code, &self.line)?;
+        let data = data?;
+        if !data.resumed() {
+            return Err(err("data connection did not resume the control TLS session"));
+        }
+        Ok(data)
+    }
+
+    /// The data connection's TCP stream, and the transfer command's reply
+    /// if it was already read.
+    async fn data_tcp(&mut self, src: IpAddr, active: bool, command: &str) -> io::Result<(Async<TcpStream>, Option<u16>)> {
         let t = self.t;
         if active {
             let listener = Async::<TcpListener>::bind(SocketAddr::new(src, 0))?;
@@ -275,15 +343,9 @@ impl Ctl {
                 accept.or(reply).await?
             };
             match first {
-                First::Conn(s) => {
-                    let code = self.reply().await?;
-                    if code != 150 && code != 125 {
-                        return Err(err(format!("{command}: {code} {}", self.line.trim_end())));
-                    }
-                    Ok(s)
-                }
+                First::Conn(s) => Ok((s, None)),
                 First::Reply(code) if code == 150 || code == 125 => {
-                    Ok(timeout(t, "accept", listener.accept()).await?.0)
+                    Ok((timeout(t, "accept", listener.accept()).await?.0, Some(code)))
                 }
                 First::Reply(code) => Err(err(format!("{command}: {code} {}", self.line.trim_end()))),
             }
@@ -299,13 +361,36 @@ impl Ctl {
             }
             let data = timeout(t, "data connect", connect(src, dst)).await?;
             self.send(command).await?;
-            let code = self.reply().await?;
-            if code != 150 && code != 125 {
-                return Err(err(format!("{command}: {code} {}", self.line.trim_end())));
-            }
-            Ok(data)
+            Ok((data, None))
         }
     }
+}
+
+/// Sends the TCP FIN (async-io's close only flushes), then reads what the
+/// server still sends on an upload's data connection until it closes. A TLS server may have sent
+/// bytes we never read (OpenSSL sends TLS 1.3 session tickets on every
+/// connection): closing with them unread makes the kernel send a reset,
+/// which can reach the server before it has read the whole upload (vsftpd
+/// then answers 426). Errors end the drain: the upload is already sent.
+async fn drain(data: &mut Stream) {
+    // Ignore errors: the server may have closed already.
+    let _ = data.shutdown_write();
+    let mut buf = [0u8; 1024];
+    // Bounded: at most this many reads (tickets are a few hundred bytes).
+    for _ in 0..64 {
+        match data.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A transfer command's preliminary reply must be 150 or 125 (RFC 959 §4.2).
+fn preliminary(command: &str, code: u16, line: &str) -> io::Result<()> {
+    if code != 150 && code != 125 {
+        return Err(err(format!("{command}: {code} {}", line.trim_end())));
+    }
+    Ok(())
 }
 
 fn parse_227(line: &str) -> Option<SocketAddr> {
@@ -319,22 +404,33 @@ fn parse_227(line: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(IpAddr::V4(ip), n[4] * 256 + n[5]))
 }
 
-/// One device session: connect, log in, TYPE I, PORT/PASV, STOR, QUIT.
-async fn device_upload(o: &Opts, i: usize, name: &str, payload: &[u8]) -> io::Result<()> {
+/// One device session: connect, [AUTH TLS,] log in, TYPE I, PORT/PASV,
+/// STOR, QUIT; without `payload` (the login scenario) no transfer. Returns
+/// the control connection's TLS version ("-" for plain FTP).
+async fn device_upload(o: &Opts, i: usize, name: &str, payload: Option<&[u8]>) -> io::Result<&'static str> {
     let src = src_ip(o, i);
-    let mut c = Ctl::open(src, o.addr, o.timeout).await?;
+    let mut c = Ctl::open(src, o.addr, o.timeout, o.tls.as_ref()).await?;
     c.login(&user_of(o, i), &o.pass).await?;
-    c.cmd("TYPE I", 200).await?;
-    let mut data = c.transfer(src, o.mode == "active", &format!("STOR {name}")).await?;
-    timeout(o.timeout, "data write", async {
-        data.write_all(payload).await?;
-        data.flush().await
-    })
-    .await?;
-    drop(data);
-    c.expect("STOR", 226).await?;
+    if let Some(payload) = payload {
+        c.cmd("TYPE I", 200).await?;
+        let mut data = c.transfer(src, o.mode == "active", &format!("STOR {name}")).await?;
+        timeout(o.timeout, "data write", async {
+            data.write_all(payload).await?;
+            data.flush().await?;
+            if o.tls.is_some() {
+                // close_notify before the TCP FIN (RFC 4217 §10: the end
+                // of a protected transfer is the TLS closure).
+                data.close().await?;
+                drain(&mut data).await;
+            }
+            Ok(())
+        })
+        .await?;
+        drop(data);
+        c.expect("STOR", 226).await?;
+    }
     c.cmd("QUIT", 221).await?;
-    Ok(())
+    Ok(c.tls_version())
 }
 
 #[derive(Default)]
@@ -343,6 +439,8 @@ struct Stats {
     errors: u64,
     lat_us: Vec<u64>,
     kinds: HashMap<String, u64>,
+    /// The TLS version sessions negotiated ("-": plain FTP).
+    tls: &'static str,
 }
 
 impl Stats {
@@ -365,6 +463,16 @@ impl Stats {
         v.sort_by(|a, b| b.1.cmp(a.1));
         let items: Vec<String> = v.iter().take(5).map(|(k, n)| format!("{}:{}", json_str(k), n)).collect();
         format!("{{{}}}", items.join(","))
+    }
+}
+
+/// The TLS version for the JSON line: "-" for plain FTP, "?" when TLS was
+/// asked for but no session completed.
+fn tls_label(o: &Opts, seen: &'static str) -> &'static str {
+    match (o.tls.is_some(), seen) {
+        (false, _) => "-",
+        (true, "") => "?",
+        (true, v) => v,
     }
 }
 
@@ -443,6 +551,11 @@ fn cpu_secs(root: u32) -> f64 {
     ticks as f64 / 100.0 // USER_HZ is 100 on Linux
 }
 
+/// CPU seconds this process used (user + system).
+fn own_cpu_secs() -> f64 {
+    stat_fields(std::process::id()).map_or(0.0, |f| (f[11] + f[12]) as f64 / 100.0)
+}
+
 // ---- scenarios ----
 
 async fn idle(o: &Opts) -> String {
@@ -463,7 +576,7 @@ async fn idle(o: &Opts) -> String {
                 return;
             }
             let r = async {
-                let mut c = Ctl::open(src_ip(&o, i), o.addr, o.timeout).await?;
+                let mut c = Ctl::open(src_ip(&o, i), o.addr, o.timeout, o.tls.as_ref()).await?;
                 c.login(&user_of(&o, i), &o.pass).await?;
                 Ok::<_, io::Error>(c)
             }
@@ -498,11 +611,12 @@ async fn idle(o: &Opts) -> String {
             }
         }
     }
+    let version = held.borrow().first().map_or("", Ctl::tls_version);
     let s = stats.borrow();
     let n = s.ok.max(1);
     format!(
-        "{{\"scenario\":\"idle\",\"label\":{},\"n\":{},\"ok\":{},\"errors\":{},\"dead_after\":{},\"pss0_kib\":{},\"pssn_kib\":{},\"procs0\":{},\"procsn\":{},\"kib_per_session\":{:.2},\"ramp_s\":{:.2},\"error_kinds\":{}}}",
-        json_str(&o.label), o.n, s.ok, s.errors, alive_errors, pss0, pss_n, procs0, procs_n,
+        "{{\"scenario\":\"idle\",\"label\":{},\"tls\":\"{}\",\"n\":{},\"ok\":{},\"errors\":{},\"dead_after\":{},\"pss0_kib\":{},\"pssn_kib\":{},\"procs0\":{},\"procsn\":{},\"kib_per_session\":{:.2},\"ramp_s\":{:.2},\"error_kinds\":{}}}",
+        json_str(&o.label), tls_label(o, version), o.n, s.ok, s.errors, alive_errors, pss0, pss_n, procs0, procs_n,
         (pss_n as f64 - pss0 as f64) / n as f64, ramp_s, s.kinds_json()
     )
 }
@@ -513,6 +627,7 @@ async fn upload(o: &Opts) -> String {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.secs.max(1));
     let cpu0 = if o.pid != 0 { cpu_secs(o.pid) } else { 0.0 };
+    let own0 = own_cpu_secs();
     let ex = smol::LocalExecutor::new();
     let mut tasks = Vec::new();
     // Bound on iterations per device, whatever the rate.
@@ -525,10 +640,12 @@ async fn upload(o: &Opts) -> String {
             while Instant::now() < deadline && k < max_iters {
                 k += 1;
                 let t0 = Instant::now();
-                let r = device_upload(&o, d + (k as usize) * o.c, &name, &payload).await;
+                let body = (o.cmd == "upload").then_some(&payload[..]);
+                let r = device_upload(&o, d + (k as usize) * o.c, &name, body).await;
                 let mut s = stats.borrow_mut();
                 match r {
-                    Ok(()) => {
+                    Ok(version) => {
+                        s.tls = version;
                         s.ok += 1;
                         s.lat_us.push(t0.elapsed().as_micros() as u64);
                     }
@@ -550,11 +667,12 @@ async fn upload(o: &Opts) -> String {
     .await;
     let wall = start.elapsed().as_secs_f64();
     let cpu = if o.pid != 0 { cpu_secs(o.pid) - cpu0 } else { 0.0 };
+    let own = own_cpu_secs() - own0;
     let mut s = stats.borrow_mut();
     let (p50, p99, max) = (s.pct(0.5), s.pct(0.99), s.pct(1.0));
     format!(
-        "{{\"scenario\":\"upload\",\"label\":{},\"mode\":\"{}\",\"c\":{},\"secs\":{:.2},\"ok\":{},\"errors\":{},\"per_s\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_cpu_s\":{:.2},\"error_kinds\":{}}}",
-        json_str(&o.label), o.mode, o.c, wall, s.ok, s.errors, s.ok as f64 / wall, p50, p99, max, cpu, s.kinds_json()
+        "{{\"scenario\":\"{}\",\"label\":{},\"mode\":\"{}\",\"tls\":\"{}\",\"c\":{},\"secs\":{:.2},\"ok\":{},\"errors\":{},\"per_s\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_cpu_s\":{:.2},\"loadgen_cpu_s\":{:.2},\"error_kinds\":{}}}",
+        o.cmd, json_str(&o.label), o.mode, tls_label(o, s.tls), o.c, wall, s.ok, s.errors, s.ok as f64 / wall, p50, p99, max, cpu, own, s.kinds_json()
     )
 }
 
@@ -649,10 +767,10 @@ async fn storm_shard(o: &Opts) -> String {
     for d in devices {
         let (stats, payload, o, last) = (stats.clone(), payload.clone(), o.clone(), last.clone());
         tasks.push(ex.spawn(async move {
-            let r = device_upload(&o, d, &format!("storm{d}.bin"), &payload).await;
+            let r = device_upload(&o, d, &format!("storm{d}.bin"), Some(&payload)).await;
             let mut s = stats.borrow_mut();
             match r {
-                Ok(()) => {
+                Ok(_) => {
                     s.ok += 1;
                     let t = start.elapsed().as_secs_f64() * 1000.0;
                     s.lat_us.push((t * 1000.0) as u64);
@@ -684,7 +802,7 @@ async fn storm_shard(o: &Opts) -> String {
 async fn bulk(o: &Opts) -> io::Result<String> {
     let src = src_ip(o, 0);
     let t = Duration::from_secs(MAX_SECS);
-    let mut c = Ctl::open(src, o.addr, o.timeout).await?;
+    let mut c = Ctl::open(src, o.addr, o.timeout, o.tls.as_ref()).await?;
     c.t = t;
     c.login(&o.user, &o.pass).await?;
     c.cmd("TYPE I", 200).await?;
@@ -700,7 +818,12 @@ async fn bulk(o: &Opts) -> io::Result<String> {
             data.write_all(&chunk[..n]).await?;
             left -= n as u64;
         }
-        data.flush().await
+        data.flush().await?;
+        if o.tls.is_some() {
+            data.close().await?;
+            drain(&mut data).await;
+        }
+        Ok(())
     })
     .await?;
     drop(data);
@@ -715,7 +838,13 @@ async fn bulk(o: &Opts) -> io::Result<String> {
     let mut got = 0u64;
     timeout(t, "bulk read", async {
         loop {
-            let n = data.read(&mut buf).await?;
+            let n = match data.read(&mut buf).await {
+                Ok(n) => n,
+                // A TLS server that closes without close_notify: the
+                // byte count below still tells a short transfer.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Ok(());
             }
@@ -723,9 +852,16 @@ async fn bulk(o: &Opts) -> io::Result<String> {
         }
     })
     .await?;
+    // Answer the server's close_notify and close: a TLS server may wait
+    // for that before its 226 (vsftpd does).
+    if o.tls.is_some() {
+        let _ = data.close().await;
+    }
+    drop(data);
     c.expect("RETR", 226).await?;
     let down_s = t1.elapsed().as_secs_f64();
     let cpu_down = cpu_secs(o.pid) - cpu1;
+    let version = c.tls_version();
     let _ = c.cmd("QUIT", 221).await;
     if got != o.bytes {
         return Err(err(format!("RETR returned {got} bytes, expected {}", o.bytes)));
@@ -733,8 +869,8 @@ async fn bulk(o: &Opts) -> io::Result<String> {
     let gib = o.bytes as f64 / (1u64 << 30) as f64;
     let mib = o.bytes as f64 / (1u64 << 20) as f64;
     Ok(format!(
-        "{{\"scenario\":\"bulk\",\"label\":{},\"bytes\":{},\"ok\":2,\"errors\":0,\"up_mib_s\":{:.1},\"down_mib_s\":{:.1},\"up_cpu_s_per_gib\":{:.3},\"down_cpu_s_per_gib\":{:.3}}}",
-        json_str(&o.label), o.bytes, mib / up_s, mib / down_s, cpu_up / gib, cpu_down / gib
+        "{{\"scenario\":\"bulk\",\"label\":{},\"mode\":\"{}\",\"tls\":\"{}\",\"bytes\":{},\"ok\":2,\"errors\":0,\"up_mib_s\":{:.1},\"down_mib_s\":{:.1},\"up_cpu_s_per_gib\":{:.3},\"down_cpu_s_per_gib\":{:.3}}}",
+        json_str(&o.label), o.mode, tls_label(o, version), o.bytes, mib / up_s, mib / down_s, cpu_up / gib, cpu_down / gib
     ))
 }
 
@@ -748,14 +884,15 @@ fn main() {
     };
     let line = match o.cmd.as_str() {
         "idle" => smol::block_on(idle(&o)),
-        "upload" => smol::block_on(upload(&o)),
+        "upload" | "login" => smol::block_on(upload(&o)),
         "storm" if o.start_at_ms == 0 => storm_parent(&o),
         "storm" => smol::block_on(storm_shard(&o)),
         "bulk" => match smol::block_on(bulk(&o)) {
             Ok(l) => l,
             Err(e) => format!(
-                "{{\"scenario\":\"bulk\",\"label\":{},\"ok\":0,\"errors\":1,\"error_kinds\":{{{}:1}}}}",
+                "{{\"scenario\":\"bulk\",\"label\":{},\"tls\":\"{}\",\"ok\":0,\"errors\":1,\"error_kinds\":{{{}:1}}}}",
                 json_str(&o.label),
+                if o.tls.is_some() { "?" } else { "-" },
                 json_str(&e.to_string())
             ),
         },
