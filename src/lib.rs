@@ -8,6 +8,8 @@
 //! - [`server`]: the accept loop, admission, the executor, the stop.
 //! - [`session`]: one FTP session's state machine, handlers by concern.
 //! - [`shared`]: what every session shares (configuration, pools, counters).
+//! - [`users`]: the users who may log in, from the configuration and a users
+//!   file (S3 or local), swapped whole at each reload.
 //! - [`auth`]: password hashes and the credential cache.
 //! - [`delivery`]: the S3 queue, the S3 client, credentials, object keys.
 //! - [`aws`]: the EC2 metadata service and CloudWatch EMF.
@@ -40,3 +42,4 @@ pub mod shared;
 pub mod storage;
 pub mod sys;
 pub mod tls;
+pub mod users;

@@ -284,6 +284,41 @@ pub const MAX_IMDS_RESPONSE: u64 = 16 * 1024;
 /// Longest spool sidecar (metadata of one queued file) read back at replay.
 pub const MAX_SIDECAR: u64 = 16 * 1024;
 
+/// Largest users file accepted (`users = ...`): a `[user NAME]` section
+/// with a `$6$` hash is about 140 bytes, so this holds some 400,000 users
+/// while a runaway object cannot fill memory.
+pub const MAX_USERS_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How often the users file is checked for changes, unless
+/// `users_poll_interval` says otherwise. An unchanged S3 object costs one
+/// conditional GET answered 304: 60 requests an hour per instance.
+pub const DEFAULT_USERS_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long the start waits for the users file from S3 before it falls
+/// back to the cache (`users_boot_timeout`).
+pub const DEFAULT_USERS_BOOT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Pause between attempts to read the users file from S3 during the boot
+/// wait.
+pub const USERS_BOOT_RETRY: Duration = Duration::from_millis(500);
+
+/// Argon2id checks running at once. Each allocates its `m` parameter
+/// (19 MiB for the OWASP recommendation `lakeftpd passwd` uses); with
+/// `MAX_ARGON2_MEMORY_KIB` this caps what a login storm can allocate at
+/// 4 × 64 MiB. Repeated logins are served by the credential cache.
+pub const MAX_CONCURRENT_ARGON2: usize = 4;
+
+/// Largest argon2id memory parameter accepted in a stored hash, in KiB.
+pub const MAX_ARGON2_MEMORY_KIB: u32 = 64 * 1024;
+
+/// bcrypt cost of the hashes `lakeftpd passwd --scheme bcrypt` makes
+/// (2^10 rounds, some 60 ms here; the credential cache absorbs repeats).
+pub const BCRYPT_COST: u32 = 10;
+
+/// Problems of a refused users file that are logged one by one; the rest
+/// are counted in one line (a file with 100,000 bad lines must not flood
+/// the journal). `lakeftpd check --users` lists them all.
+pub const MAX_LOGGED_PROBLEMS: usize = 100;
 /// How often `tls_cert` and `tls_key` are checked for a change (file
 /// mtime and size, S3 ETag): certificates on a fleet are replaced weeks
 /// before they expire, so minutes are soon enough, and an S3 GET per

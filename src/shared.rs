@@ -12,6 +12,7 @@ use crate::ops::metrics::Metrics;
 use crate::sys::budget::FdBudget;
 use crate::sys::unauthenticated::Share;
 use crate::tls::Tls;
+use crate::users::Users;
 use smol::channel::Receiver;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,7 +22,8 @@ use std::sync::{Arc, Mutex};
 /// pool, and the stop signals.
 pub struct Shared {
     pub config: Config,
-    pub users: HashMap<String, Arc<User>>,
+    /// The users who may log in now; a reload swaps them whole.
+    pub users: Arc<Users>,
     /// Shared with the S3 delivery threads.
     pub metrics: Arc<Metrics>,
     /// S3 delivery; `None` without `s3_bucket`.
@@ -50,7 +52,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
-        self.users.get(name).cloned()
+        self.users.get(name)
     }
 
     /// Runs `f` on the defender (the lock is held only for it).

@@ -41,6 +41,8 @@ LAKEFTPD_BIN="$bin" tests/durability/run.sh
 # A seconds-long smoke of the benchmark, so it cannot rot (the full run,
 # against vsftpd and pure-ftpd, is `tests/bench/run.sh`; see docs/benchmark.md).
 tests/bench/run.sh --smoke
+# The users-file benchmark, small (the full one is 100,000 users: docs/benchmark.md).
+LAKEFTPD_BIN="$bin" BENCH_USERS=2000 tests/bench/users.sh
 
 # The attack soak, 30 seconds (the 5-minute run is `tests/bench/attack.sh`):
 # non-zero exit when a device saw an error, a file was lost, or a health

@@ -1,6 +1,9 @@
-//! Password checks against crypt hashes (`$6$` SHA-512, `$5$` SHA-256), and
-//! the hash `lakeftpd passwd` prints. Verification costs milliseconds of CPU,
-//! so it runs on the blocking pool, never on an executor thread.
+//! Password checks against the stored hashes (`$6$` SHA-512 and `$5$`
+//! SHA-256 crypt, `$2b$`/`$2y$` bcrypt, `$argon2id$`; see `config::hash`),
+//! and the hashes `lakeftpd passwd` prints. Verification costs milliseconds
+//! of CPU, so it runs on the blocking pool, never on an executor thread.
+//! An argon2id check also costs its memory parameter (19 MiB by default), so
+//! at most `MAX_CONCURRENT_ARGON2` run at once; the others wait their turn.
 //!
 //! Devices log in with the same credentials over and over, so recently
 //! verified credentials are remembered the way Apache's mod_authn_socache
@@ -14,10 +17,13 @@
 //! at once) share one crypt computation instead of each paying for it.
 
 pub mod defender;
+mod hash;
+
+pub use hash::{costliest, hash, hash_with, rounds, set_unknown_user_cost, NewHash};
 
 use crate::config::User;
+use hash::{crypt_verify, permit, DUMMY_HASH, UNKNOWN_USER_HASH};
 use sha2::{Digest, Sha256};
-use sha_crypt::{PasswordHasher, PasswordVerifier, ShaCrypt};
 use smol::lock::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -43,76 +49,34 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A hash for unknown users, so that a wrong user name costs as much time
-/// as a wrong password (no user enumeration by timing).
-const DUMMY_HASH: &str = "$6$lakeftpddummysa$H3bU6qC0J7bH0Z1a0mKcB9iXy1D5d3p0iUqQk2cC4fP5xkqk2m7wPZp8i1g5C8lZbR0o7dYy8fN5c1r2gT3hW/";
-
-/// What an unknown user's password is checked against (`set_unknown_user_cost`).
-static UNKNOWN_USER_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The crypt rounds a hash asks for (`rounds=N`, else crypt's default 5000).
-pub fn rounds(hash: &str) -> u64 {
-    hash.split('$')
-        .nth(2)
-        .and_then(|field| field.strip_prefix("rounds="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5000)
-}
-
-/// The configured hash that costs the most to check (most rounds; SHA-512
-/// before SHA-256 among equals), if any.
-pub fn costliest(users: &[User]) -> Option<&str> {
-    users
-        .iter()
-        .map(|u| u.password_hash.as_str())
-        .max_by_key(|h| (rounds(h), h.starts_with("$6$")))
-}
-
-/// Makes an unknown user's check cost what the costliest configured hash
-/// costs: a guessed user name is then indistinguishable by timing (an
-/// operator's `rounds=100000` would otherwise make known users 15 times
-/// slower than unknown ones). The configured hash itself is used; the
-/// result of that check is discarded.
-pub fn set_unknown_user_cost(users: &[User]) {
-    if let Some(hash) = costliest(users) {
-        if rounds(hash) > rounds(DUMMY_HASH) {
-            let _ = UNKNOWN_USER_HASH.set(hash.to_string());
-        }
-    }
-}
-
 /// Checks `password` for `user` (or burns the same time when there is no such
 /// user). Returns true only for a match.
 pub async fn verify(user: Option<Arc<User>>, password: Password) -> bool {
     // Unknown users are never cached: they always pay the dummy check.
     let Some(user) = user else {
-        let hash = UNKNOWN_USER_HASH.get().map_or(DUMMY_HASH, String::as_str);
+        let hash: Arc<str> = UNKNOWN_USER_HASH
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| Arc::from(DUMMY_HASH));
+        // The same permit a real check of that hash would wait for.
+        let permit = permit(&hash).await;
         smol::unblock(move || {
             // SECURITY: the result is discarded; only the time is spent.
-            let _ = crypt_verify(&password.0, hash);
+            let _ = crypt_verify(&password.0, &hash);
+            drop(permit);
         })
         .await;
         return false;
     };
     CACHE
-        .verify(&user.name, &user.password_hash, password, Instant::now())
+        .verify(
+            &user.name,
+            user.password_hash.clone(),
+            password,
+            Instant::now(),
+        )
         .await
-}
-
-/// One full crypt check; milliseconds of CPU.
-fn crypt_verify(password: &str, hash: &str) -> bool {
-    ShaCrypt::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
-}
-
-/// A `$6$` hash of `password` with a fresh random salt.
-pub fn hash(password: &str) -> Result<String, String> {
-    let salt: [u8; 12] = crate::sys::random_bytes();
-    ShaCrypt::SHA512
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash: {e}"))
 }
 
 /// The process-wide cache of verified credentials.
@@ -239,18 +203,27 @@ impl CredentialCache {
     async fn verify(
         &'static self,
         user: &str,
-        stored_hash: &str,
+        stored_hash: String,
         password: Password,
         now: Instant,
     ) -> bool {
-        let key = self.key(user, &password.0, stored_hash);
+        let key = self.key(user, &password.0, &stored_hash);
         match self.lookup(&key, now) {
             Lookup::Hit => true,
             Lookup::Wait(cell) => *cell.wait().await,
             Lookup::Check(shared) => {
-                let stored_hash = stored_hash.to_owned();
+                // Waiting for a permit may be cancelled (the session ends):
+                // the guard then releases the waiters with a failure.
+                let mut waiting = Abandoned {
+                    cache: self,
+                    key,
+                    cell: shared,
+                };
+                let permit = permit(&stored_hash).await;
+                let shared = waiting.cell.take();
                 let task = smol::unblock(move || {
                     let ok = crypt_verify(&password.0, &stored_hash);
+                    drop(permit);
                     // The entry is settled here, on the blocking thread, so
                     // that waiters are released even if the session that
                     // started the check has gone away meanwhile.
@@ -266,19 +239,32 @@ impl CredentialCache {
     }
 }
 
+/// A check that has not started yet: dropped armed (its session went away
+/// while it waited for a permit), it settles its entry as a failure.
+struct Abandoned {
+    cache: &'static CredentialCache,
+    key: Key,
+    cell: Option<Arc<OnceCell<bool>>>,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            self.cache.finish(&self.key, false, Instant::now());
+            let _ = cell.set_blocking(false);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_CONCURRENT_ARGON2;
+    use hash::ARGON2_PERMITS;
+    use sha_crypt::{PasswordHasher, ShaCrypt};
 
     fn user(hash: String) -> Arc<User> {
-        Arc::new(User {
-            name: "u".into(),
-            password_hash: hash,
-            home: "/tmp".into(),
-            permissions: crate::config::Permissions::FULL,
-            tls_required: false,
-            device: Default::default(),
-        })
+        Arc::new(User::new("u", hash, "/tmp".into()))
     }
 
     /// A cache of its own per test, leaked to get the `'static` the
@@ -300,7 +286,7 @@ mod tests {
     }
 
     fn check(c: &'static CredentialCache, hash: &str, pw: &str, now: Instant) -> bool {
-        smol::block_on(c.verify("u", hash, Password(pw.into()), now))
+        smol::block_on(c.verify("u", hash.to_string(), Password(pw.into()), now))
     }
 
     fn verified(c: &CredentialCache) -> usize {
@@ -308,34 +294,6 @@ mod tests {
             .values()
             .filter(|e| matches!(e, Entry::Verified(_)))
             .count()
-    }
-
-    #[test]
-    fn rounds_read_from_the_hash() {
-        // `rounds=` is optional; crypt's default is 5000.
-        assert_eq!(rounds("$6$rounds=100000$salt$x"), 100_000);
-        assert_eq!(rounds("$6$salt$x"), 5000);
-        assert_eq!(rounds(DUMMY_HASH), 5000);
-    }
-
-    #[test]
-    fn the_costliest_hash_is_chosen() {
-        // The unknown-user check must cost the most expensive real one.
-        let user = |h: &str| User {
-            name: "u".into(),
-            password_hash: h.into(),
-            home: "/tmp".into(),
-            permissions: crate::config::Permissions::UPLOAD,
-            tls_required: false,
-            device: Default::default(),
-        };
-        let users = [
-            user("$6$a$x"),
-            user("$5$rounds=200000$b$y"),
-            user("$6$rounds=100000$c$z"),
-        ];
-        assert_eq!(costliest(&users), Some("$5$rounds=200000$b$y"));
-        assert_eq!(costliest(&[]), None);
     }
 
     #[test]
@@ -421,7 +379,7 @@ mod tests {
         assert!(!check(c, &h, "", now));
         assert!(!smol::block_on(c.verify(
             "other",
-            &h,
+            h.clone(),
             Password("wrong".into()),
             now
         )));
@@ -498,7 +456,7 @@ mod tests {
                 .map(|_| {
                     let h = h.clone();
                     smol::spawn(
-                        async move { c.verify("u", &h, Password("s3cret".into()), now).await },
+                        async move { c.verify("u", h, Password("s3cret".into()), now).await },
                     )
                 })
                 .collect();
@@ -515,7 +473,7 @@ mod tests {
             let tasks: Vec<_> = (0..4)
                 .map(|_| {
                     let h = h.clone();
-                    smol::spawn(async move { c.verify("u", &h, Password("bad".into()), now).await })
+                    smol::spawn(async move { c.verify("u", h, Password("bad".into()), now).await })
                 })
                 .collect();
             let mut out = Vec::new();
@@ -526,5 +484,65 @@ mod tests {
         });
         assert!(results.iter().all(|ok| !*ok));
         assert_eq!(c.lock().len(), 1);
+    }
+
+    /// Both use the process-wide permits, so they run one after the other.
+    #[test]
+    fn argon2_permits() {
+        argon2_checks_are_bounded();
+        a_check_dropped_while_waiting_releases_its_waiters();
+    }
+
+    fn argon2_checks_are_bounded() {
+        // More concurrent argon2id checks than permits: all finish, and the
+        // permits are all back afterwards.
+        let c = cache(64, CREDENTIAL_CACHE_TTL);
+        let h = hash_with("pw", NewHash::Argon2id).unwrap();
+        let results = smol::block_on(async {
+            let tasks: Vec<_> = (0..MAX_CONCURRENT_ARGON2 * 2)
+                .map(|i| {
+                    let h = h.clone();
+                    let pw = if i % 2 == 0 { "pw" } else { "no" };
+                    smol::spawn(async move {
+                        c.verify(&format!("u{i}"), h, Password(pw.into()), Instant::now())
+                            .await
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        });
+        assert_eq!(
+            results.iter().filter(|ok| **ok).count(),
+            MAX_CONCURRENT_ARGON2
+        );
+        let held: Vec<_> = (0..MAX_CONCURRENT_ARGON2)
+            .map(|_| ARGON2_PERMITS.try_acquire().expect("a permit left behind"))
+            .collect();
+        drop(held);
+    }
+
+    fn a_check_dropped_while_waiting_releases_its_waiters() {
+        let c = cache(16, CREDENTIAL_CACHE_TTL);
+        let h = hash_with("pw", NewHash::Argon2id).unwrap();
+        // Hold every permit: the first check waits for one.
+        let held: Vec<_> = (0..MAX_CONCURRENT_ARGON2)
+            .map(|_| ARGON2_PERMITS.try_acquire().unwrap())
+            .collect();
+        let first = smol::spawn(c.verify("u", h.clone(), Password("pw".into()), Instant::now()));
+        let second = smol::spawn(c.verify("u", h, Password("pw".into()), Instant::now()));
+        smol::block_on(async {
+            smol::Timer::after(Duration::from_millis(100)).await;
+            first.cancel().await;
+        });
+        drop(held);
+        assert!(
+            !smol::block_on(second),
+            "the waiter is released, with a failure"
+        );
+        assert!(c.lock().is_empty());
     }
 }

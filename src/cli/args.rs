@@ -35,8 +35,8 @@ pub struct Serve {
     pub log_level: Option<String>,
 }
 
-/// Validate a configuration: print every problem with its line number and
-/// exit 1 on any.
+/// Validate a configuration, a users file, or both: print every problem
+/// with its line number and exit 1 on any.
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(subcommand, name = "check")]
 pub struct Check {
@@ -46,12 +46,21 @@ pub struct Check {
     /// fetch the configuration from EC2 user-data (IMDSv2)
     #[argh(switch)]
     pub user_data: bool,
+    /// a users file (`[user NAME]` sections only); with a configuration,
+    /// also checked against it (names in both, homes and the spool)
+    #[argh(option)]
+    pub users: Option<PathBuf>,
 }
 
-/// Read a password on standard input, print its `$6$` (SHA-512 crypt) hash.
+/// Read a password on standard input, print its hash (`$6$` SHA-512 crypt
+/// unless --scheme says otherwise).
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(subcommand, name = "passwd")]
-pub struct Passwd {}
+pub struct Passwd {
+    /// sha512 (default), bcrypt or argon2id
+    #[argh(option, default = "String::from(\"sha512\")")]
+    pub scheme: String,
+}
 
 /// Where the configuration comes from.
 #[derive(Debug, PartialEq)]
@@ -121,9 +130,30 @@ mod tests {
     }
 
     #[test]
-    fn passwd_takes_no_arguments() {
+    fn passwd_takes_no_positional_arguments() {
         assert!(parse(&["passwd"]).is_ok());
         assert!(parse(&["passwd", "secret"]).is_err());
+    }
+
+    #[test]
+    fn passwd_takes_a_scheme() {
+        let cli = parse(&["passwd", "--scheme", "argon2id"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Some(Command::Passwd(Passwd {
+                scheme: "argon2id".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn check_with_users_alone() {
+        let cli = parse(&["check", "--users", "users.conf"]).unwrap();
+        let Some(Command::Check(c)) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(c.users, Some("users.conf".into()));
+        assert_eq!(c.config, None);
     }
 
     #[test]

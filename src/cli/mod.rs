@@ -46,27 +46,58 @@ pub fn main() -> ExitCode {
                 Err(message) => fail(&message),
             }
         }
-        Some(Command::Check(check)) => {
-            let source = match args::source(&check.config, check.user_data) {
-                Ok(source) => source,
-                Err(e) => return fail(&e),
-            };
-            match load(&source) {
-                Ok(config) => {
-                    if let Err(message) = check_tls(&config) {
-                        return fail(&message);
-                    }
-                    println!(
-                        "configuration ok: {} users, listening on {}",
-                        config.users.len(),
-                        config.listen
-                    );
-                    ExitCode::SUCCESS
+        Some(Command::Check(check)) => check_command(&check),
+        Some(Command::Passwd(p)) => match auth::NewHash::parse(&p.scheme) {
+            Ok(scheme) => passwd(scheme),
+            Err(e) => fail(&format!("--scheme: {e}")),
+        },
+    }
+}
+
+/// `lakeftpd check`: a configuration, a users file, or both.
+fn check_command(check: &args::Check) -> ExitCode {
+    let config = if check.users.is_some() && check.config.is_none() && !check.user_data {
+        Config::defaults()
+    } else {
+        let source = match args::source(&check.config, check.user_data) {
+            Ok(source) => source,
+            Err(e) => return fail(&e),
+        };
+        match load(&source) {
+            Ok(config) => {
+                if let Err(message) = check_tls(&config) {
+                    return fail(&message);
                 }
-                Err(message) => fail(&message),
+                println!(
+                    "configuration ok: {} users, listening on {}",
+                    config.users.len(),
+                    config.listen
+                );
+                config
             }
+            Err(message) => return fail(&message),
         }
-        Some(Command::Passwd(_)) => passwd(),
+    };
+    let Some(path) = &check.users else {
+        return ExitCode::SUCCESS;
+    };
+    let text = match read_users_file(path) {
+        Ok(text) => text,
+        Err(message) => return fail(&message),
+    };
+    match config::parse_users(&text, &config) {
+        Ok(users) => {
+            println!("users file ok: {} users", users.len());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            let origin = path.display();
+            let mut message = format!("{origin}: {} problem(s):", problems.len());
+            for p in problems {
+                message.push_str(&format!("\n  {origin}: {p}"));
+            }
+            fail(&message)
+        }
     }
 }
 
@@ -94,6 +125,19 @@ fn check_tls(config: &Config) -> Result<(), String> {
             Err(message)
         }
     }
+}
+
+fn read_users_file(path: &Path) -> Result<String, String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.len() > limits::MAX_USERS_FILE_BYTES as u64 {
+        return Err(format!(
+            "{}: larger than {} bytes",
+            path.display(),
+            limits::MAX_USERS_FILE_BYTES
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// One line on standard error (and so on the serial console under systemd).
@@ -188,14 +232,9 @@ fn demo() -> ExitCode {
     config.root = root.clone();
     // The demo runs unprivileged: active connections leave from any port.
     config.active_source_port = 0;
-    config.users.push(User {
-        name: "demo".into(),
-        password_hash: hash,
-        home: root.clone(),
-        permissions: Permissions::FULL,
-        tls_required: false,
-        device: Default::default(),
-    });
+    let mut demo = User::new("demo", hash, root.clone());
+    demo.permissions = Permissions::FULL;
+    config.users.push(demo);
     config.max_sessions = 1000;
     // Ignore errors: stdout may be closed (piped to `head`); the demo serves anyway.
     let _ = writeln!(
@@ -208,7 +247,7 @@ fn demo() -> ExitCode {
 }
 
 /// `lakeftpd passwd`: a password on standard input, its hash on standard output.
-fn passwd() -> ExitCode {
+fn passwd(scheme: auth::NewHash) -> ExitCode {
     let mut line = String::new();
     if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
         return fail(&format!("cannot read the password: {e}"));
@@ -217,7 +256,7 @@ fn passwd() -> ExitCode {
     if password.is_empty() {
         return fail("empty password (give it on standard input)");
     }
-    match auth::hash(password) {
+    match auth::hash_with(password, scheme) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS

@@ -10,6 +10,7 @@ impl Config {
     pub fn check(&self) -> Vec<Problem> {
         let mut messages = Vec::new();
         self.check_s3(&mut messages);
+        self.check_users(&mut messages);
         self.check_tls(&mut messages);
         if self.passive_ports.0 > self.passive_ports.1 {
             messages.push("passive_ports: the first port is above the last".to_string());
@@ -83,15 +84,42 @@ impl Config {
                 self.root.display()
             ));
         }
-        for user in &self.users {
-            if s3.spool.starts_with(&user.home) || user.home.starts_with(&s3.spool) {
-                messages.push(format!(
+        messages.extend(self.check_homes(&self.users).into_iter().map(|(_, m)| m));
+    }
+
+    /// Users' homes against the spool (also for a users file): each problem
+    /// with the user's name.
+    pub fn check_homes<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a super::User>,
+    ) -> Vec<(String, String)> {
+        let s3 = &self.s3;
+        if s3.bucket.is_none() {
+            return Vec::new();
+        }
+        users
+            .into_iter()
+            .filter(|u| s3.spool.starts_with(&u.home) || u.home.starts_with(&s3.spool))
+            .map(|user| {
+                let message = format!(
                     "`spool` ({}) and the home of user `{}` ({}) must not contain each other",
                     s3.spool.display(),
                     user.name,
                     user.home.display()
-                ));
-            }
+                );
+                (user.name.clone(), message)
+            })
+            .collect()
+    }
+
+    /// The users keys: a cache and a boot timeout only mean something for S3.
+    fn check_users(&self, messages: &mut Vec<String>) {
+        let from_s3 = matches!(self.users_source, Some(super::UsersSource::S3 { .. }));
+        if !from_s3 && self.users_cache.is_some() {
+            messages.push("`users_cache` needs `users = s3://BUCKET/KEY`".to_string());
+        }
+        if !from_s3 && self.users_boot_timeout != crate::limits::DEFAULT_USERS_BOOT_TIMEOUT {
+            messages.push("`users_boot_timeout` needs `users = s3://BUCKET/KEY`".to_string());
         }
     }
 }
@@ -99,7 +127,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Permissions, User};
+    use crate::config::User;
     use std::path::PathBuf;
 
     fn with(edit: impl FnOnce(&mut Config)) -> Vec<Problem> {
@@ -150,14 +178,8 @@ mod tests {
         let p = with(|c| {
             c.s3.bucket = Some("lake".into());
             c.s3.spool = PathBuf::from("/data");
-            c.users.push(User {
-                name: "a".into(),
-                password_hash: "$6$s$h".into(),
-                home: PathBuf::from("/data/a"),
-                permissions: Permissions::UPLOAD,
-                tls_required: false,
-                device: Default::default(),
-            });
+            c.users
+                .push(User::new("a", "$6$s$h".into(), PathBuf::from("/data/a")));
         });
         assert_eq!(p.len(), 1);
         assert!(p[0].message.contains("user `a`"));

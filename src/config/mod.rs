@@ -14,8 +14,10 @@
 //! - `value`: pure parsers of one value (switch, count, duration, size, port
 //!   range, path, log level, permissions, EMF target);
 //! - `check`: every rule between keys, applied once the whole text is read;
-//! - `s3`, `cidr`, `keytemplate`: the S3 delivery keys, address blocks, the
-//!   object key template;
+//! - `users`: the `[user NAME]` sections, of this text or of a users file
+//!   (`users = ...`, `parse_users`);
+//! - `s3`, `cidr`, `keytemplate`, `hash`: the S3 delivery keys, address
+//!   blocks, the object key template, the password hash formats;
 //! - `device`: `active_address`, `filename_encoding`, `auto_mkdir` (global
 //!   and per user).
 
@@ -23,13 +25,16 @@ mod check;
 pub mod cidr;
 pub mod defence;
 pub mod device;
+pub mod hash;
 pub mod keytemplate;
 mod parse;
 pub mod s3;
 pub mod tls;
+mod users;
 pub mod value;
 
 pub use parse::parse;
+pub use users::parse_users;
 pub use value::{parse_duration, parse_emf_target, parse_log_level, parse_size, parse_switch};
 
 use crate::limits;
@@ -39,6 +44,7 @@ use log::LevelFilter;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One problem found in a configuration text.
@@ -123,15 +129,81 @@ impl Permissions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub name: String,
-    /// A crypt hash: `$6$` (SHA-512) or `$5$` (SHA-256).
+    /// A password hash in one of the formats of `hash.rs`.
     pub password_hash: String,
     /// The user's home; `root/NAME` unless set.
     pub home: PathBuf,
     pub permissions: Permissions,
+    /// Addresses a login is accepted from; empty: any.
+    pub allow_from: Vec<Cidr>,
+    /// This user's object key template instead of the global `s3_key`.
+    pub s3_key: Option<Arc<keytemplate::KeyTemplate>>,
     /// `tls = required` in the section: no login before `AUTH TLS`.
     pub tls_required: bool,
     /// `active_address`, `filename_encoding`, `auto_mkdir` (device.rs).
     pub device: device::Device,
+}
+
+impl User {
+    /// A user with the defaults of a section that sets only its password.
+    pub fn new(name: &str, password_hash: String, home: PathBuf) -> User {
+        User {
+            name: name.to_string(),
+            password_hash,
+            home,
+            permissions: Permissions::UPLOAD,
+            allow_from: Vec::new(),
+            s3_key: None,
+            tls_required: false,
+            device: device::Device::default(),
+        }
+    }
+
+    /// Whether a login from `ip` is accepted (`allow_from`).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allow_from.is_empty() || self.allow_from.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// Where users beyond the configuration text come from (`users`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersSource {
+    /// `s3://BUCKET/KEY`, read with the delivery's credentials and endpoint.
+    S3 { bucket: String, key: String },
+    /// A local file.
+    File(PathBuf),
+}
+
+impl UsersSource {
+    /// `s3://BUCKET/KEY` or an absolute path.
+    pub fn parse(value: &str) -> Result<UsersSource, String> {
+        if let Some(rest) = value.strip_prefix("s3://") {
+            let (bucket, key) = rest
+                .split_once('/')
+                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                .ok_or("expected `s3://BUCKET/KEY`")?;
+            s3::parse_bucket(bucket)?;
+            if key.len() > limits::MAX_S3_KEY || key.contains(char::is_control) {
+                return Err("the object key is too long or holds control characters".into());
+            }
+            return Ok(UsersSource::S3 {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            });
+        }
+        value::parse_abs_path(value)
+            .map(UsersSource::File)
+            .map_err(|e| format!("expected `s3://BUCKET/KEY` or {e}"))
+    }
+}
+
+impl fmt::Display for UsersSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsersSource::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+            UsersSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// The whole configuration.
@@ -184,7 +256,14 @@ pub struct Config {
     pub tls: crate::config::tls::TlsSettings,
     /// The global device keys; each user's own are in `User::device`.
     pub device: device::Device,
+    /// The users of the configuration text.
     pub users: Vec<User>,
+    /// `users`: more users, reloaded while running; `None`: none.
+    pub users_source: Option<UsersSource>,
+    pub users_poll_interval: Duration,
+    /// As written; `users_cache_path()` gives the effective path.
+    pub users_cache: Option<PathBuf>,
+    pub users_boot_timeout: Duration,
 }
 
 impl Config {
@@ -226,7 +305,23 @@ impl Config {
             tls: crate::config::tls::TlsSettings::defaults(),
             device: device::Device::default(),
             users: Vec::new(),
+            users_source: None,
+            users_poll_interval: limits::DEFAULT_USERS_POLL_INTERVAL,
+            users_cache: None,
+            users_boot_timeout: limits::DEFAULT_USERS_BOOT_TIMEOUT,
         }
+    }
+
+    /// Where the last good users file from S3 is kept: `users_cache`, else
+    /// `users.cache` beside the spool (in the state directory).
+    pub fn users_cache_path(&self) -> PathBuf {
+        self.users_cache.clone().unwrap_or_else(|| {
+            self.s3
+                .spool
+                .parent()
+                .unwrap_or(std::path::Path::new("/"))
+                .join("users.cache")
+        })
     }
 }
 

@@ -1,38 +1,22 @@
 //! The configuration text into a `Config`: lines, comments, `[user NAME]`
-//! sections, one `set_global` / `set_user` per key. Every bad line is one
+//! sections (read by `users.rs`), one `set_global` per global key. Every bad line is one
 //! `Problem` with its line number; the rules between keys are in `check.rs`.
 
+use super::users::{scan, Sections};
 use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
-    parse_log_level, parse_permissions, parse_port_range, parse_size, parse_switch,
+    parse_log_level, parse_port_range, parse_size, parse_switch,
 };
-use super::{cidr, defence, device, s3, tls, Config, Permissions, Problem, PublicAddress, User};
+use super::{cidr, defence, device, s3, tls, Config, Problem, PublicAddress, UsersSource};
 use crate::limits;
 use crate::protocol::proxy;
-use std::path::PathBuf;
-
-/// A user section while it is being read: fields not yet known.
-struct UserDraft {
-    line: usize,
-    name: String,
-    password_hash: Option<String>,
-    home: Option<PathBuf>,
-    permissions: Option<Permissions>,
-    tls_required: Option<bool>,
-    device: device::DeviceDraft,
-    /// A `password` line was present (even if its value was refused).
-    password_given: bool,
-    /// A second section for the same name: its lines are checked, then dropped.
-    duplicate: bool,
-}
 
 /// Parses a whole configuration text. Returns every problem found, or the
 /// configuration when there are none.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let mut config = Config::defaults();
     let mut problems = Vec::new();
-    let mut drafts: Vec<UserDraft> = Vec::new();
-    let mut seen_global: Vec<&str> = Vec::new();
+    let mut seen_global: Vec<String> = Vec::new();
 
     if text.len() > limits::MAX_CONFIG_BYTES {
         problems.push(Problem {
@@ -46,95 +30,16 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         return Err(problems);
     }
 
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let content = strip_comment(raw).trim();
-        if content.is_empty() {
-            continue;
+    let mut sections = Sections::default();
+    scan(text, &mut sections, &mut problems, &mut |key, value| {
+        if seen_global.iter().any(|k| k == key) {
+            return Err(format!("`{key}` is set twice"));
         }
-        let mut fail = |message: String| problems.push(Problem { line, message });
-
-        if let Some(section) = content.strip_prefix('[') {
-            let Some(section) = section.strip_suffix(']') else {
-                fail(format!("section header `{content}` lacks its closing `]`"));
-                continue;
-            };
-            let mut words = section.split_whitespace();
-            match (words.next(), words.next(), words.next()) {
-                (Some("user"), Some(name), None) => {
-                    let duplicate = drafts.iter().any(|d| d.name == name);
-                    if duplicate {
-                        fail(format!("user `{name}` is defined twice"));
-                    }
-                    if let Err(message) = check_user_name(name) {
-                        fail(message);
-                    }
-                    drafts.push(UserDraft {
-                        line,
-                        name: name.to_string(),
-                        password_hash: None,
-                        home: None,
-                        permissions: None,
-                        tls_required: None,
-                        device: device::DeviceDraft::default(),
-                        password_given: false,
-                        duplicate,
-                    });
-                }
-                _ => fail(format!(
-                    "unknown section `[{section}]` (expected `[user NAME]`)"
-                )),
-            }
-            continue;
-        }
-
-        let Some((key, value)) = content.split_once('=') else {
-            fail(format!("expected `key = value`, found `{content}`"));
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        if value.is_empty() {
-            fail(format!("`{key}` has no value"));
-            continue;
-        }
-        let result = match drafts.last_mut() {
-            Some(draft) => set_user(draft, key, value),
-            None => {
-                if seen_global.contains(&key) {
-                    Err(format!("`{key}` is set twice"))
-                } else {
-                    seen_global.push(key);
-                    set_global(&mut config, key, value)
-                }
-            }
-        };
-        if let Err(message) = result {
-            fail(message);
-        }
-    }
-
-    for draft in drafts {
-        if draft.duplicate {
-            continue;
-        }
-        let Some(password_hash) = draft.password_hash else {
-            if !draft.password_given {
-                problems.push(Problem {
-                    line: draft.line,
-                    message: format!("user `{}` has no `password`", draft.name),
-                });
-            }
-            continue;
-        };
-        config.users.push(User {
-            home: draft.home.unwrap_or_else(|| config.root.join(&draft.name)),
-            name: draft.name,
-            password_hash,
-            permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
-            tls_required: draft.tls_required.unwrap_or(false),
-            device: draft.device.over(config.device),
-        });
-    }
+        seen_global.push(key.to_string());
+        set_global(&mut config, key, value)
+    });
+    let users = sections.finish(&config, &mut problems);
+    config.users = users;
 
     problems.extend(config.check());
     if problems.is_empty() {
@@ -142,14 +47,6 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     } else {
         problems.sort_by_key(|p| p.line);
         Err(problems)
-    }
-}
-
-/// `#` starts a comment anywhere on a line. (A crypt hash never contains `#`.)
-fn strip_comment(line: &str) -> &str {
-    match line.find('#') {
-        Some(at) => &line[..at],
-        None => line,
     }
 }
 
@@ -256,78 +153,23 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
         }
         // S3 delivery: parsed in s3.rs.
         key if s3::KEYS.contains(&key) => config.s3.set(key, value)?,
+        "users" => config.users_source = Some(UsersSource::parse(value).map_err(|e| bad(&e))?),
+        "users_poll_interval" => {
+            config.users_poll_interval = parse_duration(value).map_err(|e| bad(&e))?
+        }
+        "users_cache" => config.users_cache = Some(parse_abs_path(value).map_err(|e| bad(&e))?),
+        "users_boot_timeout" => {
+            config.users_boot_timeout = parse_duration(value).map_err(|e| bad(&e))?
+        }
         // Defence against the open internet: parsed in defence.rs.
         key if defence::KEYS.contains(&key) => config.defence.set(key, value)?,
         // FTPS: parsed in tls.rs.
         key if tls::KEYS.contains(&key) => config.tls.set(key, value)?,
         key if device::KEYS.contains(&key) => config.device.set(key, value)?,
-        "password" | "home" | "permissions" => {
+        "password" | "home" | "permissions" | "allow_from" => {
             return Err(format!("`{key}` belongs in a `[user NAME]` section"))
         }
         _ => return Err(format!("unknown key `{key}`")),
     }
     Ok(())
-}
-
-fn set_user(draft: &mut UserDraft, key: &str, value: &str) -> Result<(), String> {
-    let bad = |what: &str| format!("`{key}` of user `{}`: {what}", draft.name);
-    match key {
-        "password" if draft.password_given => Err(bad("set twice")),
-        "password" => {
-            draft.password_given = true;
-            check_hash(value).map_err(|e| bad(&e))?;
-            draft.password_hash = Some(value.to_string());
-            Ok(())
-        }
-        "home" if draft.home.is_some() => Err(bad("set twice")),
-        "home" => {
-            draft.home = Some(parse_abs_path(value).map_err(|e| bad(&e))?);
-            Ok(())
-        }
-        "permissions" if draft.permissions.is_some() => Err(bad("set twice")),
-        "permissions" => {
-            draft.permissions = Some(parse_permissions(value).map_err(|e| bad(&e))?);
-            Ok(())
-        }
-        "tls" if draft.tls_required.is_some() => Err(bad("set twice")),
-        "tls" => {
-            draft.tls_required = Some(tls::parse_user_tls(value).map_err(|e| bad(&e))?);
-            Ok(())
-        }
-        key if device::KEYS.contains(&key) => (draft.device.set(key, value))
-            .map_err(|e| format!("{e} (user `{}`)", draft.name)),
-        _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, tls, active_address, filename_encoding, auto_mkdir; global keys go above the first section)",
-            draft.name
-        )),
-    }
-}
-
-fn check_user_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= limits::MAX_USER_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
-        && !name.starts_with('.');
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "user name `{name}`: use 1-{} letters, digits, `.`, `_`, `-`, `@`, not starting with `.`",
-            limits::MAX_USER_NAME
-        ))
-    }
-}
-
-/// Only crypt hashes are stored; a clear-text password is refused.
-fn check_hash(value: &str) -> Result<(), String> {
-    let is_sha_crypt = (value.starts_with("$6$") || value.starts_with("$5$"))
-        && value.split('$').count() >= 4
-        && !value.contains(char::is_whitespace);
-    if is_sha_crypt {
-        Ok(())
-    } else {
-        Err("expected a `$6$` (SHA-512) or `$5$` (SHA-256) crypt hash; make one with `lakeftpd passwd`".into())
-    }
 }

@@ -117,7 +117,7 @@ impl S3Settings {
 
 /// Bucket naming rules:
 /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>
-fn parse_bucket(value: &str) -> Result<String, String> {
+pub fn parse_bucket(value: &str) -> Result<String, String> {
     let ok = (3..=63).contains(&value.len())
         && value
             .bytes()

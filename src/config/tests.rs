@@ -84,7 +84,7 @@ fn user_without_password_is_an_error() {
 fn clear_text_password_refused() {
     assert!(one_problem("[user a]\npassword = secret\n")
         .message
-        .contains("crypt hash"));
+        .contains("lakeftpd passwd"));
 }
 
 #[test]
@@ -330,6 +330,86 @@ fn metrics_group_names_the_fleet() {
         Some("lakeftpd-prod")
     );
     assert!(parse("metrics_group = a b").is_err());
+}
+
+#[test]
+fn users_source_s3() {
+    let c = parse("users = s3://fleet-config/users/prod.conf\n").unwrap();
+    assert_eq!(
+        c.users_source,
+        Some(UsersSource::S3 {
+            bucket: "fleet-config".into(),
+            key: "users/prod.conf".into()
+        })
+    );
+    assert_eq!(c.users_poll_interval, Duration::from_secs(60));
+    assert_eq!(c.users_boot_timeout, Duration::from_secs(20));
+}
+
+#[test]
+fn users_source_file() {
+    let c = parse("users = /etc/lakeftpd/users.conf\nusers_poll_interval = 5s\n").unwrap();
+    assert_eq!(
+        c.users_source,
+        Some(UsersSource::File("/etc/lakeftpd/users.conf".into()))
+    );
+    assert_eq!(c.users_poll_interval, Duration::from_secs(5));
+}
+
+#[test]
+fn users_source_s3_without_a_key_is_refused() {
+    assert!(one_problem("users = s3://bucket\n")
+        .message
+        .contains("s3://BUCKET/KEY"));
+}
+
+#[test]
+fn users_source_relative_path_is_refused() {
+    assert_eq!(one_problem("users = users.conf\n").line, 1);
+}
+
+#[test]
+fn users_cache_defaults_beside_the_spool() {
+    let c = parse("spool = /srv/state/spool\n").unwrap();
+    assert_eq!(
+        c.users_cache_path(),
+        PathBuf::from("/srv/state/users.cache")
+    );
+    assert_eq!(
+        Config::defaults().users_cache_path(),
+        PathBuf::from("/var/lib/lakeftpd/users.cache")
+    );
+}
+
+#[test]
+fn users_cache_without_an_s3_source_is_refused() {
+    let p = one_problem("users = /etc/u.conf\nusers_cache = /var/cache/u\n");
+    assert!(p.message.contains("users_cache"));
+}
+
+#[test]
+fn users_boot_timeout_without_an_s3_source_is_refused() {
+    assert!(one_problem("users_boot_timeout = 5s\n")
+        .message
+        .contains("users_boot_timeout"));
+}
+
+#[test]
+fn allow_from_and_s3_key_in_a_configuration_section() {
+    let c = parse(&format!(
+        "[user a]\npassword = {HASH}\nallow_from = 10.0.0.0/8\ns3_key = t/{{user}}/{{path}}\n"
+    ))
+    .unwrap();
+    assert!(c.users[0].allows("10.2.3.4".parse().unwrap()));
+    assert!(!c.users[0].allows("192.0.2.1".parse().unwrap()));
+    assert!(c.users[0].s3_key.is_some());
+}
+
+#[test]
+fn allow_from_above_the_sections_is_refused() {
+    assert!(one_problem("allow_from = 10.0.0.0/8\n")
+        .message
+        .contains("belongs in a `[user NAME]` section"));
 }
 
 #[test]

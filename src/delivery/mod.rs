@@ -15,6 +15,7 @@
 //!   only after S3 confirmed it. At start the spool is replayed.
 
 pub mod credentials;
+pub mod get;
 pub mod s3;
 
 use crate::clock::Utc;
@@ -72,6 +73,8 @@ pub enum Refusal {
 /// One upload, as the session hands it over.
 pub struct Upload {
     pub user: String,
+    /// The user's own `s3_key`; `None`: the global one.
+    pub template: Option<Arc<keytemplate::KeyTemplate>>,
     pub client: SocketAddr,
     /// The path inside the user's home, with its leading `/`.
     pub path: String,
@@ -208,7 +211,8 @@ impl Delivery {
         let uploaded_ms = spool::now_ms();
         let time = Utc::from_unix((uploaded_ms / 1000) as i64);
         let uuid = keytemplate::uuid_v4();
-        let key = self.settings.key.render(&KeyFields {
+        let template = upload.template.as_deref().unwrap_or(&self.settings.key);
+        let key = template.render(&KeyFields {
             user: &upload.user,
             path: &upload.path,
             time,

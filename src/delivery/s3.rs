@@ -20,6 +20,8 @@
 //! Files up to `s3_part_size` go up in one PutObject; larger ones as a
 //! multipart upload whose parts are sent one after another (concurrency comes
 //! from several files in flight). A multipart upload that fails is aborted.
+//!
+//! Reading (`get.rs`): `get_object`, a GetObject conditional on an ETag.
 
 use crate::config::s3::S3Settings;
 use crate::delivery::credentials::Provider;
@@ -30,8 +32,8 @@ use crate::limits::{
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, GetObject, PutObject,
-    S3Action, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, PutObject, S3Action,
+    UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use std::fs::File;
@@ -66,7 +68,7 @@ impl std::fmt::Display for Error {
     }
 }
 
-fn remote(message: String) -> Error {
+pub(super) fn remote(message: String) -> Error {
     Error::Remote {
         message,
         slow_down: None,
@@ -91,8 +93,8 @@ pub fn crc64nvme_base64(crc: u64) -> String {
 }
 
 pub struct Client {
-    bucket: Bucket,
-    agent: ureq::Agent,
+    pub(super) bucket: Bucket,
+    pub(super) agent: ureq::Agent,
     credentials: Arc<Provider>,
     part_size: u64,
 }
@@ -103,8 +105,9 @@ impl Client {
         Client::for_bucket(settings, bucket_name, credentials)
     }
 
-    /// A client of another bucket in the same region and endpoint (the TLS
-    /// certificate's, read with the delivery's credentials).
+    /// A client of `bucket_name` with the endpoint, region and part size of
+    /// `settings` (another bucket than `s3_bucket`: the users file's, the
+    /// TLS certificate's), read with the same credentials.
     pub fn for_bucket(
         settings: &S3Settings,
         bucket_name: String,
@@ -152,33 +155,12 @@ impl Client {
         self.bucket.base_url()
     }
 
-    fn credentials(&self) -> Result<Arc<Credentials>, Error> {
+    pub(super) fn credentials(&self) -> Result<Arc<Credentials>, Error> {
         self.credentials.get().map_err(|message| Error::Remote {
             message: format!("no credentials: {message}"),
             slow_down: None,
             credentials: false,
         })
-    }
-
-    /// Reads a small object whole: at most `max` bytes, and its ETag (which
-    /// changes whenever the object is replaced).
-    pub fn get(&self, key: &str, max: usize) -> Result<(Vec<u8>, Option<String>), Error> {
-        let credentials = self.credentials()?;
-        let action = GetObject::new(&self.bucket, Some(&credentials), key);
-        let url = action.sign(S3_SIGNATURE_LIFETIME);
-        let mut response = check(self.agent.get(url.as_str()).call(), "GetObject")?;
-        let etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(max as u64)
-            .read_to_vec()
-            .map_err(|e| remote(format!("GetObject {key}: {e}")))?;
-        Ok((bytes, etag))
     }
 
     /// Stores `object`; returns the bytes sent.
@@ -514,7 +496,10 @@ const CREDENTIAL_CODES: &[&str] = &[
 ];
 
 /// A 2xx response, or the error it stands for.
-fn check(result: Result<Response<Body>, ureq::Error>, what: &str) -> Result<Response<Body>, Error> {
+pub(super) fn check(
+    result: Result<Response<Body>, ureq::Error>,
+    what: &str,
+) -> Result<Response<Body>, Error> {
     let mut response = result.map_err(|e| remote(format!("{what}: {e}")))?;
     let status = response.status().as_u16();
     if (200..300).contains(&status) {

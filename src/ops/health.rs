@@ -4,7 +4,9 @@
 //! - `GET /healthz`: 200 while the instance takes new sessions; 503 while
 //!   draining (from SIGTERM on) or when S3 delivery has been failing for
 //!   longer than `health_s3_failing_after`, so the balancer sends new
-//!   devices elsewhere (and the ASG replaces an instance stuck that way).
+//!   devices elsewhere (and the ASG replaces an instance stuck that way);
+//!   503 too while a users file (`users = ...`) has never loaded, since the
+//!   fleet's devices cannot log in here yet.
 //! - `GET /metrics`: the counters in Prometheus text format.
 //!
 //! SECURITY: this listener parses only the request line (bounded, with a
@@ -48,6 +50,8 @@ use std::time::{Duration, Instant};
 /// success in between.
 pub struct Health {
     draining: AtomicBool,
+    /// A users file is configured and none has loaded yet.
+    users_missing: AtomicBool,
     /// Milliseconds since `base` (plus one) when delivery started failing;
     /// 0 while it works. Monotonic, so a clock step changes nothing.
     failing_since: AtomicU64,
@@ -58,6 +62,7 @@ impl Default for Health {
     fn default() -> Health {
         Health {
             draining: AtomicBool::new(false),
+            users_missing: AtomicBool::new(false),
             failing_since: AtomicU64::new(0),
             base: Instant::now(),
         }
@@ -71,6 +76,11 @@ impl Health {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// The users store: whether its users are missing (no file has loaded).
+    pub fn set_users_missing(&self, missing: bool) {
+        self.users_missing.store(missing, Ordering::Relaxed);
     }
 
     /// S3 delivery: an attempt failed. The first failure after a success
@@ -100,7 +110,12 @@ impl Health {
     }
 
     pub fn verdict(&self, failing_after: Duration) -> Verdict {
-        verdict(self.is_draining(), self.failing_for(), failing_after)
+        verdict(
+            self.is_draining(),
+            self.users_missing.load(Ordering::Relaxed),
+            self.failing_for(),
+            failing_after,
+        )
     }
 }
 
@@ -109,13 +124,22 @@ impl Health {
 pub enum Verdict {
     Healthy,
     Draining,
+    UsersNotLoaded,
     DeliveryFailing,
 }
 
-/// Pure: draining wins; a delivery failure counts once it lasted the threshold.
-pub fn verdict(draining: bool, failing_for: Option<Duration>, failing_after: Duration) -> Verdict {
+/// Pure: draining wins, then missing users; a delivery failure counts once
+/// it lasted the threshold.
+pub fn verdict(
+    draining: bool,
+    users_missing: bool,
+    failing_for: Option<Duration>,
+    failing_after: Duration,
+) -> Verdict {
     if draining {
         Verdict::Draining
+    } else if users_missing {
+        Verdict::UsersNotLoaded
     } else if failing_for.is_some_and(|d| d >= failing_after) {
         Verdict::DeliveryFailing
     } else {
@@ -200,6 +224,7 @@ async fn answer(
             let (status, body) = match verdict {
                 Verdict::Healthy => ("200 OK", "ok\n"),
                 Verdict::Draining => ("503 Service Unavailable", "draining\n"),
+                Verdict::UsersNotLoaded => ("503 Service Unavailable", "users not loaded\n"),
                 Verdict::DeliveryFailing => ("503 Service Unavailable", "s3 delivery failing\n"),
             };
             (status, "text/plain; charset=utf-8", body.to_string(), head)
@@ -296,28 +321,41 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
 
     #[test]
+    fn missing_users_are_unhealthy() {
+        assert_eq!(verdict(false, true, None, MIN), Verdict::UsersNotLoaded);
+    }
+
+    #[test]
+    fn draining_wins_over_missing_users() {
+        assert_eq!(verdict(true, true, None, MIN), Verdict::Draining);
+    }
+
+    #[test]
     fn healthy_by_default() {
-        assert_eq!(verdict(false, None, MIN), Verdict::Healthy);
+        assert_eq!(verdict(false, false, None, MIN), Verdict::Healthy);
     }
 
     #[test]
     fn draining_is_unhealthy() {
-        assert_eq!(verdict(true, None, MIN), Verdict::Draining);
+        assert_eq!(verdict(true, false, None, MIN), Verdict::Draining);
     }
 
     #[test]
     fn draining_wins_over_delivery_failure() {
-        assert_eq!(verdict(true, Some(2 * MIN), MIN), Verdict::Draining);
+        assert_eq!(verdict(true, false, Some(2 * MIN), MIN), Verdict::Draining);
     }
 
     #[test]
     fn short_delivery_failure_is_tolerated() {
-        assert_eq!(verdict(false, Some(MIN / 2), MIN), Verdict::Healthy);
+        assert_eq!(verdict(false, false, Some(MIN / 2), MIN), Verdict::Healthy);
     }
 
     #[test]
     fn delivery_failing_past_the_threshold_is_unhealthy() {
-        assert_eq!(verdict(false, Some(MIN), MIN), Verdict::DeliveryFailing);
+        assert_eq!(
+            verdict(false, false, Some(MIN), MIN),
+            Verdict::DeliveryFailing
+        );
     }
 
     #[test]

@@ -130,6 +130,18 @@ metrics! {
     Counter s3_ack_timeouts,
     /// Uploads refused (452) because the spool was full.
     Counter s3_spool_full,
+    /// Users that can log in now (configuration and users file).
+    Gauge users_loaded,
+    /// Unix time of the last good load of the users file (0: none yet).
+    Gauge users_last_load_timestamp_seconds,
+    /// Users files refused (any problem) or unreadable; the previous set stays.
+    Counter users_reload_failures,
+    /// Reads of the users source (S3 GETs, conditional when a copy is held; file stats).
+    Counter users_fetches,
+    /// Reads that found the users source unchanged (304, same ETag, same mtime and size).
+    Counter users_unchanged,
+    /// Sessions ended (421) because their user was removed or changed.
+    Counter users_sessions_ended,
     /// TLS handshakes completed (control and data connections).
     Counter tls_handshakes_ok,
     /// TLS handshakes failed: no protocol version in common.

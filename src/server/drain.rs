@@ -31,17 +31,12 @@ use std::time::{Duration, Instant};
 /// How long aborted sessions get to send their 421 before exit.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
-/// SIGTERM and SIGINT stop; SIGHUP, SIGUSR1 and SIGUSR2 are caught only so
-/// that their default action (terminate at once, no drain) never happens:
-/// they are logged and ignored (there is no reload yet).
+/// SIGTERM and SIGINT stop; SIGUSR1 and SIGUSR2 are caught only so that
+/// their default action (terminate at once, no drain) never happens: they
+/// are logged and ignored. SIGHUP reloads the users (users/reload.rs
+/// catches it, from the start on).
 pub fn signals() -> io::Result<Signals> {
-    Signals::new([
-        Signal::Term,
-        Signal::Int,
-        Signal::Hup,
-        Signal::Usr1,
-        Signal::Usr2,
-    ])
+    Signals::new([Signal::Term, Signal::Int, Signal::Usr1, Signal::Usr2])
 }
 
 /// Resolves at the next SIGTERM/SIGINT; other caught signals are logged.

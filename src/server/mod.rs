@@ -61,6 +61,10 @@ pub fn run(
         health.clone(),
     )?;
 
+    // The users file: loaded (or the fallback decided) before the first
+    // connection is accepted.
+    let users = crate::users::reload::start(&config, metrics.clone(), health.clone())?;
+
     let (tls, tls_watch) = start_tls(&config)?;
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
@@ -83,11 +87,7 @@ pub fn run(
         _ => None,
     });
     let shared = Arc::new(Shared {
-        users: config
-            .users
-            .iter()
-            .map(|u| (u.name.clone(), Arc::new(u.clone())))
-            .collect(),
+        users,
         passive: PassivePool::new(config.passive_ports, {
             let pool = usize::from(config.passive_ports.1 - config.passive_ports.0) + 1;
             config.defence.passive_per_ip_limit(pool)

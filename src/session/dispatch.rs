@@ -23,6 +23,25 @@ impl Session {
         &mut self,
         parsed: Result<Command<'_>, ParseError>,
     ) -> io::Result<Flow> {
+        // SECURITY: a user removed or changed by a users reload (password,
+        // permissions, networks, home) keeps no session: the next command
+        // ends it, whatever it is.
+        if let Login::In { user, .. } = &self.login {
+            if !self.shared.users.is_current(user) {
+                crate::ops::metrics::inc(&self.metrics().users_sessions_ended);
+                log::info!(
+                    "session ended client={} user={}: the user was removed or changed",
+                    self.client,
+                    user.name
+                );
+                say!(
+                    self,
+                    Code::ServiceNotAvailable,
+                    "account changed or removed; log in again"
+                )?;
+                return Ok(Flow::Close);
+            }
+        }
         let cmd = match parsed {
             Ok(cmd) => cmd,
             Err(e) => {

@@ -1,5 +1,6 @@
 //! Logging in: USER, PASS and QUIT (RFC 959 §4.1.1). A failed password
-//! costs a delay, and `max_login_failures` of them end the session.
+//! costs a delay, and `max_login_failures` of them end the session. A login
+//! from outside the user's `allow_from` fails exactly like a wrong password.
 
 use super::{Flow, Handled, Login, Session};
 use crate::auth::{self, Password};
@@ -46,8 +47,20 @@ impl Session {
             )?;
             return Ok(Flow::Close);
         }
-        if auth::verify(user.clone(), Password(password)).await {
-            let user = user.expect("verify succeeds only for a known user");
+        // The current definition: the set may have been reloaded since USER.
+        let user = user.and_then(|u| self.shared.user(&u.name));
+        // SECURITY: outside `allow_from` the password is not checked, but
+        // the same time is spent (the unknown-user check), the same answer
+        // given and the failure counted by the defender: the address list
+        // is not revealed.
+        let refused_network = user.as_ref().is_some_and(|u| !u.allows(ip));
+        let candidate = if refused_network { None } else { user };
+        if auth::verify(candidate.clone(), Password(password)).await {
+            let user = candidate.expect("verify succeeds only for a known user");
+            // Homes of users from a users file are made at first login.
+            if let Err(e) = async_fs::create_dir_all(&user.home).await {
+                log::error!("cannot create home {}: {e}", user.home.display());
+            }
             return match Jail::open(&user.home).await {
                 Ok(jail) => {
                     self.shared
@@ -96,10 +109,15 @@ impl Session {
             );
         }
         log::warn!(
-            "login failed client={} user={} failures={}",
+            "login failed client={} user={} failures={}{}",
             self.client,
             Escaped(&name),
-            self.failures
+            self.failures,
+            if refused_network {
+                " (address not in allow_from)"
+            } else {
+                ""
+            }
         );
         self.login = Login::Start;
         // SECURITY: a delay per failure slows password guessing; the session

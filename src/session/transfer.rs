@@ -392,6 +392,10 @@ impl Session {
         if let (Some(file), Some(delivery)) = (placed, self.shared.delivery.clone()) {
             let upload = crate::delivery::Upload {
                 user: self.user_name().to_string(),
+                template: match &self.login {
+                    Login::In { user, .. } => user.s3_key.clone(),
+                    _ => None,
+                },
                 client: self.client,
                 path: virt.as_str().to_string(),
                 file,

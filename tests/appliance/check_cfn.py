@@ -201,8 +201,17 @@ class Checker:
         if not isinstance(st, dict) or st.get("Action") != "s3:GetObject":
             return self.problem(name, "the conditional statement must grant s3:GetObject alone")
         res = st.get("Resource") or []
+        if not isinstance(res, list):
+            res = [res]
         text = repr([r.value if isinstance(r, Tagged) else r for r in res])
-        if "TlsCertObject" not in text or "TlsKeyObject" not in text or "*" in text:
+        if "*" in text:
+            return self.problem(name, f"s3:GetObject must name objects, not patterns: {text}")
+        # The users file: that one object.
+        if "UsersObject" in text:
+            if len(res) != 1:
+                self.problem(name, f"s3:GetObject must name the users object alone: {text}")
+            return
+        if "TlsCertObject" not in text or "TlsKeyObject" not in text:
             self.problem(name, f"s3:GetObject must name the two TLS objects alone: {text}")
 
     def iam(self):

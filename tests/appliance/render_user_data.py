@@ -5,7 +5,9 @@ parameters without one), and prints it. run.sh feeds the result to
 `lakeftpd check`, so the stack can only ship a configuration the binary
 accepts.
 
-Usage: render_user_data.py TEMPLATE PASSWORD_HASH
+Usage: render_user_data.py TEMPLATE PASSWORD_HASH [USERS_OBJECT]
+With USERS_OBJECT (BUCKET/KEY), the users line renders as the stack's
+UsersOn condition writes it.
 """
 import re
 import sys
@@ -29,6 +31,7 @@ def tagged(loader, suffix, node):
 Loader.add_multi_constructor("!", tagged)
 
 template_path, password_hash = sys.argv[1], sys.argv[2]
+users_object = sys.argv[3] if len(sys.argv) > 3 else ""
 template = yaml.load(open(template_path), Loader=Loader)
 values = {name: str(p["Default"]) for name, p in template["Parameters"].items() if "Default" in p}
 values.update(
@@ -46,6 +49,8 @@ if isinstance(text, list):
     # empty, as with the defaults (Tls = off).
     text, extra = text
     values.update({name: "" for name in extra})
+    if users_object:
+        values["UsersLine"] = f"users = s3://{users_object}"
 missing = [name for name in re.findall(r"\$\{([^}!]+)\}", text) if name not in values]
 if missing:
     sys.exit(f"render_user_data: no value for {missing}")

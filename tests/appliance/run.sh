@@ -237,6 +237,16 @@ stack_user_data() {
         "$LAKEFTPD_BIN" check --config "$work/user-data.conf"
 }
 check "the stack's user-data passes lakeftpd check" stack_user_data
+# With UsersObject: the users line is in the user-data and the binary takes it.
+stack_user_data_with_users() {
+    local hash
+    hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) &&
+        python3 "$here/render_user_data.py" "$cfn_tpl" "$hash" my-lake/config/users.conf >"$work/user-data-users.conf" &&
+        grep -qx 'users = s3://my-lake/config/users.conf' "$work/user-data-users.conf" &&
+        chmod 600 "$work/user-data-users.conf" &&
+        "$LAKEFTPD_BIN" check --config "$work/user-data-users.conf"
+}
+check "the stack's user-data with UsersObject passes lakeftpd check" stack_user_data_with_users
 # The range checks must catch bad values, not just pass on good ones.
 mutate() { sed "$1" "$cfn_tpl" >"$work/mutated.yaml" && python3 "$here/check_cfn.py" "$work/mutated.yaml"; }
 expect_fail "check_cfn.py rejects hop limit 65" mutate 's/HttpPutResponseHopLimit: 1$/HttpPutResponseHopLimit: 65/'
