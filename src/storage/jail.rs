@@ -186,10 +186,17 @@ pub fn open_beneath(home: &Path, real: &Path, flags: OFlags, mode: Mode) -> io::
     // SECURITY: the kernel keeps the whole resolution, symlinks included,
     // beneath the home; nothing between the checks and this open can
     // redirect it outside.
+    // openat2(2) refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY
+    // and O_NOFOLLOW (EINVAL); a path descriptor cannot be a terminal.
+    let tty = if flags.contains(OFlags::PATH) {
+        OFlags::empty()
+    } else {
+        OFlags::NOCTTY
+    };
     rustix::fs::openat2(
         &dir,
         rel,
-        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        flags | OFlags::CLOEXEC | tty,
         mode,
         ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
     )
