@@ -540,3 +540,91 @@ fn small_replies_name_the_problem() {
     assert_eq!(code, 421);
     assert!(text.contains("(3 s)"), "{text}");
 }
+
+/// Reads a listing of `dir` in passive mode ("" when refused).
+fn listing(c: &mut Control, dir: &str) -> String {
+    let data = c.pasv();
+    c.send(&format!("LIST {dir}"));
+    let conn = TcpStream::connect(data);
+    let first = c.reply();
+    let mut text = String::new();
+    if first.0 == 150 {
+        if let Ok(mut conn) = conn {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = std::io::Read::read_to_string(&mut conn, &mut text);
+        }
+        c.reply();
+    }
+    text
+}
+
+#[test]
+fn a_directory_swapped_for_an_outward_symlink_is_never_followed() {
+    // Another process swaps `d` (a directory in the home) for a symlink to
+    // a directory outside it, over and over, while the client deletes,
+    // makes, renames into and lists `d`: every one acts on what it checked
+    // or fails, never on the outside.
+    let server = Server::start("", &[("dev", "full")]);
+    let home = server.home("dev");
+    let outside = server.dir.0.join("outside");
+    std::fs::create_dir_all(home.join("d")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("victim"), b"outside").unwrap();
+    std::fs::write(outside.join("outside-only-name"), b"outside").unwrap();
+    let before = common::names(&outside);
+
+    /// Swaps, bounded in count and time.
+    const SWAPS: usize = 20_000;
+    const FOR: Duration = Duration::from_secs(6);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (home, outside, stop) = (home.clone(), outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            for _ in 0..SWAPS {
+                if start.elapsed() > FOR || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                // The inside directory always has a victim of its own.
+                let _ = std::fs::write(home.join("d/victim"), b"inside");
+                if std::fs::rename(home.join("d"), home.join("parked")).is_err() {
+                    continue;
+                }
+                let _ = std::os::unix::fs::symlink(&outside, home.join("d"));
+                std::thread::yield_now();
+                let _ = std::fs::remove_file(home.join("d"));
+                let _ = std::fs::rename(home.join("parked"), home.join("d"));
+            }
+        })
+    };
+
+    let mut c = Control::login(server.addr, "dev");
+    let start = Instant::now();
+    let mut listed = 0;
+    let mut rounds = 0;
+    while start.elapsed() < FOR && rounds < 2_000 {
+        rounds += 1;
+        c.cmd("DELE d/victim");
+        if c.cmd("MKD d/made").0 == 257 {
+            c.cmd("RMD d/made");
+        }
+        std::fs::write(home.join("src"), b"moved").unwrap();
+        if c.cmd("RNFR src").0 == 350 {
+            c.cmd("RNTO d/moved");
+        }
+        let text = listing(&mut c, "d");
+        if !text.is_empty() {
+            listed += 1;
+        }
+        assert!(
+            !text.contains("outside-only-name"),
+            "LIST showed the outside: {text}"
+        );
+        assert_eq!(common::names(&outside), before, "round {rounds}");
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"outside");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(rounds > 20, "only {rounds} rounds");
+    assert!(listed > 0, "no listing succeeded in {rounds} rounds");
+}

@@ -46,5 +46,6 @@ LAKEFTPD_BIN="$bin" BENCH_USERS=2000 tests/bench/users.sh
 
 # The attack soak, 30 seconds (the 5-minute run is `tests/bench/attack.sh`):
 # non-zero exit when a device saw an error, a file was lost, or a health
-# check or a device behind the balancer failed.
+# check got no answer at all; the 1 s goals are reported (`goals` in the
+# summary), not failed on, as CI shares its cores with the generator.
 LAKEFTPD_BIN="$bin" tests/bench/attack.sh --seconds 30 --baseline 15

@@ -356,6 +356,7 @@ fn wire_name(name: &std::ffi::OsStr, encoding: NameEncoding) -> Vec<u8> {
 /// sits whole in memory. Temporaries are never shown.
 pub async fn send_listing(
     mut data: Stream,
+    home: PathBuf,
     target: PathBuf,
     format: Format,
     encoding: NameEncoding,
@@ -365,9 +366,12 @@ pub async fn send_listing(
     /// Entries formatted per trip to the blocking pool.
     const BATCH: usize = 256;
     let now = crate::clock::unix_seconds(std::time::SystemTime::now());
-    let meta = async_fs::metadata(&target)
-        .await
-        .map_err(TransferError::local)?;
+    let meta = {
+        let (home, target) = (home.clone(), target.clone());
+        smol::unblock(move || crate::storage::beneath::metadata(&home, &target))
+            .await
+            .map_err(TransferError::local)?
+    };
     let mut sent = 0u64;
     if !meta.is_dir() {
         let mut out = Vec::new();
@@ -382,7 +386,13 @@ pub async fn send_listing(
             .map_err(TransferError::Network)?;
         return Ok(out.len() as u64);
     }
-    let mut entries = Some(std::fs::read_dir(&target).map_err(TransferError::local)?);
+    // SECURITY: read through a descriptor opened beneath the home, so a
+    // directory swapped for an outward symlink since the check lists nothing
+    // of the outside.
+    let listing = smol::unblock(move || crate::storage::beneath::Listing::open(&home, &target))
+        .await
+        .map_err(TransferError::local)?;
+    let mut entries = Some(listing);
     loop {
         let Some(mut iter) = entries.take() else {
             break;
@@ -390,9 +400,7 @@ pub async fn send_listing(
         let (iter, out) = smol::unblock(move || {
             let mut out = Vec::new();
             let mut count = 0;
-            for entry in iter.by_ref() {
-                let Ok(entry) = entry else { continue };
-                let os_name = entry.file_name();
+            while let Some((os_name, meta)) = iter.next_entry() {
                 if os_name
                     .as_encoded_bytes()
                     .starts_with(crate::limits::TEMP_PREFIX.as_bytes())
@@ -400,10 +408,6 @@ pub async fn send_listing(
                     continue;
                 }
                 let name = wire_name(&os_name, encoding);
-                // Follow symlinks for what they show; unreadable ones are skipped.
-                let Ok(meta) = std::fs::metadata(entry.path()) else {
-                    continue;
-                };
                 listing::write_entry(&mut out, format, &name, &Entry::from_metadata(&meta), now);
                 count += 1;
                 if count == BATCH {

@@ -10,8 +10,8 @@ use crate::clock::Utc;
 use crate::protocol::command::{Name, SetTime};
 use crate::protocol::listing::{self, Entry};
 use crate::protocol::reply::{Code, Quoted, Reply};
+use crate::storage::beneath;
 use crate::storage::dirs::{self, MakeError};
-use crate::storage::durable;
 use crate::storage::jail::{self, Jail, VirtualPath};
 use std::path::PathBuf;
 
@@ -86,7 +86,7 @@ impl Session {
     pub(super) async fn cwd(&mut self, me: &Account, arg: Name<'_>) -> Handled {
         let path = self.resolve(arg)?;
         let real = self.existing(&me.jail, &path).await?;
-        match async_fs::metadata(&real).await {
+        match stat(&me.jail, real).await {
             Ok(meta) if meta.is_dir() => {
                 self.cwd = path;
                 say!(
@@ -118,7 +118,9 @@ impl Session {
         let real = self.entry(&me.jail, &path).await?;
         // 257 promises the directory: it must survive a power cut, with the
         // files later stored in it (storage/durable.rs).
-        match smol::unblock(move || durable::create_dir(&real)).await {
+        let home = me.jail.home().to_path_buf();
+        let made = smol::unblock(move || beneath::Entry::open(&home, &real)?.make_dir()).await;
+        match made {
             Ok(()) => self.answer(
                 Code::PathCreated,
                 format_args!("{} created", Quoted(path.as_str())),
@@ -137,7 +139,8 @@ impl Session {
             );
         }
         let real = self.entry(&me.jail, &path).await?;
-        match async_fs::remove_dir(&real).await {
+        let home = me.jail.home().to_path_buf();
+        match smol::unblock(move || beneath::Entry::open(&home, &real)?.remove_dir()).await {
             Ok(()) => self.answer(Code::FileActionOk, format_args!("directory removed")),
             Err(e) => Err(self.refuse_io(e)),
         }
@@ -147,15 +150,13 @@ impl Session {
         self.require(me.may.modify)?;
         let path = self.resolve(arg)?;
         let real = self.entry(&me.jail, &path).await?;
-        match async_fs::symlink_metadata(&real).await {
-            Ok(meta) if meta.is_dir() => self.answer(
+        let home = me.jail.home().to_path_buf();
+        match smol::unblock(move || beneath::Entry::open(&home, &real)?.remove_file()).await {
+            Ok(()) => self.answer(Code::FileActionOk, format_args!("file deleted")),
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => self.answer(
                 Code::FileUnavailable,
                 format_args!("is a directory; use RMD"),
             ),
-            Ok(_) => match async_fs::remove_file(&real).await {
-                Ok(()) => self.answer(Code::FileActionOk, format_args!("file deleted")),
-                Err(e) => Err(self.refuse_io(e)),
-            },
             Err(e) => Err(self.refuse_io(e)),
         }
     }
@@ -164,7 +165,8 @@ impl Session {
         self.require(me.may.modify)?;
         let path = self.resolve(arg)?;
         let real = self.entry(&me.jail, &path).await?;
-        match async_fs::symlink_metadata(&real).await {
+        let (home, at) = (me.jail.home().to_path_buf(), real.clone());
+        match smol::unblock(move || beneath::Entry::open(&home, &at)?.kind()).await {
             Ok(_) => {
                 self.rename_from = Some((real, path));
                 self.answer(
@@ -184,7 +186,14 @@ impl Session {
         let path = self.resolve(arg)?;
         let real = self.entry(&me.jail, &path).await?;
         // 250 promises the new name (and the old one gone) after a power cut.
-        match smol::unblock(move || durable::rename(&from, &real)).await {
+        let home = me.jail.home().to_path_buf();
+        let renamed = smol::unblock(move || {
+            // Both directories reopened beneath the home now: RNFR's check
+            // is a command ago.
+            beneath::Entry::open(&home, &from)?.rename_to(&beneath::Entry::open(&home, &real)?)
+        })
+        .await;
+        match renamed {
             Ok(()) => self.answer(Code::FileActionOk, format_args!("renamed")),
             Err(e) => Err(self.refuse_io(e)),
         }
@@ -200,7 +209,7 @@ impl Session {
         self.require(me.may.list)?;
         let path = self.resolve(arg)?;
         let real = self.existing(&me.jail, &path).await?;
-        match async_fs::metadata(&real).await {
+        match stat(&me.jail, real).await {
             Ok(meta) if meta.is_file() => {
                 let entry = Entry::from_metadata(&meta);
                 if size {
@@ -222,7 +231,7 @@ impl Session {
             None => self.cwd.clone(),
         };
         let real = self.existing(&me.jail, &path).await?;
-        match async_fs::metadata(&real).await {
+        match stat(&me.jail, real).await {
             Ok(meta) => {
                 let facts = listing::facts(&Entry::from_metadata(&meta));
                 let mut reply = Reply::new();
@@ -255,8 +264,14 @@ impl Session {
         let when = std::time::UNIX_EPOCH
             .checked_add(std::time::Duration::from_secs(time.to_unix().max(0) as u64))
             .unwrap_or(std::time::UNIX_EPOCH);
+        let home = me.jail.home().to_path_buf();
         let set = smol::unblock(move || {
-            let file = std::fs::File::open(&real)?;
+            let file = std::fs::File::from(jail::open_beneath(
+                &home,
+                &real,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+                rustix::fs::Mode::empty(),
+            )?);
             if !file.metadata()?.is_file() {
                 return Ok(false);
             }
@@ -288,4 +303,10 @@ impl Session {
             ),
         }
     }
+}
+
+/// The metadata of `real` through a descriptor opened beneath the home.
+pub(super) async fn stat(jail: &Jail, real: PathBuf) -> std::io::Result<std::fs::Metadata> {
+    let home = jail.home().to_path_buf();
+    smol::unblock(move || beneath::metadata(&home, &real)).await
 }

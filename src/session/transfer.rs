@@ -95,7 +95,10 @@ impl Session {
             None => self.cwd.clone(),
         };
         let real = self.existing(&me.jail, &path).await?;
-        if format == Format::Mlsd && !async_fs::metadata(&real).await.is_ok_and(|m| m.is_dir()) {
+        let is_dir = super::files::stat(&me.jail, real.clone())
+            .await
+            .is_ok_and(|m| m.is_dir());
+        if format == Format::Mlsd && !is_dir {
             return self.answer(Code::FileUnavailable, format_args!("not a directory"));
         }
         Ok(Flow::Transfer(Job::List {
@@ -285,7 +288,8 @@ impl Session {
                     transfer::send_file(stream, home, real, offset, kind, stall, metrics).await
                 }
                 Job::List { real, format, .. } => {
-                    transfer::send_listing(stream, real, format, encoding, stall, metrics).await
+                    transfer::send_listing(stream, home, real, format, encoding, stall, metrics)
+                        .await
                 }
                 Job::Store { .. } => {
                     let upload_ref = upload.as_mut().expect("created above");

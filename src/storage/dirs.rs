@@ -4,11 +4,14 @@
 //! made through the jail, one level at a time, and each new entry is made
 //! durable (fsync of the new directory and of its parent, fsync(2): an
 //! entry is durable only once its directory is) before the caller goes on,
-//! so the 226 that follows an upload covers the folders too.
+//! so the 226 that follows an upload covers the folders too. Each is made
+//! with mkdirat(2) in its parent opened beneath the home
+//! (storage/beneath.rs), so a level swapped for a symlink is never followed.
 
+use super::beneath;
 use super::jail::{Jail, JailError, VirtualPath};
 use std::io;
-use std::path::Path;
+use std::path::PathBuf;
 
 /// Why a directory could not be made.
 #[derive(Debug)]
@@ -19,7 +22,13 @@ pub enum MakeError {
     Io(io::Error),
 }
 
-pub use super::durable::sync_dir;
+/// Whether `real` is a directory, looked at beneath the home.
+async fn is_dir(jail: &Jail, real: PathBuf) -> bool {
+    let home = jail.home().to_path_buf();
+    smol::unblock(move || beneath::metadata(&home, &real))
+        .await
+        .is_ok_and(|m| m.is_dir())
+}
 
 /// Makes `dir` and every missing directory above it, inside the jail.
 /// Returns how many were made (0: all existed).
@@ -39,7 +48,7 @@ pub async fn make_all(jail: &Jail, dir: &VirtualPath) -> Result<usize, MakeError
             Ok(real) => {
                 // SECURITY: `existing` followed any symlink and checked that
                 // its target is inside the home; it must also be a directory.
-                if !async_fs::metadata(&real).await.is_ok_and(|m| m.is_dir()) {
+                if !is_dir(jail, real).await {
                     return Err(MakeError::Io(io::ErrorKind::NotADirectory.into()));
                 }
             }
@@ -47,18 +56,15 @@ pub async fn make_all(jail: &Jail, dir: &VirtualPath) -> Result<usize, MakeError
                 // The parent level exists (made or checked above); `entry`
                 // gives its canonical real path joined with the new name.
                 let real = jail.entry(&level).await.map_err(MakeError::Jail)?;
-                let created = smol::unblock(move || {
-                    std::fs::create_dir(&real)?;
-                    sync_dir(&real)?;
-                    sync_dir(real.parent().unwrap_or(Path::new("/")))
-                })
-                .await;
+                let home = jail.home().to_path_buf();
+                let created =
+                    smol::unblock(move || beneath::Entry::open(&home, &real)?.make_dir()).await;
                 match created {
                     Ok(()) => made += 1,
                     // Made meanwhile by another session: check it as above.
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         let real = jail.existing(&level).await.map_err(MakeError::Jail)?;
-                        if !async_fs::metadata(&real).await.is_ok_and(|m| m.is_dir()) {
+                        if !is_dir(jail, real).await {
                             return Err(MakeError::Io(e));
                         }
                     }

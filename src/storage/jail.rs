@@ -191,6 +191,13 @@ pub fn open_beneath(home: &Path, real: &Path, flags: OFlags, mode: Mode) -> io::
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    // openat2(2) refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY
+    // and O_NOFOLLOW (EINVAL); a path descriptor cannot be a terminal.
+    let tty = if flags.contains(OFlags::PATH) {
+        OFlags::empty()
+    } else {
+        OFlags::NOCTTY
+    };
     if !NO_OPENAT2.load(Ordering::Relaxed) {
         // SECURITY: the kernel keeps the whole resolution, symlinks included,
         // beneath the home; nothing between the checks and this open can
@@ -198,7 +205,7 @@ pub fn open_beneath(home: &Path, real: &Path, flags: OFlags, mode: Mode) -> io::
         match rustix::fs::openat2(
             &dir,
             rel,
-            flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+            flags | OFlags::CLOEXEC | tty,
             mode,
             ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
         ) {
@@ -206,7 +213,7 @@ pub fn open_beneath(home: &Path, real: &Path, flags: OFlags, mode: Mode) -> io::
             other => return other.map_err(contained),
         }
     }
-    open_walk(dir, rel, flags, mode).map_err(contained)
+    open_walk(dir, rel, flags | tty, mode).map_err(contained)
 }
 
 /// Opens `rel` beneath `dir` one component at a time, none followed if it
@@ -237,7 +244,7 @@ fn open_walk(dir: OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> rustix::io:
             Mode::empty(),
         )?;
     }
-    let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NOFOLLOW;
+    let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     match last {
         Some(name) => rustix::fs::openat(&at, name, flags, mode),
         None => rustix::fs::openat(&at, ".", flags, mode),
