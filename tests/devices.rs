@@ -480,5 +480,5 @@ fn small_commands_fleets_send() {
     let mut r = Raw::login(server.addr, "reader");
     std::fs::write(server.home("reader").join("b"), b"2").unwrap();
     assert_eq!(r.cmd(b"MFMT 20210102030405 b").0, 550);
-    assert!(server.log().contains("CLNT \"Hikvision DS-2CD\""));
+    server.wait_log("CLNT \"Hikvision DS-2CD\"", Duration::from_secs(5));
 }

@@ -127,7 +127,7 @@ fn server_killed_mid_stor_then_restarted_leaves_nothing() {
         "the stale temporary is removed at start: {:?}",
         names(&home)
     );
-    assert!(restarted.log().contains("removed 1 partial uploads"));
+    restarted.wait_log("removed 1 partial uploads", Duration::from_secs(5));
 }
 
 #[test]

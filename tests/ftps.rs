@@ -113,7 +113,7 @@ fn curl_explicit_passive_upload_and_download() {
     assert!(server
         .log()
         .contains("verb=STOR path=\"/up.bin\" bytes=300000"));
-    assert!(server.log().contains("protected=yes"), "{}", server.log());
+    server.wait_log("protected=yes", Duration::from_secs(5));
 }
 
 #[test]

@@ -117,7 +117,7 @@ fn uploads_arrive_identical_under_the_templated_key_with_metadata() {
     // Delivered: the spool is empty; keep_local = on kept the home copies.
     assert!(lake.spool_files().is_empty(), "{:?}", lake.spool_files());
     assert!(dir.0.join("home/dev01/metrics/m0.bin").exists());
-    assert!(lake.log().contains("reply=226"));
+    lake.wait_log("reply=226", Duration::from_secs(5));
 }
 
 #[test]

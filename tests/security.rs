@@ -43,7 +43,7 @@ fn port_to_another_address_is_refused_without_connecting() {
     // The refused PORT left no data plan: a transfer cannot use it.
     assert_eq!(c.cmd("NLST").0, 425);
     assert_untouched(&trap);
-    assert!(server.log().contains("foreign address 127.0.0.2 refused"));
+    server.wait_log("foreign address 127.0.0.2 refused", Duration::from_secs(5));
 }
 
 #[test]
@@ -67,7 +67,7 @@ fn port_below_1024_is_refused() {
     assert_eq!(c.cmd("PORT 127,0,0,1,0,22").0, 501);
     assert_eq!(c.cmd("EPRT |1|127.0.0.1|1023|").0, 501);
     assert_eq!(c.cmd("NLST").0, 425);
-    assert!(server.log().contains("privileged port 22 refused"));
+    server.wait_log("privileged port 22 refused", Duration::from_secs(5));
 }
 
 #[test]

@@ -358,7 +358,7 @@ fn rejected_token_is_fetched_again() {
         }
     }
     assert!(tokens > refused, "{requests:?}");
-    assert!(server.log().contains("fetching a new one"));
+    server.wait_log("fetching a new one", Duration::from_secs(5));
 }
 
 #[test]

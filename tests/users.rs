@@ -290,7 +290,7 @@ fn allow_from_refuses_other_networks_like_a_wrong_password() {
     // The same reply text as a wrong password: nothing tells them apart.
     assert_eq!(refused, wrong);
     assert_eq!(try_login(lake.addr, "dev00001", PASSWORD), 230);
-    assert!(lake.log().contains("(address not in allow_from)"));
+    lake.wait_log("(address not in allow_from)", Duration::from_secs(5));
 }
 
 fn hash_with(scheme: &str) -> String {
