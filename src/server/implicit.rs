@@ -9,44 +9,9 @@ use crate::shared::Shared;
 use crate::sys;
 use crate::tls::stream::Stream;
 use crate::tls::Role;
-use smol::{Async, Executor, Timer};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use smol::Async;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-
-pub(super) async fn accept_loop(
-    executor: Arc<Executor<'static>>,
-    shared: Arc<Shared>,
-    listener: Async<TcpListener>,
-) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                log::warn!("accept failed on the implicit TLS listener: {e}");
-                Timer::after(crate::limits::POLL_PAUSE).await;
-                continue;
-            }
-        };
-        let Ok(local) = stream.get_ref().local_addr() else {
-            continue;
-        };
-        let _ = stream.get_ref().set_nodelay(true);
-        if let Some(idle) = shared.config.tcp_keepalive {
-            // Ignore errors: keepalive is an optimisation for long transfers.
-            let _ = sys::set_keepalive(stream.get_ref(), idle);
-        }
-        let shared = shared.clone();
-        executor
-            .spawn(super::connection(
-                shared,
-                stream,
-                peer,
-                local,
-                super::Listener::ImplicitTls,
-            ))
-            .detach();
-    }
-}
 
 /// After admission (`super::connection`): the TLS handshake, with the bytes
 /// a PROXY handshake read after its header, then the session. `prelude`

@@ -169,15 +169,21 @@ pub fn run(
         let watchdog = executor.spawn(watchdog());
         // The accept loop is a task of its own: polled only when the
         // listener is ready, not whenever this main future is woken.
-        let accepting = executor.spawn(accept_loop(executor.clone(), shared.clone(), listener));
+        let accepting = executor.spawn(accept_loop(
+            executor.clone(),
+            shared.clone(),
+            listener,
+            Listener::Control,
+        ));
         let implicit = implicit_listener.map(|listener| {
             if let Ok(addr) = listener.get_ref().local_addr() {
                 log::info!("implicit FTPS on tls://{addr}");
             }
-            executor.spawn(implicit::accept_loop(
+            executor.spawn(accept_loop(
                 executor.clone(),
                 shared.clone(),
                 listener,
+                Listener::ImplicitTls,
             ))
         });
         drain::next_signal(&mut signals).await?;
@@ -217,10 +223,12 @@ async fn watchdog() {
     }
 }
 
+/// Accepts on `listener` until cancelled; each connection is a task.
 async fn accept_loop(
     executor: Arc<Executor<'static>>,
     shared: Arc<Shared>,
     listener: Async<TcpListener>,
+    kind: Listener,
 ) {
     let shared = &shared;
     loop {
@@ -229,7 +237,7 @@ async fn accept_loop(
             Err(e) => {
                 // EMFILE/ENFILE and friends: the server stays responsive to
                 // the sessions it has; back off briefly rather than spin.
-                log::warn!("accept failed: {e}");
+                log::warn!("accept failed ({kind:?}): {e}");
                 Timer::after(crate::limits::POLL_PAUSE).await;
                 continue;
             }
@@ -246,7 +254,7 @@ async fn accept_loop(
         }
         let shared = shared.clone();
         executor
-            .spawn(connection(shared, stream, peer, local, Listener::Control))
+            .spawn(connection(shared, stream, peer, local, kind))
             .detach();
     }
 }
@@ -279,7 +287,7 @@ fn start_tls(
 }
 
 /// Which listener accepted a connection.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listener {
     /// `listen`: plain FTP, explicit FTPS after AUTH TLS.
     Control,
