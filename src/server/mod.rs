@@ -370,10 +370,13 @@ async fn connection(
             return;
         };
         prelude.pending = Some(pending);
+        // Boxed: this future lives as long as the session, and the two
+        // branches' states (a TLS handshake, a session) would otherwise
+        // both be laid out in it, idle or not.
         if implicit {
-            implicit::serve(&shared, stream, client, local, prelude).await;
+            Box::pin(implicit::serve(&shared, stream, client, local, prelude)).await;
         } else {
-            session::run(shared.clone(), stream, client, local, prelude).await;
+            Box::pin(session::run(shared.clone(), stream, client, local, prelude)).await;
         }
         drop(per_ip);
     };

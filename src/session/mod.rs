@@ -402,7 +402,10 @@ impl Session {
                     return Ok("quit".into());
                 }
                 Flow::StartTls => {
-                    if let Some(reason) = self.start_tls(reader).await? {
+                    // Boxed like a command and a transfer: the handshake's state
+                    // (2.6 KiB) exists only while it runs, not in every
+                    // idle session's future.
+                    if let Some(reason) = Box::pin(self.start_tls(reader)).await? {
                         return Ok(reason);
                     }
                 }
