@@ -86,6 +86,24 @@ impl Score {
         (self.value - elapsed * rate).max(0.0)
     }
 
+    /// Counts one failure at `now`; past `threshold`, bans for `length`
+    /// and returns true. A banned score does not count (it is refused
+    /// before any password check).
+    fn fail(&mut self, now: Instant, rate: f64, threshold: f64, length: Duration) -> bool {
+        if self.banned(now) {
+            return false;
+        }
+        self.value = self.drained(now, rate) + 1.0;
+        self.at = now;
+        if self.value < threshold {
+            return false;
+        }
+        self.value = 0.0;
+        self.banned_until = Some(now + length);
+        self.offences = self.offences.saturating_add(1);
+        true
+    }
+
     fn banned(&self, now: Instant) -> bool {
         self.banned_until.is_some_and(|until| now < until)
     }
@@ -207,18 +225,14 @@ impl Defender {
                 .pairs
                 .entry(pair_key)
                 .or_insert_with(|| Score::new(now));
-            if !pair.banned(now) {
-                pair.value = pair.drained(now, rate) + 1.0;
-                pair.at = now;
-                if pair.value >= threshold {
-                    pair.value = 0.0;
-                    pair.banned_until = Some(now + self.settings.ban_time);
-                    pair.offences += 1;
-                    started = Some(Ban {
-                        address: false,
-                        length: self.settings.ban_time,
-                    });
-                }
+            // A pair's ban does not double: the device's own name is being
+            // guessed, and it must be able to log in again after ban_time.
+            let length = self.settings.ban_time;
+            if pair.fail(now, rate, threshold, length) {
+                started = Some(Ban {
+                    address: false,
+                    length,
+                });
             }
         }
 
@@ -227,19 +241,12 @@ impl Defender {
                 .addresses
                 .entry(address)
                 .or_insert_with(|| Score::new(now));
-            if !score.banned(now) {
-                score.value = score.drained(now, rate) + 1.0;
-                score.at = now;
-                if score.value >= threshold {
-                    let length = ban_length(self.settings.ban_time, score.offences);
-                    score.value = 0.0;
-                    score.banned_until = Some(now + length);
-                    score.offences = score.offences.saturating_add(1);
-                    started = Some(Ban {
-                        address: true,
-                        length,
-                    });
-                }
+            let length = ban_length(self.settings.ban_time, score.offences);
+            if score.fail(now, rate, threshold, length) {
+                started = Some(Ban {
+                    address: true,
+                    length,
+                });
             }
         }
         started
