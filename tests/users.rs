@@ -2,7 +2,9 @@
 //! binary and a real S3 API server (s3s-fs): a large set from S3, live
 //! additions and removals without a restart, a broken file refused whole, a
 //! start without S3 (with and without the cache), SIGHUP, `allow_from`,
-//! bcrypt and argon2id logins, a per-user `s3_key`, and `check --users`.
+//! bcrypt and argon2id logins, a per-user `s3_key`, and `check --users`;
+//! against a fake GetObject that honours If-None-Match (s3s-fs does not),
+//! an unchanged object costs a 304 and no body.
 
 mod common;
 #[path = "common/http.rs"]
@@ -269,6 +271,112 @@ fn sighup_reloads_at_once() {
         230,
         Duration::from_secs(2)
     ));
+}
+
+/// The fake GetObject that answers 304 to a matching If-None-Match
+/// (tests/fake_s3_conditional.py; s3s-fs ignores the header).
+struct ConditionalS3 {
+    child: std::process::Child,
+    port: u16,
+    root: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl ConditionalS3 {
+    fn start(dir: &Path) -> ConditionalS3 {
+        use std::io::BufRead;
+        let root = dir.join("conditional-s3");
+        let log = dir.join("conditional-s3.log");
+        std::fs::create_dir_all(root.join("fleet")).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_s3_conditional.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&root)
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the fake prints its port");
+        ConditionalS3 {
+            child,
+            port,
+            root,
+            log,
+        }
+    }
+
+    fn put(&self, text: &str) {
+        let path = self.root.join(KEY);
+        let temp = path.with_extension("tmp");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(temp, path).unwrap();
+    }
+
+    /// The statuses answered for the users object, in order.
+    fn statuses(&self) -> Vec<u16> {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains(KEY))
+            .filter_map(|l| l.split(' ').nth(2)?.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for ConditionalS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_unchanged_users_object_costs_a_304_and_no_body() {
+    let dir = Scratch::new("users-304");
+    let fake = ConditionalS3::start(&dir.0);
+    fake.put(&users_text(&devices(0..100), ""));
+    let config = format!(
+        "s3_bucket = {bucket}\ns3_endpoint = http://127.0.0.1:{port}\nack = disk\nusers = s3://{bucket}/{KEY}\nusers_poll_interval = 1s\nhealth_listen = 127.0.0.1:0\n{EXEMPT}",
+        bucket = s3::BUCKET,
+        port = fake.port
+    );
+    let lake = Lake::start(&dir, &config, &[], key_env());
+    assert!(
+        lake.log().contains("loaded 100 users from s3://"),
+        "{}",
+        lake.log()
+    );
+    // Three polls later: one 200 (the first load), then only 304s: lakeftpd
+    // sent the ETag it holds, S3 sent no body.
+    let end = Instant::now() + Duration::from_secs(10);
+    while fake.statuses().len() < 4 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let statuses = fake.statuses();
+    assert!(statuses.len() >= 4, "{statuses:?}");
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(statuses[1..].iter().all(|&s| s == 304), "{statuses:?}");
+    let metrics = http::get(health(&lake), "/metrics").1;
+    assert!(http::metric(&metrics, "lakeftpd_users_unchanged_total") >= 3);
+    assert_eq!(
+        http::metric(&metrics, "lakeftpd_users_reload_failures_total"),
+        0
+    );
+    assert_eq!(http::metric(&metrics, "lakeftpd_users_loaded"), 100);
+
+    // A changed object: the next poll gets 200 and the new set is live.
+    fake.put(&users_text(&devices(0..101), ""));
+    assert!(
+        login_becomes(lake.addr, "dev00100", 230, live_within()),
+        "{}",
+        lake.log()
+    );
+    let after = fake.statuses();
+    assert_eq!(after.iter().filter(|&&s| s == 200).count(), 2, "{after:?}");
 }
 
 #[test]
