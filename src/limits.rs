@@ -302,6 +302,12 @@ pub const DEFAULT_USERS_BOOT_TIMEOUT: Duration = Duration::from_secs(20);
 /// wait.
 pub const USERS_BOOT_RETRY: Duration = Duration::from_millis(500);
 
+/// The nice value of the users-reload thread. A reload of 100,000 users
+/// parses for some 0.2 s of one core; at nice 10 the scheduler (CFS weight
+/// 110 against 1024) gives the session threads the core first, so a reload
+/// does not show in the latency of logins running meanwhile.
+pub const USERS_RELOAD_NICE: i32 = 10;
+
 /// Argon2id checks running at once. Each allocates its `m` parameter
 /// (19 MiB for the OWASP recommendation `lakeftpd passwd` uses); with
 /// `MAX_ARGON2_MEMORY_KIB` this caps what a login storm can allocate at

@@ -142,3 +142,12 @@ pub fn peer_closed(socket: &TcpStream) -> bool {
         Err(_) => true,
     }
 }
+
+/// Lowers the calling thread's CPU priority to `nice`. On Linux the nice
+/// value belongs to the thread, not the process (setpriority(2), NOTES), so
+/// this touches no other thread. Failure only costs priority: logged.
+pub fn lower_thread_priority(nice: i32) {
+    if let Err(e) = rustix::process::setpriority_process(None, nice) {
+        log::warn!("could not lower a background thread's priority: {e}");
+    }
+}

@@ -12,7 +12,7 @@
 use super::source::{Fetched, Source};
 use super::{cache, Changes, Users};
 use crate::config::{self, Config, Problem, UsersSource};
-use crate::limits::{MAX_LOGGED_PROBLEMS, USERS_BOOT_RETRY};
+use crate::limits::{MAX_LOGGED_PROBLEMS, USERS_BOOT_RETRY, USERS_RELOAD_NICE};
 use crate::ops::health::Health;
 use crate::ops::metrics::{self, Metrics};
 use async_signal::{Signal, Signals};
@@ -57,6 +57,8 @@ pub fn start(
 }
 
 fn run(mut loader: Option<Loader>, mut hup: Signals, interval: std::time::Duration) {
+    // Reloads run behind the sessions: see USERS_RELOAD_NICE.
+    crate::sys::lower_thread_priority(USERS_RELOAD_NICE);
     loop {
         let polling = loader.is_some();
         let forced = smol::block_on(
