@@ -37,10 +37,6 @@ pub const TRANSFER_BUFFER: usize = 64 * 1024;
 /// thread costs a stack.
 pub const BLOCKING_THREADS: usize = 64;
 
-/// Pipe size for splice(2) during a binary upload (kernel memory, only while
-/// the upload runs).
-pub const SPLICE_PIPE_BYTES: usize = 256 * 1024;
-
 /// Bytes one sendfile(2) call may move (RETR): large enough that a 1 GiB
 /// download takes ~1,000 calls, small enough to share the executor thread.
 pub const SENDFILE_CHUNK: usize = 1 << 20;

@@ -181,7 +181,7 @@ fn max_file_size_gives_552_and_leaves_nothing() {
 
 #[test]
 fn max_file_size_holds_past_the_first_buffer() {
-    // Beyond the first 64 KiB a binary upload is spliced in the kernel; the
+    // Beyond the first 64 KiB buffer the upload is received in a loop; the
     // limit must hold there too.
     let server = Server::start("max_file_size = 100KiB", &[("dev", "full")]);
     let (mut c, s) = start_upload(&server, "big.bin", &pattern(300_000, 9));

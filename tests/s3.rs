@@ -208,6 +208,35 @@ fn ack_disk_counts_every_upload_in_the_ack_to_s3_histogram() {
 }
 
 #[test]
+fn a_large_upload_is_spooled_with_the_crc_computed_as_it_arrived() {
+    // 3 MiB in binary mode, most of it past the first 64 KiB buffer: the
+    // sidecar carries the upload's CRC64NVME (S3 is down, so it waits in the
+    // spool), computed while the bytes arrived, not by a second read of the
+    // file later.
+    let dir = Scratch::new("s3-crc");
+    let s3 = S3::prepare(&dir.0);
+    let lake = Lake::start(&dir, &s3_lines(&s3, "ack = disk\n"), &["dev01"], key_env());
+    let data = pattern(3 << 20, 77);
+    let (code, text) = stor(lake.addr, "dev01", "big.bin", &data);
+    assert_eq!(code, 226, "{text}");
+    let mut crc = crc64fast_nvme::Digest::new();
+    crc.write(&data);
+    let expected = format!("crc64nvme={:016x}", crc.sum64());
+    let sidecars: Vec<String> = lake
+        .spool_files()
+        .into_iter()
+        .filter_map(|name| std::fs::read_to_string(dir.0.join("spool").join(name)).ok())
+        .filter(|text| text.starts_with("lakeftpd-spool"))
+        .collect();
+    assert_eq!(sidecars.len(), 1, "{:?}", lake.spool_files());
+    assert!(
+        sidecars[0].lines().any(|line| line == expected),
+        "{expected} not in:\n{}",
+        sidecars[0]
+    );
+}
+
+#[test]
 fn ack_disk_survives_s3_outage_and_sigkill() {
     let dir = Scratch::new("s3-kill");
     let mut s3 = S3::prepare(&dir.0);

@@ -1,19 +1,18 @@
 //! Moving bytes over a data connection: RETR (sendfile in binary mode),
 //! STOR/APPE/STOU into a `TempUpload`, and listings. A TLS data connection
-//! (PROT P) cannot use sendfile or splice: its bytes go through the
+//! (PROT P) cannot use sendfile: its bytes go through the
 //! transfer buffer and rustls, in both directions. Each transfer owns one
 //! buffer of `TRANSFER_BUFFER` bytes for its lifetime only; every read and
 //! write on the data connection is raced against `data_timeout` (a stalled
 //! transfer ends, it never hangs a session).
 
-use crate::limits::{SENDFILE_CHUNK, SPLICE_PIPE_BYTES, TRANSFER_BUFFER};
+use crate::limits::{SENDFILE_CHUNK, TRANSFER_BUFFER};
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::Type;
 use crate::protocol::encoding::NameEncoding;
 use crate::protocol::listing::{self, Entry, Format};
 use crate::storage::upload::TempUpload;
 use crate::sys;
-use crate::sys::budget::{FdBudget, FdPermit};
 use crate::tls::stream::Stream;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,9 +20,7 @@ use smol::{Async, Timer};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::TcpStream;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How a transfer failed; each maps to one reply in the session.
@@ -202,11 +199,12 @@ pub fn crlf_to_lf(input: &[u8], held_cr: bool, out: &mut Vec<u8>) -> bool {
     pending_cr
 }
 
-/// Receives into `upload` until the client closes the data connection.
-/// The first `TRANSFER_BUFFER` bytes go through the buffer (a device's
-/// metric file usually ends there: one read, one write); a binary upload
-/// that goes on continues with splice(2), socket → pipe → file, so its bytes
-/// never enter user space — when two more descriptors are free for the pipe.
+/// Receives into `upload` until the client closes the data connection,
+/// `TRANSFER_BUFFER` bytes at a time (a device's metric file usually fits:
+/// one read, one write). Every byte passes through the buffer, so the
+/// upload's CRC64NVME is computed as it arrives and never by a second read
+/// of the file (splice(2) saved that copy but cost the re-read: measured in
+/// docs/s3-and-durability.md).
 pub async fn receive(
     mut data: Stream,
     upload: &mut TempUpload,
@@ -214,7 +212,6 @@ pub async fn receive(
     max_size: Option<u64>,
     stall: Duration,
     metrics: &Metrics,
-    fds: &Arc<FdBudget>,
 ) -> Result<u64, TransferError> {
     let mut buf = vec![0u8; TRANSFER_BUFFER];
     let mut converted = Vec::new();
@@ -263,81 +260,6 @@ pub async fn receive(
             }
             return Ok(received);
         }
-        if let (Type::Image, Stream::Plain(socket)) = (kind, &data) {
-            if let Some(pipe) = SplicePipe::open(fds) {
-                let more = splice_in(socket, upload, &pipe, max_size, stall, metrics).await?;
-                return Ok(received + more);
-            }
-        }
-    }
-}
-
-/// A pipe for splice(2), with its two descriptors held in the budget.
-struct SplicePipe {
-    read: OwnedFd,
-    write: OwnedFd,
-    _fds: FdPermit,
-}
-
-impl SplicePipe {
-    /// `None` when the budget or the kernel has no descriptors to spare: the
-    /// caller goes on with its buffer.
-    fn open(fds: &Arc<FdBudget>) -> Option<SplicePipe> {
-        let permit = fds.spare(2)?;
-        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
-        // A larger pipe means fewer splices per MiB; the kernel may refuse
-        // (pipe-max-size), then the default 64 KiB serves.
-        let _ = rustix::pipe::fcntl_setpipe_size(&write, SPLICE_PIPE_BYTES);
-        Some(SplicePipe {
-            read,
-            write,
-            _fds: permit,
-        })
-    }
-}
-
-/// Moves the rest of a binary upload from `data` into `upload` in the
-/// kernel. Returns the bytes received.
-async fn splice_in(
-    data: &Async<TcpStream>,
-    upload: &mut TempUpload,
-    pipe: &SplicePipe,
-    max_size: Option<u64>,
-    stall: Duration,
-    metrics: &Metrics,
-) -> Result<u64, TransferError> {
-    use rustix::pipe::{splice, SpliceFlags};
-    let mut received = 0u64;
-    loop {
-        let n = match splice(
-            data.get_ref(),
-            None,
-            &pipe.write,
-            None,
-            SPLICE_PIPE_BYTES,
-            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
-        ) {
-            Ok(0) => return Ok(received),
-            Ok(n) => n,
-            Err(rustix::io::Errno::AGAIN) => {
-                timed(stall, data.readable())
-                    .await
-                    .map_err(TransferError::Network)?;
-                continue;
-            }
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(TransferError::Network(e.into())),
-        };
-        received += n as u64;
-        metrics::add(&metrics.bytes_in, n as u64);
-        if let Some(limit) = max_size {
-            if upload.size + n as u64 > limit {
-                return Err(TransferError::TooLarge);
-            }
-        }
-        upload
-            .splice_from(&pipe.read, n)
-            .map_err(TransferError::local)?;
     }
 }
 

@@ -82,7 +82,8 @@ pub struct Upload {
     pub file: PathBuf,
     /// What the device said in `CLNT`: `x-amz-meta-clnt`.
     pub clnt: Option<String>,
-    /// Its CRC64NVME, computed while it was received (`None`: not known).
+    /// Its CRC64NVME, computed while it was received (`None`: a spool entry
+    /// from a build before checksums).
     pub crc64nvme: Option<u64>,
 }
 

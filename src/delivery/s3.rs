@@ -418,7 +418,8 @@ fn compare_checksum(what: &str, sent: &str, returned: Option<&str>) -> Result<()
     }
 }
 
-/// CRC64NVME of a spooled file whose checksum was not computed on receipt.
+/// CRC64NVME of a spooled file whose sidecar carries none: one spooled by a
+/// build before checksums (sidecar version 1) and replayed after an upgrade.
 fn crc64nvme_of(file: &File, size: u64, buffer: &mut [u8]) -> Result<u64, Error> {
     let mut range = Range::new(file, 0, size);
     let mut crc = crc64fast_nvme::Digest::new();

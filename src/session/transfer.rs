@@ -293,16 +293,7 @@ impl Session {
                 }
                 Job::Store { .. } => {
                     let upload_ref = upload.as_mut().expect("created above");
-                    transfer::receive(
-                        stream,
-                        upload_ref,
-                        kind,
-                        max_size,
-                        stall,
-                        metrics,
-                        &shared.fds,
-                    )
-                    .await
+                    transfer::receive(stream, upload_ref, kind, max_size, stall, metrics).await
                 }
             }
         };
@@ -370,7 +361,7 @@ impl Session {
         let mut crc64nvme = None;
         if let Some(mut upload) = upload {
             self.last_data_byte = Some(Instant::now());
-            crc64nvme = upload.crc64nvme();
+            crc64nvme = Some(upload.crc64nvme());
             // Stream mode marks the end of a file by closing the data
             // connection (RFC 959 §3.4.1), which a client that dies
             // mid-upload also does. A live client waits for our reply on the

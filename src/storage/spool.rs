@@ -42,9 +42,9 @@ pub struct Meta {
     /// same name made a new inode, which its own entry will deliver).
     pub home_id: String,
     pub size: u64,
-    /// CRC64NVME of the file, computed while it was received; `None` in
-    /// sidecars written before it existed (version 1), or when the bytes
-    /// bypassed user space: then the delivery computes it.
+    /// CRC64NVME of the file, computed while it was received; `None` only
+    /// in sidecars written before it existed (version 1): then the delivery
+    /// computes it.
     pub crc64nvme: Option<u64>,
     /// What the device said in `CLNT`, if anything (optional: sidecars
     /// written without it stay valid).

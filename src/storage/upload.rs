@@ -30,9 +30,8 @@ pub struct TempUpload {
     file: Option<File>,
     /// Bytes in the temporary so far.
     pub size: u64,
-    /// CRC64NVME of those bytes; `None` once bytes bypassed user space
-    /// (`splice_from`), then the delivery computes it from the file.
-    crc: Option<crc64fast_nvme::Digest>,
+    /// CRC64NVME of those bytes, computed as they are written.
+    crc: crc64fast_nvme::Digest,
     committed: bool,
 }
 
@@ -81,7 +80,7 @@ impl TempUpload {
                 target,
                 file: None,
                 size: 0,
-                crc: Some(new_crc()),
+                crc: new_crc(),
                 committed: false,
             };
             if let Some(limit) = prefix {
@@ -114,9 +113,7 @@ impl TempUpload {
                                 Err(e) => return Err(e),
                             };
                             file.write_all(&buf[..n])?;
-                            if let Some(crc) = upload.crc.as_mut() {
-                                crc.write(&buf[..n]);
-                            }
+                            upload.crc.write(&buf[..n]);
                             upload.size += n as u64;
                         }
                     }
@@ -143,40 +140,15 @@ impl TempUpload {
             .as_mut()
             .ok_or_else(|| io::Error::other("upload file lost"))?;
         file.write_all(buf)?;
-        if let Some(crc) = self.crc.as_mut() {
-            crc.write(buf);
-        }
+        self.crc.write(buf);
         self.size += buf.len() as u64;
         Ok(())
     }
 
-    /// The CRC64NVME of everything written, when every byte went through
-    /// `write` (or the prefix copy).
-    pub fn crc64nvme(&self) -> Option<u64> {
-        self.crc.as_ref().map(|crc| crc.sum64())
-    }
-
-    /// Appends the `n` bytes waiting in `pipe` (splice(2): no copy through
-    /// user space). Like `write`, on the calling thread.
-    pub fn splice_from(&mut self, pipe: &std::os::fd::OwnedFd, n: usize) -> io::Result<()> {
-        use rustix::pipe::{splice, SpliceFlags};
-        let file = self
-            .file
-            .as_ref()
-            .ok_or_else(|| io::Error::other("upload file lost"))?;
-        // These bytes are not seen here: the checksum is left to delivery.
-        self.crc = None;
-        let mut left = n;
-        while left > 0 {
-            match splice(pipe, None, file, None, left, SpliceFlags::MOVE) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(moved) => left -= moved,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.size += n as u64;
-        Ok(())
+    /// The CRC64NVME of everything written (with the prefix APPE and
+    /// REST+STOR copy).
+    pub fn crc64nvme(&self) -> u64 {
+        self.crc.sum64()
     }
 
     /// Makes the temporary's bytes durable (fsync), still under its
@@ -305,7 +277,7 @@ mod tests {
                 .unwrap();
             assert!(names(&dir)[0].starts_with(TEMP_PREFIX));
             u.write(b"hello").unwrap();
-            assert_eq!(u.crc64nvme(), Some(crc64(b"hello")));
+            assert_eq!(u.crc64nvme(), crc64(b"hello"));
             u.commit().await.unwrap();
         });
         assert_eq!(names(&dir), vec!["a.csv"]);
@@ -336,7 +308,7 @@ mod tests {
                 .unwrap();
             u.write(b"two\n").unwrap();
             // The copied prefix counts: the checksum is the whole file's.
-            assert_eq!(u.crc64nvme(), Some(crc64(b"one\ntwo\n")));
+            assert_eq!(u.crc64nvme(), crc64(b"one\ntwo\n"));
             u.commit().await.unwrap();
         });
         assert_eq!(fs::read(dir.join("log")).unwrap(), b"one\ntwo\n");
