@@ -2,7 +2,9 @@
 # Power loss and a misbehaving S3 (see powerloss.py and s3faults.py).
 #
 #   tests/durability/run.sh           CI: 20 crash points, 60 s of S3 faults
+#                                     with ack = disk, then 30 s with ack = s3
 #   tests/durability/run.sh --long    200 crash points, 10 minutes of faults
+#                                     (ack = disk), then 5 minutes (ack = s3)
 #   CRASHES=N FAULT_SECONDS=S SEED=K tests/durability/run.sh
 #
 # Needs root (FUSE mount), /dev/fuse, python3, s3s-fs (tests/install-s3s-fs.sh).
@@ -28,6 +30,10 @@ echo "== power loss: $crashes crash points, seed $seed"
 python3 tests/durability/powerloss.py --bin "$LAKEFTPD_BIN" \
     --fs tests/durability/lossyfs/target/release/lossyfs --s3s-fs "$s3s_fs" \
     --crashes "$crashes" --seed "$seed"
-echo "== S3 faults: $seconds s, seed $seed"
+echo "== S3 faults, ack = disk: $seconds s, seed $seed"
 python3 tests/durability/s3faults.py --bin "$LAKEFTPD_BIN" --s3s-fs "$s3s_fs" \
-    --seconds "$seconds" --seed "$seed"
+    --seconds "$seconds" --seed "$seed" --ack disk
+# ack = s3: a 226 only after S3 confirmed; faults past s3_timeout answer 451.
+echo "== S3 faults, ack = s3: $((seconds / 2)) s, seed $seed"
+python3 tests/durability/s3faults.py --bin "$LAKEFTPD_BIN" --s3s-fs "$s3s_fs" \
+    --seconds "$((seconds / 2))" --seed "$seed" --ack s3
