@@ -100,7 +100,7 @@ if [ "$MODE" = smoke ]; then
     S3_CS="5"; S3_MODES="active"; S3_SECS=2
     STORM_N=200; STORM_USERS=2; STORM_PROCS=2
     BULK_BYTES=$((16 << 20))
-    TLS_IDLE_N=20; TLS_LOGIN_C=5; TLS_UP_CS=5; TLS_SECS=2; TLS_BULK_BYTES=$((4 << 20))
+    TLS_IDLE_N=20; TLS_LOGIN_C=5; TLS_UP_CS=5; TLS_SECS=2; TLS_RATE=20; TLS_BULK_BYTES=$((4 << 20))
     SERVERS="lakeftpd lakeftpd-s3"
     FAIL="--fail-on-error"
 else
@@ -109,7 +109,7 @@ else
     S3_CS="50"; S3_MODES="active passive"; S3_SECS=15
     STORM_N=10000; STORM_USERS=100; STORM_PROCS=4
     BULK_BYTES=$((1 << 30))
-    TLS_IDLE_N=1000; TLS_LOGIN_C=50; TLS_UP_CS=50; TLS_SECS=15; TLS_BULK_BYTES=$((256 << 20))
+    TLS_IDLE_N=1000; TLS_LOGIN_C=50; TLS_UP_CS=50; TLS_SECS=15; TLS_RATE=80; TLS_BULK_BYTES=$((256 << 20))
     SERVERS="lakeftpd lakeftpd-s3 vsftpd pure-ftpd"
     FAIL=""
 fi
@@ -428,6 +428,15 @@ bench_tls() {
         for mode in active passive; do
             log "$server: FTPS uploads C=$c $mode ($TLS_SECS s)"
             run_lg "$server" $((TLS_SECS + 90)) upload $A --user $user --c "$c" --secs "$TLS_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+            settle
+        done
+    done
+    # Open loop: the same devices on a fixed schedule, TLS_RATE uploads/s in
+    # all (a rate both servers sustain), latency from each scheduled start.
+    for c in $TLS_UP_CS; do
+        for mode in active passive; do
+            log "$server: FTPS uploads C=$c $mode, open loop $TLS_RATE/s ($TLS_SECS s)"
+            run_lg "$server" $((TLS_SECS + 90)) upload $A --user $user --c "$c" --rate "$TLS_RATE" --secs "$TLS_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
             settle
         done
     done

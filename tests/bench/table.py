@@ -24,6 +24,9 @@ def load(path):
                     # own scenarios, beside the plain ones.
                     if r.get("tls") not in (None, "-"):
                         r["scenario"] = "tls-" + r.get("scenario", "?")
+                    # Open-loop runs (a fixed rate) beside the closed-loop ones.
+                    if r.get("rate"):
+                        r["scenario"] += "-open"
                     rows.append(r)
                 except json.JSONDecodeError:
                     rows.append({"scenario": "?", "label": "?", "errors": 1, "raw": line})
@@ -181,6 +184,14 @@ def main(path, mode):
         row(name, "errors", [get("tls-upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("tls-upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "load generator CPU s (one thread)", [get("tls-upload", s, "loadgen_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+    for c, m in sorted({(r["c"], r["mode"]) for r in tls_rows if r.get("scenario") == "tls-upload-open"}):
+        rate = next(r["rate"] for r in tls_rows if r.get("scenario") == "tls-upload-open")
+        name = f"FTPS uploads C={c:,} {m}, open loop {rate}/s"
+        row(name, "uploads/s done", [get("tls-upload-open", s, "per_s", c=c, mode=m) for s in SERVERS])
+        row(name, "p50 ms (from the scheduled start)", [get("tls-upload-open", s, "p50_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "p99 ms (from the scheduled start)", [get("tls-upload-open", s, "p99_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "errors", [get("tls-upload-open", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
+        row(name, "server CPU s", [get("tls-upload-open", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
     if any(r.get("scenario") == "tls-bulk" for r in rows):
         def tb(s, f):
             for r in rows:

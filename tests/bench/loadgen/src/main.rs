@@ -8,7 +8,10 @@
 //!
 //! Usage (see run.sh for real values):
 //!   loadgen idle   --addr 127.0.0.1:2121 --user U --pass P --n 1000 --pid PID --hold 3
-//!   loadgen upload --addr ... --c 50 --secs 10 --mode active|passive
+//!   loadgen upload --addr ... --c 50 --secs 10 --mode active|passive [--rate R]
+//!                  (--rate: open loop, R uploads/s in all, each device on a
+//!                  fixed schedule; latency counts from the scheduled start,
+//!                  so a server that falls behind is not excused by it)
 //!   loadgen storm  --addr ... --n 10000 --users 100 --procs 4
 //!   loadgen bulk   --addr ... --bytes 1073741824 --pid PID
 //!   loadgen login  --addr ... --c 10 --secs 10          (log in and QUIT, no transfer)
@@ -61,13 +64,18 @@ struct Opts {
     fail_on_error: bool,
     label: String,
     ramp: usize,
+    /// Uploads per second in all (open loop); 0: closed loop, as fast as
+    /// the server answers.
+    rate: u64,
     /// Explicit FTPS: the client configuration every device session copies.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn parse_args() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
-    let cmd = args.next().ok_or("missing scenario: idle|upload|storm|bulk|login")?;
+    let cmd = args
+        .next()
+        .ok_or("missing scenario: idle|upload|storm|bulk|login")?;
     let mut o = Opts {
         cmd,
         addr: "127.0.0.1:2121".parse().unwrap(),
@@ -90,6 +98,7 @@ fn parse_args() -> Result<Opts, String> {
         fail_on_error: false,
         label: String::new(),
         ramp: 256,
+        rate: 0,
         tls: None,
     };
     while let Some(flag) = args.next() {
@@ -123,6 +132,7 @@ fn parse_args() -> Result<Opts, String> {
             "--start-at-ms" => o.start_at_ms = num(&v)?,
             "--label" => o.label = v,
             "--ramp" => o.ramp = num(&v)?.max(1) as usize,
+            "--rate" => o.rate = num(&v)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -144,7 +154,12 @@ fn parse_args() -> Result<Opts, String> {
 /// The i-th client source address: 127.0.1.1, 127.0.1.2, ... (all loopback).
 fn src_ip(o: &Opts, i: usize) -> IpAddr {
     let k = i % o.src_ips;
-    IpAddr::V4(Ipv4Addr::new(127, 1 + (k / 250) as u8, 1 + (k % 250) as u8, 1))
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        1 + (k / 250) as u8,
+        1 + (k % 250) as u8,
+        1,
+    ))
 }
 
 fn user_of(o: &Opts, i: usize) -> String {
@@ -159,11 +174,18 @@ fn err(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
 }
 
-async fn timeout<T>(d: Duration, what: &str, f: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
+async fn timeout<T>(
+    d: Duration,
+    what: &str,
+    f: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
     let what = what.to_string();
     f.or(async move {
         smol::Timer::after(d).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, format!("timeout: {what}")))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timeout: {what}"),
+        ))
     })
     .await
 }
@@ -200,9 +222,19 @@ struct Ctl {
 impl Ctl {
     /// Connects and reads the greeting; with `tls`, also AUTH TLS, the
     /// handshake, PBSZ 0 and PROT P (RFC 4217 §§4, 8, 9).
-    async fn open(src: IpAddr, dst: SocketAddr, t: Duration, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Ctl> {
+    async fn open(
+        src: IpAddr,
+        dst: SocketAddr,
+        t: Duration,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> io::Result<Ctl> {
         let s = timeout(t, "connect", connect(src, dst)).await?;
-        let mut c = Ctl { io: BufReader::with_capacity(1024, Stream::Plain(s)), line: String::new(), t, tls: None };
+        let mut c = Ctl {
+            io: BufReader::with_capacity(1024, Stream::Plain(s)),
+            line: String::new(),
+            t,
+            tls: None,
+        };
         c.expect("greeting", 220).await?;
         if let Some(base) = tls {
             c.cmd("AUTH TLS", 234).await?;
@@ -211,7 +243,9 @@ impl Ctl {
             }
             let connector = tls::device_connector(base);
             let plain = std::mem::replace(&mut c.io, BufReader::new(Stream::Gone));
-            let Stream::Plain(tcp) = plain.into_inner() else { return Err(err("AUTH TLS twice")) };
+            let Stream::Plain(tcp) = plain.into_inner() else {
+                return Err(err("AUTH TLS twice"));
+            };
             let s = timeout(t, "TLS handshake", tls::connect(&connector, tcp)).await?;
             c.io = BufReader::with_capacity(1024, s);
             c.tls = Some(connector);
@@ -233,13 +267,20 @@ impl Ctl {
             let mut first: Option<u16> = None;
             loop {
                 self.line.clear();
-                let n = (&mut self.io).take(MAX_LINE as u64).read_line(&mut self.line).await?;
+                let n = (&mut self.io)
+                    .take(MAX_LINE as u64)
+                    .read_line(&mut self.line)
+                    .await?;
                 if n == 0 {
                     return Err(err("connection closed"));
                 }
                 let b = self.line.as_bytes();
                 let code = if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) {
-                    Some(((b[0] - b'0') as u16) * 100 + ((b[1] - b'0') as u16) * 10 + (b[2] - b'0') as u16)
+                    Some(
+                        ((b[0] - b'0') as u16) * 100
+                            + ((b[1] - b'0') as u16) * 10
+                            + (b[2] - b'0') as u16,
+                    )
                 } else {
                     None
                 };
@@ -248,7 +289,9 @@ impl Ctl {
                     (None, Some(c)) => return Ok(c),
                     (Some(f), Some(c)) if c == f && b[3] == b' ' => return Ok(c),
                     (Some(_), _) => continue,
-                    (None, None) => return Err(err(format!("bad reply {:?}", self.line.trim_end()))),
+                    (None, None) => {
+                        return Err(err(format!("bad reply {:?}", self.line.trim_end())))
+                    }
                 }
             }
         })
@@ -315,22 +358,42 @@ impl Ctl {
         preliminary(command, code, &self.line)?;
         let data = data?;
         if !data.resumed() {
-            return Err(err("data connection did not resume the control TLS session"));
+            return Err(err(
+                "data connection did not resume the control TLS session",
+            ));
         }
         Ok(data)
     }
 
     /// The data connection's TCP stream, and the transfer command's reply
     /// if it was already read.
-    async fn data_tcp(&mut self, src: IpAddr, active: bool, command: &str) -> io::Result<(Async<TcpStream>, Option<u16>)> {
+    async fn data_tcp(
+        &mut self,
+        src: IpAddr,
+        active: bool,
+        command: &str,
+    ) -> io::Result<(Async<TcpStream>, Option<u16>)> {
         let t = self.t;
         if active {
             let listener = Async::<TcpListener>::bind(SocketAddr::new(src, 0))?;
             let port = listener.get_ref().local_addr()?.port();
-            let IpAddr::V4(ip) = src else { return Err(err("ipv4 only")) };
+            let IpAddr::V4(ip) = src else {
+                return Err(err("ipv4 only"));
+            };
             let o = ip.octets();
-            self.cmd(&format!("PORT {},{},{},{},{},{}", o[0], o[1], o[2], o[3], port >> 8, port & 255), 200)
-                .await?;
+            self.cmd(
+                &format!(
+                    "PORT {},{},{},{},{},{}",
+                    o[0],
+                    o[1],
+                    o[2],
+                    o[3],
+                    port >> 8,
+                    port & 255
+                ),
+                200,
+            )
+            .await?;
             self.send(command).await?;
             // The server may connect before or after its 150: race the two.
             enum First {
@@ -338,7 +401,11 @@ impl Ctl {
                 Reply(u16),
             }
             let first = {
-                let accept = async { timeout(t, "accept", listener.accept()).await.map(|(s, _)| First::Conn(s)) };
+                let accept = async {
+                    timeout(t, "accept", listener.accept())
+                        .await
+                        .map(|(s, _)| First::Conn(s))
+                };
                 let reply = async { self.reply().await.map(First::Reply) };
                 accept.or(reply).await?
             };
@@ -347,7 +414,9 @@ impl Ctl {
                 First::Reply(code) if code == 150 || code == 125 => {
                     Ok((timeout(t, "accept", listener.accept()).await?.0, Some(code)))
                 }
-                First::Reply(code) => Err(err(format!("{command}: {code} {}", self.line.trim_end()))),
+                First::Reply(code) => {
+                    Err(err(format!("{command}: {code} {}", self.line.trim_end())))
+                }
             }
         } else {
             self.send("PASV").await?;
@@ -355,7 +424,8 @@ impl Ctl {
             if code != 227 {
                 return Err(err(format!("PASV: {code} {}", self.line.trim_end())));
             }
-            let dst = parse_227(&self.line).ok_or_else(|| err(format!("bad 227 {:?}", self.line.trim_end())))?;
+            let dst = parse_227(&self.line)
+                .ok_or_else(|| err(format!("bad 227 {:?}", self.line.trim_end())))?;
             if !dst.ip().is_loopback() {
                 return Err(err("PASV address is not loopback"));
             }
@@ -396,7 +466,10 @@ fn preliminary(command: &str, code: u16, line: &str) -> io::Result<()> {
 fn parse_227(line: &str) -> Option<SocketAddr> {
     let start = line.find('(')?;
     let end = line[start..].find(')')? + start;
-    let n: Vec<u16> = line[start + 1..end].split(',').map(|x| x.trim().parse().ok()).collect::<Option<_>>()?;
+    let n: Vec<u16> = line[start + 1..end]
+        .split(',')
+        .map(|x| x.trim().parse().ok())
+        .collect::<Option<_>>()?;
     if n.len() != 6 || n.iter().any(|&x| x > 255) {
         return None;
     }
@@ -407,13 +480,20 @@ fn parse_227(line: &str) -> Option<SocketAddr> {
 /// One device session: connect, [AUTH TLS,] log in, TYPE I, PORT/PASV,
 /// STOR, QUIT; without `payload` (the login scenario) no transfer. Returns
 /// the control connection's TLS version ("-" for plain FTP).
-async fn device_upload(o: &Opts, i: usize, name: &str, payload: Option<&[u8]>) -> io::Result<&'static str> {
+async fn device_upload(
+    o: &Opts,
+    i: usize,
+    name: &str,
+    payload: Option<&[u8]>,
+) -> io::Result<&'static str> {
     let src = src_ip(o, i);
     let mut c = Ctl::open(src, o.addr, o.timeout, o.tls.as_ref()).await?;
     c.login(&user_of(o, i), &o.pass).await?;
     if let Some(payload) = payload {
         c.cmd("TYPE I", 200).await?;
-        let mut data = c.transfer(src, o.mode == "active", &format!("STOR {name}")).await?;
+        let mut data = c
+            .transfer(src, o.mode == "active", &format!("STOR {name}"))
+            .await?;
         timeout(o.timeout, "data write", async {
             data.write_all(payload).await?;
             data.flush().await?;
@@ -447,7 +527,12 @@ impl Stats {
     fn error(&mut self, e: &io::Error) {
         self.errors += 1;
         // Group by message without numbers (ports, counts).
-        let k: String = e.to_string().chars().filter(|c| !c.is_ascii_digit()).take(80).collect();
+        let k: String = e
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .take(80)
+            .collect();
         *self.kinds.entry(k).or_default() += 1;
     }
     fn pct(&mut self, p: f64) -> f64 {
@@ -461,7 +546,11 @@ impl Stats {
     fn kinds_json(&self) -> String {
         let mut v: Vec<_> = self.kinds.iter().collect();
         v.sort_by(|a, b| b.1.cmp(a.1));
-        let items: Vec<String> = v.iter().take(5).map(|(k, n)| format!("{}:{}", json_str(k), n)).collect();
+        let items: Vec<String> = v
+            .iter()
+            .take(5)
+            .map(|(k, n)| format!("{}:{}", json_str(k), n))
+            .collect();
         format!("{{{}}}", items.join(","))
     }
 }
@@ -496,11 +585,17 @@ fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-/// Fields after the command name of /proc/PID/stat (field 3 is index 0).
+/// Numeric fields of /proc/PID/stat from ppid on: field 4 (ppid) is index
+/// 0, so field N is index N - 4 (the state letter, field 3, is skipped).
 fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     let s = read(&format!("/proc/{pid}/stat"))?;
     let rest = &s[s.rfind(')')? + 2..];
-    Some(rest.split(' ').skip(1).map(|x| x.parse().unwrap_or(0)).collect())
+    Some(
+        rest.split(' ')
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect(),
+    )
 }
 
 /// `root` and all its descendants.
@@ -508,7 +603,9 @@ fn tree(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             if let Some(f) = stat_fields(pid) {
                 children.entry(f[0] as u32).or_default().push(pid); // ppid
             }
@@ -533,7 +630,12 @@ fn pss_kib(root: u32) -> (u64, usize) {
         if let Some(s) = read(&format!("/proc/{p}/smaps_rollup")) {
             for l in s.lines() {
                 if let Some(v) = l.strip_prefix("Pss:") {
-                    total += v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0);
+                    total += v
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap_or(0);
                 }
             }
         }
@@ -546,14 +648,16 @@ fn cpu_secs(root: u32) -> f64 {
     let ticks: u64 = tree(root)
         .iter()
         .filter_map(|&p| stat_fields(p))
-        .map(|f| f[11] + f[12] + f[13] + f[14]) // utime stime cutime cstime
+        // stat_fields starts at ppid (field 4): utime, stime, cutime and
+        // cstime (fields 14-17) are indices 10-13.
+        .map(|f| f[10] + f[11] + f[12] + f[13])
         .sum();
     ticks as f64 / 100.0 // USER_HZ is 100 on Linux
 }
 
 /// CPU seconds this process used (user + system).
 fn own_cpu_secs() -> f64 {
-    stat_fields(std::process::id()).map_or(0.0, |f| (f[11] + f[12]) as f64 / 100.0)
+    stat_fields(std::process::id()).map_or(0.0, |f| (f[10] + f[11]) as f64 / 100.0)
 }
 
 // ---- scenarios ----
@@ -636,10 +740,25 @@ async fn upload(o: &Opts) -> String {
         let (stats, payload, o) = (stats.clone(), payload.clone(), o.clone());
         tasks.push(ex.spawn(async move {
             let name = format!("d{d}.bin");
+            // Open loop: device d uploads every c / rate seconds, staggered.
+            let interval =
+                (o.rate > 0).then(|| Duration::from_secs_f64(o.c as f64 / o.rate as f64));
+            let first =
+                start + interval.map_or(Duration::ZERO, |i| i.mul_f64(d as f64 / o.c as f64));
             let mut k = 0u64;
             while Instant::now() < deadline && k < max_iters {
+                let t0 = match interval {
+                    Some(i) => {
+                        let at = first + i.mul_f64(k as f64);
+                        if at >= deadline {
+                            break;
+                        }
+                        smol::Timer::at(at).await;
+                        at
+                    }
+                    None => Instant::now(),
+                };
                 k += 1;
-                let t0 = Instant::now();
                 let body = (o.cmd == "upload").then_some(&payload[..]);
                 let r = device_upload(&o, d + (k as usize) * o.c, &name, body).await;
                 let mut s = stats.borrow_mut();
@@ -666,18 +785,24 @@ async fn upload(o: &Opts) -> String {
     })
     .await;
     let wall = start.elapsed().as_secs_f64();
-    let cpu = if o.pid != 0 { cpu_secs(o.pid) - cpu0 } else { 0.0 };
+    let cpu = if o.pid != 0 {
+        cpu_secs(o.pid) - cpu0
+    } else {
+        0.0
+    };
     let own = own_cpu_secs() - own0;
     let mut s = stats.borrow_mut();
     let (p50, p99, max) = (s.pct(0.5), s.pct(0.99), s.pct(1.0));
     format!(
-        "{{\"scenario\":\"{}\",\"label\":{},\"mode\":\"{}\",\"tls\":\"{}\",\"c\":{},\"secs\":{:.2},\"ok\":{},\"errors\":{},\"per_s\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_cpu_s\":{:.2},\"loadgen_cpu_s\":{:.2},\"error_kinds\":{}}}",
-        o.cmd, json_str(&o.label), o.mode, tls_label(o, s.tls), o.c, wall, s.ok, s.errors, s.ok as f64 / wall, p50, p99, max, cpu, own, s.kinds_json()
+        "{{\"scenario\":\"{}\",\"label\":{},\"mode\":\"{}\",\"tls\":\"{}\",\"c\":{},\"rate\":{},\"secs\":{:.2},\"ok\":{},\"errors\":{},\"per_s\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_cpu_s\":{:.2},\"loadgen_cpu_s\":{:.2},\"error_kinds\":{}}}",
+        o.cmd, json_str(&o.label), o.mode, tls_label(o, s.tls), o.c, o.rate, wall, s.ok, s.errors, s.ok as f64 / wall, p50, p99, max, cpu, own, s.kinds_json()
     )
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The storm: `--procs` shard processes (each has its own open-file limit),
@@ -689,7 +814,12 @@ fn storm_parent(o: &Opts) -> String {
     let mut kids = Vec::new();
     for shard in 0..o.procs {
         let mut args: Vec<String> = std::env::args().skip(1).collect();
-        args.extend(["--shard".into(), shard.to_string(), "--start-at-ms".into(), start_at.to_string()]);
+        args.extend([
+            "--shard".into(),
+            shard.to_string(),
+            "--start-at-ms".into(),
+            start_at.to_string(),
+        ]);
         args.retain(|a| a != "--fail-on-error");
         kids.push(
             std::process::Command::new(&exe)
@@ -727,8 +857,15 @@ fn storm_parent(o: &Opts) -> String {
     // if the shards' CPU approaches the machine's cores x wall time, the load
     // generator, not the server, is what the storm measures.
     let own = stat_fields(std::process::id()).unwrap_or_default();
-    let loadgen_cpu = own.get(13).zip(own.get(14)).map_or(0.0, |(a, b)| (a + b) as f64 / 100.0);
-    let server_cpu = if o.pid != 0 { cpu_secs(o.pid) - cpu0 } else { 0.0 };
+    let loadgen_cpu = own
+        .get(13)
+        .zip(own.get(14))
+        .map_or(0.0, |(a, b)| (a + b) as f64 / 100.0);
+    let server_cpu = if o.pid != 0 {
+        cpu_secs(o.pid) - cpu0
+    } else {
+        0.0
+    };
     let peaks: Vec<String> = peak_fds.iter().map(u64::to_string).collect();
     format!(
         "{{\"scenario\":\"storm\",\"label\":{},\"mode\":\"{}\",\"n\":{},\"users\":{},\"procs\":{},\"ok\":{},\"errors\":{},\"all_226_s\":{:.2},\"loadgen_cpu_s\":{:.2},\"server_cpu_s\":{:.2},\"shard_peak_fds\":[{}],\"shard_error_kinds\":[{}]}}",
@@ -864,7 +1001,10 @@ async fn bulk(o: &Opts) -> io::Result<String> {
     let version = c.tls_version();
     let _ = c.cmd("QUIT", 221).await;
     if got != o.bytes {
-        return Err(err(format!("RETR returned {got} bytes, expected {}", o.bytes)));
+        return Err(err(format!(
+            "RETR returned {got} bytes, expected {}",
+            o.bytes
+        )));
     }
     let gib = o.bytes as f64 / (1u64 << 30) as f64;
     let mib = o.bytes as f64 / (1u64 << 20) as f64;

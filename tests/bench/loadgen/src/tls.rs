@@ -50,7 +50,12 @@ impl ServerCertVerifier for AcceptTestCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -59,7 +64,12 @@ impl ServerCertVerifier for AcceptTestCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -101,7 +111,10 @@ pub enum Stream {
 }
 
 fn gone<T>() -> Poll<io::Result<T>> {
-    Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, "stream handed over to TLS")))
+    Poll::Ready(Err(io::Error::new(
+        io::ErrorKind::NotConnected,
+        "stream handed over to TLS",
+    )))
 }
 
 impl Stream {
@@ -131,18 +144,26 @@ impl Stream {
     pub fn resumed(&self) -> bool {
         match self {
             Stream::Plain(_) | Stream::Gone => false,
-            Stream::Tls(s) => s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            Stream::Tls(s) => {
+                s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+            }
         }
     }
 }
 
 /// The TLS handshake as client over `tcp`.
 pub async fn connect(connector: &TlsConnector, tcp: Async<TcpStream>) -> io::Result<Stream> {
-    Ok(Stream::Tls(Box::new(connector.connect(server_name(), tcp).await?)))
+    Ok(Stream::Tls(Box::new(
+        connector.connect(server_name(), tcp).await?,
+    )))
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -152,7 +173,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
