@@ -304,6 +304,11 @@ pub const USERS_BOOT_RETRY: Duration = Duration::from_millis(500);
 /// does not show in the latency of logins running meanwhile.
 pub const USERS_RELOAD_NICE: i32 = 10;
 
+/// How many of the oldest connections awaiting a PROXY header are looked
+/// at (one non-blocking peek each) to find a silent one to shed; past
+/// these, the oldest goes.
+pub const MAX_SHED_SCAN: usize = 16;
+
 /// Argon2id checks running at once. Each allocates its `m` parameter
 /// (19 MiB for the OWASP recommendation `lakeftpd passwd` uses); with
 /// `MAX_ARGON2_MEMORY_KIB` this caps what a login storm can allocate at

@@ -18,7 +18,7 @@ use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
 use crate::sys::budget::FdBudget;
-use crate::sys::unauthenticated::Share;
+use crate::sys::unauthenticated::{Probe, Share};
 use crate::tls::Tls;
 use smol::{Async, Executor, Timer};
 use std::collections::HashMap;
@@ -334,7 +334,14 @@ async fn connection(
         return;
     };
     let known = proxy.is_none().then(|| peer.ip().to_canonical());
-    let (mut pending, shed_count) = shared.unauthenticated.enter(known);
+    // Awaiting a PROXY header: a probe of the socket, so that a header
+    // already arrived keeps this connection when the share sheds.
+    let probe = proxy.and_then(|_| {
+        let fd = shared.fds.spare(1)?;
+        let socket = stream.get_ref().try_clone().ok()?;
+        Some(Probe::new(socket.into(), fd))
+    });
+    let (mut pending, shed_count) = shared.unauthenticated.enter_with(known, probe);
     metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
     let shed = pending.shed();
     let serve = async {

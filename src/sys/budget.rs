@@ -80,6 +80,13 @@ impl FdBudget {
         self.try_take(1, 0)
     }
 
+    /// `count` more descriptors for an optional aid (the socket probe of a
+    /// connection awaiting its PROXY header), never taken from the
+    /// reserve; `None` when they are not free now.
+    pub fn spare(self: &Arc<Self>, count: i64) -> Option<FdPermit> {
+        self.try_take(count, self.reserve)
+    }
+
     /// Two descriptors for a transfer; waits until they are free. (Callers
     /// bound the wait with their own timeout.)
     pub async fn transfer(self: &Arc<Self>) -> FdPermit {

@@ -10,10 +10,21 @@
 //! connections therefore cost an attacker the oldest of their own slots
 //! rather than a device's login that is a few milliseconds old, even when
 //! the flood renews its connections faster than a device logs in.
+//!
+//! Connections awaiting a PROXY header all come from the balancer, so age
+//! is the only order among them, and a flood that opens more connections
+//! between a device's accept and the parse of its header than the share
+//! holds would shed the device. Each such entry therefore keeps a probe (a
+//! duplicate of its socket, when a descriptor is spare): the one shed is
+//! the oldest whose socket holds no bytes. A header that has arrived but
+//! is not parsed yet keeps its connection; a silent one does not.
 
+use crate::limits::MAX_SHED_SCAN;
+use crate::sys::budget::FdPermit;
 use event_listener::Event;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +47,33 @@ struct Inner {
 struct Entry {
     ip: Option<IpAddr>,
     shed: Arc<Shed>,
+    /// While the client is unknown: a look at its socket (see the module
+    /// doc).
+    probe: Option<Probe>,
+}
+
+/// A duplicate of a connection's socket, held only to see whether bytes
+/// have arrived, with the descriptor it takes in the budget.
+pub struct Probe {
+    socket: OwnedFd,
+    _fd: FdPermit,
+}
+
+impl Probe {
+    pub fn new(socket: OwnedFd, fd: FdPermit) -> Probe {
+        Probe { socket, _fd: fd }
+    }
+
+    /// Bytes (a PROXY header, most likely) wait in the socket. Never blocks;
+    /// a closed or failed socket has none worth keeping.
+    fn has_bytes(&self) -> bool {
+        use rustix::net::RecvFlags;
+        let mut byte = [0u8; 1];
+        matches!(
+            rustix::net::recv(&self.socket, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT),
+            Ok((n, _)) if n > 0
+        )
+    }
 }
 
 /// Set when a connection is shed; its task waits on it.
@@ -91,6 +129,16 @@ impl Share {
     /// Lists a new connection (`ip`: its client, when already known).
     /// Returns its place and how many older connections were shed for it.
     pub fn enter(self: &Arc<Self>, ip: Option<IpAddr>) -> (Pending, usize) {
+        self.enter_with(ip, None)
+    }
+
+    /// `enter` for a connection whose client is not known yet, with a probe
+    /// of its socket (see the module doc).
+    pub fn enter_with(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        probe: Option<Probe>,
+    ) -> (Pending, usize) {
         let shed = Arc::new(Shed::default());
         let mut inner = self.lock();
         let id = inner.next;
@@ -110,6 +158,7 @@ impl Share {
             Entry {
                 ip,
                 shed: shed.clone(),
+                probe,
             },
         );
         dropped += self.add_ip(&mut inner, id, ip);
@@ -166,11 +215,23 @@ impl Inner {
         }
     }
 
-    /// Sheds the oldest entry of `ip`. False when there is none.
+    /// Sheds the oldest entry of `ip` (among unknown clients: the oldest of
+    /// the first `MAX_SHED_SCAN` whose socket holds no bytes). False when
+    /// there is none.
     fn shed_front(&mut self, ip: Option<IpAddr>) -> bool {
-        let Some(id) = self.per_ip.get(&ip).and_then(|ids| ids.front().copied()) else {
+        let Some(ids) = self.per_ip.get(&ip) else {
             return false;
         };
+        let Some(&oldest) = ids.front() else {
+            return false;
+        };
+        let silent = ids.iter().take(MAX_SHED_SCAN).copied().find(|id| {
+            self.by_age
+                .get(id)
+                .and_then(|entry| entry.probe.as_ref())
+                .is_none_or(|probe| !probe.has_bytes())
+        });
+        let id = silent.unwrap_or(oldest);
         if let Some(entry) = self.remove(id) {
             entry.shed.fire();
         }
@@ -198,11 +259,13 @@ impl Pending {
         let Some(entry) = inner.remove(self.id) else {
             return 0; // Already shed.
         };
+        // The client is known: the probe's descriptor goes back.
         inner.by_age.insert(
             self.id,
             Entry {
                 ip: Some(ip),
                 shed: entry.shed,
+                probe: None,
             },
         );
         share.add_ip(&mut inner, self.id, Some(ip))
@@ -303,6 +366,42 @@ mod tests {
         let (mut new, _) = share.enter(None);
         assert_eq!(new.set_client(IpAddr::from([127, 0, 0, 7])), 1);
         assert!(old.is_shed() && !new.is_shed());
+    }
+
+    /// A probe of one end of a socket pair; bytes written to the other end
+    /// (kept alive with it) are what the probe sees.
+    fn probe(bytes: &[u8]) -> (Probe, std::os::unix::net::UnixStream) {
+        use std::io::Write;
+        let (mut far, near) = std::os::unix::net::UnixStream::pair().unwrap();
+        far.write_all(bytes).unwrap();
+        let fd = crate::sys::budget::FdBudget::new(10, 0).spare(1).unwrap();
+        (Probe::new(near.into(), fd), far)
+    }
+
+    #[test]
+    fn a_header_already_arrived_keeps_its_connection() {
+        // Two awaiting their header: the older has its header in the socket
+        // (its task has not run yet), the newer is silent. A third sheds the
+        // silent one, not the older.
+        let share = Share::new(2, 10);
+        let (arrived, _a) = probe(b"\r\n\r\n\0\r\nQUIT\n");
+        let (silent, _b) = probe(b"");
+        let (device, _) = share.enter_with(None, Some(arrived));
+        let (flood, _) = share.enter_with(None, Some(silent));
+        let (_new, dropped) = share.enter(None);
+        assert_eq!(dropped, 1);
+        assert!(flood.is_shed() && !device.is_shed());
+    }
+
+    #[test]
+    fn when_every_socket_has_bytes_the_oldest_goes() {
+        let share = Share::new(2, 10);
+        let (one, _a) = probe(b"x");
+        let (two, _b) = probe(b"y");
+        let (first, _) = share.enter_with(None, Some(one));
+        let (second, _) = share.enter_with(None, Some(two));
+        let _third = share.enter(None);
+        assert!(first.is_shed() && !second.is_shed());
     }
 
     #[test]

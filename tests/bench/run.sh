@@ -161,12 +161,19 @@ TLS_ON=0           # 1: the next server starts with FTPS configured
 # The FTPS certificate both servers present: RSA 2048, self-signed for
 # 127.0.0.1, made at run time (the load generator checks signatures but
 # accepts this certificate).
+# A second pair, ECDSA P-256 (what ACM also issues), for the FTPS uploads
+# again: the handshake's signature is most of an FTPS upload's CPU.
+TLS_CERT="$WORK/tls/cert.pem"; TLS_KEY="$WORK/tls/key.pem"; CERT_TAG=
 make_cert() {
     mkdir -p "$WORK/tls"
-    [ -s "$WORK/tls/cert.pem" ] && return 0
+    [ -s "$WORK/tls/cert.pem" ] && [ -s "$WORK/tls/ec-cert.pem" ] && return 0
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
         -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null || die "openssl req failed"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$WORK/tls/ec-key.pem" -out "$WORK/tls/ec-cert.pem" 2>/dev/null || die "openssl req (EC) failed"
 }
 wait_port() {
     for _ in $(seq 100); do
@@ -192,8 +199,8 @@ start_lakeftpd() {
             # Explicit FTPS only: USER before AUTH TLS is refused, PROT P
             # data connections must resume the control session (default).
             echo "tls = required"
-            echo "tls_cert = $WORK/tls/cert.pem"
-            echo "tls_key = $WORK/tls/key.pem"
+            echo "tls_cert = $TLS_CERT"
+            echo "tls_key = $TLS_KEY"
         fi
         if [ -n "$s3" ]; then
             # ack = s3: the 226 waits until s3s-fs confirmed the object. The
@@ -278,8 +285,8 @@ EOF
         # data connection must resume the control session (its default).
         cat <<EOF
 ssl_enable=YES
-rsa_cert_file=$WORK/tls/cert.pem
-rsa_private_key_file=$WORK/tls/key.pem
+rsa_cert_file=$TLS_CERT
+rsa_private_key_file=$TLS_KEY
 force_local_logins_ssl=YES
 force_local_data_ssl=YES
 require_ssl_reuse=YES
@@ -324,7 +331,8 @@ settle() {
 run_lg() {
     local server=$1 bound=$2; shift 2
     local line
-    line=$(timeout --kill-after=10 "$bound" "$LOADGEN" "$@" --label "$server" $FAIL) || {
+    line=$(timeout --kill-after=10 "$bound" "$LOADGEN" "$@" --label "$server" $FAIL \
+        | sed "s/^{/{${CERT_TAG:+\"cert\":\"$CERT_TAG\",}/") || {
         local rc=$?
         echo "$line" | sed '/^$/d' >> "$OUT/results.jsonl"
         [ -n "$FAIL" ] && die "$server: loadgen $1 failed (exit $rc): $line"
@@ -443,6 +451,18 @@ bench_tls() {
     log "$server: bulk PROT P $((TLS_BULK_BYTES >> 20)) MiB"
     run_lg "$server" 300 bulk $A --user $user --bytes "$TLS_BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
     stop_server
+    # The closed-loop uploads again with the ECDSA P-256 certificate.
+    TLS_CERT="$WORK/tls/ec-cert.pem"; TLS_KEY="$WORK/tls/ec-key.pem"; CERT_TAG=ecdsa-p256
+    start_$server
+    for c in $TLS_UP_CS; do
+        for mode in active passive; do
+            log "$server: FTPS uploads C=$c $mode, ECDSA P-256 certificate ($TLS_SECS s)"
+            run_lg "$server" $((TLS_SECS + 90)) upload $A --user $user --c "$c" --secs "$TLS_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+            settle
+        done
+    done
+    stop_server
+    TLS_CERT="$WORK/tls/cert.pem"; TLS_KEY="$WORK/tls/key.pem"; CERT_TAG=
     TLS_ON=0
     rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
 }

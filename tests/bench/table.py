@@ -27,6 +27,9 @@ def load(path):
                     # Open-loop runs (a fixed rate) beside the closed-loop ones.
                     if r.get("rate"):
                         r["scenario"] += "-open"
+                    # The same scenario with another certificate (run.sh tags it).
+                    if r.get("cert"):
+                        r["scenario"] += "-" + r["cert"]
                     rows.append(r)
                 except json.JSONDecodeError:
                     rows.append({"scenario": "?", "label": "?", "errors": 1, "raw": line})
@@ -61,6 +64,10 @@ def main(path, mode):
     def get(scn, srv, field, n=None, c=None, mode=None):
         r = by.get((scn, srv, n, c, mode))
         return None if r is None else r.get(field)
+
+    def per_upload(scn, srv, c, m):
+        cpu, ok = get(scn, srv, "server_cpu_s", c=c, mode=m), get(scn, srv, "ok", c=c, mode=m)
+        return None if not cpu or not ok else cpu * 1000 / ok
 
     lines = []
     out = lines.append
@@ -107,6 +114,7 @@ def main(path, mode):
         row(name, "max ms", [get("upload", s, "max_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "errors", [get("upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "server CPU ms per upload", [per_upload("upload", s, c, m) for s in SERVERS], "lower", 2)
     # lakeftpd with ack = s3 (226 after S3 confirmed the object) beside the
     # peers' local-disk figures from the same run.
     s3ups = sorted({(r["c"], r["mode"]) for r in rows
@@ -183,6 +191,7 @@ def main(path, mode):
         row(name, "max ms", [get("tls-upload", s, "max_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "errors", [get("tls-upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("tls-upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "server CPU ms per upload", [per_upload("tls-upload", s, c, m) for s in SERVERS], "lower", 2)
         row(name, "load generator CPU s (one thread)", [get("tls-upload", s, "loadgen_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
     for c, m in sorted({(r["c"], r["mode"]) for r in tls_rows if r.get("scenario") == "tls-upload-open"}):
         rate = next(r["rate"] for r in tls_rows if r.get("scenario") == "tls-upload-open")
@@ -192,6 +201,15 @@ def main(path, mode):
         row(name, "p99 ms (from the scheduled start)", [get("tls-upload-open", s, "p99_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "errors", [get("tls-upload-open", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("tls-upload-open", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
+    for c, m in sorted({(r["c"], r["mode"]) for r in tls_rows if r.get("scenario") == "tls-upload-ecdsa-p256"}):
+        name = f"FTPS uploads C={c:,} {m}, ECDSA P-256 certificate"
+        sc = "tls-upload-ecdsa-p256"
+        row(name, "uploads/s", [get(sc, s, "per_s", c=c, mode=m) for s in SERVERS])
+        row(name, "p50 ms", [get(sc, s, "p50_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "p99 ms", [get(sc, s, "p99_ms", c=c, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "errors", [get(sc, s, "errors", c=c, mode=m) for s in SERVERS], "lower")
+        row(name, "server CPU ms per upload", [per_upload(sc, s, c, m) for s in SERVERS], "lower", 2)
+        row(name, "load generator CPU s (one thread)", [get(sc, s, "loadgen_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
     if any(r.get("scenario") == "tls-bulk" for r in rows):
         def tb(s, f):
             for r in rows:

@@ -13,6 +13,8 @@ Figures, against the goals of the users file:
 - login latency of the first and of the last user of the file (the look-up
   must not scan: they should match);
 - logins per second with and without reloads running (SIGHUP in a loop);
+- one reload on its own: the latency of logins made while it ran against
+  those before it (goal: no visible difference);
 - users-source requests per hour when nothing changes (S3 via s3s-fs).
 """
 import json
@@ -175,6 +177,26 @@ def rate(addr, users, seconds, threads=4):
     return len(done) / seconds, lat
 
 
+def timed_logins(addr, users, seconds, threads=4):
+    """Logins on `threads` threads for `seconds`: (start, latency) each."""
+    out = []
+    stop = time.time() + seconds
+
+    def work(k):
+        i = k
+        while time.time() < stop:
+            t = time.perf_counter()
+            out.append((t, login(addr, users[i % len(users)])))
+            i += threads
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
 def ms(x):
     return round(x * 1000, 3)
 
@@ -276,6 +298,39 @@ def main():
         reloads_completed=done,
         p99_ms_without=ms(quiet_lat[int(len(quiet_lat) * 0.99)]),
         p99_ms_during=ms(busy_lat[int(len(busy_lat) * 0.99)]),
+    )
+
+    # One reload, as in production (one per change of the file): SIGHUP
+    # 2 s into a 4 s run; logins that started while it ran (from the
+    # signal to its "loaded" line, plus its reported parse time) against
+    # those in the 2 s before it.
+    def one_reload():
+        time.sleep(2)
+        marks.append(time.perf_counter())
+        os.kill(server.proc.pid, signal.SIGHUP)
+
+    marks = []
+    loaded_before = len([l for l in server.log if "loaded" in l])
+    t = threading.Thread(target=one_reload)
+    t.start()
+    samples = timed_logins(server.addr, users, 4)
+    t.join()
+    time.sleep(0.5)
+    lines = [l for l in server.log if "loaded" in l][loaded_before:]
+    m = re.search(r"in (\d+) ms", lines[0]) if lines else None
+    took = int(m.group(1)) / 1000 if m else 0.5
+    hup = marks[0]
+    before = sorted(l for (t0, l) in samples if hup - 2 <= t0 < hup)
+    during = sorted(l for (t0, l) in samples if hup <= t0 < hup + took)
+    report(
+        "one reload",
+        reload_ms=round(took * 1000),
+        logins_before=len(before),
+        logins_during=len(during),
+        median_ms_before=ms(statistics.median(before)) if before else None,
+        median_ms_during=ms(statistics.median(during)) if during else None,
+        p99_ms_before=ms(before[int(len(before) * 0.99)]) if before else None,
+        max_ms_during=ms(during[-1]) if during else None,
     )
     server.stop()
 
