@@ -150,7 +150,7 @@ pub fn rounds(hash: &str) -> u64 {
 pub fn costliest(users: &[User]) -> Option<&str> {
     users
         .iter()
-        .map(|u| u.password_hash.as_str())
+        .map(|u| &*u.password_hash)
         .max_by_key(|h| (cost(h), h.starts_with("$6$")))
 }
 

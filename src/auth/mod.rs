@@ -72,7 +72,7 @@ pub async fn verify(user: Option<Arc<User>>, password: Password) -> bool {
     CACHE
         .verify(
             &user.name,
-            user.password_hash.clone(),
+            user.password_hash.to_string(),
             password,
             Instant::now(),
         )

@@ -107,7 +107,7 @@ impl Config {
                     user.name,
                     user.home.display()
                 );
-                (user.name.clone(), message)
+                (user.name.to_string(), message)
             })
             .collect()
     }

@@ -128,11 +128,12 @@ impl Permissions {
 /// One `[user NAME]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub name: String,
+    /// Boxed, not `String`: a users file may hold 100,000 (8 bytes each).
+    pub name: Box<str>,
     /// A password hash in one of the formats of `hash.rs`.
-    pub password_hash: String,
+    pub password_hash: Box<str>,
     /// The user's home; `root/NAME` unless set.
-    pub home: PathBuf,
+    pub home: Box<std::path::Path>,
     pub permissions: Permissions,
     /// Addresses a login is accepted from; empty: any.
     pub allow_from: Vec<Cidr>,
@@ -148,9 +149,9 @@ impl User {
     /// A user with the defaults of a section that sets only its password.
     pub fn new(name: &str, password_hash: String, home: PathBuf) -> User {
         User {
-            name: name.to_string(),
-            password_hash,
-            home,
+            name: name.into(),
+            password_hash: password_hash.into(),
+            home: home.into_boxed_path(),
             permissions: Permissions::UPLOAD,
             allow_from: Vec::new(),
             s3_key: None,

@@ -37,7 +37,7 @@ fn design_sketch_parses() {
     let c = parse(&text).unwrap();
     assert_eq!(c.public_address, PublicAddress::Imds);
     assert_eq!(c.users.len(), 1);
-    assert_eq!(c.users[0].home, PathBuf::from("/srv/ftp/device01"));
+    assert_eq!(&*c.users[0].home, std::path::Path::new("/srv/ftp/device01"));
     assert_eq!(c.users[0].permissions, Permissions::UPLOAD);
 }
 
@@ -113,7 +113,7 @@ fn unknown_permission() {
 #[test]
 fn user_home_override() {
     let c = parse(&format!("[user a]\npassword = {HASH}\nhome = /data/a\n")).unwrap();
-    assert_eq!(c.users[0].home, PathBuf::from("/data/a"));
+    assert_eq!(&*c.users[0].home, std::path::Path::new("/data/a"));
 }
 
 #[test]

@@ -127,11 +127,14 @@ impl Sections {
                 continue;
             };
             let line = draft.line;
+            // Boxed: `join` leaves room to grow, and a fleet of 100,000
+            // homes should not keep it (docs/benchmark.md: bytes per user).
+            let home = draft.home.unwrap_or_else(|| root.join(&draft.name));
             users.push((
                 User {
-                    home: draft.home.unwrap_or_else(|| root.join(&draft.name)),
-                    name: draft.name,
-                    password_hash,
+                    home: home.into_boxed_path(),
+                    name: draft.name.into(),
+                    password_hash: password_hash.into(),
                     permissions: draft.permissions.unwrap_or(Permissions::UPLOAD),
                     allow_from: draft.allow_from.unwrap_or_default(),
                     s3_key: draft.s3_key,
@@ -172,7 +175,7 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
             "`{key}` above the first section: a users file holds `[user NAME]` sections only"
         ))
     });
-    let configured: HashSet<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
+    let configured: HashSet<&str> = config.users.iter().map(|u| &*u.name).collect();
     for (name, line) in sections.lines() {
         if configured.contains(name) {
             problems.push(Problem {
@@ -184,8 +187,7 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
     let found = sections.finish_with_lines(config, &mut problems);
     let homes = config.check_homes(found.iter().map(|(u, _)| u));
     if !homes.is_empty() {
-        let lines: HashMap<&str, usize> =
-            found.iter().map(|(u, l)| (u.name.as_str(), *l)).collect();
+        let lines: HashMap<&str, usize> = found.iter().map(|(u, l)| (&*u.name, *l)).collect();
         for (name, message) in homes {
             let line = lines.get(name.as_str()).copied().unwrap_or(0);
             problems.push(Problem { line, message });
@@ -332,7 +334,10 @@ mod tests {
     fn sections_only_parse_with_default_homes() {
         let u = users(&(section("a", "") + &section("b", "permissions = read\n"))).unwrap();
         assert_eq!(u.len(), 2);
-        assert_eq!(u[1].home, PathBuf::from("/var/lib/lakeftpd/home/b"));
+        assert_eq!(
+            &*u[1].home,
+            std::path::Path::new("/var/lib/lakeftpd/home/b")
+        );
         assert_eq!(u[1].permissions, Permissions::READ);
     }
 

@@ -400,7 +400,7 @@ async fn connection(
 /// after the first start must not vanish with the directory entry.
 fn prepare_homes(config: &Config) -> io::Result<()> {
     let mut dirs: Vec<&std::path::Path> = vec![&config.root];
-    dirs.extend(config.users.iter().map(|u| u.home.as_path()));
+    dirs.extend(config.users.iter().map(|u| &*u.home));
     for user in &config.users {
         crate::storage::durable::create_dir_all(&user.home).map_err(|e| {
             io::Error::new(

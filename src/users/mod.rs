@@ -39,7 +39,7 @@ impl Borrow<str> for ByName {
 impl Hash for ByName {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // The same as `str`'s hash, as `Borrow` requires.
-        self.0.name.as_str().hash(state);
+        (*self.0.name).hash(state);
     }
 }
 
@@ -115,7 +115,7 @@ impl Users {
         };
         let mut set = Set::with_capacity(users.len());
         for user in users {
-            let kept = match old.get(user.name.as_str()) {
+            let kept = match old.get(&*user.name) {
                 Some(existing) if *existing.0 == user => existing.0.clone(),
                 Some(_) => {
                     changes.changed += 1;
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn lookup_by_name() {
         let users = Users::new(vec![user("a", "$6$x$1"), user("b", "$6$x$2")]);
-        assert_eq!(users.get("b").unwrap().password_hash, "$6$x$2");
+        assert_eq!(&*users.get("b").unwrap().password_hash, "$6$x$2");
         assert!(users.get("c").is_none());
         assert_eq!(users.len(), 2);
     }
@@ -204,6 +204,6 @@ mod tests {
         let a = users.get("a").unwrap();
         users.replace(Vec::new());
         // The session's copy stays valid (it only learns it is stale).
-        assert_eq!(a.name, "a");
+        assert_eq!(&*a.name, "a");
     }
 }
