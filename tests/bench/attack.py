@@ -32,6 +32,11 @@ GOAL_SECONDS = 1.0
 # Not answered within this: failed outright (the NLB's own health check
 # times out at 10 s; half of it is a clear fault, not load).
 OUTRIGHT_SECONDS = 5.0
+# The balancer's address in front of the PROXY instance. Not 127.0.0.1:
+# the silent flood through it churns some 1,000 connections a second, and
+# their TIME_WAIT ports would otherwise collide with the devices' active-mode
+# data ports on 127.0.0.1 (EADDRINUSE in the generator, not the server).
+BALANCER = "127.0.20.1"
 # Other devices' logins (connect to 230) during the attack: p99 under this.
 LOGIN_P99_GOAL_MS = 50
 
@@ -332,8 +337,7 @@ def proxy_probe(addr, running, out):
         ok = False
         data, error = b"", None
         try:
-            s = socket.create_connection(addr, timeout=OUTRIGHT_SECONDS)
-            s.settimeout(OUTRIGHT_SECONDS)
+            s = sock_from(BALANCER, addr, OUTRIGHT_SECONDS)
             s.sendall(header + f"USER dev00\r\nPASS {PASSWORD}\r\nQUIT\r\n".encode())
             while b"221" not in data:
                 chunk = s.recv(4096)
@@ -406,7 +410,7 @@ def phase(name, seconds, attack, work, users):
     proxy = None
     if attack:
         proxy = Server(work, name + "-proxy",
-                       "proxy_protocol = v2\nproxy_from = 127.0.0.1/32\nmax_sessions = 50\n"
+                       f"proxy_protocol = v2\nproxy_from = {BALANCER}/32\nmax_sessions = 50\n"
                        "passive_ports = 41000-41099", ["dev00"])
     stop = Stop()
     lock = threading.Lock()
@@ -426,7 +430,7 @@ def phase(name, seconds, attack, work, users):
                                             args=(f"127.0.10.{a + 1}", server, stop, counts, lock)))
         silent_srcs = [f"127.0.11.{a + 1}" for a in range(10)]
         threads.append(threading.Thread(target=holder, args=(silent_srcs, server.addr, 2000, stop)))
-        threads.append(threading.Thread(target=holder, args=(["127.0.0.1"], proxy.addr, 1200, stop)))
+        threads.append(threading.Thread(target=holder, args=([BALANCER], proxy.addr, 1200, stop)))
         threads.append(threading.Thread(target=holder, args=(
             [f"127.0.12.{a + 1}" for a in range(4)], server.addr, 200, stop, b"USER slow\r\n", 3.0)))
         threads.append(threading.Thread(target=holder, args=(
