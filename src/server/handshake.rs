@@ -58,7 +58,7 @@ pub async fn handshake(
     may_greet: bool,
 ) -> Option<(SocketAddr, Prelude)> {
     let config = &shared.config;
-    let mut prelude = Prelude::empty();
+    let mut prelude = Prelude::for_header();
     let mut deadline = Instant::now() + config.proxy_header_timeout;
     loop {
         match proxy::parse(version, &prelude.buf[..prelude.end]) {

@@ -256,6 +256,11 @@ async fn accept_loop(
         executor
             .spawn(connection(shared, stream, peer, local, kind))
             .detach();
+        // SECURITY: let the connection tasks run between accepts. A flood
+        // waiting in the backlog would otherwise be accepted faster than
+        // its tasks count, shed and close it, and the descriptors of
+        // accepted but not yet counted connections would run out (EMFILE).
+        smol::future::yield_now().await;
     }
 }
 
@@ -350,7 +355,12 @@ async fn connection(
             // With PROXY protocol the client is known only after the header:
             // the bans and caps apply to the header's address.
             Some(version) => {
-                let handshake = handshake::handshake(&shared, &stream, peer, version, !implicit);
+                // Boxed: its state is needed only until the header is
+                // read, and inline it would sit in every connection's task
+                // for the session's whole life.
+                let handshake = Box::pin(handshake::handshake(
+                    &shared, &stream, peer, version, !implicit,
+                ));
                 let stop = async {
                     shared.stopping().await;
                     None

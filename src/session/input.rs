@@ -13,7 +13,10 @@ use std::io;
 /// What the session starts with: bytes already read after the header, and
 /// whether the greeting was already sent.
 pub struct Prelude {
-    pub buf: [u8; MAX_PROXY_HEADER],
+    /// Empty without PROXY protocol; `MAX_PROXY_HEADER` bytes while a
+    /// header is read (on the heap: this value is part of every
+    /// connection's task, and most never carry a header).
+    pub buf: Vec<u8>,
     pub start: usize,
     pub end: usize,
     pub greeted: bool,
@@ -25,11 +28,19 @@ impl Prelude {
     /// No header read, nothing sent: a connection without PROXY protocol.
     pub fn empty() -> Prelude {
         Prelude {
-            buf: [0; MAX_PROXY_HEADER],
+            buf: Vec::new(),
             start: 0,
             end: 0,
             greeted: false,
             pending: None,
+        }
+    }
+
+    /// Room for a PROXY header and what follows it in the same read.
+    pub fn for_header() -> Prelude {
+        Prelude {
+            buf: vec![0; MAX_PROXY_HEADER],
+            ..Prelude::empty()
         }
     }
 

@@ -201,31 +201,33 @@ fn serve_session(
     let mut reader = LineReader::with_prelude(prelude.bytes());
     let greeted = prelude.greeted;
     let unauthenticated = prelude.pending.take();
+    // Built here too, and moved in whole: the future then holds the
+    // session once, not its parts as well.
+    let mut session = Session {
+        shared,
+        control,
+        client,
+        local,
+        login: Login::Start,
+        cwd: VirtualPath::root(),
+        kind: Type::Ascii,
+        rest: 0,
+        rename_from: None,
+        data: DataPlan::None,
+        passive_fds: None,
+        epsv_all: false,
+        failures: 0,
+        utf8_on: false,
+        client_name: None,
+        last_data_byte: None,
+        unsent: None,
+        unauthenticated,
+        security,
+        tag,
+    };
     async move {
         let started = Instant::now();
-        log::info!("session start client={client}");
-        let mut session = Session {
-            shared,
-            control,
-            client,
-            local,
-            login: Login::Start,
-            cwd: VirtualPath::root(),
-            kind: Type::Ascii,
-            rest: 0,
-            rename_from: None,
-            data: DataPlan::None,
-            passive_fds: None,
-            epsv_all: false,
-            failures: 0,
-            utf8_on: false,
-            client_name: None,
-            last_data_byte: None,
-            unsent: None,
-            unauthenticated,
-            security,
-            tag,
-        };
+        log::info!("session start client={}", session.client);
         let reason = match session.serve(&mut reader, greeted).await {
             Ok(reason) => reason,
             Err(e) => format!("error: {e}"),
