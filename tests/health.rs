@@ -7,7 +7,7 @@ mod common;
 mod http;
 
 use common::{Control, Server};
-use http::{get, health_addr, metric, request};
+use http::{get, health_addr, metric, request, scrape};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -366,4 +366,80 @@ fn health_listener_bind_failure_stops_start_up() {
     let mut err = String::new();
     out.stderr.as_slice().read_to_string(&mut err).unwrap();
     assert!(err.contains("health_listen"), "{err}");
+}
+
+/// Unmounts a tmpfs at drop.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Polls `path` until it answers `want`, for up to 5 s (the disk is
+/// measured every second); returns the last answer.
+fn wait_for(addr: std::net::SocketAddr, path: &str, want: u16) -> (u16, String) {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = get(addr, path);
+        if answer.0 == want || Instant::now() > end {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The home filesystem (a 4 MiB tmpfs) filled until less than one upload
+/// of max_file_size (1 MiB, plus the 1 MiB margin) fits: /healthz says
+/// `disk full` before an upload could fail, /livez stays 200 (just full is
+/// not broken), the free bytes are a metric; space freed: 200 again.
+#[test]
+fn full_disk_is_not_ready_until_space_returns() {
+    let dir = common::Scratch::new("hdisk");
+    let home = dir.0.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&home)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "cannot mount a tmpfs: the tests run as root");
+    let _mount = Mount(home.clone());
+    let config = common::config_text(
+        &dir,
+        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
+        &[("dev", "upload")],
+    );
+    let s = Server::start_with_text(dir, &config);
+    let h = health_addr(&s);
+    assert_eq!(wait_for(h, "/healthz", 200), (200, "ok\n".to_string()));
+    let free = scrape(h, "lakeftpd_home_free_bytes");
+    assert!((3 << 20..=4 << 20).contains(&free), "free {free}");
+    assert!(scrape(h, "lakeftpd_home_free_inodes") > 0);
+
+    // Fill: 2.5 MiB taken leaves 1.5 MiB, less than 1 MiB + 1 MiB.
+    let filler = home.join("filler");
+    std::fs::write(&filler, vec![7u8; 5 << 19]).unwrap();
+    assert_eq!(
+        wait_for(h, "/healthz", 503),
+        (503, "disk full\n".to_string())
+    );
+    assert_eq!(get(h, "/livez"), (200, "live\n".to_string()));
+    assert_eq!(scrape(h, "lakeftpd_disk_full"), 1);
+    assert_eq!(scrape(h, "lakeftpd_ready"), 0);
+    assert!(s.log().contains("disk full"), "{}", s.log());
+
+    // Space returns.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(wait_for(h, "/healthz", 200), (200, "ok\n".to_string()));
+    assert_eq!(scrape(h, "lakeftpd_disk_full"), 0);
+    assert_eq!(scrape(h, "lakeftpd_ready"), 1);
+}
+
+#[test]
+fn livez_is_200_while_live() {
+    let s = server("");
+    let (status, body) = get(health_addr(&s), "/livez");
+    assert_eq!((status, body.as_str()), (200, "live\n"));
 }

@@ -114,9 +114,10 @@ fn uploads_arrive_identical_under_the_templated_key_with_metadata() {
         );
     }
     assert_eq!(s3.keys().len(), cases.len(), "{:?}", s3.keys());
-    // Delivered: the spool is empty; keep_local = on kept the home copies.
+    // Delivered: the spool is empty; keep_local (off by default with a
+    // bucket) removed the home copies once S3 confirmed them.
     assert!(lake.spool_files().is_empty(), "{:?}", lake.spool_files());
-    assert!(dir.0.join("home/dev01/metrics/m0.bin").exists());
+    assert!(!dir.0.join("home/dev01/metrics/m0.bin").exists());
     lake.wait_log("reply=226", Duration::from_secs(5));
 }
 

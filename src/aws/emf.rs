@@ -60,7 +60,7 @@ fn emf_name(name: &str) -> Option<String> {
 }
 
 fn unit(name: &str) -> &'static str {
-    if name.starts_with("bytes_") {
+    if name.starts_with("bytes_") || name.ends_with("_free_bytes") {
         "Bytes"
     } else if name.ends_with("_seconds") {
         "Seconds"

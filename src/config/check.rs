@@ -69,7 +69,7 @@ impl Config {
             if s3.ack == Some(Ack::S3) {
                 messages.push("`ack = s3` needs `s3_bucket`".to_string());
             }
-            if !s3.keep_local {
+            if s3.keep_local == Some(false) {
                 messages
                     .push("`keep_local = off` needs `s3_bucket` (files would vanish)".to_string());
             }
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn keep_local_off_without_bucket_is_a_problem() {
-        assert_eq!(with(|c| c.s3.keep_local = false).len(), 1);
+        assert_eq!(with(|c| c.s3.keep_local = Some(false)).len(), 1);
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
     fn every_problem_at_once() {
         let p = with(|c| {
             c.s3.ack = Some(Ack::S3);
-            c.s3.keep_local = false;
+            c.s3.keep_local = Some(false);
             c.passive_ports = (2, 1);
             c.proxy_protocol = Some(crate::protocol::proxy::Version::V1);
         });

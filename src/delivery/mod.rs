@@ -411,7 +411,7 @@ impl Delivery {
 
     fn delivered(&self, job: Job, bytes: u64) {
         let meta = &job.meta;
-        if !self.settings.keep_local {
+        if !self.settings.keep_local() {
             self.remove_home_copy(meta);
         }
         if let Err(e) = self.spool.remove(&job.id) {

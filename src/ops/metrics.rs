@@ -170,6 +170,20 @@ metrics! {
     Counter tls_cert_reloads,
     /// Times a changed tls_cert/tls_key could not be read or was refused (the old pair stays).
     Counter tls_cert_reload_failures,
+    /// Bytes an upload may still write on the home filesystem (`root`).
+    Gauge home_free_bytes,
+    /// Inodes free on the home filesystem.
+    Gauge home_free_inodes,
+    /// Bytes an upload may still write on the spool filesystem (0 without S3 delivery).
+    Gauge spool_free_bytes,
+    /// Inodes free on the spool filesystem (0 without S3 delivery).
+    Gauge spool_free_inodes,
+    /// 1 while the home or spool filesystem cannot take an upload of max_file_size (/healthz: disk full).
+    Gauge disk_full,
+    /// 1 while /healthz answers 200 (ready for new devices), else 0.
+    Gauge ready,
+    /// 1 while /livez answers 200 (not broken by itself), else 0.
+    Gauge live,
     histograms {
         /// Seconds from an upload's last data byte to its 226 (fsync, rename, spool; with ack = s3 the S3 confirmation too).
         upload_ack_seconds,

@@ -1,7 +1,10 @@
-//! Operating the server: metrics, their Prometheus text, and the health
-//! endpoint the balancer polls.
+//! Operating the server: metrics, their Prometheus text, the health
+//! endpoints (readiness for the balancer, liveness for systemd and the
+//! Auto Scaling group), and the disk watch.
 
+pub mod disk;
 pub mod health;
 pub mod histogram;
 pub mod metrics;
+pub mod probe;
 pub mod prometheus;
