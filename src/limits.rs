@@ -145,6 +145,11 @@ pub const DEFAULT_PASSIVE_PORTS: (u16, u16) = (50000, 50999);
 /// marks a target unhealthy after 2 failed checks 10 s apart; 5 s more for
 /// the check in flight and the balancer's own propagation.
 pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(25);
+/// After the sessions drained, how long a stop waits for the spool to reach
+/// S3: at the 250 ms to 30 s retry backoff a short S3 hiccup clears well
+/// within it, while a real outage does not hold a terminating instance
+/// forever (what is left is logged, and stays durable in the spool).
+pub const DEFAULT_DRAIN_SPOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Idle time before TCP keepalive probes on control connections: well under
 /// the NLB's 350 s idle timeout, so a long transfer never loses its control
 /// connection.
@@ -157,6 +162,16 @@ pub const DEFAULT_HEALTH_S3_FAILING_AFTER: Duration = Duration::from_secs(300);
 /// uploads come in bursts on the clock; a minute's average hides both, and
 /// 10 s is the finest period a high-resolution metric alarm evaluates.
 pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Records queued for the transfer log's writer thread before a session
+/// waits: a top-of-the-minute burst of thousands of uploads queues here
+/// (about 300 bytes each: 1.2 MiB at most) while the thread writes.
+pub const TRANSFER_LOG_QUEUE: usize = 4096;
+
+/// The transfer log is renamed to `PATH.1` at this size: two files at most
+/// on the disk (about 200,000 records each), and the CloudWatch agent ships
+/// them long before (it reads within seconds).
+pub const TRANSFER_LOG_ROTATE_BYTES: u64 = 64 << 20;
 
 // --- Operations: disk, readiness and liveness (ops/disk.rs, ops/probe.rs) --
 

@@ -71,20 +71,7 @@ fn unit(name: &str) -> &'static str {
 
 /// A JSON string literal (RFC 8259 §7).
 fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::ops::json::string(s)
 }
 
 /// The EMF name of a latency histogram: `upload_ack_seconds` is
@@ -322,7 +309,7 @@ mod tests {
 
     #[test]
     fn json_string_escapes() {
-        assert_eq!(json_string("i-0a\"\\\n"), "\"i-0a\\\"\\\\\\u000a\"");
+        assert_eq!(json_string("i-0a\"\\\n"), "\"i-0a\\\"\\\\\\n\"");
     }
 
     #[test]

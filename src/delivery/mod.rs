@@ -207,8 +207,9 @@ impl Delivery {
         self.wake.notify_one();
     }
 
-    /// Queues a durable upload; with `ack = s3` waits for S3 (see module doc).
-    pub async fn hand_over(self: &Arc<Self>, upload: Upload) -> Result<(), Refusal> {
+    /// Queues a durable upload; with `ack = s3` waits for S3 (see module
+    /// doc). Returns the object key it is delivered under.
+    pub async fn hand_over(self: &Arc<Self>, upload: Upload) -> Result<String, Refusal> {
         let uploaded_ms = spool::now_ms();
         let time = Utc::from_unix((uploaded_ms / 1000) as i64);
         let uuid = keytemplate::uuid_v4();
@@ -254,6 +255,7 @@ impl Delivery {
                 return Err(Refusal::Local);
             }
         };
+        let key = meta.key.clone();
         let (done, confirmed) = smol::channel::bounded(1);
         let done = (self.ack() == Ack::S3).then_some(done);
         self.enqueue(Job {
@@ -263,7 +265,7 @@ impl Delivery {
             done,
         });
         if self.ack() == Ack::Disk {
-            return Ok(());
+            return Ok(key);
         }
         let timeout = self.settings.timeout;
         let outcome = async { confirmed.recv().await.is_ok() }
@@ -273,7 +275,7 @@ impl Delivery {
             })
             .await;
         if outcome {
-            Ok(())
+            Ok(key)
         } else {
             metrics::inc(&self.metrics.s3_ack_timeouts);
             Err(Refusal::Timeout)

@@ -184,6 +184,10 @@ metrics! {
     Gauge ready,
     /// 1 while /livez answers 200 (not broken by itself), else 0.
     Gauge live,
+    /// Transfer and login-failure records written to transfer_log.
+    Counter transfer_records,
+    /// Records that could not be written to transfer_log (logged).
+    Counter transfer_record_failures,
     histograms {
         /// Seconds from an upload's last data byte to its 226 (fsync, rename, spool; with ack = s3 the S3 confirmation too).
         upload_ack_seconds,

@@ -5,6 +5,8 @@
 pub mod disk;
 pub mod health;
 pub mod histogram;
+pub mod json;
 pub mod metrics;
 pub mod probe;
 pub mod prometheus;
+pub mod records;

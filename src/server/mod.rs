@@ -65,6 +65,16 @@ pub fn run(
     // connection is accepted.
     let users = crate::users::reload::start(&config, metrics.clone(), health.clone())?;
 
+    let records = config
+        .transfer_log
+        .as_deref()
+        .map(|path| {
+            let instance = instance_id
+                .clone()
+                .unwrap_or_else(|| emf::NO_INSTANCE_ID.to_string());
+            crate::ops::records::TransferLog::open(path, instance, metrics.clone()).map(Arc::new)
+        })
+        .transpose()?;
     let (tls, tls_watch) = start_tls(&config)?;
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
@@ -112,6 +122,7 @@ pub fn run(
         delivery,
         stopping: stop_rx,
         hard_stopping: hard_rx,
+        records,
         tls,
         config,
     });

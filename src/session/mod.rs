@@ -20,6 +20,7 @@
 //!   and running it;
 //! - `outcome`: how a transfer ended, and the one place that counts, logs
 //!   and replies to it;
+//! - `record`: the transfer and failed-login records (`transfer_log`);
 //! - `security`: AUTH, PBSZ, PROT, CCC (RFC 4217), the TLS upgrade of the
 //!   control connection, TLS on data connections and the login gate;
 //! - `errors`: path, storage and parse errors mapped to replies, one table.
@@ -62,6 +63,7 @@ mod info;
 mod input;
 mod login;
 mod outcome;
+mod record;
 mod security;
 mod transfer;
 
@@ -126,6 +128,8 @@ pub struct Session {
     /// When the running upload's last data byte arrived: the start of the
     /// `upload_ack_seconds` histogram, ended by the 226.
     last_data_byte: Option<std::time::Instant>,
+    /// The landed upload's key and checksum, for its transfer record.
+    landed: Option<Box<record::Landed>>,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
     unsent: Option<Vec<u8>>,
     /// Listed among the connections not logged in yet (may be shed) until
@@ -220,6 +224,7 @@ fn serve_session(
         utf8_on: false,
         client_name: None,
         last_data_byte: None,
+        landed: None,
         unsent: None,
         unauthenticated,
         security,

@@ -1,5 +1,6 @@
 //! How a transfer ended, and the one place that answers it: `finish`
-//! counts the metrics, logs the transfer line and sends the reply, once.
+//! counts the metrics, logs the transfer line, writes its record
+//! (`transfer_log`) and sends the reply, once.
 
 use super::errors::{self, During};
 use super::Session;
@@ -155,6 +156,8 @@ impl Session {
             code as u16,
             if self.security.data_private() { "yes" } else { "no" }
         );
+        self.record_transfer(verb, virt, started, bytes, code as u16)
+            .await;
         match outcome {
             Outcome::ClientGone(_) => Ok(Some("client closed during transfer".into())),
             Outcome::Shutdown => {

@@ -384,6 +384,7 @@ impl Session {
         }
         // S3 delivery: queue the durable file in the spool; with `ack = s3`
         // the 226 waits for S3 (delivery/mod.rs).
+        let mut s3_key = None;
         if let (Some(file), Some(delivery)) = (placed, self.shared.delivery.clone()) {
             let upload = crate::delivery::Upload {
                 user: self.user_name().to_string(),
@@ -397,9 +398,13 @@ impl Session {
                 clnt: self.client_name.as_deref().map(str::to_string),
                 crc64nvme,
             };
-            if let Err(refusal) = delivery.hand_over(upload).await {
-                return Ok(Outcome::Refused(bytes, refusal));
+            match delivery.hand_over(upload).await {
+                Ok(key) => s3_key = Some(key),
+                Err(refusal) => return Ok(Outcome::Refused(bytes, refusal)),
             }
+        }
+        if crc64nvme.is_some() {
+            self.landed = Some(Box::new(super::record::Landed { s3_key, crc64nvme }));
         }
         Ok(Outcome::Done(bytes))
     }
