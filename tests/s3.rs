@@ -370,3 +370,92 @@ fn full_spool_replies_452_and_stores_no_partial_object() {
     assert_eq!(s3.keys(), vec![key("dev01", "small.bin")]);
     drop(lake);
 }
+
+/// Polls until lakeftpd exited, for up to `limit`; its exit code.
+fn wait_exit(lake: &mut Lake, limit: Duration) -> Option<Option<i32>> {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if let Some(code) = lake.exited() {
+            return Some(code);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// A stop that loses nothing: files acknowledged (ack = disk) while S3
+/// was unreachable are still spooled at SIGTERM; the sessions are gone at
+/// once (drain_timeout 1 s), but lakeftpd keeps running until S3 is back
+/// and took every file, then exits 0 with an empty spool.
+#[test]
+fn sigterm_waits_until_the_spool_reached_s3() {
+    let dir = Scratch::new("s3-stop");
+    let mut s3 = S3::prepare(&dir.0);
+    let mut lake = Lake::start(
+        &dir,
+        &s3_lines(&s3, "ack = disk\ndrain_timeout = 1s\n"),
+        &["dev01"],
+        key_env(),
+    );
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("s{i}.csv"), pattern(2000 + i * 100, 50 + i as u64)))
+        .collect();
+    for (name, data) in &files {
+        let (code, text) = stor(lake.addr, "dev01", name, data);
+        assert_eq!(code, 226, "{text}");
+    }
+    assert!(!lake.spool_files().is_empty());
+    lake.signal("TERM");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        lake.exited(),
+        None,
+        "exited with files in the spool:\n{}",
+        lake.log()
+    );
+    assert!(lake.log().contains("drain_spool_timeout"), "{}", lake.log());
+    s3.run();
+    let code = wait_exit(&mut lake, Duration::from_secs(60));
+    assert_eq!(code, Some(Some(0)), "{}", lake.log());
+    assert!(lake.spool_files().is_empty(), "{:?}", lake.spool_files());
+    for (name, data) in &files {
+        assert_eq!(
+            s3.object(&key("dev01", name)).as_ref(),
+            Some(data),
+            "{name}"
+        );
+    }
+    assert!(lake.log().contains("spool flushed to S3"), "{}", lake.log());
+}
+
+/// The wait is bounded: with S3 gone for good, the stop ends after
+/// drain_spool_timeout, logs what it left, and the files stay spooled.
+#[test]
+fn sigterm_with_s3_gone_stops_after_drain_spool_timeout_and_says_what_is_left() {
+    let dir = Scratch::new("s3-stop-bound");
+    let s3 = S3::prepare(&dir.0);
+    let mut lake = Lake::start(
+        &dir,
+        &s3_lines(
+            &s3,
+            "ack = disk\ndrain_timeout = 1s\ndrain_spool_timeout = 2s\n",
+        ),
+        &["dev01"],
+        key_env(),
+    );
+    let (code, text) = stor(lake.addr, "dev01", "left.csv", &pattern(500, 3));
+    assert_eq!(code, 226, "{text}");
+    let started = std::time::Instant::now();
+    lake.signal("TERM");
+    let code = wait_exit(&mut lake, Duration::from_secs(30));
+    assert_eq!(code, Some(Some(0)), "{}", lake.log());
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(
+        lake.log()
+            .contains("stopping with 1 files still in the spool"),
+        "{}",
+        lake.log()
+    );
+    assert!(!lake.spool_files().is_empty());
+}
