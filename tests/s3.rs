@@ -459,3 +459,40 @@ fn sigterm_with_s3_gone_stops_after_drain_spool_timeout_and_says_what_is_left() 
     );
     assert!(!lake.spool_files().is_empty());
 }
+
+/// The default key keeps every upload: a logger that writes LOG.CSV twice
+/// in a day gets two objects, both in the Hive partitions the Glue table
+/// reads (`user=NAME/dt=YYYY-MM-DD/`), named by time of day, a unique part
+/// and the device's file name.
+#[test]
+fn two_uploads_of_one_name_on_one_day_get_two_keys_by_default() {
+    let dir = Scratch::new("s3-default-key");
+    let s3 = S3::start(&dir.0);
+    let lake = Lake::start(
+        &dir,
+        &format!(
+            "s3_bucket = {}\ns3_endpoint = {}\n",
+            s3::BUCKET,
+            s3.endpoint()
+        ),
+        &["dev01"],
+        key_env(),
+    );
+    let (first, second) = (pattern(900, 1), pattern(901, 2));
+    for data in [&first, &second] {
+        let (code, text) = stor(lake.addr, "dev01", "LOG.CSV", data);
+        assert_eq!(code, 226, "{text}");
+    }
+    let keys = s3.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let prefix = format!("user=dev01/dt={}/", day());
+    for key in &keys {
+        let name = key.strip_prefix(&prefix).unwrap_or_else(|| panic!("{key}"));
+        assert!(!name.contains('/') && name.ends_with("-LOG.CSV"), "{key}");
+        // HHMMSS, then the unique part.
+        assert!(name[..6].bytes().all(|b| b.is_ascii_digit()), "{key}");
+    }
+    let mut stored: Vec<Vec<u8>> = keys.iter().map(|k| s3.object(k).unwrap()).collect();
+    stored.sort_by_key(|d| d.len());
+    assert_eq!(stored, vec![first, second]);
+}
