@@ -49,6 +49,13 @@ fn metrics_are_prometheus_text_with_help_and_type() {
         );
     }
     assert!(body.contains("# TYPE lakeftpd_sessions_now gauge\n"));
+    assert!(
+        body.contains(&format!(
+            "\nlakeftpd_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
     assert!(body.contains("# TYPE lakeftpd_logins_ok_total counter\n"));
     assert_eq!(metric(&body, "lakeftpd_sessions_now"), 1);
     assert_eq!(metric(&body, "lakeftpd_logins_ok_total"), 1);

@@ -74,9 +74,9 @@ const HIGH_RESOLUTION: &[&str] = &[
     "UploadsPerSecond",
 ];
 
-/// The version in every record (a `Version` member, not a metric): which
-/// build an instance runs.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+// The version in every record (a `Version` member, not a metric): which
+// build an instance runs.
+use crate::ops::VERSION;
 
 fn unit(name: &str) -> &'static str {
     if name.starts_with("bytes_") || name.ends_with("_free_bytes") {

@@ -192,9 +192,18 @@ impl UsersSource {
                 key: key.to_string(),
             });
         }
+        // SECURITY: a relative value is refused, not guessed at: the
+        // stack's `UsersObject = config/users.conf` once became
+        // `s3://config/users.conf`, a bucket nobody owns.
         value::parse_abs_path(value)
             .map(UsersSource::File)
-            .map_err(|e| format!("expected `s3://BUCKET/KEY` or {e}"))
+            .map_err(|_| {
+                format!(
+                    "`{value}` is neither an S3 object nor an absolute path: write `s3://BUCKET/KEY` \
+                     (the bucket's own name, e.g. `s3://my-config-bucket/{}`) or `/path/to/users.conf`",
+                    value.rsplit('/').next().unwrap_or("users.conf")
+                )
+            })
     }
 }
 

@@ -267,7 +267,8 @@ async fn answer(
         Route::Metrics { head } => (
             "200 OK",
             prometheus::CONTENT_TYPE,
-            prometheus::render(&metrics.snapshot())
+            prometheus::build_info(crate::ops::VERSION)
+                + &prometheus::render(&metrics.snapshot())
                 + &prometheus::render_histograms(&metrics.histograms()),
             head,
         ),

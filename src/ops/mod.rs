@@ -10,3 +10,7 @@ pub mod metrics;
 pub mod probe;
 pub mod prometheus;
 pub mod records;
+
+/// This build's version (Cargo.toml): `lakeftpd --version`,
+/// `lakeftpd_build_info` in `/metrics`, `Version` in every EMF record.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
