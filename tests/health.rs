@@ -450,3 +450,99 @@ fn livez_is_200_while_live() {
     let (status, body) = get(health_addr(&s), "/livez");
     assert_eq!((status, body.as_str()), (200, "live\n"));
 }
+
+/// Datagrams systemd would receive on NOTIFY_SOCKET, in order, until
+/// `limit` passes.
+fn notifications(socket: &std::os::unix::net::UnixDatagram, limit: Duration) -> Vec<String> {
+    let end = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while Instant::now() < end {
+        if let Ok(n) = socket.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    got
+}
+
+/// Liveness against the real binary under a systemd-like watchdog: a home
+/// filesystem remounted read-only (what ext4 does after I/O errors) is a
+/// fault of this instance alone: /livez and /healthz answer 503, and
+/// WATCHDOG=1 stops, so systemd restarts it; remounted read-write, both
+/// answer 200 again and the watchdog is fed.
+#[test]
+fn a_read_only_disk_is_not_live_and_starves_the_watchdog() {
+    let dir = common::Scratch::new("hlive");
+    let home = dir.0.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&home)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "cannot mount a tmpfs: the tests run as root");
+    let _mount = Mount(home.clone());
+    let socket_path = dir.0.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    // max_file_size: the reserve fits the 4 MiB tmpfs (it is not full).
+    let config = common::config_text(
+        &dir,
+        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
+        &[("dev", "upload")],
+    );
+    let config_path = dir.0.join("lakeftpd.conf");
+    std::fs::write(&config_path, config).unwrap();
+    let config_arg = config_path.to_str().unwrap().to_string();
+    let s = Server::spawn_with(
+        dir,
+        &["serve", "--config", &config_arg],
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            // A ping every 100 ms.
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let h = health_addr(&s);
+    let fed = notifications(&socket, Duration::from_secs(1));
+    assert!(fed.iter().any(|n| n == "READY=1"), "{fed:?}");
+    assert!(
+        fed.iter().filter(|n| *n == "WATCHDOG=1").count() >= 3,
+        "{fed:?}"
+    );
+    assert_eq!(get(h, "/livez"), (200, "live\n".to_string()));
+    assert_eq!(wait_for(h, "/healthz", 200), (200, "ok\n".to_string()));
+
+    let remount = |mode: &str| {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&home)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {mode}");
+    };
+    remount("ro");
+    assert_eq!(
+        wait_for(h, "/livez", 503),
+        (503, "not live: disk read-only\n".to_string())
+    );
+    assert_eq!(get(h, "/healthz"), (503, "disk read-only\n".to_string()));
+    assert_eq!(scrape(h, "lakeftpd_live"), 0);
+    // Drain what was sent before the watchdog saw it; then nothing.
+    notifications(&socket, Duration::from_millis(300));
+    let starved = notifications(&socket, Duration::from_secs(1));
+    assert!(!starved.iter().any(|n| n == "WATCHDOG=1"), "{starved:?}");
+    assert!(
+        s.log().contains("no longer feeding systemd's watchdog"),
+        "{}",
+        s.log()
+    );
+
+    remount("rw");
+    assert_eq!(wait_for(h, "/livez", 200), (200, "live\n".to_string()));
+    assert_eq!(get(h, "/healthz"), (200, "ok\n".to_string()));
+    let fed = notifications(&socket, Duration::from_secs(1));
+    assert!(fed.iter().any(|n| n == "WATCHDOG=1"), "{fed:?}");
+}

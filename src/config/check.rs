@@ -12,6 +12,19 @@ impl Config {
         self.check_s3(&mut messages);
         self.check_users(&mut messages);
         self.check_tls(&mut messages);
+        // SECURITY: the transfer records name every user, address and file;
+        // inside `root` a user could read or replace them over FTP.
+        if let Some(log) = self
+            .transfer_log
+            .as_ref()
+            .filter(|l| l.starts_with(&self.root))
+        {
+            messages.push(format!(
+                "`transfer_log` ({}) must not lie inside `root` ({})",
+                log.display(),
+                self.root.display()
+            ));
+        }
         if self.passive_ports.0 > self.passive_ports.1 {
             messages.push("passive_ports: the first port is above the last".to_string());
         }
@@ -146,6 +159,15 @@ mod tests {
         let p = with(|c| c.s3.ack = Some(Ack::S3));
         assert_eq!(p.len(), 1);
         assert!(p[0].message.contains("s3_bucket"));
+    }
+
+    #[test]
+    fn transfer_log_inside_root_is_a_problem() {
+        assert_eq!(
+            with(|c| c.transfer_log = Some(c.root.join("dev/t.jsonl"))).len(),
+            1
+        );
+        assert!(with(|c| c.transfer_log = Some("/var/log/lakeftpd/t.jsonl".into())).is_empty());
     }
 
     #[test]

@@ -125,7 +125,14 @@ pub struct TransferLog {
 impl TransferLog {
     /// Opens (appends to) `path` and starts the writer thread. A file that
     /// cannot be opened stops the start: records were asked for.
+    /// Its directory is made if missing (as systemd's `LogsDirectory=`
+    /// would).
     pub fn open(path: &Path, instance: String, metrics: Arc<Metrics>) -> io::Result<TransferLog> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                io::Error::new(e.kind(), format!("transfer_log {}: {e}", dir.display()))
+            })?;
+        }
         let file = open_append(path).map_err(|e| {
             io::Error::new(e.kind(), format!("transfer_log {}: {e}", path.display()))
         })?;
