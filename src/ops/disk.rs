@@ -2,8 +2,8 @@
 //! their free bytes and inodes become gauges (Prometheus and EMF), and a
 //! filesystem that could not take one more upload of `max_file_size` makes
 //! the instance not ready (`disk full`) before an upload fails on it. The
-//! same loop is the executor's heartbeat and refreshes the `ready` and
-//! `live` gauges (probe.rs).
+//! loop also refreshes the `ready` and `live` gauges (probe.rs); the
+//! executor's heartbeat is a task beside it.
 
 use crate::limits::{
     DISK_POLL_INTERVAL, DISK_RESERVE_MARGIN, DISK_RESERVE_UNBOUNDED, MIN_FREE_INODES,
@@ -62,11 +62,19 @@ pub struct Watched {
     pub failing_after: Duration,
 }
 
+/// The executor's heartbeat, a task of its own: it never waits for the
+/// blocking pool (a slow disk may keep that busy), only for the executor.
+pub async fn heartbeat(health: Arc<Health>) {
+    loop {
+        health.beat();
+        Timer::after(DISK_POLL_INTERVAL).await;
+    }
+}
+
 /// Runs until the process ends.
 pub async fn watch(watched: Watched, health: Arc<Health>, metrics: Arc<Metrics>) {
     let mut warned = false;
     loop {
-        health.beat();
         let home = watched.home.clone();
         let spool = watched.spool.clone();
         let (home, spool) =
@@ -105,7 +113,11 @@ pub async fn watch(watched: Watched, health: Arc<Health>, metrics: Arc<Metrics>)
                 log::info!("disk space back: /healthz no longer says disk full");
             }
         }
-        health.set_disk(full, read_only, metrics::get(&metrics.s3_queue_depth));
+        let pending = watched
+            .spool
+            .is_some()
+            .then(|| metrics::get(&metrics.s3_queue_depth));
+        health.set_disk(full, read_only, pending);
         let probe = health.probe(watched.failing_after);
         metrics::set(&metrics.disk_full, full as u64);
         metrics::set(&metrics.ready, probe.ready.is_ok() as u64);

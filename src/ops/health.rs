@@ -61,6 +61,8 @@ pub struct Health {
     disk_full_since: AtomicU64,
     disk_read_only: AtomicBool,
     spool_pending: AtomicU64,
+    /// S3 delivery is on (set by the disk watch).
+    delivers: AtomicBool,
     /// Milliseconds since `base` of the executor's last heartbeat.
     last_beat: AtomicU64,
     base: Instant,
@@ -75,6 +77,7 @@ impl Default for Health {
             disk_full_since: AtomicU64::new(0),
             disk_read_only: AtomicBool::new(false),
             spool_pending: AtomicU64::new(0),
+            delivers: AtomicBool::new(false),
             last_beat: AtomicU64::new(0),
             base: Instant::now(),
         }
@@ -131,8 +134,11 @@ impl Health {
     }
 
     /// The disk watch: whether a filesystem is below its reserve or
-    /// read-only, and how many files wait for S3.
-    pub fn set_disk(&self, full: bool, read_only: bool, spool_pending: u64) {
+    /// read-only, how many files wait for S3 (`None`: no S3 delivery).
+    pub fn set_disk(&self, full: bool, read_only: bool, spool_pending: Option<u64>) {
+        self.delivers
+            .store(spool_pending.is_some(), Ordering::Relaxed);
+        let spool_pending = spool_pending.unwrap_or(0);
         if full {
             let now = self.now_mark();
             let _ =
@@ -163,10 +169,10 @@ impl Health {
             disk_full_for: self.since(&self.disk_full_since),
             disk_read_only: self.disk_read_only.load(Ordering::Relaxed),
             spool_pending: self.spool_pending.load(Ordering::Relaxed),
-            // Before the first beat: counted from start.
-            executor_silent_for: self
-                .since(&self.last_beat)
-                .unwrap_or_else(|| self.base.elapsed()),
+            // Before the first beat the executor has not started (the
+            // start reads the spool and the users first): not a stall.
+            executor_silent_for: self.since(&self.last_beat).unwrap_or_default(),
+            delivers: self.delivers.load(Ordering::Relaxed),
         }
     }
 
@@ -371,13 +377,13 @@ mod tests {
         let h = Health::default();
         h.beat();
         assert_eq!(h.probe(Duration::from_secs(60)).ready, Ok(()));
-        h.set_disk(true, false, 0);
+        h.set_disk(true, false, Some(0));
         assert!(h.states().disk_full_for.is_some());
         assert_eq!(
             h.probe(Duration::from_secs(60)).ready,
             Err(probe::NotReady::DiskFull)
         );
-        h.set_disk(false, false, 0);
+        h.set_disk(false, false, Some(0));
         assert_eq!(h.probe(Duration::from_secs(60)).ready, Ok(()));
     }
 }

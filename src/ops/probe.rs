@@ -12,8 +12,9 @@
 //!   back, but it would drop sessions, spooled files and users caches. Only
 //!   an instance broken by itself is not live: its filesystem went
 //!   read-only, its executor stopped turning, or its disk stayed full for
-//!   `DISK_FULL_NOT_LIVE_AFTER` with nothing waiting for S3 (so nothing that
-//!   delivery could free, and nothing a replacement would lose).
+//!   `DISK_FULL_NOT_LIVE_AFTER` with S3 delivery on and nothing waiting for
+//!   S3 (so nothing that delivery could free, and nothing a replacement
+//!   would lose; without S3 the homes hold the only copies, so never).
 
 use crate::limits::{DISK_FULL_NOT_LIVE_AFTER, EXECUTOR_STALL_LIMIT};
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub struct States {
     pub disk_read_only: bool,
     /// Files in the spool waiting for S3.
     pub spool_pending: u64,
+    /// S3 delivery is configured: without it the homes hold the only
+    /// copies, and a full disk never makes the instance replaceable.
+    pub delivers: bool,
     /// Time since the executor last ran its heartbeat task.
     pub executor_silent_for: Duration,
 }
@@ -95,7 +99,7 @@ pub fn decide(s: &States, failing_after: Duration) -> Probe {
     let stalled = s.executor_silent_for >= EXECUTOR_STALL_LIMIT;
     let full_alone = s
         .disk_full_for
-        .is_some_and(|d| d >= DISK_FULL_NOT_LIVE_AFTER && s.spool_pending == 0);
+        .is_some_and(|d| d >= DISK_FULL_NOT_LIVE_AFTER && s.delivers && s.spool_pending == 0);
     let live = if s.disk_read_only {
         Err(NotLive::DiskReadOnly)
     } else if stalled {
@@ -130,8 +134,12 @@ mod tests {
     const AFTER: Duration = Duration::from_secs(300);
     const LONG: Duration = Duration::from_secs(3600);
 
+    /// All well, with S3 delivery (the appliance's configuration).
     fn ok() -> States {
-        States::default()
+        States {
+            delivers: true,
+            ..States::default()
+        }
     }
 
     /// (states, ready, live, why)

@@ -155,7 +155,10 @@ pub fn run(
             ))
             .detach();
     }
-    // The disk watch (and executor heartbeat) runs whether or not
+    executor
+        .spawn(crate::ops::disk::heartbeat(shared.health.clone()))
+        .detach();
+    // The disk watch runs whether or not
     // health_listen is set: its gauges feed /metrics and EMF, and the
     // watchdog reads liveness from it.
     executor
