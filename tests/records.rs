@@ -172,6 +172,63 @@ fn an_upload_record_names_its_s3_key_and_checksum() {
     assert_eq!(r["bytes"], 50_000);
 }
 
+/// An FTPS upload by curl at its defaults (`--ssl-reqd`: AUTH TLS, PROT P):
+/// the record names the control connection's TLS version and a protected
+/// data connection.
+#[test]
+fn an_ftps_upload_record_names_its_tls_version() {
+    let dir = Scratch::new("records-tls");
+    let cert = dir.0.join("cert.pem");
+    let key = dir.0.join("key.pem");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/make_cert.py");
+    let (ok, _, err) = common::run(
+        "python3",
+        &[script, cert.to_str().unwrap(), key.to_str().unwrap()],
+        None,
+        None,
+    );
+    assert!(ok, "make_cert.py: {err}");
+    let path = dir.0.join("transfers.jsonl");
+    let server = Server::start(
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\ntransfer_log = {}\n",
+            cert.display(),
+            key.display(),
+            path.display()
+        ),
+        &[("dev", "upload")],
+    );
+    let local = dir.0.join("up.csv");
+    std::fs::write(&local, pattern(3000, 5)).unwrap();
+    let url = format!("{}/up.csv", server.url("dev"));
+    let (ok, _, err) = common::run(
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "-k",
+            "-T",
+            local.to_str().unwrap(),
+            &url,
+        ],
+        None,
+        None,
+    );
+    assert!(ok, "{err}\n{}", server.log());
+    let end = Instant::now() + Duration::from_secs(5);
+    while records(&path).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let all = records(&path);
+    let r = all
+        .iter()
+        .find(|r| r["verb"] == "STOR")
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(r["tls"], "TLSv1.3", "{r}");
+    assert_eq!(r["data_tls"], true, "{r}");
+    assert_eq!(r["reply"], 226);
+}
+
 /// Base64 of 8 big-endian bytes (RFC 4648 §4), as S3 shows a CRC64NVME;
 /// written out here so the test does not share the server's encoder.
 mod base64_check {
