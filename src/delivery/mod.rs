@@ -378,7 +378,11 @@ impl Delivery {
                 credentials,
             }) => {
                 metrics::inc(&self.metrics.s3_delivery_failures);
-                self.health.delivery_failed();
+                if credentials {
+                    self.health.delivery_refused_credentials();
+                } else {
+                    self.health.delivery_failed();
+                }
                 job.failures += 1;
                 let delay = backoff(job.failures);
                 if credentials {

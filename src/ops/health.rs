@@ -57,6 +57,8 @@ pub struct Health {
     /// Milliseconds since `base` (plus one) when delivery started failing;
     /// 0 while it works. Monotonic, so a clock step changes nothing.
     failing_since: AtomicU64,
+    /// The last failed delivery was refused for its credentials.
+    credentials_refused: AtomicBool,
     /// The same for the disk being full; 0 while it has room.
     disk_full_since: AtomicU64,
     disk_read_only: AtomicBool,
@@ -74,6 +76,7 @@ impl Default for Health {
             draining: AtomicBool::new(false),
             users_missing: AtomicBool::new(false),
             failing_since: AtomicU64::new(0),
+            credentials_refused: AtomicBool::new(false),
             disk_full_since: AtomicU64::new(0),
             disk_read_only: AtomicBool::new(false),
             spool_pending: AtomicU64::new(0),
@@ -114,9 +117,21 @@ impl Health {
         self.users_missing.store(missing, Ordering::Relaxed);
     }
 
+    /// S3 delivery: an attempt failed because S3 refused the credentials
+    /// (a failure like any other, said apart in `/healthz`).
+    pub fn delivery_refused_credentials(&self) {
+        self.credentials_refused.store(true, Ordering::Relaxed);
+        self.start_failing_clock();
+    }
+
     /// S3 delivery: an attempt failed. The first failure after a success
     /// starts the clock; later ones keep it.
     pub fn delivery_failed(&self) {
+        self.credentials_refused.store(false, Ordering::Relaxed);
+        self.start_failing_clock();
+    }
+
+    fn start_failing_clock(&self) {
         let now = self.now_mark();
         let _ = self
             .failing_since
@@ -126,6 +141,7 @@ impl Health {
     /// S3 delivery: an attempt succeeded; the clock stops.
     pub fn delivery_ok(&self) {
         self.failing_since.store(0, Ordering::Relaxed);
+        self.credentials_refused.store(false, Ordering::Relaxed);
     }
 
     /// How long delivery has been failing, if it is.
@@ -166,6 +182,7 @@ impl Health {
             draining: self.is_draining(),
             users_missing: self.users_missing.load(Ordering::Relaxed),
             delivery_failing_for: self.failing_for(),
+            credentials_refused: self.credentials_refused.load(Ordering::Relaxed),
             disk_full_for: self.since(&self.disk_full_since),
             disk_read_only: self.disk_read_only.load(Ordering::Relaxed),
             spool_pending: self.spool_pending.load(Ordering::Relaxed),
@@ -370,6 +387,22 @@ mod tests {
         assert!(h.failing_for().unwrap() >= first);
         h.delivery_ok();
         assert_eq!(h.failing_for(), None);
+    }
+
+    #[test]
+    fn refused_credentials_are_said_apart_until_another_outcome() {
+        let h = Health::default();
+        let zero = Duration::ZERO;
+        h.delivery_refused_credentials();
+        assert_eq!(
+            h.probe(zero).ready,
+            Err(probe::NotReady::CredentialsRefused)
+        );
+        h.delivery_failed();
+        assert_eq!(h.probe(zero).ready, Err(probe::NotReady::DeliveryFailing));
+        h.delivery_refused_credentials();
+        h.delivery_ok();
+        assert_eq!(h.probe(zero).ready, Ok(()));
     }
 
     #[test]

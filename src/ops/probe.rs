@@ -29,6 +29,10 @@ pub struct States {
     /// How long S3 delivery has been failing (S3 itself, the bucket policy,
     /// KMS, or the credentials S3 refused), if it is.
     pub delivery_failing_for: Option<Duration>,
+    /// The last failed delivery was S3 refusing the credentials (an
+    /// expired or rotated role, a wrong key): said apart in `/healthz`, as
+    /// shared as any other delivery failure.
+    pub credentials_refused: bool,
     /// How long the home or spool filesystem has been below its reserve.
     pub disk_full_for: Option<Duration>,
     /// The home or spool filesystem is mounted read-only (ext4 remounts
@@ -51,6 +55,7 @@ pub enum NotReady {
     DiskFull,
     UsersNotLoaded,
     DeliveryFailing,
+    CredentialsRefused,
     ExecutorStalled,
 }
 
@@ -62,6 +67,7 @@ impl NotReady {
             NotReady::DiskFull => "disk full",
             NotReady::UsersNotLoaded => "users not loaded",
             NotReady::DeliveryFailing => "s3 delivery failing",
+            NotReady::CredentialsRefused => "s3 delivery failing: credentials refused",
             NotReady::ExecutorStalled => "executor stalled",
         }
     }
@@ -120,7 +126,11 @@ pub fn decide(s: &States, failing_after: Duration) -> Probe {
     } else if s.users_missing {
         Err(NotReady::UsersNotLoaded)
     } else if s.delivery_failing_for.is_some_and(|d| d >= failing_after) {
-        Err(NotReady::DeliveryFailing)
+        Err(if s.credentials_refused {
+            NotReady::CredentialsRefused
+        } else {
+            NotReady::DeliveryFailing
+        })
     } else {
         Ok(())
     };
