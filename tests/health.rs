@@ -334,6 +334,62 @@ fn emf_records_reach_a_tcp_listener_as_valid_json() {
     assert!(first["SessionsPerSecond"].as_f64().unwrap() > 0.0);
 }
 
+/// Six 1-second sessions that come and go between two EMF records: the
+/// sampled `ActiveSessions` says 0, `ActiveSessionsPeak` says 6, both at
+/// 1-second storage resolution; `UploadsPerSecond` and `Version` are there.
+#[test]
+fn emf_peak_sees_sessions_that_came_and_went_within_the_interval() {
+    let agent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = agent.local_addr().unwrap().port();
+    let s = server(&format!(
+        "metrics_emf = tcp:127.0.0.1:{port}\nmetrics_interval = 2s\n"
+    ));
+    let (stream, _) = agent.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut lines = BufReader::new(stream);
+    let mut next = || {
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    // A record just went: the burst falls in the next interval.
+    next();
+    let burst: Vec<Control> = (0..6).map(|_| Control::login(s.addr, "dev")).collect();
+    drop(burst);
+    let end = Instant::now() + Duration::from_secs(5);
+    while scrape(health_addr(&s), "lakeftpd_sessions_now") > 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Normally the next record; on a slow machine the burst may straddle
+    // a boundary (a session open at it starts the next interval's peak).
+    let mut peak = 0;
+    let record = loop {
+        let record = next();
+        peak = peak.max(record["ActiveSessionsPeak"].as_u64().unwrap());
+        if record["ActiveSessions"] == 0 {
+            break record;
+        }
+    };
+    assert!(peak >= 6, "{record}");
+    assert!(record["UploadsPerSecond"].is_number(), "{record}");
+    assert_eq!(record["Version"], env!("CARGO_PKG_VERSION"));
+    let defs = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap();
+    for name in [
+        "ActiveSessionsPeak",
+        "UploadsPerSecond",
+        "SessionsPerSecond",
+    ] {
+        let def = defs.iter().find(|d| d["Name"] == name).unwrap();
+        assert_eq!(def["StorageResolution"], 1, "{name}");
+    }
+    // The next interval starts from what is open now: none.
+    assert_eq!(next()["ActiveSessionsPeak"], 0);
+}
+
 #[test]
 fn emf_over_udp() {
     let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
