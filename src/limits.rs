@@ -173,6 +173,11 @@ pub const TRANSFER_LOG_QUEUE: usize = 4096;
 /// them long before (it reads within seconds).
 pub const TRANSFER_LOG_ROTATE_BYTES: u64 = 64 << 20;
 
+/// Files a stop that hit `drain_spool_timeout` names in the log, one line
+/// each (the count says how many more): enough to find a few files, not a
+/// flood from an outage's thousands.
+pub const DRAIN_LEFT_LOGGED: usize = 20;
+
 // --- Operations: disk, readiness and liveness (ops/disk.rs, ops/probe.rs) --
 
 /// How often the home and spool filesystems are measured (statvfs) and the

@@ -457,6 +457,13 @@ fn sigterm_with_s3_gone_stops_after_drain_spool_timeout_and_says_what_is_left() 
         "{}",
         lake.log()
     );
+    // And by name (the file waits for its next retry).
+    assert!(
+        lake.log()
+            .contains("left in the spool: user=dev01 path=\"/left.csv\" key=\"user=dev01/dt="),
+        "{}",
+        lake.log()
+    );
     assert!(!lake.spool_files().is_empty());
 }
 

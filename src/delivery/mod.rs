@@ -188,6 +188,21 @@ impl Delivery {
         self.settings.ack()
     }
 
+    /// Files waiting for a retry, at most `limit`, as (user, path, key):
+    /// what a stop leaves in the spool is logged by name (server/drain.rs).
+    /// Files in flight at that moment are not listed.
+    pub fn waiting(&self, limit: usize) -> Vec<(String, String, String)> {
+        self.lock()
+            .waiting
+            .values()
+            .take(limit)
+            .map(|job| {
+                let m = &job.meta;
+                (m.user.clone(), m.path.clone(), m.key.clone())
+            })
+            .collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }

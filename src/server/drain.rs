@@ -22,6 +22,7 @@
 //! lifecycle hook must cover it.
 
 use crate::ops::metrics;
+use crate::protocol::escape::Escaped;
 use crate::shared::Shared;
 use async_signal::{Signal, Signals};
 use smol::channel::Sender;
@@ -126,12 +127,23 @@ async fn flush_delivery_spool(shared: &Arc<Shared>) {
     while pending() > 0 && Instant::now() < until {
         Timer::after(crate::limits::POLL_PAUSE).await;
     }
-    match pending() {
-        0 => log::info!("spool flushed to S3"),
-        left => log::warn!(
-            "drain_spool_timeout: stopping with {left} files still in the spool {} (oldest {} s); they are delivered after the next start on this disk",
-            shared.config.s3.spool.display(),
-            metrics::get(&shared.metrics.s3_oldest_pending_seconds)
-        ),
+    let left = pending();
+    if left == 0 {
+        log::info!("spool flushed to S3");
+        return;
+    }
+    log::warn!(
+        "drain_spool_timeout: stopping with {left} files still in the spool {} (oldest {} s); they are delivered after the next start on this disk",
+        shared.config.s3.spool.display(),
+        metrics::get(&shared.metrics.s3_oldest_pending_seconds)
+    );
+    if let Some(delivery) = &shared.delivery {
+        for (user, path, key) in delivery.waiting(crate::limits::DRAIN_LEFT_LOGGED) {
+            log::warn!(
+                "left in the spool: user={} path={:?} key={key:?}",
+                Escaped(&user),
+                path
+            );
+        }
     }
 }
