@@ -61,6 +61,8 @@ mod login;
 mod outcome;
 mod security;
 mod steps;
+#[cfg(test)]
+mod tests;
 mod transfer;
 
 pub use input::Prelude;
