@@ -19,7 +19,7 @@ use super::transfer::{Job, Work};
 use super::Session;
 use crate::config::User;
 use crate::data::active::{self, Peer};
-use crate::data::transfer::{self, TransferError};
+use crate::data::transfer;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, Type};
 use crate::protocol::listing::Format;
@@ -30,9 +30,11 @@ use crate::sys::budget::FdPermit;
 use crate::tls::stream::Stream;
 use smol::future::FutureExt;
 use smol::Async;
+use std::future::Future;
 use std::io;
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -222,15 +224,29 @@ impl Session {
                 }
             }
         };
-        // Boxed: the transfer's state lives only while it runs.
-        let mut work = Box::pin(work);
-        enum Event {
-            Done((Result<u64, TransferError>, Option<TempUpload>)),
+        // Boxed: the transfer's state lives only while it runs. Dropped
+        // when `watch` gives up on it, with an upload's temporary.
+        let (result, upload) = self.watch(Box::pin(work), reader).await?;
+        let bytes = result.map_err(Outcome::Failed)?;
+        Ok(Moved { bytes, upload, to })
+    }
+
+    /// Runs `work` to its end while watching the control connection and
+    /// the server: ABOR, a hang-up (or garbage) on the control connection,
+    /// and a hard stop each abandon it. Another command waits for the end.
+    async fn watch<T>(
+        &mut self,
+        mut work: Pin<Box<impl Future<Output = T>>>,
+        reader: &mut LineReader,
+    ) -> Result<T, Outcome> {
+        enum Event<T> {
+            Done(T),
             Control(io::Result<Input>),
             HardStop,
         }
+        let shared = self.shared.clone();
         let mut watching = true;
-        let (result, upload) = loop {
+        loop {
             let done = async { Event::Done(work.as_mut().await) };
             let hard_stop = async {
                 shared.hard_stopping().await;
@@ -243,7 +259,7 @@ impl Session {
                 done.or(hard_stop).await
             };
             match event {
-                Event::Done(done) => break done,
+                Event::Done(done) => return Ok(done),
                 Event::Control(Ok(Input::Line(n))) => {
                     if matches!(command::parse(reader.line(n)), Ok(Command::Abor)) {
                         reader.consume();
@@ -256,9 +272,7 @@ impl Session {
                 Event::Control(_) => return Err(Outcome::ClientGone(0)),
                 Event::HardStop => return Err(Outcome::Shutdown),
             }
-        };
-        let bytes = result.map_err(Outcome::Failed)?;
-        Ok(Moved { bytes, upload, to })
+        }
     }
 
     /// Step 3: an upload is made durable and handed to delivery; a
