@@ -18,7 +18,7 @@ use super::outcome::{Done, Outcome};
 use super::transfer::{Job, Work};
 use super::Session;
 use crate::config::User;
-use crate::data::active::{self, Peer};
+use crate::data::active::{self, DataPlan, Peer};
 use crate::data::transfer;
 use crate::ops::metrics::{self, Metrics};
 use crate::protocol::command::{self, Command, Type};
@@ -33,7 +33,7 @@ use smol::Async;
 use std::future::Future;
 use std::io;
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,6 +61,21 @@ struct Destination {
     home: PathBuf,
     kind: Type,
     _fds: FdPermit,
+}
+
+impl Mover {
+    /// An upload's temporary is made before the data connection opens, so
+    /// a full disk or a forbidden name is answered without one.
+    async fn new(work: Work, home: &Path) -> Result<Mover, Outcome> {
+        Ok(match work {
+            Work::Retr { real, offset } => Mover::Send { real, offset },
+            Work::List { real, format } => Mover::List { real, format },
+            Work::Store { target, prefix, .. } => {
+                let upload = TempUpload::create(home.to_path_buf(), target, prefix).await;
+                Mover::Receive(upload.map_err(Outcome::NoTemporary)?)
+            }
+        })
+    }
 }
 
 /// The bytes moved; an upload's temporary holds them, not synced yet.
@@ -129,17 +144,9 @@ impl Session {
         }
         let fds = self.descriptors(held).await?;
         let opening = opening_text(&work, &virt, kind);
-        let mover = match work {
-            Work::Retr { real, offset } => Mover::Send { real, offset },
-            Work::List { real, format } => Mover::List { real, format },
-            Work::Store { target, prefix, .. } => {
-                let upload = TempUpload::create(home.clone(), target, prefix).await;
-                Mover::Receive(upload.map_err(Outcome::NoTemporary)?)
-            }
-        };
+        let mover = Mover::new(work, &home).await?;
         let socket = self.connect(plan).await?;
-        say!(self, Code::FileStatusOk, "{opening}")?;
-        self.flush().await?;
+        self.announce(&opening).await?;
         let stream = self.data_tls(socket).await?;
         let to = Destination {
             virt,
@@ -162,10 +169,7 @@ impl Session {
     }
 
     /// Connects to the PORT address or accepts on the PASV listener.
-    async fn connect(
-        &self,
-        plan: crate::data::active::DataPlan,
-    ) -> Result<Async<TcpStream>, Outcome> {
+    async fn connect(&self, plan: DataPlan) -> Result<Async<TcpStream>, Outcome> {
         let config = &self.shared.config;
         let peer = Peer {
             client_ip: self.client_ip(),
@@ -177,6 +181,14 @@ impl Session {
         active::open(plan, &peer, &self.shared.metrics)
             .await
             .map_err(Outcome::NoDataConnection)
+    }
+
+    /// 150 (RFC 959 §4.2): the data connection is open, the bytes follow.
+    /// Failing to send it ends the session (`ControlFailed`).
+    async fn announce(&mut self, opening: &str) -> Result<(), Outcome> {
+        say!(self, Code::FileStatusOk, "{opening}")?;
+        self.flush().await?;
+        Ok(())
     }
 
     /// TLS on the data connection under PROT P (or implicit FTPS): the
