@@ -15,10 +15,22 @@ use std::borrow::Cow;
 use std::io;
 use std::time::Instant;
 
+/// A transfer that succeeded.
+pub(super) struct Done {
+    pub(super) bytes: u64,
+    /// When an upload's last data byte arrived: the start of the
+    /// `upload_ack_seconds` histogram, ended by the 226.
+    pub(super) last_data_byte: Option<Instant>,
+    /// An upload's CRC64NVME, for its transfer record.
+    pub(super) crc64nvme: Option<u64>,
+    /// The object key delivery queued an upload under (`None`: no S3).
+    pub(super) s3_key: Option<String>,
+}
+
 /// Every way a transfer ends. The `u64` is the bytes that moved.
 pub(super) enum Outcome {
     /// 226: the bytes moved; an upload is durable and delivery took it.
-    Done(u64),
+    Done(Done),
     /// 425: no descriptors free within `data_timeout`. Not counted.
     Busy,
     /// The upload's temporary could not be made (full disk, forbidden
@@ -48,6 +60,15 @@ pub(super) enum Outcome {
     /// 522: the data connection did not resume the control connection's
     /// TLS session (`tls_session_reuse = required`). Not counted.
     NotResumed,
+    /// Sending the 150 on the control connection failed: the session ends
+    /// with the error, the transfer neither answered nor counted.
+    ControlFailed(io::Error),
+}
+
+impl From<io::Error> for Outcome {
+    fn from(e: io::Error) -> Outcome {
+        Outcome::ControlFailed(e)
+    }
 }
 
 impl Outcome {
@@ -70,7 +91,9 @@ impl Outcome {
                 "transfer aborted".into(),
             ),
             // No reply: nobody listens. The log shows 426.
-            Outcome::ClientGone(_) => (Code::ConnectionClosedTransferAborted, "".into()),
+            Outcome::ClientGone(_) | Outcome::ControlFailed(_) => {
+                (Code::ConnectionClosedTransferAborted, "".into())
+            }
             Outcome::Shutdown => (
                 Code::ServiceNotAvailable,
                 "server shutting down, transfer aborted".into(),
@@ -99,7 +122,7 @@ impl Outcome {
             ),
         };
         let (bytes, counted) = match self {
-            Outcome::Done(bytes)
+            Outcome::Done(Done { bytes, .. })
             | Outcome::ClientGone(bytes)
             | Outcome::NotDurable(bytes, _)
             | Outcome::Refused(bytes, _) => (*bytes, true),
@@ -109,7 +132,8 @@ impl Outcome {
             | Outcome::NoDataConnection(_)
             | Outcome::Unprotected
             | Outcome::DataTls(_)
-            | Outcome::NotResumed => (0, false),
+            | Outcome::NotResumed
+            | Outcome::ControlFailed(_) => (0, false),
         };
         (code, text, bytes, counted)
     }
@@ -125,8 +149,10 @@ impl Session {
         started: Instant,
         outcome: Outcome,
     ) -> io::Result<Option<String>> {
+        if let Outcome::ControlFailed(e) = outcome {
+            return Err(e);
+        }
         let (code, text, bytes, counted) = outcome.reply();
-        let last_data_byte = self.last_data_byte.take();
         if counted {
             self.count_transfer(verb, matches!(outcome, Outcome::Done(_)));
         }
@@ -156,7 +182,11 @@ impl Session {
             code as u16,
             if self.security.data_private() { "yes" } else { "no" }
         );
-        self.record_transfer(verb, virt, started, bytes, code as u16)
+        let landed = match &outcome {
+            Outcome::Done(done) => (done.s3_key.as_deref(), done.crc64nvme),
+            _ => (None, None),
+        };
+        self.record_transfer(verb, virt, started, (bytes, code as u16), landed)
             .await;
         match outcome {
             Outcome::ClientGone(_) => Ok(Some("client closed during transfer".into())),
@@ -172,7 +202,11 @@ impl Session {
             }
             _ => {
                 say!(self, code, "{text}")?;
-                if let (Outcome::Done(_), Some(at)) = (&outcome, last_data_byte) {
+                if let Outcome::Done(Done {
+                    last_data_byte: Some(at),
+                    ..
+                }) = outcome
+                {
                     self.metrics().upload_ack_seconds.record(at.elapsed());
                 }
                 Ok(None)

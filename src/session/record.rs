@@ -7,15 +7,6 @@ use crate::ops::records::{Event, Record};
 use crate::storage::jail::VirtualPath;
 use std::time::Instant;
 
-/// What an upload that landed left for its record: set by the transfer
-/// just before it reports `Outcome::Done`, taken by `finish`. Boxed in the
-/// session: it exists only between the two.
-pub(super) struct Landed {
-    /// The object key it was queued under (`None`: no S3 delivery).
-    pub s3_key: Option<String>,
-    pub crc64nvme: Option<u64>,
-}
-
 impl Session {
     /// The control connection's TLS version, as records name it.
     fn tls_version(&self) -> Option<&'static str> {
@@ -27,16 +18,16 @@ impl Session {
         })
     }
 
-    /// One transfer's record; nothing without `transfer_log`.
+    /// One transfer's record; nothing without `transfer_log`. `moved` is
+    /// (bytes, reply code); `landed` an upload's (S3 key, CRC64NVME).
     pub(super) async fn record_transfer(
-        &mut self,
+        &self,
         verb: &'static str,
         virt: &VirtualPath,
         started: Instant,
-        bytes: u64,
-        reply: u16,
+        moved: (u64, u16),
+        landed: (Option<&str>, Option<u64>),
     ) {
-        let landed = self.landed.take();
         let Some(log) = self.shared.records.clone() else {
             return;
         };
@@ -46,11 +37,11 @@ impl Session {
             client: self.client,
             verb: Some(verb),
             path: Some(virt.as_str()),
-            bytes,
+            bytes: moved.0,
             ms: started.elapsed().as_millis() as u64,
-            reply,
-            s3_key: landed.as_ref().and_then(|l| l.s3_key.as_deref()),
-            crc64nvme: landed.as_ref().and_then(|l| l.crc64nvme),
+            reply: moved.1,
+            s3_key: landed.0,
+            crc64nvme: landed.1,
             tls: self.tls_version(),
             data_tls: self.security.data_private(),
         };

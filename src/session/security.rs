@@ -74,7 +74,7 @@ impl Session {
                 format_args!("the control connection is already protected"),
             );
         }
-        if matches!(self.login, Login::In { .. }) {
+        if self.login.user().is_some() {
             return self.answer(
                 Code::BadSequence,
                 format_args!("send AUTH TLS before logging in"),
@@ -223,8 +223,7 @@ impl Session {
     /// Whether this session must be protected: `tls = required`, or the
     /// logged-in user's `tls = required`.
     fn tls_required(&self) -> bool {
-        self.tls_mode() == Mode::Required
-            || matches!(&self.login, Login::In { user, .. } if user.tls_required)
+        self.tls_mode() == Mode::Required || self.login.user().is_some_and(|user| user.tls_required)
     }
 
     /// SECURITY: under `tls = required` (or the user's own), USER is refused
