@@ -140,7 +140,16 @@ pub const DEFAULT_MAX_SESSIONS: usize = 20_000;
 pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 200;
 pub const DEFAULT_ACTIVE_SOURCE_PORT: u16 = 20;
 pub const DEFAULT_PASSIVE_PORTS: (u16, u16) = (50000, 50999);
-pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(10);
+/// At least the balancer's detection time, so no device is refused while
+/// the balancer still sends here: an NLB (and a Route 53 health check)
+/// marks a target unhealthy after 2 failed checks 10 s apart; 5 s more for
+/// the check in flight and the balancer's own propagation.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(25);
+/// After the sessions drained, how long a stop waits for the spool to reach
+/// S3: at the 250 ms to 30 s retry backoff a short S3 hiccup clears well
+/// within it, while a real outage does not hold a terminating instance
+/// forever (what is left is logged, and stays durable in the spool).
+pub const DEFAULT_DRAIN_SPOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Idle time before TCP keepalive probes on control connections: well under
 /// the NLB's 350 s idle timeout, so a long transfer never loses its control
 /// connection.
@@ -149,7 +158,53 @@ pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// it only with the client's first bytes, and an FTP client speaks second).
 pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_millis(250);
 pub const DEFAULT_HEALTH_S3_FAILING_AFTER: Duration = Duration::from_secs(300);
-pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(60);
+/// EMF every 10 s: a device session lasts about a second and a fleet's
+/// uploads come in bursts on the clock; a minute's average hides both, and
+/// 10 s is the finest period a high-resolution metric alarm evaluates.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Records queued for the transfer log's writer thread before a session
+/// waits: a top-of-the-minute burst of thousands of uploads queues here
+/// (about 300 bytes each: 1.2 MiB at most) while the thread writes.
+pub const TRANSFER_LOG_QUEUE: usize = 4096;
+
+/// The transfer log is renamed to `PATH.1` at this size: two files at most
+/// on the disk (about 200,000 records each), and the CloudWatch agent ships
+/// them long before (it reads within seconds).
+pub const TRANSFER_LOG_ROTATE_BYTES: u64 = 64 << 20;
+
+/// Files a stop that hit `drain_spool_timeout` names in the log, one line
+/// each (the count says how many more): enough to find a few files, not a
+/// flood from an outage's thousands.
+pub const DRAIN_LEFT_LOGGED: usize = 20;
+
+// --- Operations: disk, readiness and liveness (ops/disk.rs, ops/probe.rs) --
+
+/// How often the home and spool filesystems are measured (statvfs) and the
+/// readiness and liveness gauges refreshed; also the executor's heartbeat.
+pub const DISK_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Free bytes kept for one upload when `max_file_size` is not set (an
+/// upload of unknown size: room for a typical large device file).
+pub const DISK_RESERVE_UNBOUNDED: u64 = 64 << 20;
+
+/// Added to the reserve of one upload: the spool's metadata file, the
+/// directory entries, and a filesystem's own rounding to blocks.
+pub const DISK_RESERVE_MARGIN: u64 = 1 << 20;
+
+/// Below this many free inodes a filesystem counts as full: every upload
+/// needs an inode for its temporary and one for its spool metadata, and a
+/// small root volume runs out of inodes under millions of small files long
+/// before it runs out of bytes.
+pub const MIN_FREE_INODES: u64 = 1000;
+
+/// A disk full this long with nothing waiting for S3 will not free itself:
+/// the instance is broken by itself and no longer live (ops/probe.rs).
+pub const DISK_FULL_NOT_LIVE_AFTER: Duration = Duration::from_secs(300);
+
+/// An executor whose heartbeat (every `DISK_POLL_INTERVAL`) is this late
+/// is stalled: not ready, not live, and systemd's watchdog is not fed.
+pub const EXECUTOR_STALL_LIMIT: Duration = Duration::from_secs(15);
 
 // --- Defence (config/defence.rs, server/admission.rs, auth/defender.rs) ----
 

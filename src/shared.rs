@@ -45,6 +45,8 @@ pub struct Shared {
     pub stopping: Receiver<()>,
     /// Closed when `drain_timeout` has passed.
     pub hard_stopping: Receiver<()>,
+    /// `transfer_log`: the transfer records' writer; `None`: off.
+    pub records: Option<Arc<crate::ops::records::TransferLog>>,
     /// FTPS: the TLS configuration and current certificate; `None` with
     /// `tls = off`.
     pub tls: Option<Arc<Tls>>,

@@ -204,3 +204,69 @@ fn demo_serves_with_a_printed_password() {
         b"hello demo"
     );
 }
+
+#[test]
+fn version_prints_the_version() {
+    let (ok, out, _) = lakeftpd(&["--version"], None, None);
+    assert!(ok);
+    assert_eq!(out, format!("lakeftpd {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+/// `passwd` on a terminal (a pseudo-terminal driven by Python's pty
+/// module): asked twice, nothing echoed, one hash printed. The same two
+/// lines that differ are refused.
+#[test]
+fn passwd_on_a_terminal_asks_twice_without_echo() {
+    let drive = r#"
+import os, pty, sys, time
+def run(answers):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.argv[1], [sys.argv[1], "passwd"])
+    out = b""
+    for prompt, answer in answers:
+        while prompt not in out:
+            chunk = os.read(fd, 1024)
+            if not chunk:
+                break
+            out += chunk
+        time.sleep(0.1)
+        os.write(fd, answer)
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    return out.decode(), os.waitstatus_to_exitcode(status)
+out, code = run([(b"Password: ", b"tty-secret-77\n"), (b"Again: ", b"tty-secret-77\n")])
+print(repr(out)); print(code)
+out, code = run([(b"Password: ", b"tty-secret-77\n"), (b"Again: ", b"other\n")])
+print(repr(out)); print(code)
+"#;
+    let (ok, out, err) = run(
+        "python3",
+        &["-c", drive, bin().to_str().unwrap()],
+        None,
+        None,
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let (same, same_code, differ, differ_code) = (lines[0], lines[1], lines[2], lines[3]);
+    assert!(
+        same.contains("Password: ") && same.contains("Again: "),
+        "{same}"
+    );
+    assert!(!same.contains("tty-secret-77"), "echoed: {same}");
+    assert!(same.contains("$6$"), "{same}");
+    assert_eq!(same_code, "0");
+    assert!(differ.contains("the two passwords differ"), "{differ}");
+    assert!(
+        !differ.contains("tty-secret-77") && !differ.contains("other"),
+        "{differ}"
+    );
+    assert_eq!(differ_code, "1");
+}

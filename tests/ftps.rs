@@ -621,7 +621,7 @@ fn certificate_from_s3_is_served_and_replaced_by_etag() {
     let lake = s3::Lake::start(
         &dir,
         &format!(
-            "s3_bucket = {bucket}\ns3_endpoint = {}\ns3_region = us-east-1\n\
+            "s3_bucket = {bucket}\ns3_endpoint = {}\ns3_region = us-east-1\nkeep_local = on\n\
              tls = on\ntls_cert = s3://{bucket}/tls/cert.pem\ntls_key = s3://{bucket}/tls/key.pem\n\
              tls_reload_interval = 1s\nimplicit_tls_listen = 127.0.0.1:0\n",
             s3.endpoint(),

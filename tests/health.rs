@@ -7,7 +7,7 @@ mod common;
 mod http;
 
 use common::{Control, Server};
-use http::{get, health_addr, metric, request};
+use http::{get, health_addr, metric, request, scrape};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -49,6 +49,13 @@ fn metrics_are_prometheus_text_with_help_and_type() {
         );
     }
     assert!(body.contains("# TYPE lakeftpd_sessions_now gauge\n"));
+    assert!(
+        body.contains(&format!(
+            "\nlakeftpd_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
     assert!(body.contains("# TYPE lakeftpd_logins_ok_total counter\n"));
     assert_eq!(metric(&body, "lakeftpd_sessions_now"), 1);
     assert_eq!(metric(&body, "lakeftpd_logins_ok_total"), 1);
@@ -327,6 +334,62 @@ fn emf_records_reach_a_tcp_listener_as_valid_json() {
     assert!(first["SessionsPerSecond"].as_f64().unwrap() > 0.0);
 }
 
+/// Six 1-second sessions that come and go between two EMF records: the
+/// sampled `ActiveSessions` says 0, `ActiveSessionsPeak` says 6, both at
+/// 1-second storage resolution; `UploadsPerSecond` and `Version` are there.
+#[test]
+fn emf_peak_sees_sessions_that_came_and_went_within_the_interval() {
+    let agent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = agent.local_addr().unwrap().port();
+    let s = server(&format!(
+        "metrics_emf = tcp:127.0.0.1:{port}\nmetrics_interval = 2s\n"
+    ));
+    let (stream, _) = agent.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut lines = BufReader::new(stream);
+    let mut next = || {
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    // A record just went: the burst falls in the next interval.
+    next();
+    let burst: Vec<Control> = (0..6).map(|_| Control::login(s.addr, "dev")).collect();
+    drop(burst);
+    let end = Instant::now() + Duration::from_secs(5);
+    while scrape(health_addr(&s), "lakeftpd_sessions_now") > 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Normally the next record; on a slow machine the burst may straddle
+    // a boundary (a session open at it starts the next interval's peak).
+    let mut peak = 0;
+    let record = loop {
+        let record = next();
+        peak = peak.max(record["ActiveSessionsPeak"].as_u64().unwrap());
+        if record["ActiveSessions"] == 0 {
+            break record;
+        }
+    };
+    assert!(peak >= 6, "{record}");
+    assert!(record["UploadsPerSecond"].is_number(), "{record}");
+    assert_eq!(record["Version"], env!("CARGO_PKG_VERSION"));
+    let defs = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap();
+    for name in [
+        "ActiveSessionsPeak",
+        "UploadsPerSecond",
+        "SessionsPerSecond",
+    ] {
+        let def = defs.iter().find(|d| d["Name"] == name).unwrap();
+        assert_eq!(def["StorageResolution"], 1, "{name}");
+    }
+    // The next interval starts from what is open now: none.
+    assert_eq!(next()["ActiveSessionsPeak"], 0);
+}
+
 #[test]
 fn emf_over_udp() {
     let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -366,4 +429,176 @@ fn health_listener_bind_failure_stops_start_up() {
     let mut err = String::new();
     out.stderr.as_slice().read_to_string(&mut err).unwrap();
     assert!(err.contains("health_listen"), "{err}");
+}
+
+/// Unmounts a tmpfs at drop.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Polls `path` until it answers `want`, for up to 5 s (the disk is
+/// measured every second); returns the last answer.
+fn wait_for(addr: std::net::SocketAddr, path: &str, want: u16) -> (u16, String) {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = get(addr, path);
+        if answer.0 == want || Instant::now() > end {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The home filesystem (a 4 MiB tmpfs) filled until less than one upload
+/// of max_file_size (1 MiB, plus the 1 MiB margin) fits: /healthz says
+/// `disk full` before an upload could fail, /livez stays 200 (just full is
+/// not broken), the free bytes are a metric; space freed: 200 again.
+#[test]
+fn full_disk_is_not_ready_until_space_returns() {
+    let dir = common::Scratch::new("hdisk");
+    let home = dir.0.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&home)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "cannot mount a tmpfs: the tests run as root");
+    let _mount = Mount(home.clone());
+    let config = common::config_text(
+        &dir,
+        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
+        &[("dev", "upload")],
+    );
+    let s = Server::start_with_text(dir, &config);
+    let h = health_addr(&s);
+    assert_eq!(wait_for(h, "/healthz", 200), (200, "ok\n".to_string()));
+    let free = scrape(h, "lakeftpd_home_free_bytes");
+    assert!((3 << 20..=4 << 20).contains(&free), "free {free}");
+    assert!(scrape(h, "lakeftpd_home_free_inodes") > 0);
+
+    // Fill: 2.5 MiB taken leaves 1.5 MiB, less than 1 MiB + 1 MiB.
+    let filler = home.join("filler");
+    std::fs::write(&filler, vec![7u8; 5 << 19]).unwrap();
+    assert_eq!(
+        wait_for(h, "/healthz", 503),
+        (503, "disk full\n".to_string())
+    );
+    assert_eq!(get(h, "/livez"), (200, "live\n".to_string()));
+    assert_eq!(scrape(h, "lakeftpd_disk_full"), 1);
+    assert_eq!(scrape(h, "lakeftpd_ready"), 0);
+    assert!(s.log().contains("disk full"), "{}", s.log());
+
+    // Space returns.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(wait_for(h, "/healthz", 200), (200, "ok\n".to_string()));
+    assert_eq!(scrape(h, "lakeftpd_disk_full"), 0);
+    assert_eq!(scrape(h, "lakeftpd_ready"), 1);
+}
+
+#[test]
+fn livez_is_200_while_live() {
+    let s = server("");
+    let (status, body) = get(health_addr(&s), "/livez");
+    assert_eq!((status, body.as_str()), (200, "live\n"));
+}
+
+/// Datagrams systemd would receive on NOTIFY_SOCKET, in order, until
+/// `limit` passes.
+fn notifications(socket: &std::os::unix::net::UnixDatagram, limit: Duration) -> Vec<String> {
+    let end = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while Instant::now() < end {
+        if let Ok(n) = socket.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    got
+}
+
+/// Liveness against the real binary under a systemd-like watchdog: a home
+/// filesystem remounted read-only (what ext4 does after I/O errors) is a
+/// fault of this instance alone: /livez and /healthz answer 503, and
+/// WATCHDOG=1 stops, so systemd restarts it; remounted read-write, both
+/// answer 200 again and the watchdog is fed.
+#[test]
+fn a_read_only_disk_is_not_live_and_starves_the_watchdog() {
+    let dir = common::Scratch::new("hlive");
+    let home = dir.0.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&home)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "cannot mount a tmpfs: the tests run as root");
+    let _mount = Mount(home.clone());
+    let socket_path = dir.0.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    // max_file_size: the reserve fits the 4 MiB tmpfs (it is not full).
+    let config = common::config_text(
+        &dir,
+        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
+        &[("dev", "upload")],
+    );
+    let config_path = dir.0.join("lakeftpd.conf");
+    std::fs::write(&config_path, config).unwrap();
+    let config_arg = config_path.to_str().unwrap().to_string();
+    let s = Server::spawn_with(
+        dir,
+        &["serve", "--config", &config_arg],
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            // A ping every 100 ms.
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let h = health_addr(&s);
+    let fed = notifications(&socket, Duration::from_secs(1));
+    assert!(fed.iter().any(|n| n == "READY=1"), "{fed:?}");
+    assert!(
+        fed.iter().filter(|n| *n == "WATCHDOG=1").count() >= 3,
+        "{fed:?}"
+    );
+    assert_eq!(get(h, "/livez"), (200, "live\n".to_string()));
+    assert_eq!(wait_for(h, "/healthz", 200), (200, "ok\n".to_string()));
+
+    let remount = |mode: &str| {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&home)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {mode}");
+    };
+    remount("ro");
+    assert_eq!(
+        wait_for(h, "/livez", 503),
+        (503, "not live: disk read-only\n".to_string())
+    );
+    assert_eq!(get(h, "/healthz"), (503, "disk read-only\n".to_string()));
+    assert_eq!(scrape(h, "lakeftpd_live"), 0);
+    // Drain what was sent before the watchdog saw it; then nothing.
+    notifications(&socket, Duration::from_millis(300));
+    let starved = notifications(&socket, Duration::from_secs(1));
+    assert!(!starved.iter().any(|n| n == "WATCHDOG=1"), "{starved:?}");
+    assert!(
+        s.log().contains("no longer feeding systemd's watchdog"),
+        "{}",
+        s.log()
+    );
+
+    remount("rw");
+    assert_eq!(wait_for(h, "/livez", 200), (200, "live\n".to_string()));
+    assert_eq!(get(h, "/healthz"), (200, "ok\n".to_string()));
+    let fed = notifications(&socket, Duration::from_secs(1));
+    assert!(fed.iter().any(|n| n == "WATCHDOG=1"), "{fed:?}");
 }

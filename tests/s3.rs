@@ -114,9 +114,10 @@ fn uploads_arrive_identical_under_the_templated_key_with_metadata() {
         );
     }
     assert_eq!(s3.keys().len(), cases.len(), "{:?}", s3.keys());
-    // Delivered: the spool is empty; keep_local = on kept the home copies.
+    // Delivered: the spool is empty; keep_local (off by default with a
+    // bucket) removed the home copies once S3 confirmed them.
     assert!(lake.spool_files().is_empty(), "{:?}", lake.spool_files());
-    assert!(dir.0.join("home/dev01/metrics/m0.bin").exists());
+    assert!(!dir.0.join("home/dev01/metrics/m0.bin").exists());
     lake.wait_log("reply=226", Duration::from_secs(5));
 }
 
@@ -368,4 +369,137 @@ fn full_spool_replies_452_and_stores_no_partial_object() {
     assert_eq!(s3.object(&key("dev01", "small.bin")).unwrap(), small);
     assert_eq!(s3.keys(), vec![key("dev01", "small.bin")]);
     drop(lake);
+}
+
+/// Polls until lakeftpd exited, for up to `limit`; its exit code.
+fn wait_exit(lake: &mut Lake, limit: Duration) -> Option<Option<i32>> {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if let Some(code) = lake.exited() {
+            return Some(code);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// A stop that loses nothing: files acknowledged (ack = disk) while S3
+/// was unreachable are still spooled at SIGTERM; the sessions are gone at
+/// once (drain_timeout 1 s), but lakeftpd keeps running until S3 is back
+/// and took every file, then exits 0 with an empty spool.
+#[test]
+fn sigterm_waits_until_the_spool_reached_s3() {
+    let dir = Scratch::new("s3-stop");
+    let mut s3 = S3::prepare(&dir.0);
+    let mut lake = Lake::start(
+        &dir,
+        &s3_lines(&s3, "ack = disk\ndrain_timeout = 1s\n"),
+        &["dev01"],
+        key_env(),
+    );
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("s{i}.csv"), pattern(2000 + i * 100, 50 + i as u64)))
+        .collect();
+    for (name, data) in &files {
+        let (code, text) = stor(lake.addr, "dev01", name, data);
+        assert_eq!(code, 226, "{text}");
+    }
+    assert!(!lake.spool_files().is_empty());
+    lake.signal("TERM");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        lake.exited(),
+        None,
+        "exited with files in the spool:\n{}",
+        lake.log()
+    );
+    assert!(lake.log().contains("drain_spool_timeout"), "{}", lake.log());
+    s3.run();
+    let code = wait_exit(&mut lake, Duration::from_secs(60));
+    assert_eq!(code, Some(Some(0)), "{}", lake.log());
+    assert!(lake.spool_files().is_empty(), "{:?}", lake.spool_files());
+    for (name, data) in &files {
+        assert_eq!(
+            s3.object(&key("dev01", name)).as_ref(),
+            Some(data),
+            "{name}"
+        );
+    }
+    assert!(lake.log().contains("spool flushed to S3"), "{}", lake.log());
+}
+
+/// The wait is bounded: with S3 gone for good, the stop ends after
+/// drain_spool_timeout, logs what it left, and the files stay spooled.
+#[test]
+fn sigterm_with_s3_gone_stops_after_drain_spool_timeout_and_says_what_is_left() {
+    let dir = Scratch::new("s3-stop-bound");
+    let s3 = S3::prepare(&dir.0);
+    let mut lake = Lake::start(
+        &dir,
+        &s3_lines(
+            &s3,
+            "ack = disk\ndrain_timeout = 1s\ndrain_spool_timeout = 2s\n",
+        ),
+        &["dev01"],
+        key_env(),
+    );
+    let (code, text) = stor(lake.addr, "dev01", "left.csv", &pattern(500, 3));
+    assert_eq!(code, 226, "{text}");
+    let started = std::time::Instant::now();
+    lake.signal("TERM");
+    let code = wait_exit(&mut lake, Duration::from_secs(30));
+    assert_eq!(code, Some(Some(0)), "{}", lake.log());
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(
+        lake.log()
+            .contains("stopping with 1 files still in the spool"),
+        "{}",
+        lake.log()
+    );
+    // And by name (the file waits for its next retry).
+    assert!(
+        lake.log()
+            .contains("left in the spool: user=dev01 path=\"/left.csv\" key=\"user=dev01/dt="),
+        "{}",
+        lake.log()
+    );
+    assert!(!lake.spool_files().is_empty());
+}
+
+/// The default key keeps every upload: a logger that writes LOG.CSV twice
+/// in a day gets two objects, both in the Hive partitions the Glue table
+/// reads (`user=NAME/dt=YYYY-MM-DD/`), named by time of day, a unique part
+/// and the device's file name.
+#[test]
+fn two_uploads_of_one_name_on_one_day_get_two_keys_by_default() {
+    let dir = Scratch::new("s3-default-key");
+    let s3 = S3::start(&dir.0);
+    let lake = Lake::start(
+        &dir,
+        &format!(
+            "s3_bucket = {}\ns3_endpoint = {}\n",
+            s3::BUCKET,
+            s3.endpoint()
+        ),
+        &["dev01"],
+        key_env(),
+    );
+    let (first, second) = (pattern(900, 1), pattern(901, 2));
+    for data in [&first, &second] {
+        let (code, text) = stor(lake.addr, "dev01", "LOG.CSV", data);
+        assert_eq!(code, 226, "{text}");
+    }
+    let keys = s3.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let prefix = format!("user=dev01/dt={}/", day());
+    for key in &keys {
+        let name = key.strip_prefix(&prefix).unwrap_or_else(|| panic!("{key}"));
+        assert!(!name.contains('/') && name.ends_with("-LOG.CSV"), "{key}");
+        // HHMMSS, then the unique part.
+        assert!(name[..6].bytes().all(|b| b.is_ascii_digit()), "{key}");
+    }
+    let mut stored: Vec<Vec<u8>> = keys.iter().map(|k| s3.object(k).unwrap()).collect();
+    stored.sort_by_key(|d| d.len());
+    assert_eq!(stored, vec![first, second]);
 }

@@ -247,6 +247,7 @@ write_config() { # write_config AZ PROXY(on|off)
         echo "s3_endpoint = http://$S3_IP:$S3_PORT"
         echo "s3_region = ap-northeast-1"
         echo "s3_key = user={user}/dt={yyyy}-{mm}-{dd}/instance={instance}/{path}"
+        echo "keep_local = on   # landed() checks the home copy too"
         echo "ack = ${ACK[$az]}"
         echo "spool = $dir/spool"
         echo "tls = on"

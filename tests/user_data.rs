@@ -466,3 +466,82 @@ fn fake_follows_documented_imdsv2_behaviour() {
         "no user-data"
     );
 }
+
+#[path = "common/s3.rs"]
+mod s3;
+
+/// `check --user-data` with `users = s3://...`: the object is read as the
+/// server would read it (credentials from the environment here, the
+/// instance role on EC2), and its users are counted.
+#[test]
+fn check_user_data_reads_the_users_object_and_counts_its_users() {
+    let dir = Scratch::new("ud-users");
+    let s3 = s3::S3::start(&dir.0);
+    let hash = password_hash();
+    let object = s3.object_path("config/users.conf");
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    std::fs::write(
+        &object,
+        format!("[user d1]\npassword = {hash}\n[user d2]\npassword = {hash}\n[user d3]\npassword = {hash}\n"),
+    )
+    .unwrap();
+    let global = format!(
+        "s3_bucket = {b}\ns3_endpoint = {}\nspool = {}\nusers = s3://{b}/config/users.conf\n",
+        s3.endpoint(),
+        dir.0.join("spool").display(),
+        b = s3::BUCKET
+    );
+    let state = ImdsState::new(Some(&config_text(&dir, &global, &[("dev1", "upload")])));
+    let imds = FakeImds::start(&state);
+    let env = [
+        (ENDPOINT, imds.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY),
+    ];
+    let run = run_bin(&["check", "--user-data"], &env, Duration::from_secs(30));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("users file ok: 3 users from s3://lake/config/users.conf"),
+        "{}",
+        run.stdout
+    );
+
+    // The stack's old mistake: the bucket taken from the key's first
+    // folder. The object cannot be read: the check fails, saying so.
+    let wrong = global.replace(
+        &format!("users = s3://{}/config/users.conf", s3::BUCKET),
+        "users = s3://config/users.conf",
+    );
+    imds.set_state(&ImdsState::new(Some(&config_text(
+        &dir,
+        &wrong,
+        &[("dev1", "upload")],
+    ))));
+    let run = run_bin(&["check", "--user-data"], &env, Duration::from_secs(60));
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("users = s3://config/users.conf:"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `users = config/users.conf` (a UsersObject without `s3://BUCKET/`) is
+/// refused with a message that says how to write it.
+#[test]
+fn a_users_value_without_bucket_is_refused_clearly() {
+    let (imds, _dir, _) = imds_with_config("users = config/users.conf");
+    let run = run_bin(
+        &["check", "--user-data"],
+        &[(ENDPOINT, &imds.endpoint)],
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`config/users.conf` is neither an S3 object nor an absolute path: write `s3://BUCKET/KEY`"),
+        "{}",
+        run.stderr
+    );
+}

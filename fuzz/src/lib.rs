@@ -403,16 +403,20 @@ pub fn spool_sidecar(data: &[u8]) {
 }
 
 /// The health listener's request line: agrees with a plain reading of
-/// RFC 9112 §3 for the two routes it serves, and a request formatted from
+/// RFC 9112 §3 for the three routes it serves, and a request formatted from
 /// parts parses to what it asks.
 pub fn http_request_line(data: &[u8]) {
     let route = parse_request_line(data);
     let expected_path = match route {
         Route::Health { .. } => Some("/healthz"),
         Route::Metrics { .. } => Some("/metrics"),
+        Route::Live { .. } => Some("/livez"),
         _ => None,
     };
-    if let (Some(expected), Route::Health { head } | Route::Metrics { head }) =
+    if let (
+        Some(expected),
+        Route::Health { head } | Route::Metrics { head } | Route::Live { head },
+    ) =
         (expected_path, route)
     {
         let line = std::str::from_utf8(data).expect("served lines are UTF-8");
@@ -424,7 +428,7 @@ pub fn http_request_line(data: &[u8]) {
     }
     let mut b = Bytes(data);
     let method = ["GET", "HEAD", "POST", "get"][usize::from(b.u8() % 4)];
-    let path = ["/healthz", "/metrics", "/", "/healthz/"][usize::from(b.u8() % 4)];
+    let path = ["/healthz", "/metrics", "/", "/healthz/", "/livez"][usize::from(b.u8() % 5)];
     let query: String = b.text(32).chars().filter(|c| !c.is_whitespace()).collect();
     let line = format!("{method} {path}?{query} HTTP/1.1");
     let route = parse_request_line(line.as_bytes());
@@ -433,6 +437,8 @@ pub fn http_request_line(data: &[u8]) {
         ("HEAD", "/healthz") => Route::Health { head: true },
         ("GET", "/metrics") => Route::Metrics { head: false },
         ("HEAD", "/metrics") => Route::Metrics { head: true },
+        ("GET", "/livez") => Route::Live { head: false },
+        ("HEAD", "/livez") => Route::Live { head: true },
         ("GET" | "HEAD", _) => Route::NotFound,
         ("POST", _) => Route::MethodNotAllowed,
         _ => Route::BadRequest,
@@ -473,8 +479,8 @@ pub fn key_template(data: &[u8]) {
         month: u32::from(b.u8() % 12 + 1),
         day: u32::from(b.u8() % 31 + 1),
         hour: u32::from(b.u8() % 24),
-        minute: 0,
-        second: 0,
+        minute: u32::from(b.u8() % 60),
+        second: u32::from(b.u8() % 60),
     };
     let key = t.render(&KeyFields {
         user: &user,
@@ -485,11 +491,13 @@ pub fn key_template(data: &[u8]) {
     });
     let trimmed = path.trim_start_matches('/');
     let filename = trimmed.rsplit('/').next().unwrap_or(trimmed);
-    let (yyyy, mm, dd, hh) = (
+    let (yyyy, mm, dd, hh, mi, ss) = (
         format!("{:04}", time.year),
         format!("{:02}", time.month),
         format!("{:02}", time.day),
         format!("{:02}", time.hour),
+        format!("{:02}", time.minute),
+        format!("{:02}", time.second),
     );
     let values = [
         ("user", user.as_str()),
@@ -499,6 +507,8 @@ pub fn key_template(data: &[u8]) {
         ("mm", &mm),
         ("dd", &dd),
         ("hh", &hh),
+        ("mi", &mi),
+        ("ss", &ss),
         ("instance", &instance),
         ("uuid", &uuid),
     ];

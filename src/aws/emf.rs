@@ -9,8 +9,11 @@
 //! {Namespace, Dimensions: [["InstanceId"]], Metrics: [{Name, Unit}]}; then
 //! the dimension value and one member per metric. Counters are sent as the
 //! increase over the interval (so CloudWatch's Sum is meaningful), gauges
-//! as their value now; `SessionsPerSecond` and `ActiveConnectLatency` are
-//! derived per interval. Each latency histogram gives `<Name>Latency`, the
+//! as their value now; `SessionsPerSecond`, `UploadsPerSecond` and
+//! `ActiveConnectLatency` are derived per interval, and `ActiveSessionsPeak`
+//! is the most sessions open at once within it. The scaling metrics
+//! (`HIGH_RESOLUTION`) carry `StorageResolution: 1`. The root holds a
+//! `Version` member (the build) beside the metrics. Each latency histogram gives `<Name>Latency`, the
 //! interval's mean in ms, and `<Name>LatencyP99`, the upper bound of the
 //! bucket holding its 99th percentile (omitted in an interval without
 //! values).
@@ -40,6 +43,7 @@ pub const NO_INSTANCE_ID: &str = "local";
 fn emf_name(name: &str) -> Option<String> {
     let fixed = match name {
         "sessions_now" => "ActiveSessions",
+        "sessions_peak" => "ActiveSessionsPeak",
         "transfers_now" => "ActiveTransfers",
         "sessions_total" => "Sessions",
         "active_connect_micros" => return None,
@@ -59,8 +63,23 @@ fn emf_name(name: &str) -> Option<String> {
     Some(out)
 }
 
+/// Metrics stored at 1-second resolution (EMF `StorageResolution: 1`), so
+/// that a 10-second record is kept as such and an alarm or a scaling policy
+/// can act on 10-second periods: a fleet's devices connect for about a
+/// second, in bursts on the clock, which a minute's average flattens.
+const HIGH_RESOLUTION: &[&str] = &[
+    "ActiveSessions",
+    "ActiveSessionsPeak",
+    "SessionsPerSecond",
+    "UploadsPerSecond",
+];
+
+// The version in every record (a `Version` member, not a metric): which
+// build an instance runs.
+use crate::ops::VERSION;
+
 fn unit(name: &str) -> &'static str {
-    if name.starts_with("bytes_") {
+    if name.starts_with("bytes_") || name.ends_with("_free_bytes") {
         "Bytes"
     } else if name.ends_with("_seconds") {
         "Seconds"
@@ -71,20 +90,7 @@ fn unit(name: &str) -> &'static str {
 
 /// A JSON string literal (RFC 8259 §7).
 fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::ops::json::string(s)
 }
 
 /// The EMF name of a latency histogram: `upload_ack_seconds` is
@@ -161,6 +167,7 @@ pub fn record_with(
             .map_or(0, |i| now[i].value.saturating_sub(before(i)))
     };
     let sessions = delta_of("sessions_total");
+    let uploads = delta_of("uploads_ok");
     let connects = delta_of("active_connects");
     let connect_micros = delta_of("active_connect_micros");
     for (i, sample) in now.iter().enumerate() {
@@ -178,6 +185,11 @@ pub fn record_with(
         "SessionsPerSecond".into(),
         "Count/Second",
         format!("{:.3}", sessions as f64 / seconds),
+    ));
+    values.push((
+        "UploadsPerSecond".into(),
+        "Count/Second",
+        format!("{:.3}", uploads as f64 / seconds),
     ));
     // Omitted in an interval without active connects: there is no latency
     // to report, and a 0 would drag averages down.
@@ -205,9 +217,22 @@ pub fn record_with(
     );
     for (i, (name, unit, _)) in values.iter().enumerate() {
         let comma = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{comma}{{\"Name\":\"{name}\",\"Unit\":\"{unit}\"}}");
+        let resolution = if HIGH_RESOLUTION.contains(&name.as_str()) {
+            ",\"StorageResolution\":1"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "{comma}{{\"Name\":\"{name}\",\"Unit\":\"{unit}\"{resolution}}}"
+        );
     }
-    let _ = write!(out, "]}}]}},\"InstanceId\":{}", json_string(instance_id));
+    let _ = write!(
+        out,
+        "]}}]}},\"Version\":{},\"InstanceId\":{}",
+        json_string(VERSION),
+        json_string(instance_id)
+    );
     if let Some(group) = group {
         let _ = write!(out, ",\"Group\":{}", json_string(group));
     }
@@ -235,7 +260,11 @@ pub async fn run(
     let mut failing = false;
     loop {
         Timer::after(interval).await;
-        let now = metrics.snapshot();
+        let peak = crate::ops::metrics::take_peak(&metrics);
+        let mut now = metrics.snapshot();
+        if let Some(sample) = now.iter_mut().find(|s| s.name == "sessions_peak") {
+            sample.value = peak;
+        }
         let histograms = metrics.histograms();
         let derived = latencies(&histograms, previous_histograms.as_deref());
         let timestamp_ms = SystemTime::now()
@@ -322,7 +351,7 @@ mod tests {
 
     #[test]
     fn json_string_escapes() {
-        assert_eq!(json_string("i-0a\"\\\n"), "\"i-0a\\\"\\\\\\u000a\"");
+        assert_eq!(json_string("i-0a\"\\\n"), "\"i-0a\\\"\\\\\\n\"");
     }
 
     #[test]
@@ -341,10 +370,16 @@ mod tests {
         );
         assert_eq!(
             line,
-            "{\"_aws\":{\"Timestamp\":1700000000000,\"CloudWatchMetrics\":[{\"Namespace\":\"lakeftpd\",\
-             \"Dimensions\":[[\"InstanceId\"]],\"Metrics\":[{\"Name\":\"ActiveSessions\",\"Unit\":\"Count\"},\
-             {\"Name\":\"BytesIn\",\"Unit\":\"Bytes\"},{\"Name\":\"SessionsPerSecond\",\"Unit\":\"Count/Second\"}]}]},\
-             \"InstanceId\":\"i-0abc\",\"ActiveSessions\":4,\"BytesIn\":100,\"SessionsPerSecond\":0.000}\n"
+            format!(
+                "{{\"_aws\":{{\"Timestamp\":1700000000000,\"CloudWatchMetrics\":[{{\"Namespace\":\"lakeftpd\",\
+                 \"Dimensions\":[[\"InstanceId\"]],\"Metrics\":[\
+                 {{\"Name\":\"ActiveSessions\",\"Unit\":\"Count\",\"StorageResolution\":1}},\
+                 {{\"Name\":\"BytesIn\",\"Unit\":\"Bytes\"}},\
+                 {{\"Name\":\"SessionsPerSecond\",\"Unit\":\"Count/Second\",\"StorageResolution\":1}},\
+                 {{\"Name\":\"UploadsPerSecond\",\"Unit\":\"Count/Second\",\"StorageResolution\":1}}]}}]}},\
+                 \"Version\":\"{VERSION}\",\"InstanceId\":\"i-0abc\",\"ActiveSessions\":4,\"BytesIn\":100,\
+                 \"SessionsPerSecond\":0.000,\"UploadsPerSecond\":0.000}}\n"
+            )
         );
     }
 
@@ -368,7 +403,44 @@ mod tests {
         );
         assert!(line.contains("\"ActiveSessions\":4,"));
         assert!(line.contains("\"Sessions\":60,"));
-        assert!(line.contains("\"SessionsPerSecond\":1.000}"));
+        assert!(line.contains("\"SessionsPerSecond\":1.000,"));
+    }
+
+    #[test]
+    fn uploads_per_second_and_the_peak_are_high_resolution() {
+        let before = [
+            s("sessions_peak", Kind::Gauge, 0),
+            s("uploads_ok", Kind::Counter, 1000),
+        ];
+        let now = [
+            s("sessions_peak", Kind::Gauge, 67),
+            s("uploads_ok", Kind::Counter, 1500),
+        ];
+        let line = record(
+            &now,
+            Some(&before),
+            Duration::from_secs(10),
+            "local",
+            None,
+            0,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["UploadsPerSecond"], 50.0);
+        assert_eq!(v["ActiveSessionsPeak"], 67);
+        assert_eq!(v["UploadsOk"], 500);
+        let defs = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        let resolution = |name: &str| {
+            defs.iter()
+                .find(|d| d["Name"] == name)
+                .map(|d| d["StorageResolution"].clone())
+                .unwrap()
+        };
+        assert_eq!(resolution("ActiveSessionsPeak"), 1);
+        assert_eq!(resolution("UploadsPerSecond"), 1);
+        assert!(resolution("UploadsOk").is_null(), "standard resolution");
+        assert_eq!(v["Version"], VERSION);
     }
 
     #[test]

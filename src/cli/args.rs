@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// user `demo` with a random password printed once.
 #[derive(FromArgs, Debug, PartialEq)]
 pub struct Cli {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
     #[argh(subcommand)]
     pub command: Option<Command>,
 }
@@ -47,7 +50,9 @@ pub struct Check {
     #[argh(switch)]
     pub user_data: bool,
     /// a users file (`[user NAME]` sections only); with a configuration,
-    /// also checked against it (names in both, homes and the spool)
+    /// also checked against it (names in both, homes and the spool).
+    /// Without it, the configuration's own `users = ...` is read (S3 with
+    /// the instance role) and checked
     #[argh(option)]
     pub users: Option<PathBuf>,
 }
@@ -154,6 +159,12 @@ mod tests {
         };
         assert_eq!(c.users, Some("users.conf".into()));
         assert_eq!(c.config, None);
+    }
+
+    #[test]
+    fn version_switch() {
+        assert!(parse(&["--version"]).unwrap().version);
+        assert!(!parse(&[]).unwrap().version);
     }
 
     #[test]

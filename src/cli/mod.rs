@@ -3,7 +3,7 @@
 
 pub mod args;
 
-use crate::{auth, aws::imds, config, limits, server, sys};
+use crate::{auth, aws::imds, config, limits, server, sys, users};
 
 use args::{Cli, Command, Source};
 use config::{Config, Permissions, User};
@@ -20,6 +20,10 @@ pub fn main() -> ExitCode {
         std::env::set_var("BLOCKING_MAX_THREADS", limits::BLOCKING_THREADS.to_string());
     }
     let cli: Cli = argh::from_env();
+    if cli.version {
+        println!("lakeftpd {}", crate::ops::VERSION);
+        return ExitCode::SUCCESS;
+    }
     match cli.command {
         None => demo(),
         Some(Command::Serve(serve)) => {
@@ -79,7 +83,7 @@ fn check_command(check: &args::Check) -> ExitCode {
         }
     };
     let Some(path) = &check.users else {
-        return ExitCode::SUCCESS;
+        return check_users_source(&config);
     };
     let text = match read_users_file(path) {
         Ok(text) => text,
@@ -98,6 +102,23 @@ fn check_command(check: &args::Check) -> ExitCode {
             }
             fail(&message)
         }
+    }
+}
+
+/// `check`: the configuration's `users = ...`, read and checked as the
+/// server would at start, so a users object that cannot be read (a wrong
+/// bucket, a missing key, no permission) or holds a problem fails the
+/// check instead of the fleet's logins.
+fn check_users_source(config: &Config) -> ExitCode {
+    let Some(source) = &config.users_source else {
+        return ExitCode::SUCCESS;
+    };
+    match users::read_and_check(config, source) {
+        Ok(n) => {
+            println!("users file ok: {n} users from {source}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => fail(&format!("users = {source}: {message}")),
     }
 }
 
@@ -246,21 +267,42 @@ fn demo() -> ExitCode {
     serve_config(config, None)
 }
 
-/// `lakeftpd passwd`: a password on standard input, its hash on standard output.
+/// `lakeftpd passwd`: a password on standard input, its hash on standard
+/// output. On a terminal: asked twice, without echo; from a pipe: one line.
 fn passwd(scheme: auth::NewHash) -> ExitCode {
-    let mut line = String::new();
-    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
-        return fail(&format!("cannot read the password: {e}"));
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
+    let password = if sys::terminal::stdin_is_terminal() {
+        match read_twice() {
+            Ok(password) => password,
+            Err(message) => return fail(&message),
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+            return fail(&format!("cannot read the password: {e}"));
+        }
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
     if password.is_empty() {
         return fail("empty password (give it on standard input)");
     }
-    match auth::hash_with(password, scheme) {
+    match auth::hash_with(&password, scheme) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
     }
+}
+
+/// The password typed twice on the terminal, echo off; they must match.
+fn read_twice() -> Result<String, String> {
+    let read = |prompt| {
+        sys::terminal::read_secret(prompt).map_err(|e| format!("cannot read the password: {e}"))
+    };
+    let first = read("Password: ")?;
+    let second = read("Again: ")?;
+    if first != second {
+        return Err("the two passwords differ".into());
+    }
+    Ok(first)
 }

@@ -12,6 +12,19 @@ impl Config {
         self.check_s3(&mut messages);
         self.check_users(&mut messages);
         self.check_tls(&mut messages);
+        // SECURITY: the transfer records name every user, address and file;
+        // inside `root` a user could read or replace them over FTP.
+        if let Some(log) = self
+            .transfer_log
+            .as_ref()
+            .filter(|l| l.starts_with(&self.root))
+        {
+            messages.push(format!(
+                "`transfer_log` ({}) must not lie inside `root` ({})",
+                log.display(),
+                self.root.display()
+            ));
+        }
         if self.passive_ports.0 > self.passive_ports.1 {
             messages.push("passive_ports: the first port is above the last".to_string());
         }
@@ -69,7 +82,7 @@ impl Config {
             if s3.ack == Some(Ack::S3) {
                 messages.push("`ack = s3` needs `s3_bucket`".to_string());
             }
-            if !s3.keep_local {
+            if s3.keep_local == Some(false) {
                 messages
                     .push("`keep_local = off` needs `s3_bucket` (files would vanish)".to_string());
             }
@@ -149,8 +162,17 @@ mod tests {
     }
 
     #[test]
+    fn transfer_log_inside_root_is_a_problem() {
+        assert_eq!(
+            with(|c| c.transfer_log = Some(c.root.join("dev/t.jsonl"))).len(),
+            1
+        );
+        assert!(with(|c| c.transfer_log = Some("/var/log/lakeftpd/t.jsonl".into())).is_empty());
+    }
+
+    #[test]
     fn keep_local_off_without_bucket_is_a_problem() {
-        assert_eq!(with(|c| c.s3.keep_local = false).len(), 1);
+        assert_eq!(with(|c| c.s3.keep_local = Some(false)).len(), 1);
     }
 
     #[test]
@@ -206,7 +228,7 @@ mod tests {
     fn every_problem_at_once() {
         let p = with(|c| {
             c.s3.ack = Some(Ack::S3);
-            c.s3.keep_local = false;
+            c.s3.keep_local = Some(false);
             c.passive_ports = (2, 1);
             c.proxy_protocol = Some(crate::protocol::proxy::Version::V1);
         });

@@ -4,9 +4,10 @@
 //!
 //! Placeholders: `{user}`, `{path}` (the path inside the user's home, without
 //! the leading `/`), `{filename}` (its last component), `{yyyy}` `{mm}` `{dd}`
-//! `{hh}` (upload time, UTC), `{instance}` (EC2 instance id, else the host
-//! name), `{uuid}` (random, version 4). Anything else in braces is an error.
-//! Hive-style partitions are plain text: `user={user}/dt={yyyy}-{mm}-{dd}/{path}`.
+//! `{hh}` `{mi}` `{ss}` (upload time, UTC), `{instance}` (EC2 instance id,
+//! else the host name), `{uuid}` (random, version 4). Anything else in
+//! braces is an error. Hive-style partitions are plain text:
+//! `user={user}/dt={yyyy}-{mm}-{dd}/...`.
 
 use crate::clock::Utc;
 
@@ -19,11 +20,13 @@ enum Field {
     Month,
     Day,
     Hour,
+    Minute,
+    Second,
     Instance,
     Uuid,
 }
 
-const FIELDS: [(&str, Field); 9] = [
+const FIELDS: [(&str, Field); 11] = [
     ("user", Field::User),
     ("path", Field::Path),
     ("filename", Field::Filename),
@@ -31,6 +34,8 @@ const FIELDS: [(&str, Field); 9] = [
     ("mm", Field::Month),
     ("dd", Field::Day),
     ("hh", Field::Hour),
+    ("mi", Field::Minute),
+    ("ss", Field::Second),
     ("instance", Field::Instance),
     ("uuid", Field::Uuid),
 ];
@@ -56,8 +61,14 @@ pub struct KeyFields<'a> {
     pub uuid: &'a str,
 }
 
-/// The default: Hive-style partitions that Athena and Glue read as columns.
-pub const DEFAULT: &str = "user={user}/dt={yyyy}-{mm}-{dd}/{path}";
+/// The default: Hive-style partitions that Athena and Glue read as columns
+/// (`user`, `dt`), and a file name that keeps every upload: the time of day
+/// and a random part before the device's own name. Devices re-send under
+/// fixed names (a logger writes `LOG.CSV` every 5 minutes); with `{path}`
+/// alone each upload would replace the day's previous one in the lake.
+/// Every object lies directly in its partition (no deeper folders); the
+/// path the device used is in the object's `x-amz-meta-path`.
+pub const DEFAULT: &str = "user={user}/dt={yyyy}-{mm}-{dd}/{hh}{mi}{ss}-{uuid}-{filename}";
 
 impl KeyTemplate {
     pub fn parse(text: &str) -> Result<KeyTemplate, String> {
@@ -130,6 +141,8 @@ impl KeyTemplate {
                     Field::Month => key.push_str(&format!("{:02}", f.time.month)),
                     Field::Day => key.push_str(&format!("{:02}", f.time.day)),
                     Field::Hour => key.push_str(&format!("{:02}", f.time.hour)),
+                    Field::Minute => key.push_str(&format!("{:02}", f.time.minute)),
+                    Field::Second => key.push_str(&format!("{:02}", f.time.second)),
                     Field::Instance => key.push_str(f.instance),
                     Field::Uuid => key.push_str(f.uuid),
                 },
@@ -174,8 +187,18 @@ mod tests {
     const CASES: &[(&str, Result<&str, &str>, &str)] = &[
         (
             DEFAULT,
+            Ok("user=dev01/dt=2024-02-29/123456-u-1-a.csv"),
+            "the default is Hive-style, with the time of day and a unique part",
+        ),
+        (
+            "user={user}/dt={yyyy}-{mm}-{dd}/{path}",
             Ok("user=dev01/dt=2024-02-29/metrics/2026/a.csv"),
-            "the default is Hive-style",
+            "the former default",
+        ),
+        (
+            "{hh}{mi}{ss}/{path}",
+            Ok("123456/metrics/2026/a.csv"),
+            "time of day",
         ),
         (
             "raw/{user}/{yyyy}/{mm}/{dd}/{hh}/{filename}",
@@ -208,6 +231,30 @@ mod tests {
                 (Err(e), Err(part)) => assert!(e.contains(part), "{reason}: {e}"),
                 (got, want) => panic!("{reason}: {template}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    /// A logger writes LOG.CSV every 5 minutes: two uploads of the same
+    /// name by the same user on the same day, even in the same second,
+    /// get two keys in the same partition.
+    #[test]
+    fn the_default_keeps_every_upload_of_one_name() {
+        let t = KeyTemplate::parse(DEFAULT).unwrap();
+        let (a, b) = (uuid_v4(), uuid_v4());
+        let upload = |uuid: &str| {
+            t.render(&KeyFields {
+                path: "/LOG.CSV",
+                uuid,
+                ..fields()
+            })
+        };
+        let (first, second) = (upload(&a), upload(&b));
+        assert_ne!(first, second);
+        for key in [&first, &second] {
+            assert!(key.starts_with("user=dev01/dt=2024-02-29/123456-"), "{key}");
+            assert!(key.ends_with("-LOG.CSV"), "{key}");
+            // Directly in the partition: Glue's user/dt layout.
+            assert_eq!(key.matches('/').count(), 2, "{key}");
         }
     }
 

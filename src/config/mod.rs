@@ -192,9 +192,18 @@ impl UsersSource {
                 key: key.to_string(),
             });
         }
+        // SECURITY: a relative value is refused, not guessed at: the
+        // stack's `UsersObject = config/users.conf` once became
+        // `s3://config/users.conf`, a bucket nobody owns.
         value::parse_abs_path(value)
             .map(UsersSource::File)
-            .map_err(|e| format!("expected `s3://BUCKET/KEY` or {e}"))
+            .map_err(|_| {
+                format!(
+                    "`{value}` is neither an S3 object nor an absolute path: write `s3://BUCKET/KEY` \
+                     (the bucket's own name, e.g. `s3://my-config-bucket/{}`) or `/path/to/users.conf`",
+                    value.rsplit('/').next().unwrap_or("users.conf")
+                )
+            })
     }
 }
 
@@ -245,6 +254,11 @@ pub struct Config {
     /// After SIGTERM, how long new sessions are still accepted while
     /// `/healthz` says 503, so the balancer stops sending before we refuse.
     pub drain_delay: Duration,
+    /// After the sessions drained, how long the stop waits for the spool
+    /// to reach S3 before exiting.
+    pub drain_spool_timeout: Duration,
+    /// `transfer_log`: one JSON line per transfer and failed login; `None`: off.
+    pub transfer_log: Option<PathBuf>,
     pub metrics_emf: Option<EmfTarget>,
     pub metrics_interval: Duration,
     /// EMF dimension `Group` (e.g. the stack name) for fleet-wide metrics.
@@ -298,6 +312,8 @@ impl Config {
             health_listen: None,
             health_s3_failing_after: limits::DEFAULT_HEALTH_S3_FAILING_AFTER,
             drain_delay: limits::DEFAULT_DRAIN_DELAY,
+            drain_spool_timeout: limits::DEFAULT_DRAIN_SPOOL_TIMEOUT,
+            transfer_log: None,
             metrics_emf: None,
             metrics_interval: limits::DEFAULT_METRICS_INTERVAL,
             metrics_group: None,

@@ -134,6 +134,15 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
             config.health_s3_failing_after = parse_duration(value).map_err(|e| bad(&e))?
         }
         "drain_delay" => config.drain_delay = parse_duration_or_zero(value).map_err(|e| bad(&e))?,
+        "drain_spool_timeout" => {
+            config.drain_spool_timeout = parse_duration_or_zero(value).map_err(|e| bad(&e))?
+        }
+        "transfer_log" => {
+            config.transfer_log = match value {
+                "off" => None,
+                _ => Some(parse_abs_path(value).map_err(|e| bad(&format!("{e} or `off`")))?),
+            }
+        }
         "metrics_emf" => config.metrics_emf = parse_emf_target(value).map_err(|e| bad(&e))?,
         "metrics_group" => {
             let valid = value.len() <= 255

@@ -42,8 +42,8 @@ pub struct S3Settings {
     pub endpoint: Option<url::Url>,
     /// As written; `ack()` gives the effective mode.
     pub ack: Option<Ack>,
-    /// Keep the home copy after delivery.
-    pub keep_local: bool,
+    /// As written; `keep_local()` gives the effective choice.
+    pub keep_local: Option<bool>,
     pub spool: PathBuf,
     pub timeout: Duration,
     pub uploads: usize,
@@ -58,7 +58,7 @@ impl S3Settings {
             key: KeyTemplate::parse(keytemplate::DEFAULT).expect("the default template parses"),
             endpoint: None,
             ack: None,
-            keep_local: true,
+            keep_local: None,
             spool: PathBuf::from("/var/lib/lakeftpd/spool"),
             timeout: limits::DEFAULT_S3_TIMEOUT,
             uploads: limits::DEFAULT_S3_UPLOADS,
@@ -73,6 +73,14 @@ impl S3Settings {
             (None, Some(_)) => Ack::S3,
             (None, None) => Ack::Disk,
         }
+    }
+
+    /// Whether the home copy stays once S3 confirmed the file: as written,
+    /// else `off` with a bucket (S3 holds the file; a home copy kept forever
+    /// fills a small root volume in hours at fleet rates) and `on` without
+    /// (the home copy is the only one).
+    pub fn keep_local(&self) -> bool {
+        self.keep_local.unwrap_or(self.bucket.is_none())
     }
 
     /// Parses one key of `KEYS`.
@@ -90,7 +98,7 @@ impl S3Settings {
                     _ => return Err(bad("expected `s3` or `disk`")),
                 })
             }
-            "keep_local" => self.keep_local = parse_switch(value).map_err(|e| bad(&e))?,
+            "keep_local" => self.keep_local = Some(parse_switch(value).map_err(|e| bad(&e))?),
             "spool" => self.spool = parse_abs_path(value).map_err(|e| bad(&e))?,
             "s3_timeout" => self.timeout = parse_duration(value).map_err(|e| bad(&e))?,
             "s3_uploads" => {
@@ -200,6 +208,16 @@ mod tests {
                 "{key} = {value}: {reason}"
             );
         }
+    }
+
+    #[test]
+    fn keep_local_defaults_off_with_a_bucket_and_on_without() {
+        let mut s = S3Settings::defaults();
+        assert!(s.keep_local());
+        s.set("s3_bucket", "lake").unwrap();
+        assert!(!s.keep_local());
+        s.set("keep_local", "on").unwrap();
+        assert!(s.keep_local());
     }
 
     #[test]

@@ -286,7 +286,7 @@ fn drain_delay_may_be_zero() {
         parse("drain_delay = 0s").unwrap().drain_delay,
         Duration::ZERO
     );
-    assert_eq!(Config::defaults().drain_delay, Duration::from_secs(10));
+    assert_eq!(Config::defaults().drain_delay, Duration::from_secs(25));
 }
 
 #[test]

@@ -186,6 +186,20 @@ impl Delivery {
         self.settings.ack()
     }
 
+    /// Files waiting for a retry, at most `limit`, as (user, path, key):
+    /// what a stop leaves in the spool is logged by name (server/drain.rs).
+    /// Files in flight at that moment are not listed.
+    pub fn waiting(&self, limit: usize) -> Vec<(String, String, String)> {
+        self.lock()
+            .waiting()
+            .take(limit)
+            .map(|job| {
+                let m = &job.meta;
+                (m.user.clone(), m.path.clone(), m.key.clone())
+            })
+            .collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Schedule<Job>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -203,8 +217,9 @@ impl Delivery {
         self.wake.notify_one();
     }
 
-    /// Queues a durable upload; with `ack = s3` waits for S3 (see module doc).
-    pub async fn hand_over(self: &Arc<Self>, upload: Upload) -> Result<(), Refusal> {
+    /// Queues a durable upload; with `ack = s3` waits for S3 (see module
+    /// doc). Returns the object key it is delivered under.
+    pub async fn hand_over(self: &Arc<Self>, upload: Upload) -> Result<String, Refusal> {
         let uploaded_ms = spool::now_ms();
         let time = Utc::from_unix((uploaded_ms / 1000) as i64);
         let uuid = keytemplate::uuid_v4();
@@ -250,6 +265,7 @@ impl Delivery {
                 return Err(Refusal::Local);
             }
         };
+        let key = meta.key.clone();
         let (done, confirmed) = smol::channel::bounded(1);
         let done = (self.ack() == Ack::S3).then_some(done);
         self.enqueue(Job {
@@ -259,7 +275,7 @@ impl Delivery {
             done,
         });
         if self.ack() == Ack::Disk {
-            return Ok(());
+            return Ok(key);
         }
         let timeout = self.settings.timeout;
         let outcome = async { confirmed.recv().await.is_ok() }
@@ -269,7 +285,7 @@ impl Delivery {
             })
             .await;
         if outcome {
-            Ok(())
+            Ok(key)
         } else {
             metrics::inc(&self.metrics.s3_ack_timeouts);
             Err(Refusal::Timeout)
@@ -364,7 +380,11 @@ impl Delivery {
                 credentials,
             }) => {
                 metrics::inc(&self.metrics.s3_delivery_failures);
-                self.health.delivery_failed();
+                if credentials {
+                    self.health.delivery_refused_credentials();
+                } else {
+                    self.health.delivery_failed();
+                }
                 job.failures += 1;
                 let delay = backoff(job.failures);
                 if credentials {
@@ -396,7 +416,7 @@ impl Delivery {
 
     fn delivered(&self, job: Job, bytes: u64) {
         let meta = &job.meta;
-        if !self.settings.keep_local {
+        if !self.settings.keep_local() {
             self.remove_home_copy(meta);
         }
         if let Err(e) = self.spool.remove(&job.id) {

@@ -85,6 +85,11 @@ impl<J: Queued> Schedule<J> {
         self.pending.remove(id);
     }
 
+    /// Items waiting (not being delivered), soonest due first.
+    pub fn waiting(&self) -> impl Iterator<Item = &J> {
+        self.waiting.values()
+    }
+
     /// Items not yet delivered, waiting or being delivered.
     pub fn depth(&self) -> usize {
         self.pending.len()

@@ -1,12 +1,12 @@
 //! Health and metrics over HTTP (`health_listen`), for the load balancer's
 //! health check and for scrapers:
 //!
-//! - `GET /healthz`: 200 while the instance takes new sessions; 503 while
-//!   draining (from SIGTERM on) or when S3 delivery has been failing for
-//!   longer than `health_s3_failing_after`, so the balancer sends new
-//!   devices elsewhere (and the ASG replaces an instance stuck that way);
-//!   503 too while a users file (`users = ...`) has never loaded, since the
-//!   fleet's devices cannot log in here yet.
+//! - `GET /healthz` (readiness): 200 while the instance takes new sessions;
+//!   503 with the reason (`draining`, `disk full`, `users not loaded`,
+//!   `s3 delivery failing`, ...) when new devices should go elsewhere.
+//! - `GET /livez` (liveness): 200 unless the instance is broken by itself
+//!   (a read-only disk, a stalled executor, a disk full with nothing to
+//!   deliver); a shared outage never fails it. probe.rs decides both.
 //! - `GET /metrics`: the counters in Prometheus text format.
 //!
 //! SECURITY: this listener parses only the request line (bounded, with a
@@ -27,6 +27,7 @@ use crate::limits::{
 };
 use crate::ops::metrics;
 use crate::ops::metrics::Metrics;
+use crate::ops::probe::{self, Probe, States};
 use crate::ops::prometheus;
 use crate::protocol::http::{parse_request_line, Route};
 use crate::protocol::line::{self, Frame};
@@ -41,8 +42,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What `/healthz` reports on. Shared by the server (draining) and S3
-/// delivery (failing since).
+/// What `/healthz` and `/livez` report on (probe.rs decides). Shared by
+/// the server (draining), S3 delivery (failing since), the users store and
+/// the disk watch (disk.rs, which also beats for the executor).
 ///
 /// Interface for S3 delivery: call `delivery_failed()` after every failed
 /// delivery attempt and `delivery_ok()` after every success; `/healthz`
@@ -55,6 +57,16 @@ pub struct Health {
     /// Milliseconds since `base` (plus one) when delivery started failing;
     /// 0 while it works. Monotonic, so a clock step changes nothing.
     failing_since: AtomicU64,
+    /// The last failed delivery was refused for its credentials.
+    credentials_refused: AtomicBool,
+    /// The same for the disk being full; 0 while it has room.
+    disk_full_since: AtomicU64,
+    disk_read_only: AtomicBool,
+    spool_pending: AtomicU64,
+    /// S3 delivery is on (set by the disk watch).
+    delivers: AtomicBool,
+    /// Milliseconds since `base` of the executor's last heartbeat.
+    last_beat: AtomicU64,
     base: Instant,
 }
 
@@ -64,12 +76,34 @@ impl Default for Health {
             draining: AtomicBool::new(false),
             users_missing: AtomicBool::new(false),
             failing_since: AtomicU64::new(0),
+            credentials_refused: AtomicBool::new(false),
+            disk_full_since: AtomicU64::new(0),
+            disk_read_only: AtomicBool::new(false),
+            spool_pending: AtomicU64::new(0),
+            delivers: AtomicBool::new(false),
+            last_beat: AtomicU64::new(0),
             base: Instant::now(),
         }
     }
 }
 
 impl Health {
+    /// Milliseconds since `base`, plus one (0 means "not set").
+    fn now_mark(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64 + 1
+    }
+
+    fn since(&self, mark: &AtomicU64) -> Option<Duration> {
+        match mark.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(
+                self.base
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(since - 1)),
+            ),
+        }
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
@@ -83,10 +117,22 @@ impl Health {
         self.users_missing.store(missing, Ordering::Relaxed);
     }
 
+    /// S3 delivery: an attempt failed because S3 refused the credentials
+    /// (a failure like any other, said apart in `/healthz`).
+    pub fn delivery_refused_credentials(&self) {
+        self.credentials_refused.store(true, Ordering::Relaxed);
+        self.start_failing_clock();
+    }
+
     /// S3 delivery: an attempt failed. The first failure after a success
     /// starts the clock; later ones keep it.
     pub fn delivery_failed(&self) {
-        let now = self.base.elapsed().as_millis() as u64 + 1;
+        self.credentials_refused.store(false, Ordering::Relaxed);
+        self.start_failing_clock();
+    }
+
+    fn start_failing_clock(&self) {
+        let now = self.now_mark();
         let _ = self
             .failing_since
             .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
@@ -95,55 +141,60 @@ impl Health {
     /// S3 delivery: an attempt succeeded; the clock stops.
     pub fn delivery_ok(&self) {
         self.failing_since.store(0, Ordering::Relaxed);
+        self.credentials_refused.store(false, Ordering::Relaxed);
     }
 
     /// How long delivery has been failing, if it is.
     pub fn failing_for(&self) -> Option<Duration> {
-        match self.failing_since.load(Ordering::Relaxed) {
-            0 => None,
-            since => Some(
-                self.base
-                    .elapsed()
-                    .saturating_sub(Duration::from_millis(since - 1)),
-            ),
+        self.since(&self.failing_since)
+    }
+
+    /// The disk watch: whether a filesystem is below its reserve or
+    /// read-only, how many files wait for S3 (`None`: no S3 delivery).
+    pub fn set_disk(&self, full: bool, read_only: bool, spool_pending: Option<u64>) {
+        self.delivers
+            .store(spool_pending.is_some(), Ordering::Relaxed);
+        let spool_pending = spool_pending.unwrap_or(0);
+        if full {
+            let now = self.now_mark();
+            let _ =
+                self.disk_full_since
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        } else {
+            self.disk_full_since.store(0, Ordering::Relaxed);
+        }
+        self.disk_read_only.store(read_only, Ordering::Relaxed);
+        self.spool_pending.store(spool_pending, Ordering::Relaxed);
+    }
+
+    pub fn disk_full(&self) -> bool {
+        self.disk_full_since.load(Ordering::Relaxed) != 0
+    }
+
+    /// The executor ran its heartbeat task now.
+    pub fn beat(&self) {
+        self.last_beat.store(self.now_mark(), Ordering::Relaxed);
+    }
+
+    /// Everything the decision needs, now.
+    pub fn states(&self) -> States {
+        States {
+            draining: self.is_draining(),
+            users_missing: self.users_missing.load(Ordering::Relaxed),
+            delivery_failing_for: self.failing_for(),
+            credentials_refused: self.credentials_refused.load(Ordering::Relaxed),
+            disk_full_for: self.since(&self.disk_full_since),
+            disk_read_only: self.disk_read_only.load(Ordering::Relaxed),
+            spool_pending: self.spool_pending.load(Ordering::Relaxed),
+            // Before the first beat the executor has not started (the
+            // start reads the spool and the users first): not a stall.
+            executor_silent_for: self.since(&self.last_beat).unwrap_or_default(),
+            delivers: self.delivers.load(Ordering::Relaxed),
         }
     }
 
-    pub fn verdict(&self, failing_after: Duration) -> Verdict {
-        verdict(
-            self.is_draining(),
-            self.users_missing.load(Ordering::Relaxed),
-            self.failing_for(),
-            failing_after,
-        )
-    }
-}
-
-/// What `/healthz` answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Healthy,
-    Draining,
-    UsersNotLoaded,
-    DeliveryFailing,
-}
-
-/// Pure: draining wins, then missing users; a delivery failure counts once
-/// it lasted the threshold.
-pub fn verdict(
-    draining: bool,
-    users_missing: bool,
-    failing_for: Option<Duration>,
-    failing_after: Duration,
-) -> Verdict {
-    if draining {
-        Verdict::Draining
-    } else if users_missing {
-        Verdict::UsersNotLoaded
-    } else if failing_for.is_some_and(|d| d >= failing_after) {
-        Verdict::DeliveryFailing
-    } else {
-        Verdict::Healthy
+    pub fn probe(&self, failing_after: Duration) -> Probe {
+        probe::decide(&self.states(), failing_after)
     }
 }
 
@@ -220,19 +271,27 @@ async fn answer(
     };
     let (status, content_type, body, head) = match route {
         Route::Health { head } => {
-            let verdict = state.verdict(s3_failing_after);
-            let (status, body) = match verdict {
-                Verdict::Healthy => ("200 OK", "ok\n"),
-                Verdict::Draining => ("503 Service Unavailable", "draining\n"),
-                Verdict::UsersNotLoaded => ("503 Service Unavailable", "users not loaded\n"),
-                Verdict::DeliveryFailing => ("503 Service Unavailable", "s3 delivery failing\n"),
+            let (status, body) = match state.probe(s3_failing_after).ready {
+                Ok(()) => ("200 OK", "ok\n".to_string()),
+                Err(why) => ("503 Service Unavailable", format!("{}\n", why.as_str())),
             };
-            (status, "text/plain; charset=utf-8", body.to_string(), head)
+            (status, "text/plain; charset=utf-8", body, head)
+        }
+        Route::Live { head } => {
+            let (status, body) = match state.probe(s3_failing_after).live {
+                Ok(()) => ("200 OK", "live\n".to_string()),
+                Err(why) => (
+                    "503 Service Unavailable",
+                    format!("not live: {}\n", why.as_str()),
+                ),
+            };
+            (status, "text/plain; charset=utf-8", body, head)
         }
         Route::Metrics { head } => (
             "200 OK",
             prometheus::CONTENT_TYPE,
-            prometheus::render(&metrics.snapshot())
+            prometheus::build_info(crate::ops::VERSION)
+                + &prometheus::render(&metrics.snapshot())
                 + &prometheus::render_histograms(&metrics.histograms()),
             head,
         ),
@@ -318,46 +377,6 @@ pub fn start_draining(state: &Health, metrics: &Metrics) {
 mod tests {
     use super::*;
 
-    const MIN: Duration = Duration::from_secs(60);
-
-    #[test]
-    fn missing_users_are_unhealthy() {
-        assert_eq!(verdict(false, true, None, MIN), Verdict::UsersNotLoaded);
-    }
-
-    #[test]
-    fn draining_wins_over_missing_users() {
-        assert_eq!(verdict(true, true, None, MIN), Verdict::Draining);
-    }
-
-    #[test]
-    fn healthy_by_default() {
-        assert_eq!(verdict(false, false, None, MIN), Verdict::Healthy);
-    }
-
-    #[test]
-    fn draining_is_unhealthy() {
-        assert_eq!(verdict(true, false, None, MIN), Verdict::Draining);
-    }
-
-    #[test]
-    fn draining_wins_over_delivery_failure() {
-        assert_eq!(verdict(true, false, Some(2 * MIN), MIN), Verdict::Draining);
-    }
-
-    #[test]
-    fn short_delivery_failure_is_tolerated() {
-        assert_eq!(verdict(false, false, Some(MIN / 2), MIN), Verdict::Healthy);
-    }
-
-    #[test]
-    fn delivery_failing_past_the_threshold_is_unhealthy() {
-        assert_eq!(
-            verdict(false, false, Some(MIN), MIN),
-            Verdict::DeliveryFailing
-        );
-    }
-
     #[test]
     fn delivery_clock_starts_at_first_failure_and_stops_on_success() {
         let h = Health::default();
@@ -368,5 +387,36 @@ mod tests {
         assert!(h.failing_for().unwrap() >= first);
         h.delivery_ok();
         assert_eq!(h.failing_for(), None);
+    }
+
+    #[test]
+    fn refused_credentials_are_said_apart_until_another_outcome() {
+        let h = Health::default();
+        let zero = Duration::ZERO;
+        h.delivery_refused_credentials();
+        assert_eq!(
+            h.probe(zero).ready,
+            Err(probe::NotReady::CredentialsRefused)
+        );
+        h.delivery_failed();
+        assert_eq!(h.probe(zero).ready, Err(probe::NotReady::DeliveryFailing));
+        h.delivery_refused_credentials();
+        h.delivery_ok();
+        assert_eq!(h.probe(zero).ready, Ok(()));
+    }
+
+    #[test]
+    fn disk_clock_starts_when_full_and_stops_when_space_returns() {
+        let h = Health::default();
+        h.beat();
+        assert_eq!(h.probe(Duration::from_secs(60)).ready, Ok(()));
+        h.set_disk(true, false, Some(0));
+        assert!(h.states().disk_full_for.is_some());
+        assert_eq!(
+            h.probe(Duration::from_secs(60)).ready,
+            Err(probe::NotReady::DiskFull)
+        );
+        h.set_disk(false, false, Some(0));
+        assert_eq!(h.probe(Duration::from_secs(60)).ready, Ok(()));
     }
 }

@@ -55,6 +55,8 @@ macro_rules! metrics {
 metrics! {
     /// Sessions open now.
     Gauge sessions_now,
+    /// Highest sessions_now within the current EMF interval (since the last record; since start without EMF): sees the bursts of 1-second sessions a sampled gauge misses.
+    Gauge sessions_peak,
     /// Sessions accepted since start.
     Counter sessions_total,
     /// Connections refused because max_sessions or max_sessions_per_ip was reached.
@@ -170,6 +172,24 @@ metrics! {
     Counter tls_cert_reloads,
     /// Times a changed tls_cert/tls_key could not be read or was refused (the old pair stays).
     Counter tls_cert_reload_failures,
+    /// Bytes an upload may still write on the home filesystem (`root`).
+    Gauge home_free_bytes,
+    /// Inodes free on the home filesystem.
+    Gauge home_free_inodes,
+    /// Bytes an upload may still write on the spool filesystem (0 without S3 delivery).
+    Gauge spool_free_bytes,
+    /// Inodes free on the spool filesystem (0 without S3 delivery).
+    Gauge spool_free_inodes,
+    /// 1 while the home or spool filesystem cannot take an upload of max_file_size (/healthz: disk full).
+    Gauge disk_full,
+    /// 1 while /healthz answers 200 (ready for new devices), else 0.
+    Gauge ready,
+    /// 1 while /livez answers 200 (not broken by itself), else 0.
+    Gauge live,
+    /// Transfer and login-failure records written to transfer_log.
+    Counter transfer_records,
+    /// Records that could not be written to transfer_log (logged).
+    Counter transfer_record_failures,
     histograms {
         /// Seconds from an upload's last data byte to its 226 (fsync, rename, spool; with ack = s3 the S3 confirmation too).
         upload_ack_seconds,
@@ -190,10 +210,46 @@ pub fn dec(counter: &AtomicU64) {
     counter.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// A session opened: `sessions_now` up, and `sessions_peak` raised to it.
+pub fn session_opened(m: &Metrics) {
+    let now = m.sessions_now.fetch_add(1, Ordering::Relaxed) + 1;
+    m.sessions_peak.fetch_max(now, Ordering::Relaxed);
+}
+
+/// The peak of the interval that ends now; the next one starts from the
+/// sessions open now (they are its first concurrent sessions).
+pub fn take_peak(m: &Metrics) -> u64 {
+    let open = get(&m.sessions_now);
+    m.sessions_peak.swap(open, Ordering::Relaxed).max(open)
+}
+
 /// Sets a gauge.
 pub fn set(gauge: &AtomicU64, value: u64) {
     gauge.store(value, Ordering::Relaxed);
 }
 pub fn get(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_sees_sessions_that_came_and_went_within_the_interval() {
+        let m = Metrics::default();
+        for _ in 0..5 {
+            session_opened(&m);
+        }
+        for _ in 0..4 {
+            dec(&m.sessions_now);
+        }
+        // Sampled now, the gauge says 1; the interval had 5 at once.
+        assert_eq!(get(&m.sessions_now), 1);
+        assert_eq!(take_peak(&m), 5);
+        // The next interval starts from the one still open.
+        assert_eq!(take_peak(&m), 1);
+        session_opened(&m);
+        assert_eq!(take_peak(&m), 2);
+    }
 }

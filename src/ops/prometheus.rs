@@ -44,6 +44,17 @@ pub fn render(samples: &[Sample]) -> String {
     out
 }
 
+/// `lakeftpd_build_info{version="..."} 1`: the build as a label, the
+/// usual form (a constant 1, so `max by (version)` shows what runs where).
+pub fn build_info(version: &str) -> String {
+    format!(
+        "# HELP {PREFIX}build_info The running build (label version).\n\
+         # TYPE {PREFIX}build_info gauge\n\
+         {PREFIX}build_info{{version=\"{}\"}} 1\n",
+        version.replace('\\', "\\\\").replace('"', "\\\"")
+    )
+}
+
 /// Microseconds as seconds, the unit Prometheus histograms use, with no
 /// trailing zeros (`0.0025`, `1`, `120`).
 fn seconds(micros: u64) -> String {
@@ -72,6 +83,16 @@ pub fn render_histograms(histograms: &[HistogramSample]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_info_is_a_labelled_constant() {
+        assert_eq!(
+            build_info("0.1.0"),
+            "# HELP lakeftpd_build_info The running build (label version).\n\
+             # TYPE lakeftpd_build_info gauge\n\
+             lakeftpd_build_info{version=\"0.1.0\"} 1\n"
+        );
+    }
 
     fn sample(name: &'static str, help: &'static str, kind: Kind, value: u64) -> Sample {
         Sample {

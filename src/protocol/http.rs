@@ -6,6 +6,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Health { head: bool },
+    Live { head: bool },
     Metrics { head: bool },
     NotFound,
     MethodNotAllowed,
@@ -13,7 +14,7 @@ pub enum Route {
 }
 
 /// Parses an HTTP/1.x request line (RFC 9112 §3: method SP target SP
-/// version), without its line end. Only GET and HEAD of two exact paths
+/// version), without its line end. Only GET and HEAD of three exact paths
 /// are served; a query string is ignored (some checkers add one).
 pub fn parse_request_line(line: &[u8]) -> Route {
     let Ok(line) = std::str::from_utf8(line) else {
@@ -42,6 +43,7 @@ pub fn parse_request_line(line: &[u8]) -> Route {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     match path {
         "/healthz" => Route::Health { head },
+        "/livez" => Route::Live { head },
         "/metrics" => Route::Metrics { head },
         _ => Route::NotFound,
     }

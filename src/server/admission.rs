@@ -72,7 +72,7 @@ pub fn slot(shared: &Arc<Shared>, peer: SocketAddr) -> Option<Slot> {
             shared.fds.displacing()?
         }
     };
-    metrics::inc(&shared.metrics.sessions_now);
+    metrics::session_opened(&shared.metrics);
     metrics::inc(&shared.metrics.sessions_total);
     Some(Slot {
         shared: shared.clone(),

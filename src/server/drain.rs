@@ -9,15 +9,20 @@
 //! 3. Then the listener closes (new connections are refused), idle sessions
 //!    get 421, and running transfers finish (each then gets 421) for up to
 //!    `drain_timeout`.
-//! 4. The S3 spool is flushed while time is left (hook below).
-//! 5. What still runs is aborted with 421; the process exits 0.
+//! 4. What still runs is aborted with 421 (2 s to send it).
+//! 5. The stop waits, up to `drain_spool_timeout`, until the spool reached
+//!    S3 (an instance that terminates takes its disk with it: with
+//!    `ack = disk` a file still spooled would be lost); what is left is
+//!    logged. Then the process exits 0.
 //!
 //! A second signal during `drain_delay` ends the delay at once. Without
 //! `health_listen` step 2 is skipped: no health check would read the 503.
-//! Worst case from the signal to exit: drain_delay + drain_timeout + 2 s;
-//! systemd's TimeoutStopSec and the NLB deregistration delay must cover it.
+//! Worst case from the signal to exit: drain_delay + drain_timeout + 2 s +
+//! drain_spool_timeout; systemd's TimeoutStopSec and the termination
+//! lifecycle hook must cover it.
 
 use crate::ops::metrics;
+use crate::protocol::escape::Escaped;
 use crate::shared::Shared;
 use async_signal::{Signal, Signals};
 use smol::channel::Sender;
@@ -80,8 +85,8 @@ pub async fn delay(shared: &Shared, signals: &mut Signals) -> io::Result<()> {
 }
 
 /// Steps 3-5, after the listener closed and the stop signal went out:
-/// waits for sessions to end, up to `drain_timeout`; flushes the spool;
-/// then aborts the rest.
+/// waits for sessions to end, up to `drain_timeout`; aborts the rest; then
+/// waits for the spool to reach S3, up to `drain_spool_timeout`.
 pub async fn drain(shared: &Arc<Shared>, hard_tx: Sender<()>) {
     log::info!("draining: listener closed, idle sessions told 421");
     let deadline = Instant::now() + shared.config.drain_timeout;
@@ -92,30 +97,53 @@ pub async fn drain(shared: &Arc<Shared>, hard_tx: Sender<()>) {
     if left > 0 {
         log::warn!("drain timeout: aborting {left} sessions");
     }
-    flush_delivery_spool(shared, deadline).await;
     drop(hard_tx);
     // Give the aborted sessions a moment to send their 421.
     let grace = Instant::now() + ABORT_GRACE;
     while metrics::get(&shared.metrics.sessions_now) > 0 && Instant::now() < grace {
         Timer::after(Duration::from_millis(20)).await;
     }
+    flush_delivery_spool(shared).await;
 }
 
-/// Lets S3 delivery empty the spool, giving up at `until` (the end of
-/// `drain_timeout`). The delivery threads keep working while we wait; what
-/// is left stays in the spool, which is durable and replayed at the next
-/// start, so nothing acknowledged is lost by stopping here.
-async fn flush_delivery_spool(shared: &Arc<Shared>, until: Instant) {
+/// Lets S3 delivery empty the spool, for up to `drain_spool_timeout`. The
+/// delivery threads keep working (with their retries) while we wait; what
+/// is left stays in the spool, durable, and is delivered after the next
+/// start on this disk: logged, so an operator knows what a terminated
+/// instance took with it.
+async fn flush_delivery_spool(shared: &Arc<Shared>) {
     if shared.delivery.is_none() {
         return;
     }
-    while metrics::get(&shared.metrics.s3_queue_depth) > 0 && Instant::now() < until {
+    let pending = || metrics::get(&shared.metrics.s3_queue_depth);
+    if pending() > 0 {
+        log::info!(
+            "draining: waiting up to {} s (drain_spool_timeout) for {} spooled files to reach S3",
+            shared.config.drain_spool_timeout.as_secs(),
+            pending()
+        );
+    }
+    let until = Instant::now() + shared.config.drain_spool_timeout;
+    while pending() > 0 && Instant::now() < until {
         Timer::after(crate::limits::POLL_PAUSE).await;
     }
-    let left = metrics::get(&shared.metrics.s3_queue_depth);
-    if left > 0 {
-        log::warn!("stopping with {left} files still in the spool; they are delivered after the next start");
-    } else {
+    let left = pending();
+    if left == 0 {
         log::info!("spool flushed to S3");
+        return;
+    }
+    log::warn!(
+        "drain_spool_timeout: stopping with {left} files still in the spool {} (oldest {} s); they are delivered after the next start on this disk",
+        shared.config.s3.spool.display(),
+        metrics::get(&shared.metrics.s3_oldest_pending_seconds)
+    );
+    if let Some(delivery) = &shared.delivery {
+        for (user, path, key) in delivery.waiting(crate::limits::DRAIN_LEFT_LOGGED) {
+            log::warn!(
+                "left in the spool: user={} path={:?} key={key:?}",
+                Escaped(&user),
+                path
+            );
+        }
     }
 }

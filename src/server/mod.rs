@@ -65,6 +65,16 @@ pub fn run(
     // connection is accepted.
     let users = crate::users::reload::start(&config, metrics.clone(), health.clone())?;
 
+    let records = config
+        .transfer_log
+        .as_deref()
+        .map(|path| {
+            let instance = instance_id
+                .clone()
+                .unwrap_or_else(|| emf::NO_INSTANCE_ID.to_string());
+            crate::ops::records::TransferLog::open(path, instance, metrics.clone()).map(Arc::new)
+        })
+        .transpose()?;
     let (tls, tls_watch) = start_tls(&config)?;
     let listener = sys::listen(config.listen, limits::LISTEN_BACKLOG).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
@@ -112,6 +122,7 @@ pub fn run(
         delivery,
         stopping: stop_rx,
         hard_stopping: hard_rx,
+        records,
         tls,
         config,
     });
@@ -144,6 +155,27 @@ pub fn run(
             ))
             .detach();
     }
+    executor
+        .spawn(crate::ops::disk::heartbeat(shared.health.clone()))
+        .detach();
+    // The disk watch runs whether or not
+    // health_listen is set: its gauges feed /metrics and EMF, and the
+    // watchdog reads liveness from it.
+    executor
+        .spawn(crate::ops::disk::watch(
+            crate::ops::disk::Watched {
+                home: shared.config.root.clone(),
+                spool: shared
+                    .delivery
+                    .as_ref()
+                    .map(|_| shared.config.s3.spool.clone()),
+                reserve: crate::ops::disk::reserve(shared.config.max_file_size),
+                failing_after: shared.config.health_s3_failing_after,
+            },
+            shared.health.clone(),
+            shared.metrics.clone(),
+        ))
+        .detach();
     if let Some(target) = shared.config.metrics_emf {
         let id = instance_id.unwrap_or_else(|| emf::NO_INSTANCE_ID.to_string());
         executor
@@ -166,7 +198,7 @@ pub fn run(
     sys::notify_systemd("READY=1");
 
     let result = smol::block_on(executor.run(async {
-        let watchdog = executor.spawn(watchdog());
+        let watchdog = executor.spawn(watchdog(shared.clone()));
         // The accept loop is a task of its own: polled only when the
         // listener is ready, not whenever this main future is woken.
         let accepting = executor.spawn(accept_loop(
@@ -208,8 +240,12 @@ pub fn run(
     result
 }
 
-/// Sends WATCHDOG=1 at half the interval systemd asks for (sd_watchdog_enabled(3)).
-async fn watchdog() {
+/// Sends WATCHDOG=1 at half the interval systemd asks for
+/// (sd_watchdog_enabled(3)), from a task of the executor, and only while
+/// the instance is live (ops/probe.rs): a stalled executor sends nothing,
+/// and an instance broken by itself stops feeding the watchdog, so systemd
+/// restarts it (WatchdogSec= in the unit).
+async fn watchdog(shared: Arc<Shared>) {
     let Some(usec) = std::env::var("WATCHDOG_USEC")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -217,9 +253,27 @@ async fn watchdog() {
         return;
     };
     let interval = Duration::from_micros(usec / 2);
+    let mut fed = true;
     loop {
         Timer::after(interval).await;
-        sys::notify_systemd("WATCHDOG=1");
+        match shared
+            .health
+            .probe(shared.config.health_s3_failing_after)
+            .live
+        {
+            Ok(()) => {
+                sys::notify_systemd("WATCHDOG=1");
+                fed = true;
+            }
+            Err(why) if fed => {
+                log::error!(
+                    "not live ({}): no longer feeding systemd's watchdog",
+                    why.as_str()
+                );
+                fed = false;
+            }
+            Err(_) => {}
+        }
     }
 }
 

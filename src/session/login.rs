@@ -168,6 +168,8 @@ impl Session {
             }
         );
         self.login = Login::Start;
+        self.record_login_failure(&name, Code::NotLoggedIn as u16)
+            .await;
         // SECURITY: a delay per failure slows password guessing; the session
         // ends after max_login_failures.
         Timer::after(self.shared.config.login_fail_delay).await;

@@ -21,6 +21,7 @@
 //! - `steps`: running a `Job`: prepare, move the bytes, land;
 //! - `outcome`: how a transfer ended, and the one place that counts, logs
 //!   and replies to it;
+//! - `record`: the transfer and failed-login records (`transfer_log`);
 //! - `security`: AUTH, PBSZ, PROT, CCC (RFC 4217), the TLS upgrade of the
 //!   control connection, TLS on data connections and the login gate;
 //! - `errors`: path, storage and parse errors mapped to replies, one table.
@@ -59,6 +60,7 @@ mod info;
 mod input;
 mod login;
 mod outcome;
+mod record;
 mod security;
 mod steps;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! How a transfer ended, and the one place that answers it: `finish`
-//! counts the metrics, logs the transfer line and sends the reply, once.
+//! counts the metrics, logs the transfer line, writes its record
+//! (`transfer_log`) and sends the reply, once.
 
 use super::errors::{self, During};
 use super::Session;
@@ -20,6 +21,10 @@ pub(super) struct Done {
     /// When an upload's last data byte arrived: the start of the
     /// `upload_ack_seconds` histogram, ended by the 226.
     pub(super) last_data_byte: Option<Instant>,
+    /// An upload's CRC64NVME, for its transfer record.
+    pub(super) crc64nvme: Option<u64>,
+    /// The object key delivery queued an upload under (`None`: no S3).
+    pub(super) s3_key: Option<String>,
 }
 
 /// Every way a transfer ends. The `u64` is the bytes that moved.
@@ -177,6 +182,12 @@ impl Session {
             code as u16,
             if self.security.data_private() { "yes" } else { "no" }
         );
+        let landed = match &outcome {
+            Outcome::Done(done) => (done.s3_key.as_deref(), done.crc64nvme),
+            _ => (None, None),
+        };
+        self.record_transfer(verb, virt, started, (bytes, code as u16), landed)
+            .await;
         match outcome {
             Outcome::ClientGone(_) => Ok(Some("client closed during transfer".into())),
             Outcome::Shutdown => {

@@ -295,6 +295,8 @@ impl Session {
             return Ok(Done {
                 bytes,
                 last_data_byte: None,
+                crc64nvme: None,
+                s3_key: None,
             });
         };
         let last_data_byte = Some(Instant::now());
@@ -315,24 +317,27 @@ impl Session {
             Err(e) => Err(e),
         };
         let file = committed.map_err(|e| Outcome::NotDurable(bytes, e))?;
-        self.hand_over(file, crc64nvme, &to, bytes).await?;
+        let s3_key = self.hand_over(file, crc64nvme, &to, bytes).await?;
         Ok(Done {
             bytes,
             last_data_byte,
+            crc64nvme: Some(crc64nvme),
+            s3_key,
         })
     }
 
     /// S3 delivery: queues the durable file in the spool; with `ack = s3`
     /// the 226 waits for S3 (delivery/mod.rs). Nothing to do without S3.
+    /// The object key it is queued under, for the transfer record.
     async fn hand_over(
         &self,
         file: PathBuf,
         crc64nvme: u64,
         to: &Destination,
         bytes: u64,
-    ) -> Result<(), Outcome> {
+    ) -> Result<Option<String>, Outcome> {
         let Some(delivery) = self.shared.delivery.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         let upload = crate::delivery::Upload {
             user: to.user.name.to_string(),
@@ -346,6 +351,7 @@ impl Session {
         delivery
             .hand_over(upload)
             .await
+            .map(Some)
             .map_err(|refusal| Outcome::Refused(bytes, refusal))
     }
 }

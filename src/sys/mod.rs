@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod errno;
 pub mod random;
+pub mod terminal;
 pub mod timeout;
 pub mod unauthenticated;
 

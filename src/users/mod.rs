@@ -20,7 +20,7 @@ mod cache;
 pub mod reload;
 mod source;
 
-use crate::config::User;
+use crate::config::{Config, User, UsersSource};
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -52,6 +52,26 @@ impl PartialEq for ByName {
 impl Eq for ByName {}
 
 type Set = HashSet<ByName>;
+
+/// `lakeftpd check`: reads `source` once as the server would at start (S3
+/// with the delivery's credentials: the instance role on EC2) and checks
+/// its users against `config`; how many there are, or every problem.
+pub fn read_and_check(config: &Config, source: &UsersSource) -> Result<usize, String> {
+    let text = match source::Source::new(config, source)?.fetch(true)? {
+        source::Fetched::Text(text) => text,
+        // A forced read is never answered "unchanged".
+        source::Fetched::Unchanged => return Err(format!("{source}: no body")),
+    };
+    crate::config::parse_users(&text, config)
+        .map(|users| users.len())
+        .map_err(|problems| {
+            let mut message = format!("{source}: {} problem(s):", problems.len());
+            for p in problems {
+                message.push_str(&format!("\n  {source}: {p}"));
+            }
+            message
+        })
+}
 
 /// What a replacement changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -293,6 +293,20 @@ impl Lake {
         false
     }
 
+    /// Sends `signal` (`TERM`, `INT`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The exit code once the process exited; `None` while it runs.
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().unwrap().map(|status| status.code())
+    }
+
     pub fn spool_files(&self) -> Vec<String> {
         names(&self.dir.join("spool"))
     }

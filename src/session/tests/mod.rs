@@ -104,6 +104,7 @@ impl Fixture {
             delivery: None,
             stopping: stop_rx,
             hard_stopping: hard_rx,
+            records: None,
             tls: None,
             config,
         });
