@@ -92,7 +92,8 @@ def main():
         for p in build.get("provisioner", []):
             for ptype, body in p.items():
                 if s(ptype) == "file":
-                    files.append(s(body.get("source")))
+                    if body.get("source") is not None:
+                        files.append(s(body.get("source")))
                     files += [s(x) for x in body.get("sources", [])]
                 elif s(ptype) == "shell":
                     inline += [s(x) for x in body.get("inline", [])]
