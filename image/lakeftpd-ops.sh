@@ -18,8 +18,10 @@
 #
 # Tests point it elsewhere with LAKEFTPD_IMDS, LAKEFTPD_HEALTH,
 # LAKEFTPD_SYSTEMCTL, LAKEFTPD_CWA_CTL, LAKEFTPD_CWA_LOGS_CONFIG,
-# LAKEFTPD_OPS_STATE and LAKEFTPD_POLL_SECONDS (tests/appliance/test_ops.py);
-# the AWS CLI takes AWS_ENDPOINT_URL.
+# LAKEFTPD_OPS_STATE, and shorten its waits with LAKEFTPD_POLL_SECONDS,
+# LAKEFTPD_FLUSH_SECONDS, LAKEFTPD_COMPLETE_RETRY_SECONDS and
+# LAKEFTPD_FAILURE_SETTLE_SECONDS (tests/appliance/test_ops.py); the AWS CLI
+# takes AWS_ENDPOINT_URL.
 set -euo pipefail
 
 IMDS=${LAKEFTPD_IMDS:-http://169.254.169.254}
@@ -45,6 +47,8 @@ LIVENESS_FAILURES=2
 # ends the wait anyway; this only rides out a throttled or failed call.
 COMPLETE_ATTEMPTS=12
 COMPLETE_RETRY_SECONDS=${LAKEFTPD_COMPLETE_RETRY_SECONDS:-10}
+# Twice the agent's default force_flush_interval (5 s).
+FLUSH_SECONDS=${LAKEFTPD_FLUSH_SECONDS:-10}
 
 log() { echo "lakeftpd-ops: $*" >&2; }
 
@@ -141,6 +145,9 @@ cmd_lifecycle() {
     if ! "$SYSTEMCTL" stop lakeftpd.service; then
         log "stopping lakeftpd.service failed; completing the lifecycle action anyway"
     fi
+    # The CloudWatch agent sends what it read every 5 s (force_flush_interval):
+    # let it ship the last transfer records before the instance goes.
+    sleep "$FLUSH_SECONDS"
     complete_lifecycle_action
 }
 

@@ -151,6 +151,7 @@ class World:
             LAKEFTPD_POLL_SECONDS="0.2",
             LAKEFTPD_FAILURE_SETTLE_SECONDS="0",
             LAKEFTPD_COMPLETE_RETRY_SECONDS="1",
+            LAKEFTPD_FLUSH_SECONDS="0",
             AWS_ENDPOINT_URL=self.endpoint,
             AWS_ACCESS_KEY_ID="testing",
             AWS_SECRET_ACCESS_KEY="testing",
