@@ -292,7 +292,18 @@ EOF
 }
 expect_fail "test_ops.py catches a lifecycle action completed before the stop" ops_mutant
 # The range checks must catch bad values, not just pass on good ones.
-mutate() { sed "$1" "$cfn_tpl" >"$work/mutated.yaml" && python3 "$here/check_cfn.py" "$work/mutated.yaml"; }
+# A mutation counts as caught only if it changed the template and check_cfn.py
+# reports a problem the unmutated template does not have (so a baseline that
+# fails for another reason cannot hide a check that misses the mutation).
+python3 "$here/check_cfn.py" "$cfn_tpl" >"$work/baseline.out" 2>&1
+mutate() {
+    sed "$1" "$cfn_tpl" >"$work/mutated.yaml" || return 0
+    cmp -s "$cfn_tpl" "$work/mutated.yaml" && { echo "the mutation did not apply: $1"; return 0; }
+    python3 "$here/check_cfn.py" "$work/mutated.yaml" >"$work/mutated.out" 2>&1
+    if grep -vxF -f "$work/baseline.out" "$work/mutated.out"; then return 1; fi
+    echo "no new problem for: $1"
+    return 0
+}
 expect_fail "check_cfn.py rejects hop limit 65" mutate 's/HttpPutResponseHopLimit: 1$/HttpPutResponseHopLimit: 65/'
 expect_fail "check_cfn.py rejects hop limit 2" mutate 's/HttpPutResponseHopLimit: 1$/HttpPutResponseHopLimit: 2/'
 expect_fail "check_cfn.py rejects idle timeout max 7000" mutate 's/MaxValue: 6000$/MaxValue: 7000/'
