@@ -22,7 +22,9 @@ and lakeftpd's own names must agree.
 - Scaling: target tracking on ActiveSessionsPeak with a 10 s period (and
   metrics_interval = 10s), plus CPU.
 - No silent overwrites: the created bucket is versioned, with a noncurrent
-  version expiry; the Glue rule accepts the default key template.
+  version expiry; the Glue rule accepts the default key template, whose
+  folders are the Glue table's partition location and whose name is unique
+  per upload ({uuid}, {filename}, no folders).
 - Users: Users optional; UsersObject's pattern takes s3://BUCKET/KEY and
   refuses a key without its bucket.
 """
@@ -303,6 +305,22 @@ class OpsChecks:
         cond = flat(self.tpl.get("Conditions", {}).get("GlueWithUser"))
         if default not in cond:
             self.problem("GlueWithUser", "the default key template has a user partition: GlueWithUser must name it")
+        self.glue_reads_default_keys(default)
+
+    def glue_reads_default_keys(self, default):
+        """The default key's folders are exactly the Glue table's partition
+        location (user=${user}/dt=${dt}/) and its name has no folder of its
+        own, so every object lies in the folder the table reads."""
+        folder, _, name = (default or "").rpartition("/")
+        as_location = folder.replace("{user}", "${!user}").replace("{yyyy}-{mm}-{dd}", "${!dt}") + "/"
+        for _, props in self.resources("AWS::Glue::Table"):
+            params = props.get("TableInput", {}).get("Parameters")
+            branch = params.value[1] if hasattr(params, "value") else {}
+            loc = flat(branch.get("storage.location.template"))
+            if not loc.endswith("${S3Prefix}" + as_location):
+                self.problem("S3KeyPattern", f"default key folders {folder!r} are not the table's location {loc}")
+        if "/" in name or "{path}" in name or not {"{uuid}", "{filename}"} <= set(re.findall(r"\{[a-z]+\}", name)):
+            self.problem("S3KeyPattern", f"default key name {name!r}: want one object per upload ({{uuid}}, {{filename}}, no folders)")
 
     # --- users ---------------------------------------------------------------------------------
     def users_parameters(self):

@@ -332,6 +332,8 @@ expect_fail "check_cfn.py rejects a 60 s scaling period" mutate 's/Period: 10$/P
 expect_fail "check_cfn.py rejects a metric lakeftpd does not publish" mutate 's/MetricName: S3QueueDepth$/MetricName: QueueDepth/'
 expect_fail "check_cfn.py rejects the old BUCKET/KEY UsersObject pattern" \
     mutate 's#s3://\[a-z0-9\]\[a-z0-9.-\]#[a-z0-9][a-z0-9.-]#'
+expect_fail "check_cfn.py rejects a default key that overwrites (no {uuid})" \
+    mutate '/Default: "user=/s|{hh}{mi}{ss}-{uuid}-{filename}"|{filename}"|'
 expect_fail "check_cfn.py rejects keep_local on" mutate 's/keep_local         = off/keep_local         = on/'
 expect_fail "check_cfn.py rejects a transfer log the agent does not ship" mutate 's|transfer_log       = /var/log/lakeftpd/transfers.jsonl|transfer_log       = /var/lib/lakeftpd/t.jsonl|'
 
