@@ -14,6 +14,7 @@
 #   python-hcl2   HCL2 parser for check_packer.py
 #   moto[server]  the Auto Scaling API in server mode for test_ops.py (brings boto3)
 #   awscli        the AWS CLI lakeftpd-ops calls, as on the instance (test_ops.py)
+# Cargo: s3s-fs (tests/install-s3s-fs.sh), a local S3 for the users object.
 set -euo pipefail
 
 CFN_LINT=1.51.0
@@ -44,6 +45,9 @@ fi
 # cfn-lint installs its command next to python3's scripts; make sure it runs.
 command -v cfn-lint >/dev/null || { echo "install-deps: cfn-lint not on PATH" >&2; exit 1; }
 command -v aws >/dev/null || { echo "install-deps: aws (awscli) not on PATH" >&2; exit 1; }
+# s3s-fs: the local S3 that serves the users object to `lakeftpd check` (run.sh).
+bash "$(dirname "$0")/../install-s3s-fs.sh"
+command -v s3s-fs >/dev/null || { echo "install-deps: s3s-fs not on PATH" >&2; exit 1; }
 python3 -c 'import boto3, flask; from moto.server import ThreadedMotoServer' ||
     { echo "install-deps: moto[server] does not import" >&2; exit 1; }
 echo "install-deps: systemd $(systemctl --version | head -1 | cut -d' ' -f2)," \

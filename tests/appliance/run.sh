@@ -25,7 +25,8 @@ max_exposure=2.0
 passed=0
 failed=0
 work=$(mktemp -d /tmp/lakeftpd-appliance.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+s3_pid=
+trap '[ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 # check NAME COMMAND...: run COMMAND, count it, show its output on failure.
 check() {
@@ -67,7 +68,7 @@ if [ -z "${LAKEFTPD_BIN:-}" ] || [ ! -x "${LAKEFTPD_BIN:-}" ]; then
     finish
 fi
 LAKEFTPD_BIN=$(cd "$(dirname "$LAKEFTPD_BIN")" && pwd)/$(basename "$LAKEFTPD_BIN")
-for tool in systemd-analyze systemctl useradd packer cfn-lint python3; do
+for tool in systemd-analyze systemctl useradd packer cfn-lint python3 aws s3s-fs curl; do
     command -v "$tool" >/dev/null || {
         echo "FAIL  $tool not installed (run tests/appliance/install-deps.sh)"
         failed=$((failed + 1))
@@ -255,23 +256,64 @@ stack_user_data() {
 }
 check "the stack's user-data passes lakeftpd check" stack_user_data
 # With UsersObject: the users line is in the user-data and the binary takes it.
+# With UsersObject, `lakeftpd check` reads the users object as an instance
+# would. A local S3 (s3s-fs, tests/install-s3s-fs.sh) serves it where the
+# rendered line says it is: bucket my-lake, key config/users.conf. The
+# rendered user-data gets one line more, s3_endpoint, to reach it.
+S3_KEY_ID=AKIAAPPLIANCETEST
+S3_SECRET=appliance/test/secret
+start_users_s3() {
+    local hash port i
+    hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) || return 1
+    mkdir -p "$work/s3/my-lake/config"
+    printf '[user device02]\npassword = %s\npermissions = upload\n\n[user device03]\npassword = %s\npermissions = upload\n' \
+        "$hash" "$hash" >"$work/s3/my-lake/config/users.conf"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    s3s-fs --host 127.0.0.1 --port "$port" --access-key "$S3_KEY_ID" --secret-key "$S3_SECRET" \
+        "$work/s3" >"$work/s3s-fs.log" 2>&1 &
+    s3_pid=$!
+    echo "http://127.0.0.1:$port" >"$work/s3.endpoint"
+    for i in $(seq 50); do
+        python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "s3s-fs did not start:"; cat "$work/s3s-fs.log"; return 1
+}
+# check_with_users_object FILE: FILE plus s3_endpoint (a global key: before
+# the first [user] section), then lakeftpd check; it must count the object's 2 users.
+check_with_users_object() {
+    sed "/^s3_region /a s3_endpoint        = $(cat "$work/s3.endpoint")" "$1" >"$1.s3" && chmod 600 "$1.s3" &&
+        env AWS_ACCESS_KEY_ID="$S3_KEY_ID" AWS_SECRET_ACCESS_KEY="$S3_SECRET" \
+            AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9 \
+            "$LAKEFTPD_BIN" check --config "$1.s3" >"$1.out" 2>&1
+    local rc=$?
+    cat "$1.out"
+    [ $rc = 0 ] && grep -qx 'users file ok: 2 users from s3://my-lake/config/users.conf' "$1.out"
+}
+check "a local S3 (s3s-fs) serves the users object" start_users_s3
 stack_user_data_with_users() {
     local hash
     hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) &&
         python3 "$here/render_user_data.py" "$cfn_tpl" "$hash" s3://my-lake/config/users.conf >"$work/user-data-users.conf" &&
         grep -qx 'users = s3://my-lake/config/users.conf' "$work/user-data-users.conf" &&
-        chmod 600 "$work/user-data-users.conf" &&
-        "$LAKEFTPD_BIN" check --config "$work/user-data-users.conf"
+        check_with_users_object "$work/user-data-users.conf"
 }
-check "the stack's user-data with UsersObject passes lakeftpd check" stack_user_data_with_users
+check "the stack's user-data with UsersObject passes lakeftpd check (2 users read from S3)" stack_user_data_with_users
 # Users is optional: UsersObject alone.
 stack_user_data_users_object_only() {
     python3 "$here/render_user_data.py" "$cfn_tpl" - s3://my-lake/config/users.conf >"$work/user-data-object.conf" &&
         ! grep -q '^\[user ' "$work/user-data-object.conf" &&
-        chmod 600 "$work/user-data-object.conf" &&
-        "$LAKEFTPD_BIN" check --config "$work/user-data-object.conf"
+        check_with_users_object "$work/user-data-object.conf"
 }
 check "the stack's user-data with UsersObject and no Users passes lakeftpd check" stack_user_data_users_object_only
+# The check reads the object for real: another key in the same bucket fails,
+# and says which.
+missing_users_object_refused() {
+    python3 "$here/render_user_data.py" "$cfn_tpl" - s3://my-lake/config/other.conf >"$work/user-data-missing.conf" &&
+        ! check_with_users_object "$work/user-data-missing.conf" &&
+        grep -q 'users = s3://my-lake/config/other.conf:' "$work/user-data-missing.conf.out"
+}
+check "lakeftpd check fails on a users object that is not there, naming it" missing_users_object_refused
 # The docs' old example, a key without its bucket, is refused by the parameter.
 expect_fail "UsersObject config/users.conf (no bucket) is refused" \
     python3 "$here/render_user_data.py" "$cfn_tpl" - config/users.conf
