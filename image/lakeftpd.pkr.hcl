@@ -52,7 +52,8 @@ locals {
     arm64  = "aarch64-unknown-linux-musl"
   }
   # Where the file provisioners put their inputs; provision.sh looks next to
-  # itself for `lakeftpd` and `lakeftpd.service`.
+  # itself for `lakeftpd`, `lakeftpd.service`, `lakeftpd-ops.sh` and the
+  # other lakeftpd-* units.
   staging = "/tmp/lakeftpd-image"
 }
 
@@ -153,10 +154,23 @@ build {
     destination = "${local.staging}/provision.sh"
   }
 
+  # lakeftpd-ops and its units (lifecycle hook, liveness, transfer records).
+  provisioner "file" {
+    sources = [
+      "${local.repo}/image/lakeftpd-ops.sh",
+      "${local.repo}/systemd/lakeftpd-lifecycle.service",
+      "${local.repo}/systemd/lakeftpd-unhealthy.service",
+      "${local.repo}/systemd/lakeftpd-liveness.service",
+      "${local.repo}/systemd/lakeftpd-liveness.timer",
+      "${local.repo}/systemd/lakeftpd-logs.service",
+    ]
+    destination = "${local.staging}/"
+  }
+
   # The same script tests/appliance/run.sh runs against a scratch root.
   provisioner "shell" {
     inline = [
-      "chmod 0755 ${local.staging}/lakeftpd ${local.staging}/provision.sh",
+      "chmod 0755 ${local.staging}/lakeftpd ${local.staging}/provision.sh ${local.staging}/lakeftpd-ops.sh",
       "sudo ${local.staging}/provision.sh /",
     ]
   }

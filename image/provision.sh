@@ -7,6 +7,8 @@
 # image/lakeftpd.pkr.hcl uploads them):
 #   LAKEFTPD_BIN    the static lakeftpd binary          ($here/lakeftpd)
 #   LAKEFTPD_UNIT   systemd/lakeftpd.service             ($here/lakeftpd.service)
+#   LAKEFTPD_OPS    image/lakeftpd-ops.sh                ($here/lakeftpd-ops.sh)
+#   LAKEFTPD_UNIT_DIR  the other systemd/lakeftpd-* units (the directory of LAKEFTPD_UNIT)
 #
 # Two modes, decided by ROOT:
 # - ROOT=/ (the Packer build instance, Amazon Linux 2023): installs packages
@@ -25,6 +27,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=${1:-/}
 LAKEFTPD_BIN=${LAKEFTPD_BIN:-$here/lakeftpd}
 LAKEFTPD_UNIT=${LAKEFTPD_UNIT:-$here/lakeftpd.service}
+LAKEFTPD_OPS=${LAKEFTPD_OPS:-$here/lakeftpd-ops.sh}
+LAKEFTPD_UNIT_DIR=${LAKEFTPD_UNIT_DIR:-$(dirname "$LAKEFTPD_UNIT")}
+# The instance's side of the stack's operations (lakeftpd-ops): termination
+# lifecycle hook, liveness, restarts exhausted, transfer records shipped.
+OPS_UNITS=(lakeftpd-lifecycle.service lakeftpd-unhealthy.service lakeftpd-liveness.service
+    lakeftpd-liveness.timer lakeftpd-logs.service)
+# Enabled at boot (lakeftpd-unhealthy.service is started by OnFailure= and
+# lakeftpd-liveness.service by its timer).
+OPS_ENABLED=(lakeftpd-lifecycle.service lakeftpd-liveness.timer lakeftpd-logs.service)
 
 # Where the CloudWatch agent lives on AL2023 (package amazon-cloudwatch-agent).
 CWA_DIR=/opt/aws/amazon-cloudwatch-agent
@@ -41,6 +52,10 @@ ROOT=$(cd "$ROOT" && pwd)
 [ -f "$LAKEFTPD_BIN" ] || die "binary not found: $LAKEFTPD_BIN (set LAKEFTPD_BIN)"
 [ -x "$LAKEFTPD_BIN" ] || die "binary not executable: $LAKEFTPD_BIN"
 [ -f "$LAKEFTPD_UNIT" ] || die "unit not found: $LAKEFTPD_UNIT (set LAKEFTPD_UNIT)"
+[ -f "$LAKEFTPD_OPS" ] || die "ops script not found: $LAKEFTPD_OPS (set LAKEFTPD_OPS)"
+for u in "${OPS_UNITS[@]}"; do
+    [ -f "$LAKEFTPD_UNIT_DIR/$u" ] || die "unit not found: $LAKEFTPD_UNIT_DIR/$u (set LAKEFTPD_UNIT_DIR)"
+done
 
 if [ "$ROOT" = / ]; then
     real=1
@@ -59,8 +74,11 @@ if [ $real = 1 ]; then
     # The CloudWatch agent receives the EMF metric lines lakeftpd writes to
     # 127.0.0.1:25888 and forwards them to CloudWatch. It is in the AL2023 repo.
     dnf install -y amazon-cloudwatch-agent
+    # lakeftpd-ops calls the Auto Scaling API with the AWS CLI; the standard
+    # AL2023 AMI ships it (awscli-2), the minimal one does not.
+    command -v aws >/dev/null || dnf install -y awscli-2
 else
-    log "scratch root: skipping 'dnf install amazon-cloudwatch-agent'"
+    log "scratch root: skipping 'dnf install amazon-cloudwatch-agent' (and awscli-2)"
 fi
 
 # --- 2. service user -----------------------------------------------------------
@@ -92,6 +110,10 @@ if [ -z "$uid" ] || [ -z "$gid" ]; then die "user lakeftpd was not created"; fi
 # --- 3. binary and unit --------------------------------------------------------
 install -D -m 0755 -o root -g root "$LAKEFTPD_BIN" "$R/usr/local/bin/lakeftpd"
 install -D -m 0644 -o root -g root "$LAKEFTPD_UNIT" "$R/etc/systemd/system/lakeftpd.service"
+install -D -m 0755 -o root -g root "$LAKEFTPD_OPS" "$R/usr/local/libexec/lakeftpd-ops"
+for u in "${OPS_UNITS[@]}"; do
+    install -D -m 0644 -o root -g root "$LAKEFTPD_UNIT_DIR/$u" "$R/etc/systemd/system/$u"
+done
 
 # --- 4. directories ------------------------------------------------------------
 # systemd creates these at start (StateDirectory=); creating them here too
@@ -167,6 +189,6 @@ if [ $real = 1 ] || [ -e "$R/usr/lib/systemd/system/amazon-ssm-agent.service" ] 
 else
     log "scratch root: no amazon-ssm-agent.service to enable"
 fi
-"${systemctl[@]}" enable lakeftpd.service
+"${systemctl[@]}" enable lakeftpd.service "${OPS_ENABLED[@]}"
 
 log "done"

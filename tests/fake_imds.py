@@ -30,7 +30,18 @@ behaviour by rewriting it (write a temporary file and rename it over):
     "tokens_valid_for_gets": null | N,    # a token dies after N GETs (then 401)
     "disabled": false,                    # true: 403 to everything (IMDS turned off)
     "roles": {"ROLE": {...credentials...}} # iam/security-credentials/ (see below)
+    "region": "ap-northeast-1",           # placement/region
+    "target_lifecycle_state": "InService" | null,
+                                          # autoscaling/target-lifecycle-state
+    "tags": {"KEY": "VALUE"} | null       # tags/instance/ (metadata tags on)
   }
+The last three serve image/lakeftpd-ops.sh (tests/appliance/test_ops.py):
+autoscaling/target-lifecycle-state is the steady state the Auto Scaling
+group heads the instance to (Amazon EC2 Auto Scaling User Guide, "Retrieve
+the target lifecycle state through instance metadata"); tags/instance lists
+the instance's tag keys, one per line, and tags/instance/KEY is a tag's
+value (EC2 User Guide, "View tags for your EC2 instances using instance
+metadata"); null or absent: 404.
 Extension point for the S3 issue: "roles" maps an instance-profile role name
 to the credentials document served at
 /latest/meta-data/iam/security-credentials/ROLE (listed, one per line, at
@@ -155,9 +166,17 @@ def lookup(state, path):
         "/latest/meta-data/placement/availability-zone": "availability_zone",
         "/latest/meta-data/local-ipv4": "local_ipv4",
         "/latest/meta-data/public-ipv4": "public_ipv4",
+        "/latest/meta-data/placement/region": "region",
+        "/latest/meta-data/autoscaling/target-lifecycle-state": "target_lifecycle_state",
     }
     if path in simple:
         return state.get(simple[path])
+    tags = state.get("tags")
+    tag_prefix = "/latest/meta-data/tags/instance/"
+    if tags is not None and path == tag_prefix:
+        return "\n".join(tags)
+    if tags is not None and path.startswith(tag_prefix):
+        return tags.get(path[len(tag_prefix):])
     roles = state.get("roles") or {}
     prefix = "/latest/meta-data/iam/security-credentials/"
     if path == prefix:

@@ -17,18 +17,33 @@ Ranges (AWS documentation, see README.md ("Deploy on AWS")):
   projection.dt.range, storage.location.template naming ${dt} (and ${user},
   injected, in the user branch); the Glue resources only under GlueOn.
 - The bucket sends events to EventBridge only under EventBridgeOn.
+- Operations (issue 18, check_ops.py): readiness vs liveness wiring, the
+  stop that loses nothing, transfer records, alarms, scaling, users.
 
 usage: check_cfn.py TEMPLATE
 """
+import os
 import re
 import sys
 
 import yaml
 
+from check_ops import OpsChecks, flat
+
 DRAIN_SECONDS = 10 + 60  # drain_delay + drain_timeout defaults
 HEALTH_PORT = 8021
-# src/config/keytemplate.rs DEFAULT, and the Java date pattern of its dt part.
-HIVE_KEY = "user={user}/dt={yyyy}-{mm}-{dd}/{path}"
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def lakeftpd_default_key():
+    """src/config/keytemplate.rs DEFAULT: the stack's default must be lakeftpd's."""
+    with open(os.path.join(REPO, "src/config/keytemplate.rs")) as f:
+        m = re.search(r'pub const DEFAULT: &str = "([^"]+)";', f.read())
+    return m.group(1) if m else None
+
+
+HIVE_KEY = lakeftpd_default_key()
+# The Java date pattern of the key template's dt part.
 DT_FORMAT = "yyyy-MM-dd"
 S3_ACTIONS = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
 
@@ -66,7 +81,7 @@ def ref_name(v):
     return None
 
 
-class Checker:
+class Checker(OpsChecks):
     def __init__(self, tpl):
         self.tpl = tpl
         self.params = tpl.get("Parameters", {})
@@ -114,6 +129,7 @@ class Checker:
         self.iam()
         self.security_groups()
         self.lake()
+        self.operations()
         if not list(self.resources("AWS::AutoScaling::AutoScalingGroup")):
             self.problem("Resources", "no AWS::AutoScaling::AutoScalingGroup")
         return self.problems
@@ -159,6 +175,8 @@ class Checker:
             m = re.match(r"^\s*([a-z_0-9]+)\s*=\s*(.*?)\s*$", line)
             if m:
                 keys[m.group(1)] = m.group(2)
+        # The operations checks compare these with the stack (check_ops.py).
+        self.ud_keys = keys
         for k in ("listen", "public_address", "passive_ports", "s3_bucket", "s3_region", "s3_key", "health_listen"):
             if k not in keys:
                 self.problem(where, f"config key {k} missing")
@@ -203,7 +221,7 @@ class Checker:
         res = st.get("Resource") or []
         if not isinstance(res, list):
             res = [res]
-        text = repr([r.value if isinstance(r, Tagged) else r for r in res])
+        text = flat(res)
         if "*" in text:
             return self.problem(name, f"s3:GetObject must name objects, not patterns: {text}")
         # The users file: that one object.

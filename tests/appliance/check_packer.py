@@ -92,11 +92,16 @@ def main():
         for p in build.get("provisioner", []):
             for ptype, body in p.items():
                 if s(ptype) == "file":
-                    files.append(s(body.get("source")))
+                    if body.get("source") is not None:
+                        files.append(s(body.get("source")))
+                    files += [s(x) for x in body.get("sources", [])]
                 elif s(ptype) == "shell":
                     inline += [s(x) for x in body.get("inline", [])]
         joined = " ".join(files)
-        for need in ("/systemd/lakeftpd.service", "/image/provision.sh",
+        for need in ("/systemd/lakeftpd.service", "/image/provision.sh", "/image/lakeftpd-ops.sh",
+                     "/systemd/lakeftpd-lifecycle.service", "/systemd/lakeftpd-unhealthy.service",
+                     "/systemd/lakeftpd-liveness.service", "/systemd/lakeftpd-liveness.timer",
+                     "/systemd/lakeftpd-logs.service",
                      "/target/${local.rust_target[source.name]}/release/lakeftpd"):
             if need not in joined:
                 problem(f"no file provisioner uploads ...{need}")

@@ -6,7 +6,9 @@ parameters without one), and prints it. run.sh feeds the result to
 accepts.
 
 Usage: render_user_data.py TEMPLATE PASSWORD_HASH [USERS_OBJECT]
-With USERS_OBJECT (BUCKET/KEY), the users line renders as the stack's
+PASSWORD_HASH "-" leaves the Users parameter empty (its default: users come
+from USERS_OBJECT alone). With USERS_OBJECT (s3://BUCKET/KEY, checked against
+the parameter's AllowedPattern first), the users line renders as the stack's
 UsersOn condition writes it.
 """
 import re
@@ -37,7 +39,7 @@ values = {name: str(p["Default"]) for name, p in template["Parameters"].items() 
 values.update(
     {
         "S3Bucket": values.get("S3Bucket", "my-lake"),
-        "Users": f"[user device01]\npassword    = {password_hash}\npermissions = upload\n",
+        "Users": "" if password_hash == "-" else f"[user device01]\npassword    = {password_hash}\npermissions = upload\n",
         "AWS::StackName": "lakeftpd",
         "AWS::Region": "ap-northeast-1",
     }
@@ -50,7 +52,10 @@ if isinstance(text, list):
     text, extra = text
     values.update({name: "" for name in extra})
     if users_object:
-        values["UsersLine"] = f"users = s3://{users_object}"
+        pattern = template["Parameters"]["UsersObject"]["AllowedPattern"]
+        if not re.fullmatch(pattern, users_object):
+            sys.exit(f"render_user_data: UsersObject {users_object!r} does not match {pattern!r}")
+        values["UsersLine"] = f"users = {users_object}"
 missing = [name for name in re.findall(r"\$\{([^}!]+)\}", text) if name not in values]
 if missing:
     sys.exit(f"render_user_data: no value for {missing}")

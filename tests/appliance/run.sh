@@ -25,7 +25,8 @@ max_exposure=2.0
 passed=0
 failed=0
 work=$(mktemp -d /tmp/lakeftpd-appliance.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+s3_pid=
+trap '[ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 # check NAME COMMAND...: run COMMAND, count it, show its output on failure.
 check() {
@@ -67,7 +68,7 @@ if [ -z "${LAKEFTPD_BIN:-}" ] || [ ! -x "${LAKEFTPD_BIN:-}" ]; then
     finish
 fi
 LAKEFTPD_BIN=$(cd "$(dirname "$LAKEFTPD_BIN")" && pwd)/$(basename "$LAKEFTPD_BIN")
-for tool in systemd-analyze systemctl useradd packer cfn-lint python3; do
+for tool in systemd-analyze systemctl useradd packer cfn-lint python3 aws s3s-fs curl; do
     command -v "$tool" >/dev/null || {
         echo "FAIL  $tool not installed (run tests/appliance/install-deps.sh)"
         failed=$((failed + 1))
@@ -117,6 +118,15 @@ check "binary installed, 0755 root, identical" bash -c '
     f=$1/usr/local/bin/lakeftpd
     [ -x "$f" ] && [ "$(stat -c %a:%U "$f")" = 755:root ] && cmp "$f" "$2"' _ "$root" "$LAKEFTPD_BIN"
 check "unit installed, identical" cmp "$root/etc/systemd/system/lakeftpd.service" "$unit"
+ops_units="lakeftpd-lifecycle.service lakeftpd-unhealthy.service lakeftpd-liveness.service lakeftpd-liveness.timer lakeftpd-logs.service"
+check "lakeftpd-ops installed 0755 root, identical; its units identical" bash -c '
+    f=$1/usr/local/libexec/lakeftpd-ops
+    [ -x "$f" ] && [ "$(stat -c %a:%U "$f")" = 755:root ] && cmp "$f" "$2/image/lakeftpd-ops.sh" || exit 1
+    for u in $3; do cmp "$1/etc/systemd/system/$u" "$2/systemd/$u" || exit 1; done' _ "$root" "$repo" "$ops_units"
+check "lifecycle hook, liveness timer and transfer-log units enabled" bash -c '
+    for u in lakeftpd-lifecycle.service lakeftpd-liveness.timer lakeftpd-logs.service; do
+        [ "$(systemctl --root="$1" is-enabled "$u")" = enabled ] || { echo "not enabled: $u"; exit 1; }
+    done' _ "$root"
 check "lakeftpd enabled (multi-user.target.wants)" \
     test "$(readlink "$wants/lakeftpd.service")" = /etc/systemd/system/lakeftpd.service
 check "sshd.service masked and not wanted" bash -c '
@@ -156,6 +166,11 @@ assert isinstance(c["logs"]["metrics_collected"]["emf"], dict), "emf section"
 check "systemd-analyze verify (scratch root, no warnings)" bash -c '
     out=$(systemd-analyze verify --root="$1" /etc/systemd/system/lakeftpd.service 2>&1); rc=$?
     echo "$out"; [ $rc = 0 ] && [ -z "$out" ]' _ "$root"
+check "systemd-analyze verify: the lakeftpd-ops units (no warnings)" bash -c '
+    for u in $2; do
+        out=$(systemd-analyze verify --root="$1" "/etc/systemd/system/$u" 2>&1); rc=$?
+        [ $rc = 0 ] && [ -z "$out" ] || { echo "$u: $out"; exit 1; }
+    done' _ "$root" "$ops_units"
 expect_fail "systemd-analyze verify fails without the binary" bash -c '
     mv "$1/usr/local/bin/lakeftpd" "$1/lakeftpd.moved"
     out=$(systemd-analyze verify --root="$1" /etc/systemd/system/lakeftpd.service 2>&1); rc=$?
@@ -182,15 +197,18 @@ check "unit: the contract (notify, user, capability, state, output)" bash -c '
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" "NoNewPrivileges=yes" \
         "StateDirectory=lakeftpd lakeftpd/home lakeftpd/spool" "LimitNOFILE=65536" \
         "Restart=on-failure" "StandardOutput=journal+console" "StandardError=journal+console" \
-        "WatchdogSec=30s" "KillSignal=SIGTERM" "WantedBy=multi-user.target"; do
+        "WatchdogSec=30s" "KillSignal=SIGTERM" "WantedBy=multi-user.target" \
+        "OnFailure=lakeftpd-unhealthy.service" "LogsDirectory=lakeftpd"; do
         grep -qxF "$line" "$u" || { echo "missing: $line"; fail=1; }
     done
     for bad in "^DynamicUser=yes" "^IPAddressDeny=" "^PrivateNetwork=yes" "^User=root"; do
         grep -qE "$bad" "$u" && { echo "must not have: $bad"; fail=1; }
     done
-    # Stop timeout must exceed drain_delay + drain_timeout (10s + 60s).
+    # Stop timeout must exceed drain_delay + drain_timeout +
+    # drain_spool_timeout + 2 s (25 + 60 + 120 + 2, as the stack renders them;
+    # check_cfn.py compares the two).
     t=$(sed -n "s/^TimeoutStopSec=\([0-9]*\)s$/\1/p" "$u")
-    [ -n "$t" ] && [ "$t" -gt 70 ] || { echo "TimeoutStopSec must be > 70s (got ${t:-none})"; fail=1; }
+    [ -n "$t" ] && [ "$t" -gt 207 ] || { echo "TimeoutStopSec must be > 207s (got ${t:-none})"; fail=1; }
     exit $fail' _ "$unit"
 
 # --- 3. Packer template -------------------------------------------------------------
@@ -205,8 +223,8 @@ packer_validate() {
     local t=$work/packer
     mkdir -p "$t/image" "$t/systemd" "$t/target/x86_64-unknown-linux-musl/release" \
         "$t/target/aarch64-unknown-linux-musl/release"
-    cp "$repo/image/provision.sh" "$t/image/"
-    cp "$unit" "$t/systemd/"
+    cp "$repo/image/provision.sh" "$repo/image/lakeftpd-ops.sh" "$t/image/"
+    cp "$unit" "$repo"/systemd/lakeftpd-* "$t/systemd/"
     cp "$LAKEFTPD_BIN" "$t/target/x86_64-unknown-linux-musl/release/lakeftpd"
     cp "$LAKEFTPD_BIN" "$t/target/aarch64-unknown-linux-musl/release/lakeftpd"
     python3 - "$packer_tpl" "$t/image/lakeftpd.pkr.hcl" <<'EOF' || return 1
@@ -238,17 +256,96 @@ stack_user_data() {
 }
 check "the stack's user-data passes lakeftpd check" stack_user_data
 # With UsersObject: the users line is in the user-data and the binary takes it.
+# With UsersObject, `lakeftpd check` reads the users object as an instance
+# would. A local S3 (s3s-fs, tests/install-s3s-fs.sh) serves it where the
+# rendered line says it is: bucket my-lake, key config/users.conf. The
+# rendered user-data gets one line more, s3_endpoint, to reach it.
+S3_KEY_ID=AKIAAPPLIANCETEST
+S3_SECRET=appliance/test/secret
+start_users_s3() {
+    local hash port i
+    hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) || return 1
+    mkdir -p "$work/s3/my-lake/config"
+    printf '[user device02]\npassword = %s\npermissions = upload\n\n[user device03]\npassword = %s\npermissions = upload\n' \
+        "$hash" "$hash" >"$work/s3/my-lake/config/users.conf"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    s3s-fs --host 127.0.0.1 --port "$port" --access-key "$S3_KEY_ID" --secret-key "$S3_SECRET" \
+        "$work/s3" >"$work/s3s-fs.log" 2>&1 &
+    s3_pid=$!
+    echo "http://127.0.0.1:$port" >"$work/s3.endpoint"
+    for i in $(seq 50); do
+        python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "s3s-fs did not start:"; cat "$work/s3s-fs.log"; return 1
+}
+# check_with_users_object FILE: FILE plus s3_endpoint (a global key: before
+# the first [user] section), then lakeftpd check; it must count the object's 2 users.
+check_with_users_object() {
+    sed "/^s3_region /a s3_endpoint        = $(cat "$work/s3.endpoint")" "$1" >"$1.s3" && chmod 600 "$1.s3" &&
+        env AWS_ACCESS_KEY_ID="$S3_KEY_ID" AWS_SECRET_ACCESS_KEY="$S3_SECRET" \
+            AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9 \
+            "$LAKEFTPD_BIN" check --config "$1.s3" >"$1.out" 2>&1
+    local rc=$?
+    cat "$1.out"
+    [ $rc = 0 ] && grep -qx 'users file ok: 2 users from s3://my-lake/config/users.conf' "$1.out"
+}
+check "a local S3 (s3s-fs) serves the users object" start_users_s3
 stack_user_data_with_users() {
     local hash
     hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) &&
-        python3 "$here/render_user_data.py" "$cfn_tpl" "$hash" my-lake/config/users.conf >"$work/user-data-users.conf" &&
+        python3 "$here/render_user_data.py" "$cfn_tpl" "$hash" s3://my-lake/config/users.conf >"$work/user-data-users.conf" &&
         grep -qx 'users = s3://my-lake/config/users.conf' "$work/user-data-users.conf" &&
-        chmod 600 "$work/user-data-users.conf" &&
-        "$LAKEFTPD_BIN" check --config "$work/user-data-users.conf"
+        check_with_users_object "$work/user-data-users.conf"
 }
-check "the stack's user-data with UsersObject passes lakeftpd check" stack_user_data_with_users
+check "the stack's user-data with UsersObject passes lakeftpd check (2 users read from S3)" stack_user_data_with_users
+# Users is optional: UsersObject alone.
+stack_user_data_users_object_only() {
+    python3 "$here/render_user_data.py" "$cfn_tpl" - s3://my-lake/config/users.conf >"$work/user-data-object.conf" &&
+        ! grep -q '^\[user ' "$work/user-data-object.conf" &&
+        check_with_users_object "$work/user-data-object.conf"
+}
+check "the stack's user-data with UsersObject and no Users passes lakeftpd check" stack_user_data_users_object_only
+# The check reads the object for real: another key in the same bucket fails,
+# and says which.
+missing_users_object_refused() {
+    python3 "$here/render_user_data.py" "$cfn_tpl" - s3://my-lake/config/other.conf >"$work/user-data-missing.conf" &&
+        ! check_with_users_object "$work/user-data-missing.conf" &&
+        grep -q 'users = s3://my-lake/config/other.conf:' "$work/user-data-missing.conf.out"
+}
+check "lakeftpd check fails on a users object that is not there, naming it" missing_users_object_refused
+# The docs' old example, a key without its bucket, is refused by the parameter.
+expect_fail "UsersObject config/users.conf (no bucket) is refused" \
+    python3 "$here/render_user_data.py" "$cfn_tpl" - config/users.conf
+# lakeftpd-ops (lifecycle hook, on-failure, liveness, logs-config) against
+# the fake IMDS and moto; a copy that completes the lifecycle action before
+# stopping lakeftpd must fail it.
+check "lakeftpd-ops against a fake IMDS and moto (test_ops.py)" python3 "$here/test_ops.py"
+ops_mutant() {
+    python3 - "$repo/image/lakeftpd-ops.sh" "$work/ops-mutant.sh" <<'EOF' || return 1
+import sys
+s = open(sys.argv[1]).read()
+old = '    if ! "$SYSTEMCTL" stop lakeftpd.service; then\n'
+assert old in s, "lakeftpd-ops.sh changed shape"
+s = s.replace(old, '    complete_lifecycle_action\n' + old)
+open(sys.argv[2], "w").write(s)
+EOF
+    chmod +x "$work/ops-mutant.sh" && LAKEFTPD_OPS_SCRIPT=$work/ops-mutant.sh python3 "$here/test_ops.py"
+}
+expect_fail "test_ops.py catches a lifecycle action completed before the stop" ops_mutant
 # The range checks must catch bad values, not just pass on good ones.
-mutate() { sed "$1" "$cfn_tpl" >"$work/mutated.yaml" && python3 "$here/check_cfn.py" "$work/mutated.yaml"; }
+# A mutation counts as caught only if it changed the template and check_cfn.py
+# reports a problem the unmutated template does not have (so a baseline that
+# fails for another reason cannot hide a check that misses the mutation).
+python3 "$here/check_cfn.py" "$cfn_tpl" >"$work/baseline.out" 2>&1
+mutate() {
+    sed "$1" "$cfn_tpl" >"$work/mutated.yaml" || return 0
+    cmp -s "$cfn_tpl" "$work/mutated.yaml" && { echo "the mutation did not apply: $1"; return 0; }
+    python3 "$here/check_cfn.py" "$work/mutated.yaml" >"$work/mutated.out" 2>&1
+    if grep -vxF -f "$work/baseline.out" "$work/mutated.out"; then return 1; fi
+    echo "no new problem for: $1"
+    return 0
+}
 expect_fail "check_cfn.py rejects hop limit 65" mutate 's/HttpPutResponseHopLimit: 1$/HttpPutResponseHopLimit: 65/'
 expect_fail "check_cfn.py rejects hop limit 2" mutate 's/HttpPutResponseHopLimit: 1$/HttpPutResponseHopLimit: 2/'
 expect_fail "check_cfn.py rejects idle timeout max 7000" mutate 's/MaxValue: 6000$/MaxValue: 7000/'
@@ -262,6 +359,24 @@ expect_fail "check_cfn.py rejects a non-date dt projection" mutate 's/projection
 expect_fail "check_cfn.py rejects a dt format unlike the key template" mutate 's/projection.dt.format: yyyy-MM-dd/projection.dt.format: yyyy\/MM\/dd/'
 expect_fail "check_cfn.py rejects user not injected" mutate 's/projection.user.type: injected/projection.user.type: enum/'
 expect_fail "check_cfn.py rejects EventBridge disabled" mutate 's/EventBridgeEnabled: true/EventBridgeEnabled: false/'
-expect_fail "check_cfn.py rejects a non-Hive key pattern default" mutate 's|Default: "user={user}/dt={yyyy}-{mm}-{dd}/{path}"|Default: "{user}/{yyyy}/{mm}/{dd}/{path}"|'
+expect_fail "check_cfn.py rejects a non-Hive key pattern default" mutate 's|Default: "user={user}/dt={yyyy}-{mm}-{dd}/{hh}{mi}{ss}-{uuid}-{filename}"|Default: "{user}/{yyyy}/{mm}/{dd}/{path}"|'
+# Issue 18: the operations wiring (check_ops.py).
+expect_fail "check_cfn.py rejects ELB health checks on the ASG" mutate 's/HealthCheckType: EC2$/HealthCheckType: ELB/'
+expect_fail "check_cfn.py rejects unhealthy connection termination" \
+    mutate '/target_health_state.unhealthy.connection_termination.enabled/{n;s/Value: "false"/Value: "true"/}'
+expect_fail "check_cfn.py rejects drain_delay shorter than the detection" mutate 's/drain_delay        = 25s/drain_delay        = 10s/'
+expect_fail "check_cfn.py rejects SetInstanceHealth on every group" \
+    mutate 's|Resource: !Sub arn:${AWS::Partition}:autoscaling:.*|Resource: "*"|'
+expect_fail "check_cfn.py rejects an unbounded lifecycle hook" mutate 's/HeartbeatTimeout: 300$/HeartbeatTimeout: 7201/'
+expect_fail "check_cfn.py rejects a heartbeat shorter than the stop" mutate 's/HeartbeatTimeout: 300$/HeartbeatTimeout: 200/'
+expect_fail "check_cfn.py rejects an unversioned bucket" mutate 's/Status: Enabled$/Status: Suspended/'
+expect_fail "check_cfn.py rejects a 60 s scaling period" mutate 's/Period: 10$/Period: 60/'
+expect_fail "check_cfn.py rejects a metric lakeftpd does not publish" mutate 's/MetricName: S3QueueDepth$/MetricName: QueueDepth/'
+expect_fail "check_cfn.py rejects the old BUCKET/KEY UsersObject pattern" \
+    mutate 's#s3://\[a-z0-9\]\[a-z0-9.-\]#[a-z0-9][a-z0-9.-]#'
+expect_fail "check_cfn.py rejects a default key that overwrites (no {uuid})" \
+    mutate '/Default: "user=/s|{hh}{mi}{ss}-{uuid}-{filename}"|{filename}"|'
+expect_fail "check_cfn.py rejects keep_local on" mutate 's/keep_local         = off/keep_local         = on/'
+expect_fail "check_cfn.py rejects a transfer log the agent does not ship" mutate 's|transfer_log       = /var/log/lakeftpd/transfers.jsonl|transfer_log       = /var/lib/lakeftpd/t.jsonl|'
 
 finish
