@@ -52,7 +52,8 @@ locals {
     arm64  = "aarch64-unknown-linux-musl"
   }
   # Where the file provisioners put their inputs; provision.sh looks next to
-  # itself for `lakeftpd` and `lakeftpd.service`.
+  # itself for `lakeftpd`, `lakeftpd.service`, `lakeftpd-claim.sh` and
+  # `lakeftpd-claim.service`.
   staging = "/tmp/lakeftpd-image"
 }
 
@@ -151,6 +152,17 @@ build {
   provisioner "file" {
     source      = "${local.repo}/image/provision.sh"
     destination = "${local.staging}/provision.sh"
+  }
+
+  # The direct topology's address claim (docs/deploy-aws.md).
+  provisioner "file" {
+    source      = "${local.repo}/image/lakeftpd-claim.sh"
+    destination = "${local.staging}/lakeftpd-claim.sh"
+  }
+
+  provisioner "file" {
+    source      = "${local.repo}/systemd/lakeftpd-claim.service"
+    destination = "${local.staging}/lakeftpd-claim.service"
   }
 
   # The same script tests/appliance/run.sh runs against a scratch root.

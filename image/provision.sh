@@ -7,6 +7,8 @@
 # image/lakeftpd.pkr.hcl uploads them):
 #   LAKEFTPD_BIN    the static lakeftpd binary          ($here/lakeftpd)
 #   LAKEFTPD_UNIT   systemd/lakeftpd.service             ($here/lakeftpd.service)
+#   LAKEFTPD_CLAIM  image/lakeftpd-claim.sh              ($here/lakeftpd-claim.sh)
+#   LAKEFTPD_CLAIM_UNIT systemd/lakeftpd-claim.service   ($here/lakeftpd-claim.service)
 #
 # Two modes, decided by ROOT:
 # - ROOT=/ (the Packer build instance, Amazon Linux 2023): installs packages
@@ -25,6 +27,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=${1:-/}
 LAKEFTPD_BIN=${LAKEFTPD_BIN:-$here/lakeftpd}
 LAKEFTPD_UNIT=${LAKEFTPD_UNIT:-$here/lakeftpd.service}
+LAKEFTPD_CLAIM=${LAKEFTPD_CLAIM:-$here/lakeftpd-claim.sh}
+LAKEFTPD_CLAIM_UNIT=${LAKEFTPD_CLAIM_UNIT:-$here/lakeftpd-claim.service}
 
 # Where the CloudWatch agent lives on AL2023 (package amazon-cloudwatch-agent).
 CWA_DIR=/opt/aws/amazon-cloudwatch-agent
@@ -41,6 +45,8 @@ ROOT=$(cd "$ROOT" && pwd)
 [ -f "$LAKEFTPD_BIN" ] || die "binary not found: $LAKEFTPD_BIN (set LAKEFTPD_BIN)"
 [ -x "$LAKEFTPD_BIN" ] || die "binary not executable: $LAKEFTPD_BIN"
 [ -f "$LAKEFTPD_UNIT" ] || die "unit not found: $LAKEFTPD_UNIT (set LAKEFTPD_UNIT)"
+[ -f "$LAKEFTPD_CLAIM" ] || die "claim script not found: $LAKEFTPD_CLAIM (set LAKEFTPD_CLAIM)"
+[ -f "$LAKEFTPD_CLAIM_UNIT" ] || die "claim unit not found: $LAKEFTPD_CLAIM_UNIT (set LAKEFTPD_CLAIM_UNIT)"
 
 if [ "$ROOT" = / ]; then
     real=1
@@ -56,6 +62,8 @@ log "root=$ROOT mode=$([ $real = 1 ] && echo real || echo scratch)"
 
 # --- 1. packages (real image only) -------------------------------------------
 if [ $real = 1 ]; then
+    # lakeftpd-claim needs the AWS CLI; AL2023 ships it (package awscli-2).
+    command -v aws >/dev/null || dnf install -y awscli-2
     # The CloudWatch agent receives the EMF metric lines lakeftpd writes to
     # 127.0.0.1:25888 and forwards them to CloudWatch. It is in the AL2023 repo.
     dnf install -y amazon-cloudwatch-agent
@@ -92,6 +100,10 @@ if [ -z "$uid" ] || [ -z "$gid" ]; then die "user lakeftpd was not created"; fi
 # --- 3. binary and unit --------------------------------------------------------
 install -D -m 0755 -o root -g root "$LAKEFTPD_BIN" "$R/usr/local/bin/lakeftpd"
 install -D -m 0644 -o root -g root "$LAKEFTPD_UNIT" "$R/etc/systemd/system/lakeftpd.service"
+# The direct topology's address claim (bash + the AWS CLI v2 AL2023 ships);
+# it does nothing when the user-data names no pool.
+install -D -m 0755 -o root -g root "$LAKEFTPD_CLAIM" "$R/usr/local/bin/lakeftpd-claim"
+install -D -m 0644 -o root -g root "$LAKEFTPD_CLAIM_UNIT" "$R/etc/systemd/system/lakeftpd-claim.service"
 
 # --- 4. directories ------------------------------------------------------------
 # systemd creates these at start (StateDirectory=); creating them here too
@@ -168,5 +180,7 @@ else
     log "scratch root: no amazon-ssm-agent.service to enable"
 fi
 "${systemctl[@]}" enable lakeftpd.service
+# RequiredBy=lakeftpd.service: links it into lakeftpd.service.requires/.
+"${systemctl[@]}" enable lakeftpd-claim.service
 
 log "done"

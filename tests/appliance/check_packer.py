@@ -97,6 +97,7 @@ def main():
                     inline += [s(x) for x in body.get("inline", [])]
         joined = " ".join(files)
         for need in ("/systemd/lakeftpd.service", "/image/provision.sh",
+                     "/systemd/lakeftpd-claim.service", "/image/lakeftpd-claim.sh",
                      "/target/${local.rust_target[source.name]}/release/lakeftpd"):
             if need not in joined:
                 problem(f"no file provisioner uploads ...{need}")

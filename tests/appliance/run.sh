@@ -17,6 +17,8 @@ set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 unit=$repo/systemd/lakeftpd.service
+claim_unit=$repo/systemd/lakeftpd-claim.service
+claim_script=$repo/image/lakeftpd-claim.sh
 packer_tpl=$repo/image/lakeftpd.pkr.hcl
 cfn_tpl=$repo/image/lakeftpd.cfn.yaml
 # The security figure the issue asks for: "OK" is 2.0 or lower.
@@ -103,7 +105,10 @@ seed_root
 host_sum() { sha256sum /etc/passwd /etc/group /etc/shadow 2>/dev/null; ls -la /etc/systemd/system 2>/dev/null; ls /usr/local/bin; }
 host_sum >"$work/host.before"
 
-provision() { LAKEFTPD_BIN=$LAKEFTPD_BIN LAKEFTPD_UNIT=$unit "$repo/image/provision.sh" "$@"; }
+provision() {
+    LAKEFTPD_BIN=$LAKEFTPD_BIN LAKEFTPD_UNIT=$unit LAKEFTPD_CLAIM=$claim_script \
+        LAKEFTPD_CLAIM_UNIT=$claim_unit "$repo/image/provision.sh" "$@"
+}
 
 # --- 1. provision.sh against the scratch root -----------------------------------
 check "provision.sh runs against a scratch root" provision "$root"
@@ -119,6 +124,19 @@ check "binary installed, 0755 root, identical" bash -c '
 check "unit installed, identical" cmp "$root/etc/systemd/system/lakeftpd.service" "$unit"
 check "lakeftpd enabled (multi-user.target.wants)" \
     test "$(readlink "$wants/lakeftpd.service")" = /etc/systemd/system/lakeftpd.service
+# The direct topology's claim: installed, and required by lakeftpd.service.
+check "claim script installed, 0755 root, identical; claim unit identical" bash -c '
+    f=$1/usr/local/bin/lakeftpd-claim
+    [ -x "$f" ] && [ "$(stat -c %a:%U "$f")" = 755:root ] && cmp "$f" "$2" &&
+    cmp "$1/etc/systemd/system/lakeftpd-claim.service" "$3"' _ "$root" "$claim_script" "$claim_unit"
+check "lakeftpd-claim required by lakeftpd (lakeftpd.service.requires)" \
+    test "$(readlink "$root/etc/systemd/system/lakeftpd.service.requires/lakeftpd-claim.service")" = /etc/systemd/system/lakeftpd-claim.service
+check "claim unit: oneshot, before lakeftpd, console, runtime directory kept" bash -c '
+    for line in "Type=oneshot" "RemainAfterExit=yes" "Before=lakeftpd.service" \
+        "ExecStart=/usr/local/bin/lakeftpd-claim" "StandardError=journal+console" \
+        "RuntimeDirectory=lakeftpd-claim" "RuntimeDirectoryPreserve=yes" "RequiredBy=lakeftpd.service"; do
+        grep -qxF "$line" "$1" || { echo "missing: $line"; exit 1; }
+    done' _ "$claim_unit"
 check "sshd.service masked and not wanted" bash -c '
     [ "$(readlink "$1/etc/systemd/system/sshd.service")" = /dev/null ] && [ ! -e "$2/sshd.service" ] && [ ! -L "$2/sshd.service" ]' _ "$root" "$wants"
 check "sshd.socket masked" test "$(readlink "$root/etc/systemd/system/sshd.socket")" = /dev/null
@@ -156,6 +174,16 @@ assert isinstance(c["logs"]["metrics_collected"]["emf"], dict), "emf section"
 check "systemd-analyze verify (scratch root, no warnings)" bash -c '
     out=$(systemd-analyze verify --root="$1" /etc/systemd/system/lakeftpd.service 2>&1); rc=$?
     echo "$out"; [ $rc = 0 ] && [ -z "$out" ]' _ "$root"
+check "systemd-analyze verify lakeftpd-claim.service (scratch root, no warnings)" bash -c '
+    out=$(systemd-analyze verify --root="$1" /etc/systemd/system/lakeftpd-claim.service 2>&1); rc=$?
+    echo "$out"; [ $rc = 0 ] && [ -z "$out" ]' _ "$root"
+check "systemd-analyze security --offline lakeftpd-claim.service: exposure <= $max_exposure" bash -c '
+    systemd-analyze security --offline=true "$1" >"$2/claim-sec.out" 2>"$2/claim-sec.err" || { cat "$2/claim-sec.err"; exit 1; }
+    [ -s "$2/claim-sec.err" ] && { echo "warnings:"; cat "$2/claim-sec.err"; exit 1; }
+    level=$(sed -n "s/.*Overall exposure level for lakeftpd-claim.service: \([0-9.]*\).*/\1/p" "$2/claim-sec.out")
+    echo "exposure: ${level:-none}"
+    [ -n "$level" ] && awk -v l="$level" -v m="$3" "BEGIN { exit !(l <= m) }"' _ "$claim_unit" "$work" "$max_exposure"
+grep -o 'Overall exposure level.*' "$work/claim-sec.out" 2>/dev/null | sed 's/^/      /'
 expect_fail "systemd-analyze verify fails without the binary" bash -c '
     mv "$1/usr/local/bin/lakeftpd" "$1/lakeftpd.moved"
     out=$(systemd-analyze verify --root="$1" /etc/systemd/system/lakeftpd.service 2>&1); rc=$?
@@ -206,7 +234,8 @@ packer_validate() {
     mkdir -p "$t/image" "$t/systemd" "$t/target/x86_64-unknown-linux-musl/release" \
         "$t/target/aarch64-unknown-linux-musl/release"
     cp "$repo/image/provision.sh" "$t/image/"
-    cp "$unit" "$t/systemd/"
+    cp "$unit" "$claim_unit" "$t/systemd/"
+    cp "$claim_script" "$t/image/"
     cp "$LAKEFTPD_BIN" "$t/target/x86_64-unknown-linux-musl/release/lakeftpd"
     cp "$LAKEFTPD_BIN" "$t/target/aarch64-unknown-linux-musl/release/lakeftpd"
     python3 - "$packer_tpl" "$t/image/lakeftpd.pkr.hcl" <<'EOF' || return 1
