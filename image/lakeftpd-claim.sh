@@ -47,10 +47,11 @@
 #    --no-allow-reassociation, which fails with Resource.AlreadyAssociated
 #    instead of taking an address from another instance (EC2 API Reference,
 #    AssociateAddress: AllowReassociation).
-# 4. Whatever AssociateAddress answered (the answer may be lost: associating
-#    replaces the instance's public IPv4, which carries this very connection),
-#    DescribeAddresses on that allocation decides: it is ours only when its
-#    InstanceId is this instance. Otherwise the next free address is tried.
+# 4. Unless AssociateAddress answered Resource.AlreadyAssociated (lost: the
+#    next free address is tried), DescribeAddresses on that allocation
+#    decides, whatever the answer was (it may be lost: associating replaces the
+#    instance's public IPv4, which carries this very connection): the address
+#    is ours only when its InstanceId is this instance.
 # 5. None free: retry with exponential backoff and jitter until the patience
 #    runs out, then one line and exit 1; lakeftpd, which Requires= this unit,
 #    does not start, so it never serves on an address it does not hold.
@@ -162,8 +163,13 @@ try_associate() {
     local alloc=$1 out holder
     if ! out=$(ec2 associate-address --allocation-id "$alloc" --instance-id "$instance_id" \
         --no-allow-reassociation --output text 2>&1); then
-        # Resource.AlreadyAssociated: another instance was faster. Anything
-        # else: the answer may have been lost with the old public address.
+        # Another instance was faster: it is not ours, no need to ask.
+        if [[ $out == *Resource.AlreadyAssociated* ]]; then
+            say "$alloc: taken by another instance first"
+            return 1
+        fi
+        # Anything else: the answer may have been lost with the old public
+        # address; DescribeAddresses decides.
         say "associate $alloc: ${out//$'\n'/ }"
     fi
     holder=$(holder_of "$alloc") || return 1

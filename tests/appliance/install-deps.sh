@@ -11,10 +11,16 @@
 # PyPI packages (pinned: checks depend on their behaviour and output):
 #   cfn-lint      CloudFormation linter (brings PyYAML, used by check_cfn.py)
 #   python-hcl2   HCL2 parser for check_packer.py
+#   moto[server]  moto_server, a local EC2 API for claim_test.py (the
+#                 direct topology's Elastic IP claim); brings boto3
+#   awscli        the `aws` command image/lakeftpd-claim.sh runs (AL2023 has
+#                 v2; v1 from PyPI speaks the same EC2 calls)
 set -euo pipefail
 
 CFN_LINT=1.51.0
 PYTHON_HCL2=8.1.4
+MOTO=5.2.1
+AWSCLI=1.45.11
 
 missing=()
 for pkg in systemd passwd packer; do
@@ -28,15 +34,21 @@ fi
 
 # (sed, not grep -q: pip complains when its reader stops early.)
 have() { [ "$(python3 -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" = "$2" ]; }
-if ! have cfn-lint "$CFN_LINT" || ! have python-hcl2 "$PYTHON_HCL2"; then
+if ! have cfn-lint "$CFN_LINT" || ! have python-hcl2 "$PYTHON_HCL2" || ! have moto "$MOTO" ||
+    ! command -v aws >/dev/null; then
     # Debian's own python3 marks itself externally managed (PEP 668); these are
     # test tools on a throwaway test machine, so install them anyway.
-    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet \
-        "cfn-lint==$CFN_LINT" "python-hcl2==$PYTHON_HCL2"
+    pins=("cfn-lint==$CFN_LINT" "python-hcl2==$PYTHON_HCL2" "moto[server]==$MOTO")
+    # An aws already there (AWS CLI v2, or v1) is kept.
+    command -v aws >/dev/null || pins+=("awscli==$AWSCLI")
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet "${pins[@]}"
 fi
 
 # cfn-lint installs its command next to python3's scripts; make sure it runs.
-command -v cfn-lint >/dev/null || { echo "install-deps: cfn-lint not on PATH" >&2; exit 1; }
+for cmd in cfn-lint moto_server aws; do
+    command -v "$cmd" >/dev/null || { echo "install-deps: $cmd not on PATH" >&2; exit 1; }
+done
+python3 -c 'import boto3' || { echo "install-deps: python3 cannot import boto3 (moto[server])" >&2; exit 1; }
 echo "install-deps: systemd $(systemctl --version | head -1 | cut -d' ' -f2)," \
     "$(packer version | head -1), cfn-lint $(cfn-lint --version | cut -d' ' -f2)," \
-    "python-hcl2 $PYTHON_HCL2"
+    "python-hcl2 $PYTHON_HCL2, moto $MOTO, $(aws --version 2>&1 | cut -d' ' -f1)"

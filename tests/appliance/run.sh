@@ -69,7 +69,7 @@ if [ -z "${LAKEFTPD_BIN:-}" ] || [ ! -x "${LAKEFTPD_BIN:-}" ]; then
     finish
 fi
 LAKEFTPD_BIN=$(cd "$(dirname "$LAKEFTPD_BIN")" && pwd)/$(basename "$LAKEFTPD_BIN")
-for tool in systemd-analyze systemctl useradd packer cfn-lint python3; do
+for tool in systemd-analyze systemctl useradd packer cfn-lint python3 moto_server aws; do
     command -v "$tool" >/dev/null || {
         echo "FAIL  $tool not installed (run tests/appliance/install-deps.sh)"
         failed=$((failed + 1))
@@ -252,6 +252,12 @@ EOF
     (cd "$t" && packer validate image/lakeftpd.pkr.hcl)
 }
 check "packer validate (1.6.6, minus plugin-only arguments)" packer_validate
+
+# --- 3b. the direct topology's address claim against moto's EC2 API --------------
+# image/lakeftpd-claim.sh with the AWS CLI against moto_server on loopback:
+# two instances, exhaustion, restart, replacement, concurrent claims.
+check "lakeftpd-claim against moto (claim_test.py)" python3 "$here/claim_test.py"
+sed -n 's/^\(ok\|FAIL\) *\[/      [/p; s/^      console: /      console: /p' "$work/out"
 
 # --- 4. CloudFormation ---------------------------------------------------------------
 check "cfn-lint" cfn-lint "$cfn_tpl"
