@@ -261,6 +261,17 @@ sed -n 's/^\(ok\|FAIL\) *\[/      [/p; s/^      console: /      console: /p' "$w
 
 # --- 4. CloudFormation ---------------------------------------------------------------
 check "cfn-lint" cfn-lint "$cfn_tpl"
+# cfn-lint checks every condition, not the parameters' values: lint the other
+# topology and the DNS variant as their defaults too (issue 17).
+check "cfn-lint, Topology = nlb" bash -c '
+    sed "/^  Topology:/,/Description/s/Default: direct/Default: nlb/" "$1" >"$2/nlb.yaml" &&
+    ! cmp -s "$1" "$2/nlb.yaml" && cfn-lint "$2/nlb.yaml"' _ "$cfn_tpl" "$work"
+check "cfn-lint, direct with Route 53 (8 addresses, a zone, the checkers' prefix list)" bash -c '
+    sed -e "/^  HostedZoneId:/,/Description/s/Default: \"\"/Default: Z0123456789ABCDEFGHIJ/" \
+        -e "/^  RecordName:/,/Description/s/Default: \"\"/Default: ftp.example.com/" \
+        -e "/^  HealthCheckPrefixListId:/,/Description/s/Default: \"\"/Default: pl-0123456789abcdef0/" \
+        -e "/^  AddressCount:/,/Description/s/Default: 4/Default: 8/" "$1" >"$2/dns.yaml" &&
+    [ "$(diff "$1" "$2/dns.yaml" | grep -c "^>")" = 4 ] && cfn-lint "$2/dns.yaml"' _ "$cfn_tpl" "$work"
 check "CloudFormation ranges and invariants (check_cfn.py)" python3 "$here/check_cfn.py" "$cfn_tpl"
 # The stack's user-data, rendered with the parameter defaults, must be a
 # configuration the binary accepts (`lakeftpd check`).
@@ -282,6 +293,16 @@ stack_user_data_with_users() {
         "$LAKEFTPD_BIN" check --config "$work/user-data-users.conf"
 }
 check "the stack's user-data with UsersObject passes lakeftpd check" stack_user_data_with_users
+# The nlb topology's user-data too (the default is direct).
+stack_user_data_nlb() {
+    local hash
+    hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) &&
+        python3 "$here/render_user_data.py" "$cfn_tpl" "$hash" --param Topology=nlb >"$work/user-data-nlb.conf" &&
+        grep -qx 'epsv               = off' "$work/user-data-nlb.conf" &&
+        chmod 600 "$work/user-data-nlb.conf" &&
+        "$LAKEFTPD_BIN" check --config "$work/user-data-nlb.conf"
+}
+check "the stack's user-data, Topology = nlb, passes lakeftpd check" stack_user_data_nlb
 # The range checks must catch bad values, not just pass on good ones.
 mutate() { sed "$1" "$cfn_tpl" >"$work/mutated.yaml" && python3 "$here/check_cfn.py" "$work/mutated.yaml"; }
 expect_fail "check_cfn.py rejects hop limit 65" mutate 's/HttpPutResponseHopLimit: 1$/HttpPutResponseHopLimit: 65/'
@@ -298,5 +319,24 @@ expect_fail "check_cfn.py rejects a dt format unlike the key template" mutate 's
 expect_fail "check_cfn.py rejects user not injected" mutate 's/projection.user.type: injected/projection.user.type: enum/'
 expect_fail "check_cfn.py rejects EventBridge disabled" mutate 's/EventBridgeEnabled: true/EventBridgeEnabled: false/'
 expect_fail "check_cfn.py rejects a non-Hive key pattern default" mutate 's|Default: "user={user}/dt={yyyy}-{mm}-{dd}/{path}"|Default: "{user}/{yyyy}/{mm}/{dd}/{path}"|'
+# The direct topology's wiring (issue 17): each mutation must be caught.
+expect_fail "check_cfn.py rejects an Elastic IP without the pool tag" \
+    mutate '/^  Eip3:/,/Tags/s/Key: "lakeftpd:pool"/Key: "lakeftpd:other"/'
+expect_fail "check_cfn.py rejects AssociateAddress on any tag" \
+    mutate 's|StringEquals: {"aws:ResourceTag/lakeftpd:pool": !Ref AWS::StackName}|StringLike: {"aws:ResourceTag/lakeftpd:pool": "*"}|'
+expect_fail "check_cfn.py rejects DisassociateAddress" \
+    mutate 's/Action: ec2:DescribeAddresses/Action: [ec2:DescribeAddresses, ec2:DisassociateAddress]/'
+expect_fail "check_cfn.py rejects a TTL of 300 s" mutate 's/TTL: "30"/TTL: "300"/'
+expect_fail "check_cfn.py rejects a record that is not multivalue" mutate 's/MultiValueAnswer: true/MultiValueAnswer: false/'
+expect_fail "check_cfn.py rejects an NLB in the direct topology" mutate '/^  LoadBalancer:/,/Properties/{/Condition: Nlb/d}'
+expect_fail "check_cfn.py rejects MaxSize 4 on 3 addresses" \
+    mutate 's/!Contains \[\["1", "2", "3"\], !Ref MaxSize\]/!Contains [["1", "2", "3", "4"], !Ref MaxSize]/'
+expect_fail "check_cfn.py rejects a broken address condition chain" \
+    mutate 's/  Address5: !And \[!Condition Address4, !Not \[!Equals \[!Ref AddressCount, "4"\]\]\]/  Address5: !Condition Address4/'
+expect_fail "check_cfn.py rejects EPSV off in direct" mutate 's/epsv               = on/epsv               = off/'
+expect_fail "check_cfn.py rejects the health port open to all in direct" \
+    mutate 's/SourcePrefixListId: !Ref HealthCheckPrefixListId/CidrIp: 0.0.0.0\/0/'
+expect_fail "check_cfn.py rejects untagged network interfaces" \
+    mutate '/ResourceType: network-interface/,+2s/Key: "lakeftpd:pool"/Key: "other"/'
 
 finish
