@@ -29,7 +29,9 @@
 #                        EC2 API fails (default 300: covers a predecessor that
 #                        is still terminating during a replacement)
 #   IMDS endpoint: $AWS_EC2_METADATA_SERVICE_ENDPOINT (default
-#   http://169.254.169.254), as for lakeftpd itself.
+#   http://169.254.169.254), and how long to retry it at boot:
+#   $LAKEFTPD_IMDS_PATIENCE (whole seconds, "60" or "60s"; default 60), as
+#   for lakeftpd itself.
 #
 # Exit status: 0 the address is held and written (or nothing to claim);
 # 1 no free address in the pool within the patience; 2 anything else (usage,
@@ -63,13 +65,17 @@ readonly DEFAULT_PATIENCE=300
 # Backoff between rounds: 1 s doubling up to 16 s, each a random 50-100 %.
 readonly BACKOFF_FIRST_MS=1000
 readonly BACKOFF_MAX_MS=16000
-# IMDS at boot may not answer yet; curl retries for this long.
-readonly IMDS_PATIENCE=60
+# IMDS at boot may not answer yet; curl retries for this long (seconds).
+readonly DEFAULT_IMDS_PATIENCE=60
+# One IMDS request: it answers in milliseconds when it answers at all.
+readonly IMDS_REQUEST_TIMEOUT=5
 
 pool="" instance_id="" region="" endpoint="" patience=$DEFAULT_PATIENCE
 address_file=$DEFAULT_ADDRESS_FILE
 imds=${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}
 imds=${imds%/}
+imds_patience=${LAKEFTPD_IMDS_PATIENCE:-$DEFAULT_IMDS_PATIENCE}
+imds_patience=${imds_patience%s}
 
 say() { echo "lakeftpd-claim: $*" >&2; }
 fail() { say "$2"; exit "$1"; }
@@ -94,31 +100,53 @@ parse_args() {
         shift 2
     done
     [[ $patience =~ ^[0-9]{1,5}$ ]] || fail 2 "--patience: want whole seconds, got '$patience'"
+    [[ $imds_patience =~ ^[0-9]{1,5}$ ]] || fail 2 "LAKEFTPD_IMDS_PATIENCE: want whole seconds, got '$imds_patience'"
 }
 
 # --- IMDSv2 ------------------------------------------------------------------
 imds_token=""
-imds_get() {
-    if [ -z "$imds_token" ]; then
-        imds_token=$(curl -sS -f -X PUT --retry 10 --retry-connrefused --retry-max-time "$IMDS_PATIENCE" \
-            -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$imds/latest/api/token") ||
-            fail 2 "IMDS at $imds gave no token (is IMDS enabled?)"
-    fi
-    curl -sS -f --retry 5 --retry-max-time "$IMDS_PATIENCE" \
-        -H "X-aws-ec2-metadata-token: $imds_token" "$imds$1"
+# A session token, once, in this shell (not in a $(...) subshell).
+imds_session() {
+    [ -n "$imds_token" ] && return
+    imds_token=$(curl -sS -f -X PUT --retry 10 --retry-connrefused --retry-max-time "$imds_patience" --max-time "$IMDS_REQUEST_TIMEOUT" \
+        -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$imds/latest/api/token") ||
+        fail 2 "IMDS at $imds gave no token (is IMDS enabled?)"
 }
 
-# The pool named by the user-data line `# lakeftpd-claim pool=NAME`; empty when
-# there is none. lakeftpd reads the same user-data and skips the comment.
+# PATH's body on stdout. Status 0; 4 for 404 (no such item); 1 for any other
+# failure (curl retries 5xx and refused connections itself).
+imds_get() {
+    local out code
+    out=$(curl -sS --retry 5 --retry-connrefused --retry-max-time "$imds_patience" --max-time "$IMDS_REQUEST_TIMEOUT" -w '\n%{http_code}' \
+        -H "X-aws-ec2-metadata-token: $imds_token" "$imds$1") || return 1
+    code=${out##*$'\n'}
+    case $code in
+        200) printf '%s\n' "${out%$'\n'*}" ;;
+        404) return 4 ;;
+        *) return 1 ;;
+    esac
+}
+
+# Sets pool from the user-data line `# lakeftpd-claim pool=NAME` (lakeftpd
+# reads the same user-data and skips the comment). No user-data or no such
+# line: nothing to claim. IMDS failing is an error, not "nothing to claim".
 pool_from_user_data() {
-    local text
-    text=$(imds_get /latest/user-data 2>/dev/null) || return 0
-    sed -n 's/^# lakeftpd-claim pool=\([A-Za-z0-9-]*\)[[:space:]]*$/\1/p' <<<"$text" | head -n 1
+    local text rc
+    text=$(imds_get /latest/user-data)
+    rc=$?
+    case $rc in
+        0) pool=$(sed -n 's/^# lakeftpd-claim pool=\([A-Za-z0-9-]*\)[[:space:]]*$/\1/p' <<<"$text" | head -n 1) ;;
+        4) pool="" ;;
+        *) fail 2 "IMDS at $imds: cannot read user-data" ;;
+    esac
 }
 
 resolve_inputs() {
+    if [ -z "$pool" ] || [ -z "$instance_id" ]; then
+        imds_session
+    fi
     if [ -z "$pool" ]; then
-        pool=$(pool_from_user_data)
+        pool_from_user_data
         if [ -z "$pool" ]; then
             say "no '# lakeftpd-claim pool=NAME' line in user-data: nothing to claim (not the direct topology)"
             exit 0
@@ -133,6 +161,7 @@ resolve_inputs() {
     [[ $instance_id =~ ^i-[0-9a-f]{8,32}$ ]] || fail 2 "instance id '$instance_id' is not i- and hex digits"
     region=${region:-${AWS_REGION:-${AWS_DEFAULT_REGION:-}}}
     if [ -z "$region" ]; then
+        imds_session
         region=$(imds_get /latest/meta-data/placement/region) || fail 2 "IMDS gave no region"
     fi
 }
@@ -176,8 +205,13 @@ try_associate() {
     [ "$holder" = "$instance_id" ]
 }
 
+# From the kernel, not the clock: instances of one group boot in the same
+# second, and awk's srand() alone would give them all the same order. (Below
+# 2^31: mawk folds larger seeds into one.)
+random_u32() { od -An -N4 -tu4 /dev/urandom | tr -d ' '; }
+
 # Random order, so instances booting together spread over the pool.
-shuffled() { awk 'BEGIN { srand() } { print rand() "\t" $0 }' | sort -k1,1 | cut -f2-; }
+shuffled() { awk -v seed="$(($(random_u32) % 2147483647))" 'BEGIN { srand(seed) } { print rand() "\t" $0 }' | sort -k1,1 | cut -f2-; }
 
 sleep_backoff() {
     local round=$1 ms=$BACKOFF_FIRST_MS
@@ -185,7 +219,7 @@ sleep_backoff() {
         ms=$((ms * 2)); round=$((round - 1))
     done
     [ "$ms" -gt "$BACKOFF_MAX_MS" ] && ms=$BACKOFF_MAX_MS
-    ms=$((ms / 2 + RANDOM % (ms / 2 + 1)))
+    ms=$((ms / 2 + $(random_u32) % (ms / 2 + 1)))
     sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
 }
 
@@ -208,7 +242,8 @@ claimed() {
 # was free, 2 when the EC2 API failed, 3 when every free one was lost to others.
 claim_round() {
     local list alloc ip assoc holder free
-    list=$(pool_addresses 2>&1) || { say "DescribeAddresses failed: ${list//$'\n'/ }"; return 2; }
+    # (The CLI's own error message goes to stderr, hence the console, as is.)
+    list=$(pool_addresses) || { say "DescribeAddresses failed"; return 2; }
     while read -r alloc ip assoc holder; do
         [ "$holder" = "$instance_id" ] && claimed kept "$ip" "$alloc"
     done <<<"$list"

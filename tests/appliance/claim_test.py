@@ -8,13 +8,17 @@ endpoint given by AWS_ENDPOINT_URL or --endpoint-url, and (in the first
 cases) IMDSv2 from tests/fake_imds.py serving the stack's user-data.
 
 Asserted, one line each ("ok NAME" / "FAIL NAME: why"), exit 1 if any failed:
-- no pool line in user-data (the nlb topology): exit 0, nothing written;
+- no pool line in user-data (the nlb topology), or no user-data: exit 0,
+  nothing written; IMDS not answering: exit 2;
 - two instances claim two different addresses of their pool, never one of
   another pool or an untagged one;
 - a third finds none: exit 1, one console line, no address file;
 - a restarted instance keeps its own address without a new association;
 - a replacement (the old instance terminated, which disassociates its EIP)
   takes the freed address;
+- an address another instance takes between the listing and the association
+  (an `aws` shim in front of the real one takes it first) stays with it: the
+  claim moves on to the next (this fails without --no-allow-reassociation);
 - concurrent claims (more instances than addresses, started at once, several
   rounds): every address held by one instance at most, every winner's file
   names an address DescribeAddresses shows on that very instance, the
@@ -50,6 +54,7 @@ FAIL_PATIENCE = "3"
 CONCURRENT_ROUNDS = 2
 CONCURRENT_ADDRESSES = 3
 CONCURRENT_INSTANCES = 5
+REAL_AWS = None
 # Every process the test starts is waited for at most this long.
 PROCESS_TIMEOUT = 120
 
@@ -140,6 +145,8 @@ def claim_env(moto, imds=None, endpoint_in_env=True):
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                AWS_DEFAULT_REGION=REGION, AWS_EC2_METADATA_DISABLED="true")
     env.pop("AWS_ENDPOINT_URL", None)
+    env["REAL_AWS"] = REAL_AWS
+    env["PATH"] = SHIM_DIR + os.pathsep + os.environ["PATH"]
     if endpoint_in_env:
         env["AWS_ENDPOINT_URL"] = moto.endpoint
     if imds:
@@ -190,14 +197,21 @@ def sequential_cases(moto, work):
     a, b, c = moto.instance(), moto.instance(), moto.instance()
     files = {i: os.path.join(work, f"{i}.address") for i in (a, b, c)}
 
-    # The nlb topology: no pool line in user-data.
-    imds = FakeImds(work, user_data(None), a)
-    rc, err = run(claim_args(files[a]), claim_env(moto, imds))
-    imds.stop()
-    check("no pool line in user-data: exit 0, nothing claimed",
-          rc == 0 and read(files[a]) is None and "nothing to claim" in err
-          and all(h[1] is None for h in moto.holders(pool_allocs + decoys).values()),
-          f"rc={rc} file={read(files[a])} {err}")
+    # The nlb topology: no pool line in user-data; or no user-data at all.
+    for text, case in ((user_data(None), "no pool line in user-data"), (None, "no user-data (404)")):
+        imds = FakeImds(work, text, a)
+        rc, err = run(claim_args(files[a]), claim_env(moto, imds))
+        imds.stop()
+        check(f"{case}: exit 0, nothing claimed",
+              rc == 0 and read(files[a]) is None and "nothing to claim" in err
+              and all(h[1] is None for h in moto.holders(pool_allocs + decoys).values()),
+              f"rc={rc} file={read(files[a])} {err}")
+    # IMDS not answering is a failure, never "nothing to claim".
+    env = dict(claim_env(moto), LAKEFTPD_IMDS_PATIENCE="2s")
+    rc, err = run(claim_args(files[a]), env)
+    check("IMDS not answering: exit 2, one line, nothing claimed",
+          rc == 2 and read(files[a]) is None and "IMDS at http://127.0.0.1:1" in err,
+          f"rc={rc} {err}")
 
     # A: everything from IMDS (pool line, instance id), endpoint from AWS_ENDPOINT_URL.
     imds = FakeImds(work, user_data(pool), a)
@@ -247,6 +261,55 @@ def sequential_cases(moto, work):
           f"rc={rc} {read(file_d)} vs {got_b} {err}")
 
 
+# An `aws` in front of the real one, for every claim the test runs:
+# - AssociateAddress reassociates unless told not to, as on AWS ("Reassociation
+#   is automatic", API Reference, AllowReassociation); moto refuses by default,
+#   which would hide a claim that forgot --no-allow-reassociation;
+# - with THIEF set, before the claim's first AssociateAddress another instance
+#   takes that very address, as a concurrent claim would between the listing
+#   and the association.
+AWS_SHIM = """#!/bin/bash
+args=("$@")
+if [ "$2" = associate-address ]; then
+    if [ -n "${THIEF:-}" ] && [ ! -e "$STEAL_MARK" ]; then
+        touch "$STEAL_MARK"
+        alloc=""
+        for a in "$@"; do [ "$prev" = --allocation-id ] && alloc=$a; prev=$a; done
+        "$REAL_AWS" ec2 associate-address --allocation-id "$alloc" --instance-id "$THIEF" >/dev/null
+    fi
+    case " $* " in *" --no-allow-reassociation "*) ;; *) args+=(--allow-reassociation) ;; esac
+fi
+exec "$REAL_AWS" "${args[@]}"
+"""
+SHIM_DIR = None
+
+
+def install_shim(work):
+    global SHIM_DIR
+    SHIM_DIR = os.path.join(work, "shim")
+    os.makedirs(SHIM_DIR)
+    with open(os.path.join(SHIM_DIR, "aws"), "w") as f:
+        f.write(AWS_SHIM)
+    os.chmod(os.path.join(SHIM_DIR, "aws"), 0o755)
+
+
+def race_lost_between_list_and_associate(moto, work):
+    pool = "race"
+    allocs = [moto.address(pool) for _ in range(2)]
+    me, thief = moto.instance(), moto.instance()
+    env = dict(claim_env(moto), THIEF=thief, STEAL_MARK=os.path.join(work, "stolen"))
+    file = os.path.join(work, f"{me}.address")
+    rc, err = run(claim_args(file, me, pool), env)
+    h = moto.holders(allocs)
+    stolen = [x for x in allocs if h[x][1] == thief]
+    mine = [x for x in allocs if h[x][1] == me]
+    check("an address taken between the listing and the association stays with its new holder; "
+          "the claim takes the next",
+          rc == 0 and os.path.exists(env["STEAL_MARK"]) and len(stolen) == 1 and len(mine) == 1
+          and read(file) == h[mine[0]][0],
+          f"rc={rc} holders={h} file={read(file)} {err}")
+
+
 def concurrent_round(moto, work, n):
     pool = f"conc{n}"
     allocs = [moto.address(pool) for _ in range(CONCURRENT_ADDRESSES)]
@@ -293,11 +356,15 @@ def main():
     for tool in ("moto_server", "aws"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
             sys.exit(f"claim_test: {tool} not on PATH (tests/appliance/install-deps.sh)")
+    global REAL_AWS
+    REAL_AWS = subprocess.run(["sh", "-c", "command -v aws"], capture_output=True, text=True).stdout.strip()
     moto = Moto()
     try:
         with tempfile.TemporaryDirectory(prefix="lakeftpd-claim-") as work:
+            install_shim(work)
             moto_enforces_no_reassociation(moto)
             sequential_cases(moto, work)
+            race_lost_between_list_and_associate(moto, work)
             for n in range(1, CONCURRENT_ROUNDS + 1):
                 concurrent_round(moto, work, n)
     finally:
