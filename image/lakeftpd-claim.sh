@@ -65,6 +65,9 @@ readonly DEFAULT_PATIENCE=300
 # Backoff between rounds: 1 s doubling up to 16 s, each a random 50-100 %.
 readonly BACKOFF_FIRST_MS=1000
 readonly BACKOFF_MAX_MS=16000
+# One EC2 API call: connect and read timeouts, seconds.
+readonly API_CONNECT_TIMEOUT=5
+readonly API_READ_TIMEOUT=15
 # IMDS at boot may not answer yet; curl retries for this long (seconds).
 readonly DEFAULT_IMDS_PATIENCE=60
 # One IMDS request: it answers in milliseconds when it answers at all.
@@ -167,8 +170,11 @@ resolve_inputs() {
 }
 
 # --- EC2 -----------------------------------------------------------------------
+# Each call bounded (the CLI's defaults are 60 s each), so the patience is
+# what bounds the whole claim; the unit's TimeoutStartSec is the backstop.
 ec2() {
-    local args=(ec2 "$@" --region "$region")
+    local args=(ec2 "$@" --region "$region" --cli-connect-timeout "$API_CONNECT_TIMEOUT"
+        --cli-read-timeout "$API_READ_TIMEOUT")
     [ -n "$endpoint" ] && args+=(--endpoint-url "$endpoint")
     aws "${args[@]}" </dev/null
 }
