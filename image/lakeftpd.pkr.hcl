@@ -52,8 +52,8 @@ locals {
     arm64  = "aarch64-unknown-linux-musl"
   }
   # Where the file provisioners put their inputs; provision.sh looks next to
-  # itself for `lakeftpd`, `lakeftpd.service`, `lakeftpd-ops.sh` and the
-  # other lakeftpd-* units.
+  # itself for `lakeftpd`, `lakeftpd.service`, `lakeftpd-claim.sh`,
+  # `lakeftpd-ops.sh` and the other lakeftpd-* units.
   staging = "/tmp/lakeftpd-image"
 }
 
@@ -165,6 +165,17 @@ build {
       "${local.repo}/systemd/lakeftpd-logs.service",
     ]
     destination = "${local.staging}/"
+  }
+
+  # The direct topology's address claim (docs/deploy-aws.md).
+  provisioner "file" {
+    source      = "${local.repo}/image/lakeftpd-claim.sh"
+    destination = "${local.staging}/lakeftpd-claim.sh"
+  }
+
+  provisioner "file" {
+    source      = "${local.repo}/systemd/lakeftpd-claim.service"
+    destination = "${local.staging}/lakeftpd-claim.service"
   }
 
   # The same script tests/appliance/run.sh runs against a scratch root.

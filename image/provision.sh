@@ -9,6 +9,8 @@
 #   LAKEFTPD_UNIT   systemd/lakeftpd.service             ($here/lakeftpd.service)
 #   LAKEFTPD_OPS    image/lakeftpd-ops.sh                ($here/lakeftpd-ops.sh)
 #   LAKEFTPD_UNIT_DIR  the other systemd/lakeftpd-* units (the directory of LAKEFTPD_UNIT)
+#   LAKEFTPD_CLAIM  image/lakeftpd-claim.sh              ($here/lakeftpd-claim.sh)
+#   LAKEFTPD_CLAIM_UNIT systemd/lakeftpd-claim.service   ($here/lakeftpd-claim.service)
 #
 # Two modes, decided by ROOT:
 # - ROOT=/ (the Packer build instance, Amazon Linux 2023): installs packages
@@ -36,6 +38,8 @@ OPS_UNITS=(lakeftpd-lifecycle.service lakeftpd-unhealthy.service lakeftpd-livene
 # Enabled at boot (lakeftpd-unhealthy.service is started by OnFailure= and
 # lakeftpd-liveness.service by its timer).
 OPS_ENABLED=(lakeftpd-lifecycle.service lakeftpd-liveness.timer lakeftpd-logs.service)
+LAKEFTPD_CLAIM=${LAKEFTPD_CLAIM:-$here/lakeftpd-claim.sh}
+LAKEFTPD_CLAIM_UNIT=${LAKEFTPD_CLAIM_UNIT:-$here/lakeftpd-claim.service}
 
 # Where the CloudWatch agent lives on AL2023 (package amazon-cloudwatch-agent).
 CWA_DIR=/opt/aws/amazon-cloudwatch-agent
@@ -56,6 +60,8 @@ ROOT=$(cd "$ROOT" && pwd)
 for u in "${OPS_UNITS[@]}"; do
     [ -f "$LAKEFTPD_UNIT_DIR/$u" ] || die "unit not found: $LAKEFTPD_UNIT_DIR/$u (set LAKEFTPD_UNIT_DIR)"
 done
+[ -f "$LAKEFTPD_CLAIM" ] || die "claim script not found: $LAKEFTPD_CLAIM (set LAKEFTPD_CLAIM)"
+[ -f "$LAKEFTPD_CLAIM_UNIT" ] || die "claim unit not found: $LAKEFTPD_CLAIM_UNIT (set LAKEFTPD_CLAIM_UNIT)"
 
 if [ "$ROOT" = / ]; then
     real=1
@@ -71,6 +77,8 @@ log "root=$ROOT mode=$([ $real = 1 ] && echo real || echo scratch)"
 
 # --- 1. packages (real image only) -------------------------------------------
 if [ $real = 1 ]; then
+    # lakeftpd-claim needs the AWS CLI; AL2023 ships it (package awscli-2).
+    command -v aws >/dev/null || dnf install -y awscli-2
     # The CloudWatch agent receives the EMF metric lines lakeftpd writes to
     # 127.0.0.1:25888 and forwards them to CloudWatch. It is in the AL2023 repo.
     dnf install -y amazon-cloudwatch-agent
@@ -114,6 +122,10 @@ install -D -m 0755 -o root -g root "$LAKEFTPD_OPS" "$R/usr/local/libexec/lakeftp
 for u in "${OPS_UNITS[@]}"; do
     install -D -m 0644 -o root -g root "$LAKEFTPD_UNIT_DIR/$u" "$R/etc/systemd/system/$u"
 done
+# The direct topology's address claim (bash + the AWS CLI v2 AL2023 ships);
+# it does nothing when the user-data names no pool.
+install -D -m 0755 -o root -g root "$LAKEFTPD_CLAIM" "$R/usr/local/bin/lakeftpd-claim"
+install -D -m 0644 -o root -g root "$LAKEFTPD_CLAIM_UNIT" "$R/etc/systemd/system/lakeftpd-claim.service"
 
 # --- 4. directories ------------------------------------------------------------
 # systemd creates these at start (StateDirectory=); creating them here too
@@ -190,5 +202,7 @@ else
     log "scratch root: no amazon-ssm-agent.service to enable"
 fi
 "${systemctl[@]}" enable lakeftpd.service "${OPS_ENABLED[@]}"
+# RequiredBy=lakeftpd.service: links it into lakeftpd.service.requires/.
+"${systemctl[@]}" enable lakeftpd-claim.service
 
 log "done"

@@ -259,6 +259,10 @@ pub const IMDS_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// with user data input").
 pub const MAX_USER_DATA: u64 = 16 * 1024;
 
+/// Largest `public_address = file:PATH` file accepted: one address and a
+/// newline (an IPv6 address is at most 45 characters).
+pub const MAX_ADDRESS_FILE: u64 = 64;
+
 /// Largest metadata value or session token accepted (an instance id, an AZ,
 /// an address, a ~56-byte token).
 pub const MAX_METADATA_VALUE: u64 = 1024;

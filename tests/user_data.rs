@@ -132,6 +132,54 @@ fn imds_without_public_ipv4_advertises_local_ipv4() {
         .contains(&"GET /latest/meta-data/public-ipv4 404".to_string()));
 }
 
+/// The direct topology: lakeftpd-claim wrote the Elastic IP it took to a file
+/// before lakeftpd starts; PASV advertises that, not IMDS's public-ipv4
+/// (127.0.0.9 here), and the public address is not even asked for.
+#[test]
+fn claimed_address_file_is_advertised() {
+    let dir = Scratch::new("ud");
+    let file = dir.0.join("claimed-address");
+    std::fs::write(&file, "127.0.0.23\n").unwrap();
+    let global = format!("public_address = file:{}", file.display());
+    let state = ImdsState::new(Some(&config_text(&dir, &global, &[("dev1", "upload")])));
+    let imds = FakeImds::start(&state);
+    let server = serve_user_data(&imds, dir);
+    assert_eq!(advertised(&server), "127.0.0.23".parse::<IpAddr>().unwrap());
+    assert!(!imds.requests().iter().any(|r| r.contains("public-ipv4")));
+}
+
+/// No claimed address (the claim failed, or ran nowhere): lakeftpd does not
+/// start, so it never advertises an address the instance does not hold.
+#[test]
+fn missing_address_file_stops_serve_in_one_line() {
+    let dir = Scratch::new("ud");
+    let file = dir.0.join("never-written");
+    let global = format!("public_address = file:{}", file.display());
+    let state = ImdsState::new(Some(&config_text(&dir, &global, &[("dev1", "upload")])));
+    let imds = FakeImds::start(&state);
+    let run = run_bin(
+        &["serve", "--user-data"],
+        &[(ENDPOINT, &imds.endpoint)],
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let lines = console_lines(&run.stderr);
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].contains(&format!("public_address = file:{}", file.display())),
+        "{}",
+        lines[0]
+    );
+    assert!(!run.stderr.contains("listening on"), "{}", run.stderr);
+    // `check` takes the same text: the file is read at serve, not by check.
+    let run = run_bin(
+        &["check", "--user-data"],
+        &[(ENDPOINT, &imds.endpoint)],
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+}
+
 #[test]
 fn config_file_with_public_address_imds_asks_imds() {
     // The fake serves no user-data: only the metadata is used.

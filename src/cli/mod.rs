@@ -6,7 +6,7 @@ pub mod args;
 use crate::{auth, aws::imds, config, limits, server, sys, users};
 
 use args::{Cli, Command, Source};
-use config::{Config, Permissions, User};
+use config::{Config, Permissions, PublicAddress, User};
 use log::LevelFilter;
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -44,7 +44,7 @@ pub fn main() -> ExitCode {
             };
             log::set_max_level(cli_level.unwrap_or(config.log_level));
             // imds: which instance this is, and the PASV address from IMDS.
-            let instance = imds::describe(source == Source::UserData, config.public_address);
+            let instance = imds::describe(source == Source::UserData, &config.public_address);
             match instance {
                 Ok(instance) => serve_config(config, instance),
                 Err(message) => fail(&message),
@@ -223,7 +223,20 @@ fn read_config_file(path: &Path) -> Result<String, String> {
 /// Serves `config`; `instance` (from EC2 metadata, when asked for) gives
 /// the PASV address and the instance id for metrics and object keys.
 fn serve_config(config: Config, instance: Option<imds::Instance>) -> ExitCode {
-    let public_ip = instance.as_ref().and_then(|i| i.pasv_address);
+    let public_ip = match &config.public_address {
+        // The address lakeftpd-claim took for this instance (direct topology).
+        PublicAddress::File(path) => match config::address_file::read(path) {
+            Ok(ip) => {
+                log::info!(
+                    "PASV advertises {ip} (public_address = file:{})",
+                    path.display()
+                );
+                Some(ip)
+            }
+            Err(message) => return fail(&message),
+        },
+        _ => instance.as_ref().and_then(|i| i.pasv_address),
+    };
     match server::run(config, public_ip, instance.map(|i| i.id)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),

@@ -19,8 +19,10 @@
 //! - `s3`, `cidr`, `keytemplate`, `hash`: the S3 delivery keys, address
 //!   blocks, the object key template, the password hash formats;
 //! - `device`: `active_address`, `filename_encoding`, `auto_mkdir` (global
-//!   and per user).
+//!   and per user);
+//! - `address_file`: `public_address = file:PATH`, read once at `serve`.
 
+pub mod address_file;
 mod check;
 pub mod cidr;
 pub mod defence;
@@ -66,7 +68,7 @@ impl fmt::Display for Problem {
 }
 
 /// What PASV advertises as the server's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicAddress {
     /// The local address of the control connection (fine without NAT).
     Local,
@@ -77,6 +79,10 @@ pub enum PublicAddress {
     Imds,
     /// The instance's private IPv4 from EC2 metadata.
     ImdsPrivate,
+    /// The address written in this file, read once at `serve`: the Elastic
+    /// IP `lakeftpd-claim` took for this instance (the stack's `direct`
+    /// topology, docs/deploy-aws.md).
+    File(PathBuf),
 }
 
 /// What a user may do. `upload`: store (replacing a file of the same name),

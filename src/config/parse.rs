@@ -72,8 +72,11 @@ fn set_global(config: &mut Config, key: &str, value: &str) -> Result<(), String>
                 "local" => PublicAddress::Local,
                 "imds" => PublicAddress::Imds,
                 "imds-private" => PublicAddress::ImdsPrivate,
+                file if file.starts_with("file:") => PublicAddress::File(
+                    parse_abs_path(&file["file:".len()..]).map_err(|e| bad(&e))?,
+                ),
                 ip => PublicAddress::Fixed(ip.parse().map_err(|_| {
-                    bad("expected an IP address, `imds`, `imds-private` or `local`")
+                    bad("expected an IP address, `imds`, `imds-private`, `file:PATH` or `local`")
                 })?),
             }
         }

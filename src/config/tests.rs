@@ -180,6 +180,15 @@ fn public_address_forms() {
         PublicAddress::ImdsPrivate
     );
     assert!(parse("public_address = example.com").is_err());
+    assert_eq!(
+        parse("public_address = file:/run/lakeftpd-claim/address")
+            .unwrap()
+            .public_address,
+        PublicAddress::File("/run/lakeftpd-claim/address".into())
+    );
+    // Relative: it would depend on the working directory.
+    assert!(parse("public_address = file:address").is_err());
+    assert!(parse("public_address = file:").is_err());
 }
 
 #[test]

@@ -19,6 +19,18 @@ Ranges (AWS documentation, see README.md ("Deploy on AWS")):
 - The bucket sends events to EventBridge only under EventBridgeOn.
 - Operations (issue 18, check_ops.py): readiness vs liveness wiring, the
   stop that loses nothing, transfer records, alarms, scaling, users.
+- The topologies (issue 17), with the template's own Conditions and Rules
+  evaluated (render_user_data.Renderer): the user-data of each topology
+  (direct: the claim's pool line, public_address = file:..., EPSV on; nlb:
+  EPSV off, health_from the VPC); per pool address K an Elastic IP tagged
+  lakeftpd:pool = stack name under AddressK, and with DNS a Route 53 HTTP
+  health check on its /healthz and a multivalue A record (TTL <= 60 s) on
+  it; AddressCount K creates exactly K addresses in direct and none in nlb;
+  the rule AddressesCoverMaxSize accepts exactly MaxSize <= AddressCount;
+  the claim's IAM (DescribeAddresses, AssociateAddress only on the pool's
+  tag, nothing else of EC2); the pool tag on instances and interfaces; every
+  load balancer resource only in nlb; the health port from the VPC (nlb) or
+  Route 53's prefix list (direct with DNS).
 
 usage: check_cfn.py TEMPLATE
 """
@@ -30,8 +42,16 @@ import yaml
 
 from check_ops import OpsChecks, flat
 
-DRAIN_SECONDS = 10 + 60  # drain_delay + drain_timeout defaults
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import render_user_data  # noqa: E402  (the same evaluator renders user-data)
+
+DRAIN_SECONDS = 25 + 60  # drain_delay + drain_timeout defaults
 HEALTH_PORT = 8021
+# The topology (issue 17): the template declares this many pool addresses.
+MAX_ADDRESSES = 8
+POOL_TAG = "lakeftpd:pool"
+CLAIM_ADDRESS_FILE = "/run/lakeftpd-claim/address"
+ROUTE53_MAX_TTL = 60
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
@@ -82,8 +102,10 @@ def ref_name(v):
 
 
 class Checker(OpsChecks):
-    def __init__(self, tpl):
+    def __init__(self, tpl, path=None):
         self.tpl = tpl
+        # The same template as plain data, for the evaluator.
+        self.plain = render_user_data.load(path) if path else None
         self.params = tpl.get("Parameters", {})
         self.problems = []
 
@@ -130,6 +152,8 @@ class Checker(OpsChecks):
         self.security_groups()
         self.lake()
         self.operations()
+        if self.plain is not None:
+            self.topology()
         if not list(self.resources("AWS::AutoScaling::AutoScalingGroup")):
             self.problem("Resources", "no AWS::AutoScaling::AutoScalingGroup")
         return self.problems
@@ -177,13 +201,11 @@ class Checker(OpsChecks):
                 keys[m.group(1)] = m.group(2)
         # The operations checks compare these with the stack (check_ops.py).
         self.ud_keys = keys
-        for k in ("listen", "public_address", "passive_ports", "s3_bucket", "s3_region", "s3_key", "health_listen"):
+        for k in ("listen", "passive_ports", "s3_bucket", "s3_region", "s3_key", "health_listen"):
             if k not in keys:
                 self.problem(where, f"config key {k} missing")
         if keys.get("health_listen") != f"0.0.0.0:{HEALTH_PORT}":
             self.problem(where, f"health_listen={keys.get('health_listen')!r}, want 0.0.0.0:{HEALTH_PORT}")
-        if keys.get("epsv") != "off":
-            self.problem(where, "epsv must be off behind a multi-target NLB")
         if not keys.get("listen", "").endswith(":21"):
             self.problem(where, f"listen={keys.get('listen')!r}, want port 21 (the NLB target port)")
 
@@ -235,6 +257,8 @@ class Checker(OpsChecks):
     def iam(self):
         for name, props in self.resources("AWS::IAM::Role"):
             for pol in props.get("Policies", []):
+                if isinstance(pol, Tagged):
+                    continue  # the claim's policy, under Direct: claim_iam()
                 for st in pol.get("PolicyDocument", {}).get("Statement", []):
                     if isinstance(st, Tagged) and st.tag == "If":
                         # FTPS: read the certificate and key objects, nothing else.
@@ -256,7 +280,7 @@ class Checker(OpsChecks):
     def security_groups(self):
         for name, props in self.resources("AWS::EC2::SecurityGroup"):
             ports = {(ref_name(r.get("FromPort")) or r.get("FromPort")) for r in props.get("SecurityGroupIngress", []) if isinstance(r, dict)}
-            for want in (21, "PassivePortFrom", HEALTH_PORT):
+            for want in (21, "PassivePortFrom"):
                 if want not in ports:
                     self.problem(name, f"no ingress rule for {want}")
 
@@ -320,10 +344,196 @@ class Checker(OpsChecks):
             self.problem(where, "user partition: injected and in storage.location.template exactly when GlueWithUser")
 
 
+    # --- the topologies (issue 17) ------------------------------------------------
+    def evaluate(self, node, **params):
+        """node evaluated with the sample values and these parameters."""
+        values = render_user_data.sample_values(self.plain)
+        values.update({k: str(v) for k, v in params.items()})
+        return render_user_data.Renderer(self.plain, values).eval(node)
+
+    def condition(self, name, **params):
+        if name is None:
+            return True
+        values = render_user_data.sample_values(self.plain)
+        values.update({k: str(v) for k, v in params.items()})
+        return render_user_data.Renderer(self.plain, values).condition(name)
+
+    def topology(self):
+        p = self.plain.get("Parameters", {})
+        topo = p.get("Topology", {})
+        if topo.get("Default") != "direct" or sorted(topo.get("AllowedValues", [])) != ["direct", "nlb"]:
+            return self.problem("Topology", "want AllowedValues [direct, nlb], Default direct")
+        counts = [int(v) for v in p.get("AddressCount", {}).get("AllowedValues", [])]
+        if counts != list(range(1, MAX_ADDRESSES + 1)):
+            self.problem("AddressCount", f"AllowedValues {counts}, want 1..{MAX_ADDRESSES} (the addresses declared)")
+        self.topology_user_data()
+        self.address_pool()
+        self.address_rule()
+        self.claim_iam()
+        self.pool_tags()
+        self.nlb_only()
+        self.health_ingress()
+
+    def topology_user_data(self):
+        direct = render_user_data.render(self.plain, dict(render_user_data.sample_values(self.plain), Topology="direct"))
+        nlb = render_user_data.render(self.plain, dict(render_user_data.sample_values(self.plain), Topology="nlb"))
+
+        def keys(text):
+            return dict(re.findall(r"(?m)^([a-z_0-9]+)\s*=\s*(.*?)\s*$", text))
+        d, n = keys(direct), keys(nlb)
+        if "# lakeftpd-claim pool=lakeftpd" not in direct.splitlines():
+            self.problem("UserData[direct]", "no '# lakeftpd-claim pool=STACK' line (lakeftpd-claim reads it)")
+        if d.get("public_address") != f"file:{CLAIM_ADDRESS_FILE}":
+            self.problem("UserData[direct]", f"public_address={d.get('public_address')!r}, want file:{CLAIM_ADDRESS_FILE}")
+        if d.get("epsv") != "on":
+            self.problem("UserData[direct]", "epsv must be on (no balancer to defeat it)")
+        if "lakeftpd-claim" in nlb:
+            self.problem("UserData[nlb]", "the nlb topology must not claim an address")
+        if n.get("public_address") not in ("imds", "imds-private"):
+            self.problem("UserData[nlb]", f"public_address={n.get('public_address')!r}, want imds or imds-private")
+        if n.get("epsv") != "off":
+            self.problem("UserData[nlb]", "epsv must be off behind a multi-target NLB")
+        if n.get("health_from") != "10.0.0.0/16":
+            self.problem("UserData[nlb]", f"health_from={n.get('health_from')!r}, want the VpcCidr (the NLB's addresses)")
+
+    def address_pool(self):
+        res = self.plain.get("Resources", {})
+        stack_ref = {"Ref": "AWS::StackName"}
+        for k in range(1, MAX_ADDRESSES + 1):
+            eip, hc, rec = res.get(f"Eip{k}"), res.get(f"HealthCheck{k}"), res.get(f"Record{k}")
+            if not eip or eip.get("Type") != "AWS::EC2::EIP" or eip.get("Condition") != f"Address{k}":
+                self.problem(f"Eip{k}", f"want an AWS::EC2::EIP under Condition Address{k}")
+                continue
+            props = eip.get("Properties", {})
+            tags = {t.get("Key"): t.get("Value") for t in props.get("Tags", [])}
+            if props.get("Domain") != "vpc" or tags.get(POOL_TAG) != stack_ref:
+                self.problem(f"Eip{k}", f"want Domain vpc and tag {POOL_TAG} = !Ref AWS::StackName")
+            eip_ref = {"Ref": f"Eip{k}"}
+            if not hc or hc.get("Type") != "AWS::Route53::HealthCheck" or hc.get("Condition") != f"Dns{k}":
+                self.problem(f"HealthCheck{k}", f"want an AWS::Route53::HealthCheck under Condition Dns{k}")
+            else:
+                c = hc.get("Properties", {}).get("HealthCheckConfig", {})
+                if (c.get("Type"), c.get("IPAddress"), int(c.get("Port", 0)), c.get("ResourcePath")) != ("HTTP", eip_ref, HEALTH_PORT, "/healthz"):
+                    self.problem(f"HealthCheck{k}", f"want HTTP on !Ref Eip{k}:{HEALTH_PORT}/healthz")
+            if not rec or rec.get("Type") != "AWS::Route53::RecordSet" or rec.get("Condition") != f"Dns{k}":
+                self.problem(f"Record{k}", f"want an AWS::Route53::RecordSet under Condition Dns{k}")
+            else:
+                r = rec.get("Properties", {})
+                ok = (r.get("Type") == "A" and r.get("MultiValueAnswer") is True
+                      and r.get("HealthCheckId") == {"Ref": f"HealthCheck{k}"}
+                      and r.get("ResourceRecords") == [eip_ref] and r.get("SetIdentifier")
+                      and int(r.get("TTL", 10**6)) <= ROUTE53_MAX_TTL)
+                if not ok:
+                    self.problem(f"Record{k}", f"want a multivalue A record of !Ref Eip{k}, its health check, TTL <= {ROUTE53_MAX_TTL}")
+        ids = {str(res.get(f"Record{k}", {}).get("Properties", {}).get("SetIdentifier")) for k in range(1, MAX_ADDRESSES + 1)}
+        if len(ids) != MAX_ADDRESSES:
+            self.problem("Record*", "SetIdentifiers must differ")
+        # AddressCount = a creates exactly a addresses in direct, none in nlb;
+        # DNS only with a hosted zone, and only in direct.
+        dns = {"HostedZoneId": "Z0123456789ABC"}
+        for a in range(1, MAX_ADDRESSES + 1):
+            for topo, want in (("direct", a), ("nlb", 0)):
+                got = sum(self.condition(f"Address{k}", Topology=topo, AddressCount=a) for k in range(1, MAX_ADDRESSES + 1))
+                dns_got = sum(self.condition(f"Dns{k}", Topology=topo, AddressCount=a, **dns) for k in range(1, MAX_ADDRESSES + 1))
+                no_dns = sum(self.condition(f"Dns{k}", Topology=topo, AddressCount=a) for k in range(1, MAX_ADDRESSES + 1))
+                if (got, dns_got, no_dns) != (want, want, 0):
+                    self.problem("Conditions", f"{topo}, AddressCount {a}: {got} addresses, {dns_got} records with a zone, {no_dns} without; want {want}, {want}, 0")
+
+    def address_rule(self):
+        rule = self.plain.get("Rules", {}).get("AddressesCoverMaxSize")
+        if not rule:
+            return self.problem("Rules", "AddressesCoverMaxSize missing (MaxSize <= AddressCount in direct)")
+        for topo in ("direct", "nlb"):
+            for a in range(1, MAX_ADDRESSES + 1):
+                for m in range(1, MAX_ADDRESSES + 3):
+                    applies = self.evaluate(rule["RuleCondition"], Topology=topo, AddressCount=a, MaxSize=m)
+                    holds = all(self.evaluate(x["Assert"], Topology=topo, AddressCount=a, MaxSize=m) for x in rule["Assertions"])
+                    want = m <= a or topo == "nlb"
+                    if (not applies or holds) != want:
+                        self.problem("AddressesCoverMaxSize", f"{topo}, AddressCount {a}, MaxSize {m}: accepted={not applies or holds}, want {want}")
+        # The defaults pass every rule.
+        for name, r in self.plain.get("Rules", {}).items():
+            if self.evaluate(r.get("RuleCondition", True)) and not all(self.evaluate(x["Assert"]) for x in r["Assertions"]):
+                self.problem(f"Rules.{name}", "the parameter defaults fail it")
+
+    def claim_iam(self):
+        role = self.plain["Resources"]["InstanceRole"]["Properties"]
+        for topo in ("direct", "nlb"):
+            policies = self.evaluate(role.get("Policies", []), Topology=topo)
+            statements = [st for pol in policies for st in pol["PolicyDocument"]["Statement"]]
+            ec2 = [st for st in statements if any(a.startswith("ec2:") for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"]))]
+            if topo == "nlb":
+                if ec2:
+                    self.problem("InstanceRole[nlb]", f"no EC2 permissions without the claim: {ec2}")
+                continue
+            actions = {a for st in ec2 for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+            if actions != {"ec2:DescribeAddresses", "ec2:AssociateAddress"}:
+                self.problem("InstanceRole[direct]", f"EC2 actions {sorted(actions)}, want DescribeAddresses and AssociateAddress only")
+            for st in ec2:
+                acts = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+                if "ec2:AssociateAddress" not in acts:
+                    continue
+                cond = st.get("Condition", {}).get("StringEquals", {})
+                res = st.get("Resource")
+                res = [res] if isinstance(res, str) else res
+                if len(acts) != 1 or cond != {f"aws:ResourceTag/{POOL_TAG}": "lakeftpd"} or "*" in res:
+                    self.problem("InstanceRole[direct]", f"AssociateAddress must be alone, on named resource types, conditioned on {POOL_TAG} = the stack: {st}")
+            covered = {r.split(":")[-1].split("/")[0] for st in ec2 if "ec2:AssociateAddress" in st["Action"] for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])}
+            if not {"elastic-ip", "instance"} <= covered:
+                self.problem("InstanceRole[direct]", f"AssociateAddress resources {sorted(covered)}: want elastic-ip and instance (and network-interface)")
+
+    def pool_tags(self):
+        lt = self.plain["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+        for topo in ("direct", "nlb"):
+            specs = self.evaluate(lt.get("TagSpecifications", []), Topology=topo)
+            tagged = {s["ResourceType"] for s in specs if any(t.get("Key") == POOL_TAG and t.get("Value") == "lakeftpd" for t in s.get("Tags", []))}
+            want = {"instance", "network-interface"} if topo == "direct" else set()
+            if tagged != want:
+                self.problem(f"LaunchTemplate[{topo}]", f"{POOL_TAG} on {sorted(tagged)}, want {sorted(want)} (the IAM condition)")
+
+    def nlb_only(self):
+        # Whatever TLS asks for, direct creates no load balancer resource.
+        for name, r in self.plain.get("Resources", {}).items():
+            if not r.get("Type", "").startswith("AWS::ElasticLoadBalancingV2::"):
+                continue
+            if self.condition(r.get("Condition"), Topology="direct", Tls="on", ImplicitTls="on"):
+                self.problem(name, "a load balancer resource must exist only in the nlb topology")
+            if not self.condition(r.get("Condition"), Topology="nlb", Tls="on", ImplicitTls="on"):
+                self.problem(name, "missing from the nlb topology")
+        asg = self.plain["Resources"]["AutoScalingGroup"]["Properties"]
+        # EC2 in both (issue 18): /healthz is readiness; a shared outage must
+        # not make the group replace the fleet (check_ops.py checks the rest).
+        for topo, want in (("direct", "EC2"), ("nlb", "EC2")):
+            if self.evaluate(asg.get("HealthCheckType"), Topology=topo) != want:
+                self.problem(f"AutoScalingGroup[{topo}]", f"HealthCheckType want {want}")
+        if self.evaluate({"x": asg.get("TargetGroupARNs")}, Topology="direct").get("x") is not render_user_data.NO_VALUE:
+            self.problem("AutoScalingGroup[direct]", "no target groups without the NLB")
+        for name, out in self.plain.get("Outputs", {}).items():
+            if "LoadBalancer" in repr(out.get("Value")) and not out.get("Condition") == "Nlb":
+                self.problem(f"Outputs.{name}", "names the NLB: Condition Nlb")
+
+    def health_ingress(self):
+        sg = self.plain["Resources"]["InstanceSecurityGroup"]["Properties"]
+        zone = {"HostedZoneId": "Z0123456789ABC", "HealthCheckPrefixListId": "pl-0123456789abcdef0"}
+        for topo, params, want in (
+            ("nlb", {}, {"CidrIp": "10.0.0.0/16"}),
+            ("direct", zone, {"SourcePrefixListId": "pl-0123456789abcdef0"}),
+            ("direct", {}, None),
+        ):
+            rules = [r for r in self.evaluate(sg.get("SecurityGroupIngress", []), Topology=topo, **params)
+                     if int(r.get("FromPort", 0)) <= HEALTH_PORT <= int(r.get("ToPort", 0))]
+            got = None
+            if len(rules) == 1:
+                got = {k: v for k, v in rules[0].items() if k in ("CidrIp", "SourcePrefixListId")}
+            if (rules and got != want) or (not rules and want is not None):
+                self.problem(f"InstanceSecurityGroup[{topo}{' with DNS' if params else ''}]",
+                             f"health port {HEALTH_PORT} from {rules}, want {want or 'nobody'}")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    problems = Checker(load(sys.argv[1])).check()
+    problems = Checker(load(sys.argv[1]), sys.argv[1]).check()
     for p in problems:
         print(p)
     sys.exit(1 if problems else 0)

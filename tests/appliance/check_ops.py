@@ -214,7 +214,9 @@ class OpsChecks:
             data = props.get("LaunchTemplateData", {})
             if data.get("MetadataOptions", {}).get("InstanceMetadataTags") != "enabled":
                 self.problem(name, "InstanceMetadataTags must be enabled (lakeftpd-logs reads the log group tag)")
-            tags = [t for spec in data.get("TagSpecifications", []) for t in spec.get("Tags", [])]
+            # Fn::If entries (the topology's pool tags) are not plain tags.
+            tags = [t for spec in data.get("TagSpecifications", []) if isinstance(spec, dict)
+                    for t in spec.get("Tags", []) if isinstance(t, dict)]
             if not any(t.get("Key") == tag and flat(t.get("Value")) == f"!Ref {gname}" for t in tags):
                 self.problem(name, f"no instance tag {tag} = !Ref {gname}")
         logs = [(n, res) for n, acts, res in self.ops_statements() if "logs:PutLogEvents" in acts]

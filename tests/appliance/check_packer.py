@@ -102,6 +102,7 @@ def main():
                      "/systemd/lakeftpd-lifecycle.service", "/systemd/lakeftpd-unhealthy.service",
                      "/systemd/lakeftpd-liveness.service", "/systemd/lakeftpd-liveness.timer",
                      "/systemd/lakeftpd-logs.service",
+                     "/systemd/lakeftpd-claim.service", "/image/lakeftpd-claim.sh",
                      "/target/${local.rust_target[source.name]}/release/lakeftpd"):
             if need not in joined:
                 problem(f"no file provisioner uploads ...{need}")

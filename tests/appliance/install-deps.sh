@@ -12,8 +12,11 @@
 # PyPI packages (pinned: checks depend on their behaviour and output):
 #   cfn-lint      CloudFormation linter (brings PyYAML, used by check_cfn.py)
 #   python-hcl2   HCL2 parser for check_packer.py
-#   moto[server]  the Auto Scaling API in server mode for test_ops.py (brings boto3)
-#   awscli        the AWS CLI lakeftpd-ops calls, as on the instance (test_ops.py)
+#   moto[server]  moto_server: the Auto Scaling API for test_ops.py and a local
+#                 EC2 API for claim_test.py (the direct topology's Elastic IP
+#                 claim); brings boto3
+#   awscli        the `aws` command lakeftpd-ops and lakeftpd-claim run, as on
+#                 the instance (AL2023 has v2; v1 from PyPI speaks the same calls)
 # Cargo: s3s-fs (tests/install-s3s-fs.sh), a local S3 for the users object.
 set -euo pipefail
 
@@ -34,17 +37,21 @@ fi
 
 # (sed, not grep -q: pip complains when its reader stops early.)
 have() { [ "$(python3 -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" = "$2" ]; }
-if ! have cfn-lint "$CFN_LINT" || ! have python-hcl2 "$PYTHON_HCL2" ||
-    ! have moto "$MOTO" || ! have awscli "$AWSCLI"; then
+if ! have cfn-lint "$CFN_LINT" || ! have python-hcl2 "$PYTHON_HCL2" || ! have moto "$MOTO" ||
+    ! command -v aws >/dev/null; then
     # Debian's own python3 marks itself externally managed (PEP 668); these are
     # test tools on a throwaway test machine, so install them anyway.
-    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet \
-        "cfn-lint==$CFN_LINT" "python-hcl2==$PYTHON_HCL2" "moto[server]==$MOTO" "awscli==$AWSCLI"
+    pins=("cfn-lint==$CFN_LINT" "python-hcl2==$PYTHON_HCL2" "moto[server]==$MOTO")
+    # An aws already there (AWS CLI v2, or v1) is kept.
+    command -v aws >/dev/null || pins+=("awscli==$AWSCLI")
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet "${pins[@]}"
 fi
 
 # cfn-lint installs its command next to python3's scripts; make sure it runs.
-command -v cfn-lint >/dev/null || { echo "install-deps: cfn-lint not on PATH" >&2; exit 1; }
-command -v aws >/dev/null || { echo "install-deps: aws (awscli) not on PATH" >&2; exit 1; }
+for cmd in cfn-lint moto_server aws; do
+    command -v "$cmd" >/dev/null || { echo "install-deps: $cmd not on PATH" >&2; exit 1; }
+done
+python3 -c 'import boto3' || { echo "install-deps: python3 cannot import boto3 (moto[server])" >&2; exit 1; }
 # s3s-fs: the local S3 that serves the users object to `lakeftpd check` (run.sh).
 bash "$(dirname "$0")/../install-s3s-fs.sh"
 command -v s3s-fs >/dev/null || { echo "install-deps: s3s-fs not on PATH" >&2; exit 1; }

@@ -17,6 +17,8 @@ set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 unit=$repo/systemd/lakeftpd.service
+claim_unit=$repo/systemd/lakeftpd-claim.service
+claim_script=$repo/image/lakeftpd-claim.sh
 packer_tpl=$repo/image/lakeftpd.pkr.hcl
 cfn_tpl=$repo/image/lakeftpd.cfn.yaml
 # The security figure the issue asks for: "OK" is 2.0 or lower.
@@ -68,7 +70,7 @@ if [ -z "${LAKEFTPD_BIN:-}" ] || [ ! -x "${LAKEFTPD_BIN:-}" ]; then
     finish
 fi
 LAKEFTPD_BIN=$(cd "$(dirname "$LAKEFTPD_BIN")" && pwd)/$(basename "$LAKEFTPD_BIN")
-for tool in systemd-analyze systemctl useradd packer cfn-lint python3 aws s3s-fs curl; do
+for tool in systemd-analyze systemctl useradd packer cfn-lint python3 moto_server aws s3s-fs curl; do
     command -v "$tool" >/dev/null || {
         echo "FAIL  $tool not installed (run tests/appliance/install-deps.sh)"
         failed=$((failed + 1))
@@ -104,7 +106,10 @@ seed_root
 host_sum() { sha256sum /etc/passwd /etc/group /etc/shadow 2>/dev/null; ls -la /etc/systemd/system 2>/dev/null; ls /usr/local/bin; }
 host_sum >"$work/host.before"
 
-provision() { LAKEFTPD_BIN=$LAKEFTPD_BIN LAKEFTPD_UNIT=$unit "$repo/image/provision.sh" "$@"; }
+provision() {
+    LAKEFTPD_BIN=$LAKEFTPD_BIN LAKEFTPD_UNIT=$unit LAKEFTPD_CLAIM=$claim_script \
+        LAKEFTPD_CLAIM_UNIT=$claim_unit "$repo/image/provision.sh" "$@"
+}
 
 # --- 1. provision.sh against the scratch root -----------------------------------
 check "provision.sh runs against a scratch root" provision "$root"
@@ -129,6 +134,19 @@ check "lifecycle hook, liveness timer and transfer-log units enabled" bash -c '
     done' _ "$root"
 check "lakeftpd enabled (multi-user.target.wants)" \
     test "$(readlink "$wants/lakeftpd.service")" = /etc/systemd/system/lakeftpd.service
+# The direct topology's claim: installed, and required by lakeftpd.service.
+check "claim script installed, 0755 root, identical; claim unit identical" bash -c '
+    f=$1/usr/local/bin/lakeftpd-claim
+    [ -x "$f" ] && [ "$(stat -c %a:%U "$f")" = 755:root ] && cmp "$f" "$2" &&
+    cmp "$1/etc/systemd/system/lakeftpd-claim.service" "$3"' _ "$root" "$claim_script" "$claim_unit"
+check "lakeftpd-claim required by lakeftpd (lakeftpd.service.requires)" \
+    test "$(readlink "$root/etc/systemd/system/lakeftpd.service.requires/lakeftpd-claim.service")" = /etc/systemd/system/lakeftpd-claim.service
+check "claim unit: oneshot, before lakeftpd, console, runtime directory kept" bash -c '
+    for line in "Type=oneshot" "RemainAfterExit=yes" "Before=lakeftpd.service" \
+        "ExecStart=/usr/local/bin/lakeftpd-claim" "StandardError=journal+console" \
+        "RuntimeDirectory=lakeftpd-claim" "RuntimeDirectoryPreserve=yes" "RequiredBy=lakeftpd.service"; do
+        grep -qxF "$line" "$1" || { echo "missing: $line"; exit 1; }
+    done' _ "$claim_unit"
 check "sshd.service masked and not wanted" bash -c '
     [ "$(readlink "$1/etc/systemd/system/sshd.service")" = /dev/null ] && [ ! -e "$2/sshd.service" ] && [ ! -L "$2/sshd.service" ]' _ "$root" "$wants"
 check "sshd.socket masked" test "$(readlink "$root/etc/systemd/system/sshd.socket")" = /dev/null
@@ -171,6 +189,16 @@ check "systemd-analyze verify: the lakeftpd-ops units (no warnings)" bash -c '
         out=$(systemd-analyze verify --root="$1" "/etc/systemd/system/$u" 2>&1); rc=$?
         [ $rc = 0 ] && [ -z "$out" ] || { echo "$u: $out"; exit 1; }
     done' _ "$root" "$ops_units"
+check "systemd-analyze verify lakeftpd-claim.service (scratch root, no warnings)" bash -c '
+    out=$(systemd-analyze verify --root="$1" /etc/systemd/system/lakeftpd-claim.service 2>&1); rc=$?
+    echo "$out"; [ $rc = 0 ] && [ -z "$out" ]' _ "$root"
+check "systemd-analyze security --offline lakeftpd-claim.service: exposure <= $max_exposure" bash -c '
+    systemd-analyze security --offline=true "$1" >"$2/claim-sec.out" 2>"$2/claim-sec.err" || { cat "$2/claim-sec.err"; exit 1; }
+    [ -s "$2/claim-sec.err" ] && { echo "warnings:"; cat "$2/claim-sec.err"; exit 1; }
+    level=$(sed -n "s/.*Overall exposure level for lakeftpd-claim.service: \([0-9.]*\).*/\1/p" "$2/claim-sec.out")
+    echo "exposure: ${level:-none}"
+    [ -n "$level" ] && awk -v l="$level" -v m="$3" "BEGIN { exit !(l <= m) }"' _ "$claim_unit" "$work" "$max_exposure"
+grep -o 'Overall exposure level.*' "$work/claim-sec.out" 2>/dev/null | sed 's/^/      /'
 expect_fail "systemd-analyze verify fails without the binary" bash -c '
     mv "$1/usr/local/bin/lakeftpd" "$1/lakeftpd.moved"
     out=$(systemd-analyze verify --root="$1" /etc/systemd/system/lakeftpd.service 2>&1); rc=$?
@@ -225,6 +253,7 @@ packer_validate() {
         "$t/target/aarch64-unknown-linux-musl/release"
     cp "$repo/image/provision.sh" "$repo/image/lakeftpd-ops.sh" "$t/image/"
     cp "$unit" "$repo"/systemd/lakeftpd-* "$t/systemd/"
+    cp "$claim_script" "$t/image/"
     cp "$LAKEFTPD_BIN" "$t/target/x86_64-unknown-linux-musl/release/lakeftpd"
     cp "$LAKEFTPD_BIN" "$t/target/aarch64-unknown-linux-musl/release/lakeftpd"
     python3 - "$packer_tpl" "$t/image/lakeftpd.pkr.hcl" <<'EOF' || return 1
@@ -242,8 +271,25 @@ EOF
 }
 check "packer validate (1.6.6, minus plugin-only arguments)" packer_validate
 
+# --- 3b. the direct topology's address claim against moto's EC2 API --------------
+# image/lakeftpd-claim.sh with the AWS CLI against moto_server on loopback:
+# two instances, exhaustion, restart, replacement, concurrent claims.
+check "lakeftpd-claim against moto (claim_test.py)" python3 "$here/claim_test.py"
+sed -n 's/^\(ok\|FAIL\) *\[/      [/p; s/^      console: /      console: /p' "$work/out"
+
 # --- 4. CloudFormation ---------------------------------------------------------------
 check "cfn-lint" cfn-lint "$cfn_tpl"
+# cfn-lint checks every condition, not the parameters' values: lint the other
+# topology and the DNS variant as their defaults too (issue 17).
+check "cfn-lint, Topology = nlb" bash -c '
+    sed "/^  Topology:/,/Description/s/Default: direct/Default: nlb/" "$1" >"$2/nlb.yaml" &&
+    ! cmp -s "$1" "$2/nlb.yaml" && cfn-lint "$2/nlb.yaml"' _ "$cfn_tpl" "$work"
+check "cfn-lint, direct with Route 53 (8 addresses, a zone, the checkers' prefix list)" bash -c '
+    sed -e "/^  HostedZoneId:/,/Description/s/Default: \"\"/Default: Z0123456789ABCDEFGHIJ/" \
+        -e "/^  RecordName:/,/Description/s/Default: \"\"/Default: ftp.example.com/" \
+        -e "/^  HealthCheckPrefixListId:/,/Description/s/Default: \"\"/Default: pl-0123456789abcdef0/" \
+        -e "/^  AddressCount:/,/Description/s/Default: 4/Default: 8/" "$1" >"$2/dns.yaml" &&
+    [ "$(diff "$1" "$2/dns.yaml" | grep -c "^>")" = 4 ] && cfn-lint "$2/dns.yaml"' _ "$cfn_tpl" "$work"
 check "CloudFormation ranges and invariants (check_cfn.py)" python3 "$here/check_cfn.py" "$cfn_tpl"
 # The stack's user-data, rendered with the parameter defaults, must be a
 # configuration the binary accepts (`lakeftpd check`).
@@ -333,6 +379,17 @@ EOF
     chmod +x "$work/ops-mutant.sh" && LAKEFTPD_OPS_SCRIPT=$work/ops-mutant.sh python3 "$here/test_ops.py"
 }
 expect_fail "test_ops.py catches a lifecycle action completed before the stop" ops_mutant
+check "the stack's user-data with UsersObject passes lakeftpd check" stack_user_data_with_users
+# The nlb topology's user-data too (the default is direct).
+stack_user_data_nlb() {
+    local hash
+    hash=$(echo "appliance-test" | "$LAKEFTPD_BIN" passwd) &&
+        python3 "$here/render_user_data.py" "$cfn_tpl" "$hash" --param Topology=nlb >"$work/user-data-nlb.conf" &&
+        grep -qx 'epsv               = off' "$work/user-data-nlb.conf" &&
+        chmod 600 "$work/user-data-nlb.conf" &&
+        "$LAKEFTPD_BIN" check --config "$work/user-data-nlb.conf"
+}
+check "the stack's user-data, Topology = nlb, passes lakeftpd check" stack_user_data_nlb
 # The range checks must catch bad values, not just pass on good ones.
 # A mutation counts as caught only if it changed the template and check_cfn.py
 # reports a problem the unmutated template does not have (so a baseline that
@@ -378,5 +435,24 @@ expect_fail "check_cfn.py rejects a default key that overwrites (no {uuid})" \
     mutate '/Default: "user=/s|{hh}{mi}{ss}-{uuid}-{filename}"|{filename}"|'
 expect_fail "check_cfn.py rejects keep_local on" mutate 's/keep_local         = off/keep_local         = on/'
 expect_fail "check_cfn.py rejects a transfer log the agent does not ship" mutate 's|transfer_log       = /var/log/lakeftpd/transfers.jsonl|transfer_log       = /var/lib/lakeftpd/t.jsonl|'
+# The direct topology's wiring (issue 17): each mutation must be caught.
+expect_fail "check_cfn.py rejects an Elastic IP without the pool tag" \
+    mutate '/^  Eip3:/,/Tags/s/Key: "lakeftpd:pool"/Key: "lakeftpd:other"/'
+expect_fail "check_cfn.py rejects AssociateAddress on any tag" \
+    mutate 's|StringEquals: {"aws:ResourceTag/lakeftpd:pool": !Ref AWS::StackName}|StringLike: {"aws:ResourceTag/lakeftpd:pool": "*"}|'
+expect_fail "check_cfn.py rejects DisassociateAddress" \
+    mutate 's/Action: ec2:DescribeAddresses/Action: [ec2:DescribeAddresses, ec2:DisassociateAddress]/'
+expect_fail "check_cfn.py rejects a TTL of 300 s" mutate 's/TTL: "30"/TTL: "300"/'
+expect_fail "check_cfn.py rejects a record that is not multivalue" mutate 's/MultiValueAnswer: true/MultiValueAnswer: false/'
+expect_fail "check_cfn.py rejects an NLB in the direct topology" mutate '/^  LoadBalancer:/,/Properties/{/Condition: Nlb/d}'
+expect_fail "check_cfn.py rejects MaxSize 4 on 3 addresses" \
+    mutate 's/!Contains \[\["1", "2", "3"\], !Ref MaxSize\]/!Contains [["1", "2", "3", "4"], !Ref MaxSize]/'
+expect_fail "check_cfn.py rejects a broken address condition chain" \
+    mutate 's/  Address5: !And \[!Condition Address4, !Not \[!Equals \[!Ref AddressCount, "4"\]\]\]/  Address5: !Condition Address4/'
+expect_fail "check_cfn.py rejects EPSV off in direct" mutate 's/epsv               = on/epsv               = off/'
+expect_fail "check_cfn.py rejects the health port open to all in direct" \
+    mutate 's/SourcePrefixListId: !Ref HealthCheckPrefixListId/CidrIp: 0.0.0.0\/0/'
+expect_fail "check_cfn.py rejects untagged network interfaces" \
+    mutate '/ResourceType: network-interface/,+2s/Key: "lakeftpd:pool"/Key: "other"/'
 
 finish

@@ -80,7 +80,7 @@ pub fn user_data() -> Result<String, String> {
 /// At `serve`: when the configuration came from user-data, or PASV must
 /// advertise an address from IMDS, learns which instance this is (logged)
 /// and resolves the PASV address. `None`: IMDS is not needed and not asked.
-pub fn describe(from_user_data: bool, public: PublicAddress) -> Result<Option<Instance>, String> {
+pub fn describe(from_user_data: bool, public: &PublicAddress) -> Result<Option<Instance>, String> {
     let wants_address = matches!(public, PublicAddress::Imds | PublicAddress::ImdsPrivate);
     if !from_user_data && !wants_address {
         return Ok(None);
@@ -97,14 +97,14 @@ pub fn describe(from_user_data: bool, public: PublicAddress) -> Result<Option<In
     Ok(Some(instance))
 }
 
-fn public_name(public: PublicAddress) -> &'static str {
+fn public_name(public: &PublicAddress) -> &'static str {
     match public {
         PublicAddress::ImdsPrivate => "imds-private",
         _ => "imds",
     }
 }
 
-fn fetch_instance(client: &mut Client, public: PublicAddress) -> Result<Instance, Error> {
+fn fetch_instance(client: &mut Client, public: &PublicAddress) -> Result<Instance, Error> {
     let id = client.value(INSTANCE_ID_PATH, parse_instance_id)?;
     let zone = client.value(ZONE_PATH, parse_zone)?;
     let public_ipv4 = match public {
@@ -129,12 +129,12 @@ fn fetch_instance(client: &mut Client, public: PublicAddress) -> Result<Instance
 
 /// What PASV advertises for `public_address`, given what IMDS said (pure).
 fn pasv_address(
-    public: PublicAddress,
+    public: &PublicAddress,
     public_ipv4: Option<Ipv4Addr>,
     local_ipv4: Option<Ipv4Addr>,
 ) -> Result<Option<IpAddr>, String> {
     let chosen = match public {
-        PublicAddress::Local | PublicAddress::Fixed(_) => return Ok(None),
+        PublicAddress::Local | PublicAddress::Fixed(_) | PublicAddress::File(_) => return Ok(None),
         // An instance without a public address (private subnet behind the
         // NLB, VPN or Direct Connect devices) is reached at its private one.
         PublicAddress::Imds => public_ipv4.or(local_ipv4),

@@ -151,7 +151,7 @@ const LOCAL: Option<Ipv4Addr> = Some(Ipv4Addr::new(10, 0, 1, 5));
 #[test]
 fn imds_prefers_the_public_address() {
     assert_eq!(
-        pasv_address(PublicAddress::Imds, PUBLIC, LOCAL),
+        pasv_address(&PublicAddress::Imds, PUBLIC, LOCAL),
         Ok(PUBLIC.map(IpAddr::V4))
     );
 }
@@ -159,7 +159,7 @@ fn imds_prefers_the_public_address() {
 #[test]
 fn imds_without_public_address_uses_the_private_one() {
     assert_eq!(
-        pasv_address(PublicAddress::Imds, None, LOCAL),
+        pasv_address(&PublicAddress::Imds, None, LOCAL),
         Ok(LOCAL.map(IpAddr::V4))
     );
 }
@@ -167,22 +167,22 @@ fn imds_without_public_address_uses_the_private_one() {
 #[test]
 fn imds_private_ignores_the_public_address() {
     assert_eq!(
-        pasv_address(PublicAddress::ImdsPrivate, PUBLIC, LOCAL),
+        pasv_address(&PublicAddress::ImdsPrivate, PUBLIC, LOCAL),
         Ok(LOCAL.map(IpAddr::V4))
     );
 }
 
 #[test]
 fn imds_without_any_ipv4_is_an_error() {
-    assert!(pasv_address(PublicAddress::Imds, None, None).is_err());
-    assert!(pasv_address(PublicAddress::ImdsPrivate, PUBLIC, None).is_err());
+    assert!(pasv_address(&PublicAddress::Imds, None, None).is_err());
+    assert!(pasv_address(&PublicAddress::ImdsPrivate, PUBLIC, None).is_err());
 }
 
 #[test]
 fn local_and_fixed_need_no_imds_address() {
-    assert_eq!(pasv_address(PublicAddress::Local, PUBLIC, LOCAL), Ok(None));
+    assert_eq!(pasv_address(&PublicAddress::Local, PUBLIC, LOCAL), Ok(None));
     let fixed = PublicAddress::Fixed("198.51.100.1".parse().unwrap());
-    assert_eq!(pasv_address(fixed, PUBLIC, LOCAL), Ok(None));
+    assert_eq!(pasv_address(&fixed, PUBLIC, LOCAL), Ok(None));
 }
 
 #[test]
