@@ -16,17 +16,20 @@
 # and a stateful forward chain letting in only established/related
 # connections. The CGN is the same without the helper, as on cellular.
 #
-# Each instance runs `lakeftpd serve --user-data` with the user-data the
-# stack renders (render_stack.py from image/lakeftpd.cfn.yaml, at test time)
-# served by a fake IMDS (tests/fake_imds.py) in the instance's namespace,
-# with Tls = on (certificate and key from S3, as the stack's TlsCertObject).
-# Three lines are added for this machine: root, spool (directories of the
-# run) and s3_endpoint (the S3 host above).
+# Each instance boots as the appliance does (instances.sh): a fake IMDS
+# (tests/fake_imds.py) in its namespace serves the user-data the stack
+# renders (render_stack.py from image/lakeftpd.cfn.yaml, at test time, for
+# that topology, with Tls = on: certificate and key from S3, as the stack's
+# TlsCertObject); the claim script (image/lakeftpd-claim.sh) runs against
+# moto's EC2 API, then `lakeftpd serve --user-data`. Three lines are added
+# for this machine: root, spool (directories of the run) and s3_endpoint
+# (the S3 host above).
 #
 # Topology `nlb`: control through the NLB, PASV advertises the instance's
-# public address (IMDS public-ipv4). Topology `direct`: each device talks to
-# an instance's own public address; active data leaves the instance from
-# port 20 and the IGW's 1:1 NAT makes it the public address.
+# public address (IMDS public-ipv4). Topology `direct`: both instances claim
+# an Elastic IP of the pool at once; the addresses they hold in EC2 become the
+# IGW's 1:1 NAT; each device talks to an instance's address, and active data
+# leaves the instance from port 20, made the public address by the 1:1 NAT.
 #
 # Every device runs every client with its DEFAULT settings in each mode it
 # has, uploading one file (busybox also downloads it again): a cell is `ok`
@@ -39,7 +42,9 @@
 #   TOPOLOGIES="direct" tests/topology/clients.sh   # one topology
 #
 # Needs root, iproute2, nftables, curl, lftp, busybox, inetutils-ftp, tnftp,
-# python3 (PyYAML), openssl, s3s-fs. Ends with "N passed, M failed".
+# python3 (PyYAML), openssl, s3s-fs; for the direct topology's claim
+# moto_server, boto3 and the AWS CLI (tests/appliance/install-deps.sh).
+# Ends with "N passed, M failed".
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -89,8 +94,9 @@ declare -A DEVICE_GW=([routed]=198.18.13.1 [natftp]=198.19.1.1 [fwftp]=198.18.12
 NLB_VIP=198.18.30.1
 INSTANCES="ia ib"
 declare -A PRIVATE_IP=([ia]=198.19.100.11 [ib]=198.19.100.12)
-declare -A PUBLIC_IP # filled by assign_instance_addresses
+declare -A PUBLIC_IP # each instance's, filled by start_instances
 VPC_GW=198.19.100.1
+VPC_CIDR=198.19.100.0/24
 S3_PORT=9000
 BUCKET=lake
 ACCESS_KEY=AKIALAKEFTPDTOPOCLNT
@@ -112,6 +118,7 @@ cleanup() {
     [ -n "${KEEP_WORK:-}" ] && echo "work kept: $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 
 ok() {
     echo "ok    $1"
@@ -137,6 +144,7 @@ inns() { # inns HOST COMMAND...
 
 source "$here/network.sh"
 source "$here/cells.sh"
+source "$here/instances.sh"
 
 # --- S3 and the certificate ---------------------------------------------------------
 start_s3() {
@@ -158,104 +166,6 @@ start_s3() {
     return 1
 }
 
-# --- the stack's configuration ----------------------------------------------------
-# render TOPOLOGY: the user-data the stack renders for this topology, plus the
-# three lines that place it on this machine.
-render() {
-    local topology=$1 instance=$2 hash
-    hash=$(printf '%s\n' "$PASSWORD" | "$bin" passwd) || return 1
-    local params=(S3Bucket="$BUCKET" Tls=on TlsCertObject="$BUCKET/tls/cert.pem" TlsKeyObject="$BUCKET/tls/key.pem"
-        "Users=[user $USER_NAME]
-password    = $hash
-permissions = upload,read
-")
-    if python3 "$here/render_stack.py" "$template" --has-parameter Topology; then
-        params+=(Topology="$topology")
-    fi
-    python3 "$here/render_stack.py" "$template" "${params[@]}" >"$work/$instance/rendered.conf" || return 1
-    if ! python3 "$here/render_stack.py" "$template" --has-parameter Topology && [ "$topology" = direct ]; then
-        direct_settings_stopgap "$work/$instance/rendered.conf"
-    fi
-    cp "$work/$instance/rendered.conf" "$work/rendered-$topology.conf"
-    {
-        head -1 "$work/$instance/rendered.conf"
-        echo "# added by tests/topology/clients.sh: this machine's directories and S3 host"
-        echo "root = $work/$instance/home"
-        echo "spool = $work/$instance/spool"
-        echo "s3_endpoint = http://$VPC_GW:$S3_PORT"
-        tail -n +2 "$work/$instance/rendered.conf"
-    } >"$work/$instance/user-data"
-}
-
-# STOPGAP until the template has its Topology parameter (the `claim` branch
-# adds it): the direct topology's settings as issue 17 specifies them (EPSV
-# on: no balancer to defeat it). Said loudly so it is not mistaken for the
-# stack's own rendering.
-direct_settings_stopgap() {
-    sed -i 's/^epsv *= *off$/epsv               = on/' "$1"
-}
-
-# --- instances --------------------------------------------------------------------
-# assign_instance_addresses: each instance's public address, made real in the
-# IGW's 1:1 NAT and in its IMDS (public-ipv4). STATIC STEP: ia takes
-# 198.18.30.11, ib 198.18.30.12. When the claim script exists, this is the step
-# to swap for it (claim against moto, then read the associations back).
-assign_instance_addresses() {
-    PUBLIC_IP[ia]=198.18.30.11
-    PUBLIC_IP[ib]=198.18.30.12
-    local i
-    for i in $INSTANCES; do
-        igw_map "${PUBLIC_IP[$i]}" "${PRIVATE_IP[$i]}" || return 1
-    done
-}
-
-declare -A LAKE_PID
-start_instance() { # start_instance TOPOLOGY INSTANCE
-    local topology=$1 i=$2
-    rm -rf "${work:?}/$i"
-    mkdir -p "$work/$i/home" "$work/$i/spool"
-    render "$topology" "$i" || return 1
-    python3 - "$work/$i/user-data" "$i" "${PRIVATE_IP[$i]}" "${PUBLIC_IP[$i]}" >"$work/$i/imds.json" <<'EOF' || return 1
-import json, sys
-path, name, private, public = sys.argv[1:]
-print(json.dumps({"user_data": open(path).read(), "instance_id": "i-0" + name.encode().hex().rjust(16, "0"),
-                  "availability_zone": "ap-northeast-1a", "local_ipv4": private, "public_ipv4": public}))
-EOF
-    inns "$i" python3 "$repo/tests/fake_imds.py" --state "$work/$i/imds.json" >"$work/$i/imds.port" 2>>"$work/$i/imds.log" &
-    pids+=("$!")
-    local port=""
-    for _ in $(seq 1 50); do
-        port=$(head -1 "$work/$i/imds.port" 2>/dev/null)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { echo "fake IMDS of $i gave no port"; return 1; }
-    env -u AWS_SESSION_TOKEN -u AWS_PROFILE \
-        AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
-        AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:$port" \
-        ip netns exec "$p-$i" "$bin" serve --user-data >>"$work/$i/log" 2>&1 &
-    LAKE_PID[$i]=$!
-    pids+=("$!")
-    local code
-    for _ in $(seq 1 100); do
-        code=$(inns edge curl -s -o /dev/null -m 1 -w '%{http_code}' "http://${PRIVATE_IP[$i]}:8021/healthz") || true
-        [ "$code" = 200 ] && return 0
-        kill -0 "${LAKE_PID[$i]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "$i not healthy (last /healthz: $code)"
-    tail -5 "$work/$i/log"
-    return 1
-}
-
-stop_instances() {
-    local i
-    for i in $INSTANCES; do
-        kill "${LAKE_PID[$i]}" 2>/dev/null
-        wait "${LAKE_PID[$i]}" 2>/dev/null
-    done
-}
-
 # --- the matrix -----------------------------------------------------------------------
 # server_for TOPOLOGY DEVICE: the address the device is configured with.
 server_for() {
@@ -270,8 +180,24 @@ server_for() {
     fi
 }
 
-# run_device TOPOLOGY DEVICE: every cell, one after the other; one line per
-# cell in $work/results/TOPOLOGY-DEVICE: "TOPOLOGY DEVICE CLIENT MODE ok|fail".
+# measure TOPOLOGY DEVICE CLIENT MODE SERVER: one cell; its line
+# "TOPOLOGY DEVICE CLIENT MODE ok|fail" in $work/results/, a file of its own.
+measure() {
+    local topology=$1 device=$2 client=$3 mode=$4 server=$5
+    local cell=$topology-$device-$client-$mode
+    local file=$work/dev/$device/$cell.bin
+    head -c $((20000 + RANDOM)) /dev/urandom >"$file"
+    local status=fail
+    if run_cell "$device" "$server" "$client" "$mode" "$file" "$cell.bin" >"$work/logs/$cell.log" 2>&1 &&
+        landed "$cell.bin" "$file"; then
+        status=ok
+    fi
+    echo "$topology $device $client $mode $status" >"$work/results/$cell"
+}
+
+# run_device TOPOLOGY DEVICE: the device's passive cells one after the
+# other, its active cells all at once beside them (a failing active cell
+# waits active_connect_timeout, 10 s).
 run_device() {
     local topology=$1 device=$2 server cell client mode
     server=$(server_for "$topology" "$device")
@@ -279,17 +205,13 @@ run_device() {
     for cell in $CELLS; do
         client=${cell%:*}
         mode=${cell#*:}
-        local name="$topology-$device-$client-$mode.bin"
-        local file=$work/dev/$device/$name
-        head -c $((20000 + RANDOM)) /dev/urandom >"$file"
-        local status=fail
-        if run_cell "$device" "$server" "$client" "$mode" "$file" "$name" \
-            >"$work/logs/$topology-$device-$client-$mode.log" 2>&1 &&
-            landed "$name" "$file"; then
-            status=ok
+        if [ "$mode" = active ]; then
+            measure "$topology" "$device" "$client" "$mode" "$server" &
+        else
+            measure "$topology" "$device" "$client" "$mode" "$server"
         fi
-        echo "$topology $device $client $mode $status" >>"$work/results/$topology-$device"
     done
+    wait
 }
 
 sha_of() { sha256sum <"$1" | cut -c1-64; }
@@ -316,9 +238,7 @@ run_topology() { # run_topology TOPOLOGY
         echo "      NOTE: the template has no Topology parameter: nlb = its rendering, direct = the same with epsv = on (stopgap)"
     fi
     t0=$(now)
-    for i in $INSTANCES; do
-        check "$topology: instance $i serves the stack's user-data (healthy)" start_instance "$topology" "$i"
-    done
+    start_instances "$topology" || { stop_instances; return; }
     for device in $DEVICES; do
         run_device "$topology" "$device" &
     done
@@ -326,7 +246,7 @@ run_topology() { # run_topology TOPOLOGY
     stop_instances
     for i in $INSTANCES; do cp "$work/$i/log" "$work/logs/$topology-$i.log"; done
     echo "      rendered: $(grep -E '^(public_address|epsv|active_source_port|tls) ' "$work/rendered-$topology.conf" | tr -s ' ' | paste -sd';')"
-    echo "      topology $topology: $(cat "$work/results/$topology"-* | wc -l) cells in $(since "$t0")s"
+    echo "      topology $topology: $(cat "$work/results/$topology"-* 2>/dev/null | wc -l) cells in $(since "$t0")s"
 }
 
 wait_devices() {
@@ -372,10 +292,28 @@ compare() {
     return $((diffs > 0))
 }
 
+# docs_match: docs/interop.md's measured table says what expected.txt says,
+# cell by cell (and has every cell the test measures).
+docs_match() {
+    local topology device client mode mark want n=0 bad=0
+    while read -r topology device client mode mark; do
+        n=$((n + 1))
+        want=$(expected "$topology" "$device" "$client" "$mode")
+        if [ "$mark" != "$want" ]; then
+            echo "docs/interop.md: $topology $device $client $mode is $mark, expected.txt: $want"
+            bad=1
+        fi
+    done < <(python3 "$here/doc_table.py" "$repo/docs/interop.md")
+    local cells
+    cells=$(wc -w <<<"$CELLS")
+    [ "$n" = $((cells * 8)) ] || { echo "docs/interop.md has $n cells, the test $((cells * 8))"; bad=1; }
+    return $bad
+}
+
 # --- run ------------------------------------------------------------------------------
 mkdir -p "$work/results" "$work/logs"
+check "docs/interop.md's topology table is tests/topology/expected.txt" docs_match
 check "network: the Internet, four device sites and AWS" build_network
-check "network: instance public addresses assigned" assign_instance_addresses
 check "S3 host reachable from the instances" start_s3
 for topology in $TOPOLOGIES; do
     run_topology "$topology"
@@ -388,8 +326,10 @@ else
     cat "$work/table"
     fail "cells differ from tests/topology/expected.txt (logs: KEEP_WORK=1, then $work/logs)"
 fi
-cells=$(cat "$work/results"/* | wc -l)
-oks=$(cat "$work/results"/* | grep -c ' ok$')
+cells=$(cat "$work/results"/* 2>/dev/null | wc -l)
+oks=$(cat "$work/results"/* 2>/dev/null | grep -c ' ok$')
+want_cells=$(($(wc -w <<<"$CELLS") * $(wc -w <<<"$DEVICES") * $(wc -w <<<"$TOPOLOGIES")))
+check "every cell measured ($cells of $want_cells)" test "$cells" = "$want_cells"
 echo "figures: topology clients: $cells cells, $oks ok, $((cells - oks)) fail; total $(since "$t_start")s"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

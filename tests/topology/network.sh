@@ -126,3 +126,8 @@ igw_map() { # igw_map PUBLIC PRIVATE
     inns edge nft add element ip aws public_to_private "{ $1 : $2 }" &&
         inns edge nft add element ip aws private_to_public "{ $2 : $1 }"
 }
+
+igw_reset() { # no public address mapped
+    inns edge nft flush map ip aws public_to_private &&
+        inns edge nft flush map ip aws private_to_public
+}
