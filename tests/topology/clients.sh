@@ -310,6 +310,26 @@ docs_match() {
     return $bad
 }
 
+# pivot: the measured table as docs/interop.md shows it (one row per client
+# and mode, one column per topology and device).
+pivot() {
+    cat "$work/results"/* | awk -v devices="$DEVICES" -v topologies="$TOPOLOGIES" -v cells="$CELLS" '
+        { cell[$3 " " $4, $1 " " $2] = ($5 == "ok" ? "ok" : "--") }
+        END {
+            nt = split(topologies, t, " "); nd = split(devices, d, " ")
+            n = split(cells, order, " ")
+            for (k = 1; k <= n; k++) sub(":", " ", order[k])
+            printf "%-20s", "client mode"
+            for (i = 1; i <= nt; i++) for (j = 1; j <= nd; j++) printf " %-13s", t[i] ":" d[j]
+            print ""
+            for (k = 1; k <= n; k++) {
+                printf "%-20s", order[k]
+                for (i = 1; i <= nt; i++) for (j = 1; j <= nd; j++) printf " %-13s", cell[order[k], t[i] " " d[j]]
+                print ""
+            }
+        }'
+}
+
 # --- run ------------------------------------------------------------------------------
 mkdir -p "$work/results" "$work/logs"
 check "docs/interop.md's topology table is tests/topology/expected.txt" docs_match
@@ -326,6 +346,8 @@ else
     cat "$work/table"
     fail "cells differ from tests/topology/expected.txt (logs: KEEP_WORK=1, then $work/logs)"
 fi
+echo "== the same, by client and mode (ok / --) =="
+pivot
 cells=$(cat "$work/results"/* 2>/dev/null | wc -l)
 oks=$(cat "$work/results"/* 2>/dev/null | grep -c ' ok$')
 want_cells=$(($(wc -w <<<"$CELLS") * $(wc -w <<<"$DEVICES") * $(wc -w <<<"$TOPOLOGIES")))
