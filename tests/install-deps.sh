@@ -13,6 +13,7 @@ packages=(
     lftp                   # FTP client (mirror, active and passive)
     inetutils-ftp          # the classic `ftp` client
     python3                # ftplib client, fake IMDS, the benchmark's helpers
+    python3-yaml           # tests/topology/render_stack.py reads the CloudFormation template
     musl-tools             # musl-gcc: C code in crates (ring) for x86_64 musl
     gcc-aarch64-linux-gnu  # linker and C compiler for aarch64 musl
     libc6-dev-arm64-cross  # aarch64 C headers (bits/libc-header-start.h) that
@@ -85,6 +86,7 @@ python3 -c 'import cryptography.x509' 2>/dev/null ||
 [ "$(readlink -f /usr/bin/ftp)" = /usr/bin/inetutils-ftp ] || die "ftp is not inetutils-ftp (update-alternatives)"
 perl -MNet::FTP -e1 || die "perl has no Net::FTP (package perl)"
 python3 -c 'import aioftp' || die "aioftp did not install (pip)"
+python3 -c 'import yaml' || die "python3 cannot import yaml (package python3-yaml)"
 
 # Proof, part 2: each C compiler the builds use compiles and links a probe
 # that includes the header ring needs. (A machine that had

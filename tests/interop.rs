@@ -41,7 +41,8 @@ enum Mode {
 const BOTH: [Family; 2] = [Family::V4, Family::V6];
 const MODES: [Mode; 2] = [Mode::Active, Mode::Passive];
 
-/// A server on `[::]` (IPv4 arrives as mapped addresses), user `dev`.
+/// A server on `[::]` (IPv4 arrives as mapped addresses), user `dev`, with
+/// the default `active_source_port = 20` (the tests run as root).
 struct Rig {
     server: Server,
     local: Scratch,
@@ -55,7 +56,7 @@ impl Rig {
         let home = dir.0.join("home");
         std::fs::create_dir_all(home.join("dev")).unwrap();
         let text = format!(
-            "listen = [::]:0\nroot = {}\npassive_ports = {first}-{last}\nactive_source_port = 0\n{extra}\n[user dev]\npassword = {}\npermissions = full\n",
+            "listen = [::]:0\nroot = {}\npassive_ports = {first}-{last}\n{extra}\n[user dev]\npassword = {}\npermissions = full\n",
             home.display(),
             password_hash()
         );
@@ -452,5 +453,81 @@ fn aioftp_passive_both_families() {
         );
         rig.stored(&name);
         rig.fetched(&rig.local.0.join(format!("back-{name}")));
+    }
+}
+
+/// Sends PORT (IPv4) or EPRT (IPv6) for a listener of its own, lists the
+/// directory, and prints the data connection's source address and the
+/// transfer's final reply: what a device's firewall sees.
+const ACTIVE_PROBE: &str = r#"
+import socket, sys
+host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+family = socket.AF_INET6 if ':' in host else socket.AF_INET
+control = socket.create_connection((host, port), timeout=20)
+replies = control.makefile('rb')
+def reply():
+    line = replies.readline().decode()
+    while line[3:4] == '-':
+        line = replies.readline().decode()
+    return line.strip()
+def send(command):
+    control.sendall((command + '\r\n').encode())
+    return reply()
+reply()
+send('USER ' + user)
+send('PASS ' + password)
+data = socket.socket(family, socket.SOCK_STREAM)
+data.bind((host, 0))
+data.listen(1)
+data.settimeout(20)
+data_port = data.getsockname()[1]
+if family == socket.AF_INET:
+    print(send('PORT %s,%d,%d' % (host.replace('.', ','), data_port >> 8, data_port & 255)))
+else:
+    print(send('EPRT |2|%s|%d|' % (host, data_port)))
+opened = send('LIST')
+print(opened)
+if not opened.startswith('150'):
+    sys.exit(1)
+connection, source = data.accept()
+while connection.recv(4096):
+    pass
+connection.close()
+print(reply())
+print('source', source[0], source[1])
+"#;
+
+#[test]
+fn dual_stack_active_mode_leaves_from_port_20_for_ipv4_and_ipv6_devices() {
+    // `listen = [::]` with the default source port: an IPv4 device's
+    // control connection is local to ::ffff:127.0.0.1, and its active data
+    // connection must still leave from 127.0.0.1 port 20 (it once failed
+    // with "Address family not supported by protocol (os error 97)").
+    let rig = Rig::start("");
+    for family in BOTH {
+        let (ok, out, err) = run(
+            "python3",
+            &[
+                "-c",
+                ACTIVE_PROBE,
+                family.host(),
+                &rig.port(),
+                "dev",
+                PASSWORD,
+            ],
+            None,
+            None,
+        );
+        let what = format!("{family:?}: {out}{err}\n{}", rig.server.log());
+        assert!(ok, "{what}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("200"), "PORT/EPRT: {what}");
+        assert!(lines[1].starts_with("150"), "LIST: {what}");
+        assert!(lines[2].starts_with("226"), "LIST: {what}");
+        assert_eq!(
+            lines[3],
+            format!("source {} 20", family.host()),
+            "data connection source: {what}"
+        );
     }
 }

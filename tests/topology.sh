@@ -47,6 +47,13 @@
 # {instance} is the host name), so every object also names the instance that
 # took the upload. s3s-fs stores bucket `lake` as the directory s3/lake.
 #
+# Then tests/topology/clients.sh: devices as they connect (routed, behind a
+# NAT router with the kernel's FTP helper, a public address behind an
+# FTP-inspecting firewall, carrier-grade NAT) with clients at their default
+# settings, against both topologies of the stack (`nlb` and `direct`), each
+# running the user-data the template renders; the measured table must be
+# tests/topology/expected.txt. Its pass/fail counts add to this script's.
+#
 #   sudo tests/topology.sh            # LAKEFTPD_BIN=... to test another build
 #
 # Needs root, iproute2, nftables, haproxy, curl, lftp, openssl, unshare, s3s-fs
@@ -383,6 +390,10 @@ upload() {
     if [ "$mode" = active ]; then
         opts+=(-P "$(dev_ip "$i")")
     else
+        # --no-ftp-skip-pasv-ip: through a balancer, curl's default (connect
+        # to the control connection's address) fails; this test is about the
+        # balancer's high availability, tests/topology/clients.sh about the
+        # clients' defaults (docs/interop.md, "Topology").
         opts+=(--ftp-pasv --disable-epsv --no-ftp-skip-pasv-ip)
     fi
     inns "dev$i" curl "${opts[@]}" "$@" "ftp://d$i:${PASSWORD// /%20}@$VIP/$name" \
@@ -737,6 +748,17 @@ LOST=0
 FIGURES=()
 run_mode haproxy
 run_mode dnat
+
+echo "== devices x clients x modes x topologies (tests/topology/clients.sh) =="
+LAKEFTPD_BIN="$bin" "$here/topology/clients.sh" | tee "$work/clients.out"
+summary=$(tail -1 "$work/clients.out")
+if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1]))
+    failed=$((failed + BASH_REMATCH[2]))
+else
+    fail "tests/topology/clients.sh ended without its summary"
+fi
+
 for line in "${FIGURES[@]}"; do echo "figures $line"; done
 echo "figures: $DEVICES devices; $P1_FILES files in phase 1 (both modes), $KILL_FILES acknowledged across SIGKILL, $REPLAYED replayed from the spool after it; files lost: $LOST; total $(since "$t_start")s"
 echo "$passed passed, $failed failed"

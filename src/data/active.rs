@@ -45,11 +45,32 @@ impl std::fmt::Display for DataError {
 pub struct Peer {
     /// The control connection's client address: the only one allowed.
     pub client_ip: IpAddr,
-    /// The control connection's local address: active connections leave from it.
+    /// The control connection's local address: active connections leave
+    /// from it (unmapped when it is an IPv4-mapped IPv6 address).
     pub local_ip: IpAddr,
     pub source_port: u16,
     pub connect_timeout: Duration,
     pub accept_timeout: Duration,
+}
+
+/// The addresses of an active connection: it leaves from the control
+/// connection's local address, in the destination's family. On a dual-stack
+/// listener (`[::]`) an IPv4 device's control connection is local to
+/// `::ffff:a.b.c.d` while PORT names a plain IPv4 address: both are unmapped
+/// so the socket (AF_INET) and the address it binds agree (RFC 4291 §2.5.5.2).
+fn endpoints(local: IpAddr, dest: SocketAddr) -> io::Result<(IpAddr, SocketAddr)> {
+    let source = local.to_canonical();
+    let dest = SocketAddr::new(dest.ip().to_canonical(), dest.port());
+    if source.is_ipv4() != dest.is_ipv4() {
+        // Not reachable through PORT/EPRT (the destination is the client's
+        // address, of the control connection's family); refused rather than
+        // sent from another address.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the data address is not of the control connection's family",
+        ));
+    }
+    Ok((source, dest))
 }
 
 /// Opens the planned data connection.
@@ -62,8 +83,13 @@ pub async fn open(
         DataPlan::None => Err(DataError::NoPlan),
         DataPlan::Active(dest) => {
             let started = Instant::now();
-            let connect = sys::connect_from(peer.local_ip, peer.source_port, dest);
-            let result = timeout::within(peer.connect_timeout, connect).await;
+            let result = match endpoints(peer.local_ip, dest) {
+                Ok((source, dest)) => {
+                    let connect = sys::connect_from(source, peer.source_port, dest);
+                    timeout::within(peer.connect_timeout, connect).await
+                }
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(stream) => {
                     metrics::inc(&metrics.active_connects);
@@ -105,5 +131,53 @@ pub async fn open(
                 })
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoints;
+    use std::net::{IpAddr, SocketAddr};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn at(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_device_on_a_dual_stack_listener_leaves_from_the_plain_ipv4_address() {
+        let (source, dest) = endpoints(ip("::ffff:192.0.2.7"), at("198.18.0.5:40001")).unwrap();
+        assert_eq!(source, ip("192.0.2.7"));
+        assert_eq!(dest, at("198.18.0.5:40001"));
+    }
+
+    #[test]
+    fn mapped_eprt_destination_is_unmapped_too() {
+        let (source, dest) =
+            endpoints(ip("::ffff:192.0.2.7"), at("[::ffff:198.18.0.5]:40001")).unwrap();
+        assert_eq!(source, ip("192.0.2.7"));
+        assert_eq!(dest, at("198.18.0.5:40001"));
+    }
+
+    #[test]
+    fn ipv6_device_keeps_ipv6_addresses() {
+        let (source, dest) = endpoints(ip("2001:db8::1"), at("[2001:db8::9]:40001")).unwrap();
+        assert_eq!(source, ip("2001:db8::1"));
+        assert_eq!(dest, at("[2001:db8::9]:40001"));
+    }
+
+    #[test]
+    fn ipv4_listener_keeps_ipv4_addresses() {
+        let (source, dest) = endpoints(ip("192.0.2.7"), at("198.18.0.5:40001")).unwrap();
+        assert_eq!(source, ip("192.0.2.7"));
+        assert_eq!(dest, at("198.18.0.5:40001"));
+    }
+
+    #[test]
+    fn families_that_differ_are_refused() {
+        assert!(endpoints(ip("2001:db8::1"), at("198.18.0.5:40001")).is_err());
     }
 }
