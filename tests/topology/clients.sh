@@ -33,8 +33,8 @@
 #
 # Every device runs every client with its DEFAULT settings in each mode it
 # has, uploading one file (busybox also downloads it again): a cell is `ok`
-# when the client succeeded and the file is byte-identical in the
-# instance's home and in S3. The measured table is printed, and the test
+# when the client succeeded and the file is byte-identical in S3 (the
+# stack renders keep_local = off: no home copy once S3 has it). The measured table is printed, and the test
 # fails when a cell differs from tests/topology/expected.txt (the table
 # docs/interop.md "Topology" documents).
 #
@@ -216,18 +216,16 @@ run_device() {
 
 sha_of() { sha256sum <"$1" | cut -c1-64; }
 
-# landed NAME FILE: in one instance's home and in S3, byte-identical.
+# landed NAME FILE: in S3, byte-identical, under the stack's default key
+# (user=U/dt=D/HHMMSS-UUID-NAME). The stack renders keep_local = off and
+# ack = s3, so after the 226 the object is there and the home copy is gone.
 landed() {
-    local name=$1 sha i obj
+    local name=$1 sha obj
     sha=$(sha_of "$2")
-    for i in $INSTANCES; do
-        local f=$work/$i/home/$USER_NAME/$name
-        [ -f "$f" ] && [ "$(sha_of "$f")" = "$sha" ] || continue
-        for obj in "$work/s3/$BUCKET/raw/user=$USER_NAME"/dt=*/"$name"; do
-            [ -f "$obj" ] && [ "$(sha_of "$obj")" = "$sha" ] && return 0
-        done
-        echo "$name: on $i's disk, not in S3" >&2
+    for obj in "$work/s3/$BUCKET/raw/user=$USER_NAME"/dt=*/*-"$name"; do
+        [ -f "$obj" ] && [ "$(sha_of "$obj")" = "$sha" ] && return 0
     done
+    echo "$name: not in S3 (or not byte-identical)" >&2
     return 1
 }
 
