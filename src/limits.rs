@@ -178,10 +178,27 @@ pub const DEFENDER_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Addresses the defender tracks at once (about 100 bytes each). When full,
 /// entries past their window are dropped first, then the least suspicious.
 pub const MAX_DEFENDER_ENTRIES: usize = 100_000;
-/// IPv6 clients are scored by their /64: one subscriber gets a whole /64
-/// (RFC 6177), so scoring single addresses would let one guesser rotate
-/// through 2^64 of them.
-pub const DEFENDER_IPV6_PREFIX: u8 = 64;
+
+// --- Hostile internet, round two (sys/client.rs, auth/, users/, delivery/) --
+
+/// Default of `ipv6_prefix`: IPv6 clients are counted by their /64 by every
+/// per-address limit. One subscriber gets a whole /64 at least (RFC 6177),
+/// so counting single addresses would let one client rotate through 2^64.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+/// The wider groups the defender also scores: an IPv6 /48 (a site's usual
+/// allocation, RFC 6177 §2: 65,536 /64s for one attacker) and an IPv4 /24.
+pub const WIDE_IPV6_PREFIX: u8 = 48;
+pub const WIDE_IPV4_PREFIX: u8 = 24;
+/// A /48 is banned after this many times `ban_after` failed logins within
+/// `ban_window`: rotating /64s inside one site no longer multiplies the
+/// guesses, while one /64's own mistakes never reach it.
+pub const WIDE_IPV6_BAN_FACTOR: u32 = 4;
+/// An IPv4 /24 is banned after this many times `ban_after`: higher than
+/// the /48's because a carrier-grade NAT pool (RFC 6888) puts thousands of
+/// devices behind a few addresses of one /24, and those that logged in
+/// before keep trying their own names through a wide ban (as through an
+/// address ban).
+pub const WIDE_IPV4_BAN_FACTOR: u32 = 10;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

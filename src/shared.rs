@@ -10,6 +10,7 @@ use crate::delivery::Delivery;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::sys::budget::FdBudget;
+use crate::sys::client::ClientKey;
 use crate::sys::unauthenticated::Share;
 use crate::tls::Tls;
 use crate::users::Users;
@@ -31,7 +32,8 @@ pub struct Shared {
     pub passive: PassivePool,
     /// What PASV advertises; `None`: the control connection's local address.
     pub public_ip: Option<IpAddr>,
-    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Sessions per client (`max_sessions_per_ip`).
+    pub per_ip: Mutex<HashMap<ClientKey, usize>>,
     /// Open files: one per session, two more per transfer.
     pub fds: Arc<FdBudget>,
     /// Connections not logged in yet, oldest first (`max_unauthenticated`).

@@ -18,6 +18,7 @@ pub const KEYS: &[&str] = &[
     "ban_exempt",
     "max_passive_per_ip",
     "health_from",
+    "ipv6_prefix",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,9 @@ pub struct Defence {
     pub max_passive_per_ip: Option<usize>,
     /// Who may connect to `health_listen`; empty: anyone.
     pub health_from: Vec<Cidr>,
+    /// IPv6 clients are counted by this prefix length by every per-address
+    /// limit (`sys::client::ClientKey`).
+    pub ipv6_prefix: u8,
 }
 
 impl Defence {
@@ -49,6 +53,7 @@ impl Defence {
             ban_exempt: Vec::new(),
             max_passive_per_ip: None,
             health_from: Vec::new(),
+            ipv6_prefix: limits::DEFAULT_IPV6_PREFIX,
         }
     }
 
@@ -76,6 +81,14 @@ impl Defence {
                 self.max_passive_per_ip = Some(parse_count(value).map_err(|e| bad(&e))?)
             }
             "health_from" => self.health_from = cidr::parse_list(value).map_err(|e| bad(&e))?,
+            "ipv6_prefix" => {
+                self.ipv6_prefix = value
+                    .trim_start_matches('/')
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| (1..=128).contains(p))
+                    .ok_or_else(|| bad("expected a prefix length from 1 to 128"))?
+            }
             _ => return Err(format!("unknown key `{key}`")),
         }
         Ok(())
@@ -154,6 +167,16 @@ mod tests {
             set("ban_time", "10m").unwrap().ban_time,
             Duration::from_secs(600)
         );
+    }
+
+    #[test]
+    fn ipv6_prefix_is_a_length() {
+        // 64 by default; `/56` and `56` are the same; 0 and 129 are not lengths.
+        assert_eq!(Defence::defaults().ipv6_prefix, 64);
+        assert_eq!(set("ipv6_prefix", "/56").unwrap().ipv6_prefix, 56);
+        assert_eq!(set("ipv6_prefix", "128").unwrap().ipv6_prefix, 128);
+        assert!(set("ipv6_prefix", "0").is_err());
+        assert!(set("ipv6_prefix", "129").is_err());
     }
 
     #[test]

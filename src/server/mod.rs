@@ -323,7 +323,7 @@ async fn connection(
     };
     // Without PROXY protocol the peer is the client: a banned address is
     // refused before it costs a slot.
-    if proxy.is_none() && admission::banned(&shared, peer.ip().to_canonical()) {
+    if proxy.is_none() && admission::banned(&shared, admission::client_key(&shared, peer.ip())) {
         refuse(
             &stream,
             "Too many failed logins from your address, try later",
@@ -338,7 +338,9 @@ async fn connection(
         refuse(&stream, "Too many sessions, try again later");
         return;
     };
-    let known = proxy.is_none().then(|| peer.ip().to_canonical());
+    let known = proxy
+        .is_none()
+        .then(|| admission::client_key(&shared, peer.ip()));
     // Awaiting a PROXY header: a probe of the socket, so that a header
     // already arrived keeps this connection when the share sheds.
     let probe = proxy.and_then(|_| {
@@ -368,10 +370,10 @@ async fn connection(
                 let Some((client, prelude)) = smol::future::or(handshake, stop).await else {
                     return;
                 };
-                let ip = client.ip().to_canonical();
-                let shed_count = pending.set_client(ip);
+                let key = admission::client_key(&shared, client.ip());
+                let shed_count = pending.set_client(key);
                 metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
-                if admission::banned(&shared, ip) {
+                if admission::banned(&shared, key) {
                     refuse(
                         &stream,
                         "Too many failed logins from your address, try later",
@@ -381,7 +383,8 @@ async fn connection(
                 (client, prelude)
             }
         };
-        let Some(per_ip) = admission::per_ip(&shared, client.ip().to_canonical()) else {
+        let Some(per_ip) = admission::per_ip(&shared, admission::client_key(&shared, client.ip()))
+        else {
             metrics::inc(&shared.metrics.sessions_refused);
             refuse(&stream, "Too many sessions, try again later");
             return;

@@ -9,6 +9,7 @@ use crate::ops::metrics;
 use crate::protocol::command::EpsvArg;
 use crate::protocol::reply::Code;
 use crate::sys::budget::FdPermit;
+use crate::sys::client::ClientKey;
 use crate::sys::timeout;
 use std::net::{IpAddr, SocketAddr};
 
@@ -16,6 +17,12 @@ impl Session {
     /// The client's address as the data connection must see it.
     pub(super) fn client_ip(&self) -> IpAddr {
         self.client.ip().to_canonical()
+    }
+
+    /// The client as every per-address limit counts it (the same function
+    /// the accept path used: an IPv4 address or an IPv6 prefix).
+    pub(super) fn client_key(&self) -> ClientKey {
+        ClientKey::new(self.client.ip(), self.shared.config.defence.ipv6_prefix)
     }
 
     pub(super) fn port(&mut self, addr: SocketAddr) -> Handled {
@@ -105,7 +112,7 @@ impl Session {
             );
             return None;
         }
-        match self.shared.passive.bind(self.local.ip(), self.client_ip()) {
+        match self.shared.passive.bind(self.local.ip(), self.client_key()) {
             Ok((listener, port)) => {
                 self.data = DataPlan::Passive(listener);
                 Some(port)

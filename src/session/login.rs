@@ -3,6 +3,7 @@
 //! from outside the user's `allow_from` fails exactly like a wrong password.
 
 use super::{Flow, Handled, Login, Session};
+use crate::auth::defender::Scope;
 use crate::auth::{self, Password};
 use crate::ops::metrics;
 use crate::protocol::escape::Escaped;
@@ -33,12 +34,15 @@ impl Session {
             Login::Start => return self.answer(Code::BadSequence, format_args!("send USER first")),
         };
         let ip = self.client_ip();
-        // SECURITY: a banned address (or address and user) is refused before
-        // any password hashing (auth/defender.rs).
-        if !self
+        let key = self.client_key();
+        // SECURITY: a banned client (or client and user) is refused before
+        // any password hashing, and the check takes its place in the scores
+        // before it runs, so concurrent guesses cannot outrun the ban
+        // (auth/defender.rs).
+        let Some(attempt) = self
             .shared
-            .defender(|d| d.may_try(ip, &name, Instant::now()))
-        {
+            .defender(|d| d.reserve(key, &name, Instant::now()))
+        else {
             metrics::inc(&self.metrics().banned_refused);
             say!(
                 self,
@@ -46,7 +50,7 @@ impl Session {
                 "too many failed logins from your address, try later"
             )?;
             return Ok(Flow::Close);
-        }
+        };
         // The current definition: the set may have been reloaded since USER.
         let user = user.and_then(|u| self.shared.user(&u.name));
         // SECURITY: outside `allow_from` the password is not checked, but
@@ -55,6 +59,7 @@ impl Session {
         // is not revealed.
         let refused_network = user.as_ref().is_some_and(|u| !u.allows(ip));
         let candidate = if refused_network { None } else { user };
+        metrics::inc(&self.metrics().password_checks);
         if auth::verify(candidate.clone(), Password(password)).await {
             let user = candidate.expect("verify succeeds only for a known user");
             // Homes of users from a users file are made at first login.
@@ -64,7 +69,7 @@ impl Session {
             return match Jail::open(&user.home).await {
                 Ok(jail) => {
                     self.shared
-                        .defender(|d| d.succeeded(ip, &user.name, Instant::now()));
+                        .defender(|d| d.succeeded(attempt, &name, Instant::now()));
                     // Logged in: no longer among those that may be shed.
                     self.unauthenticated = None;
                     metrics::inc(&self.metrics().logins_ok);
@@ -94,16 +99,16 @@ impl Session {
         self.failures += 1;
         if let Some(ban) = self
             .shared
-            .defender(|d| d.failed(ip, &name, Instant::now()))
+            .defender(|d| d.failed(attempt, &name, Instant::now()))
         {
             metrics::inc(&self.metrics().bans);
-            let scope = if ban.address {
-                "address"
-            } else {
-                "address and user"
+            let (scope, who) = match ban.scope {
+                Scope::Pair => ("address and user", key.to_string()),
+                Scope::Client => ("address", key.to_string()),
+                Scope::Wide => ("wider group", key.wider().to_string()),
             };
             log::warn!(
-                "client={ip} banned ({scope}) for {} s: failed logins past ban_after (last user={})",
+                "client={who} banned ({scope}) for {} s: failed logins past ban_after (last user={})",
                 ban.length.as_secs(),
                 Escaped(&name)
             );

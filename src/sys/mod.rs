@@ -4,6 +4,7 @@
 //! limit, and systemd's readiness notification.
 
 pub mod budget;
+pub mod client;
 pub mod errno;
 pub mod random;
 pub mod timeout;

@@ -1,0 +1,400 @@
+//! The defender against password guessing across connections: failed logins
+//! are scored per client (`sys::client::ClientKey`: an IPv4 address or an
+//! IPv6 /64), per wider group (IPv6 /48, IPv4 /24) and per (client, user);
+//! a client past `ban_after` failures within `ban_window` is banned for
+//! `ban_time`, twice as long on each repeat (up to `MAX_BAN_TIME`). A
+//! banned client is refused at connect, before any password hashing. Pure:
+//! every call takes `now`, so the scoring is tested without threads or
+//! sleeps.
+//!
+//! Scores are leaky buckets: each failure adds one, and the score drains at
+//! `ban_after` per `ban_window`. So a burst of `ban_after` failures bans,
+//! while a device that mistypes now and then never does.
+//!
+//! Exact under concurrency: a password check first takes its place in the
+//! scores (`reserve`), before its hash runs, and a place is refused when
+//! the score is full. So at most `ban_after` checks run per window however
+//! many connections send PASS at the same moment; a success gives its place
+//! back (`succeeded`), a failure keeps it and may start the ban (`failed`).
+//!
+//! Wider groups: one site holds 65,536 /64s, so the /48 (and, for IPv4, the
+//! /24) is scored too, banned after `WIDE_IPV6_BAN_FACTOR` (`_IPV4_`)
+//! times `ban_after`. Higher for IPv4 because of carrier-grade NAT.
+//!
+//! Carrier-grade NAT: many devices may share one public address (RFC 6888),
+//! and one misbehaving neighbour must not lock them all out. A client from
+//! which a login has succeeded within `DEFENDER_MEMORY` is a shared
+//! address: when it (or its wider group) is banned, connections are still
+//! taken, but only users that have logged in from it before may try a
+//! password; every other user name is refused before hashing. Each
+//! (client, user) pair also has its own score, kept even for `ban_exempt`
+//! addresses: guessing one device's password bans that pair, not its
+//! neighbours, for `ban_time` doubled on each repeat like an address ban,
+//! so guessing a known name behind a shared address slows down as much as
+//! guessing from an address of one's own.
+//!
+//! Memory is bounded: at most `MAX_DEFENDER_ENTRIES` clients, as many wider
+//! groups and as many pairs; when full, idle entries go first, then the
+//! least suspicious.
+
+use crate::config::cidr::Cidr;
+use crate::limits::{
+    DEFENDER_MEMORY, MAX_BAN_TIME, MAX_DEFENDER_ENTRIES, WIDE_IPV4_BAN_FACTOR, WIDE_IPV6_BAN_FACTOR,
+};
+use crate::sys::client::ClientKey;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// The defender's settings (the `ban_*` keys).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub ban_after: u32,
+    pub ban_window: Duration,
+    pub ban_time: Duration,
+    pub exempt: Vec<Cidr>,
+}
+
+/// What a new connection from a client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Banned, but devices log in from this client: only users that have
+    /// logged in from it before may try.
+    KnownUsersOnly,
+    /// Banned: refuse (421) until then.
+    Refuse(Instant),
+}
+
+/// What a ban covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One (client, user) pair.
+    Pair,
+    /// The client (an IPv4 address, an IPv6 prefix).
+    Client,
+    /// The client's wider group (IPv6 /48, IPv4 /24).
+    Wide,
+}
+
+/// A ban that just began (logged and counted once by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ban {
+    pub scope: Scope,
+    pub length: Duration,
+}
+
+/// A password check's place in the scores, taken by `reserve` before the
+/// hash runs and settled by `failed` or `succeeded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    key: ClientKey,
+    /// Which scores it was counted in (a known user behind a full client
+    /// score is counted in its pair only).
+    client: bool,
+    wide: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Score {
+    value: f64,
+    at: Instant,
+    banned_until: Option<Instant>,
+    /// Bans so far (the next one lasts `ban_time * 2^offences`).
+    offences: u32,
+    /// When a login last succeeded (from the client, or as the pair).
+    success: Option<Instant>,
+}
+
+impl Score {
+    fn new(now: Instant) -> Score {
+        Score {
+            value: 0.0,
+            at: now,
+            banned_until: None,
+            offences: 0,
+            success: None,
+        }
+    }
+
+    fn drained(&self, now: Instant, rate: f64) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.value - elapsed * rate).max(0.0)
+    }
+
+    /// May one more check be counted, with `limit` places in all?
+    fn has_room(&self, now: Instant, rate: f64, limit: f64) -> bool {
+        !self.banned(now) && self.drained(now, rate) + 1.0 <= limit + 1e-9
+    }
+
+    fn take(&mut self, now: Instant, rate: f64) {
+        self.value = self.drained(now, rate) + 1.0;
+        self.at = now;
+    }
+
+    fn give_back(&mut self, now: Instant, rate: f64) {
+        self.value = (self.drained(now, rate) - 1.0).max(0.0);
+        self.at = now;
+    }
+
+    /// A counted check failed: past `limit - 0.5` (its place included),
+    /// bans for `ban_time` doubled per earlier ban and returns the length.
+    /// A banned score starts no second ban.
+    fn settle_failure(
+        &mut self,
+        now: Instant,
+        rate: f64,
+        limit: f64,
+        ban_time: Duration,
+    ) -> Option<Duration> {
+        if self.banned(now) || self.drained(now, rate) < limit - 0.5 {
+            return None;
+        }
+        let length = ban_length(ban_time, self.offences);
+        self.value = 0.0;
+        self.at = now;
+        self.banned_until = Some(now + length);
+        self.offences = self.offences.saturating_add(1);
+        Some(length)
+    }
+
+    fn banned(&self, now: Instant) -> bool {
+        self.banned_until.is_some_and(|until| now < until)
+    }
+
+    fn known(&self, now: Instant) -> bool {
+        self.success
+            .is_some_and(|at| now.saturating_duration_since(at) < DEFENDER_MEMORY)
+    }
+
+    /// Nothing left worth remembering.
+    fn idle(&self, now: Instant, rate: f64) -> bool {
+        let ban_over = self
+            .banned_until
+            .is_none_or(|until| now.saturating_duration_since(until) >= DEFENDER_MEMORY);
+        self.drained(now, rate) == 0.0 && ban_over && !self.known(now)
+    }
+}
+
+pub struct Defender {
+    settings: Settings,
+    clients: HashMap<ClientKey, Score>,
+    wide: HashMap<ClientKey, Score>,
+    pairs: HashMap<(ClientKey, String), Score>,
+}
+
+/// Makes room for one more entry: drops idle ones, then the least
+/// suspicious one that is not banned. False when every entry is banned.
+fn make_room<K: Eq + Hash + Clone>(map: &mut HashMap<K, Score>, now: Instant, rate: f64) -> bool {
+    if map.len() < MAX_DEFENDER_ENTRIES {
+        return true;
+    }
+    map.retain(|_, s| !s.idle(now, rate));
+    if map.len() < MAX_DEFENDER_ENTRIES {
+        return true;
+    }
+    let victim = map
+        .iter()
+        .filter(|(_, s)| !s.banned(now))
+        .min_by(|a, b| a.1.drained(now, rate).total_cmp(&b.1.drained(now, rate)))
+        .map(|(k, _)| k.clone());
+    match victim {
+        Some(k) => {
+            map.remove(&k);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The score of `key`, made when there is room (`None`: the table is full
+/// of bans; the check is then not scored there).
+fn score<K: Eq + Hash + Clone>(
+    map: &mut HashMap<K, Score>,
+    key: K,
+    now: Instant,
+    rate: f64,
+) -> Option<&mut Score> {
+    if !map.contains_key(&key) && !make_room(map, now, rate) {
+        return None;
+    }
+    Some(map.entry(key).or_insert_with(|| Score::new(now)))
+}
+
+impl Defender {
+    pub fn new(settings: Settings) -> Defender {
+        Defender {
+            settings,
+            clients: HashMap::new(),
+            wide: HashMap::new(),
+            pairs: HashMap::new(),
+        }
+    }
+
+    /// Drain per second, in failures (the wider group drains at its own
+    /// limit per window, like the client).
+    fn rate(&self, limit: f64) -> f64 {
+        limit / self.settings.ban_window.as_secs_f64().max(0.001)
+    }
+
+    fn limit(&self) -> f64 {
+        f64::from(self.settings.ban_after)
+    }
+
+    fn wide_limit(&self, key: ClientKey) -> f64 {
+        let factor = if key.is_ipv6() {
+            WIDE_IPV6_BAN_FACTOR
+        } else {
+            WIDE_IPV4_BAN_FACTOR
+        };
+        self.limit() * f64::from(factor)
+    }
+
+    fn exempt(&self, key: ClientKey) -> bool {
+        self.settings
+            .exempt
+            .iter()
+            .any(|c| c.contains(key.network()))
+    }
+
+    /// May a connection from `key` be served?
+    pub fn connect(&self, key: ClientKey, now: Instant) -> Gate {
+        if self.exempt(key) {
+            return Gate::Open;
+        }
+        let client = self.clients.get(&key);
+        let wide = self.wide.get(&key.wider());
+        let until = [client, wide]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.banned_until.filter(|_| s.banned(now)))
+            .max();
+        match until {
+            None => Gate::Open,
+            Some(_) if client.is_some_and(|s| s.known(now)) => Gate::KnownUsersOnly,
+            Some(until) => Gate::Refuse(until),
+        }
+    }
+
+    /// Takes a place for one password check of `user` from `key`, before
+    /// any hashing. `None`: refused (banned, or as many checks as the
+    /// window allows are already counted).
+    pub fn reserve(&mut self, key: ClientKey, user: &str, now: Instant) -> Option<Attempt> {
+        let (limit, wide_limit) = (self.limit(), self.wide_limit(key));
+        let (rate, wide_rate) = (self.rate(limit), self.rate(wide_limit));
+        let exempt = self.exempt(key);
+        let pair_key = (key, user.to_string());
+        let pair = self.pairs.get(&pair_key);
+        // SECURITY: the pair is scored even for an exempt client.
+        if pair.is_some_and(|p| !p.has_room(now, rate, limit)) {
+            return None;
+        }
+        let known = pair.is_some_and(|p| p.known(now));
+        let client_room = exempt
+            || self
+                .clients
+                .get(&key)
+                .is_none_or(|s| s.has_room(now, rate, limit));
+        let wide_room = exempt
+            || self
+                .wide
+                .get(&key.wider())
+                .is_none_or(|s| s.has_room(now, wide_rate, wide_limit));
+        // SECURITY: behind a full or banned client, only a user that logged
+        // in from it before may try (see the module comment).
+        let room = client_room && wide_room;
+        if !room && !known {
+            return None;
+        }
+        if let Some(p) = score(&mut self.pairs, pair_key, now, rate) {
+            p.take(now, rate);
+        }
+        let attempt = Attempt {
+            key,
+            client: !exempt && client_room,
+            wide: !exempt && wide_room,
+        };
+        if attempt.client {
+            if let Some(s) = score(&mut self.clients, key, now, rate) {
+                s.take(now, rate);
+            }
+        }
+        if attempt.wide {
+            if let Some(s) = score(&mut self.wide, key.wider(), now, wide_rate) {
+                s.take(now, wide_rate);
+            }
+        }
+        Some(attempt)
+    }
+
+    /// A reserved check failed. Returns the widest ban it started, if any.
+    pub fn failed(&mut self, attempt: Attempt, user: &str, now: Instant) -> Option<Ban> {
+        let (limit, wide_limit) = (self.limit(), self.wide_limit(attempt.key));
+        let (rate, wide_rate) = (self.rate(limit), self.rate(wide_limit));
+        let ban_time = self.settings.ban_time;
+        let mut started = None;
+        let mut ban = |scope, length: Option<Duration>| {
+            if let Some(length) = length {
+                started = Some(Ban { scope, length });
+            }
+        };
+        if let Some(p) = self.pairs.get_mut(&(attempt.key, user.to_string())) {
+            ban(Scope::Pair, p.settle_failure(now, rate, limit, ban_time));
+        }
+        if attempt.client {
+            if let Some(s) = self.clients.get_mut(&attempt.key) {
+                ban(Scope::Client, s.settle_failure(now, rate, limit, ban_time));
+            }
+        }
+        if attempt.wide {
+            if let Some(s) = self.wide.get_mut(&attempt.key.wider()) {
+                let length = s.settle_failure(now, wide_rate, wide_limit, ban_time);
+                ban(Scope::Wide, length);
+            }
+        }
+        started
+    }
+
+    /// A reserved check succeeded: its places are given back, the pair is
+    /// known (and its score cleared), and the client is known to host a
+    /// real device (see the module comment).
+    pub fn succeeded(&mut self, attempt: Attempt, user: &str, now: Instant) {
+        let (limit, wide_limit) = (self.limit(), self.wide_limit(attempt.key));
+        let (rate, wide_rate) = (self.rate(limit), self.rate(wide_limit));
+        let key = attempt.key;
+        if let Some(p) = score(&mut self.pairs, (key, user.to_string()), now, rate) {
+            p.value = 0.0;
+            p.at = now;
+            p.success = Some(now);
+        }
+        if self.exempt(key) {
+            return;
+        }
+        if let Some(s) = score(&mut self.clients, key, now, rate) {
+            if attempt.client {
+                s.give_back(now, rate);
+            }
+            s.success = Some(now);
+        }
+        if attempt.wide {
+            if let Some(s) = self.wide.get_mut(&key.wider()) {
+                s.give_back(now, wide_rate);
+            }
+        }
+    }
+
+    /// Clients, wider groups and pairs tracked now (for tests and the
+    /// memory bound).
+    pub fn tracked(&self) -> usize {
+        self.clients.len() + self.wide.len() + self.pairs.len()
+    }
+}
+
+/// `ban_time` doubled per earlier offence, at most `MAX_BAN_TIME`.
+fn ban_length(ban_time: Duration, offences: u32) -> Duration {
+    let factor = 1u32.checked_shl(offences.min(31)).unwrap_or(u32::MAX);
+    ban_time.saturating_mul(factor).min(MAX_BAN_TIME)
+}
+
+#[cfg(test)]
+mod tests;
