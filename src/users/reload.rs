@@ -11,7 +11,7 @@
 
 use super::source::{Fetched, Source};
 use super::{cache, Changes, Users};
-use crate::config::{self, Config, Problem, UsersSource};
+use crate::config::{self, Config, Refused, UsersSource};
 use crate::limits::{MAX_LOGGED_PROBLEMS, USERS_BOOT_RETRY, USERS_RELOAD_NICE};
 use crate::ops::health::Health;
 use crate::ops::metrics::{self, Metrics};
@@ -173,12 +173,13 @@ impl Loader {
     /// Parses `text` and, without a problem, makes it the current set.
     fn install(&self, text: &str, loaded_at: SystemTime) -> Result<(), ()> {
         let start = Instant::now();
-        let parsed = config::parse_users(text, &self.config);
+        // SECURITY: at most MAX_LOGGED_PROBLEMS are kept (see Problems).
+        let parsed = config::parse_users(text, &self.config, MAX_LOGGED_PROBLEMS);
         let file_users = match parsed {
             Ok(users) => users,
-            Err(problems) => {
+            Err(refused) => {
                 metrics::inc(&self.metrics.users_reload_failures);
-                self.report(&problems);
+                self.report(&refused);
                 return Err(());
             }
         };
@@ -207,21 +208,25 @@ impl Loader {
         Ok(())
     }
 
-    fn report(&self, problems: &[Problem]) {
+    fn report(&self, refused: &Refused) {
+        let problems = &refused.problems;
+        let more = match refused.stopped_at {
+            Some(line) => format!(" (and more: reading stopped at line {line})"),
+            None => String::new(),
+        };
         log::error!(
-            "users: {} refused, {} problem(s); the {} current users stay",
+            "users: {} refused, {} problem(s){more}; the {} current users stay",
             self.origin,
             problems.len(),
             self.users.len()
         );
-        for p in problems.iter().take(MAX_LOGGED_PROBLEMS) {
+        for p in problems {
             log::error!("users: {}: {p}", self.origin);
         }
-        if problems.len() > MAX_LOGGED_PROBLEMS {
+        if refused.stopped_at.is_some() {
             log::error!(
-                "users: {}: {} more problems (lakeftpd check --users FILE lists them all)",
-                self.origin,
-                problems.len() - MAX_LOGGED_PROBLEMS
+                "users: {}: lakeftpd check --users FILE lists every problem",
+                self.origin
             );
         }
     }
