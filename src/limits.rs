@@ -199,6 +199,10 @@ pub const WIDE_IPV6_BAN_FACTOR: u32 = 4;
 /// before keep trying their own names through a wide ban (as through an
 /// address ban).
 pub const WIDE_IPV4_BAN_FACTOR: u32 = 10;
+/// Password checks of unknown user names running at once (auth/decoy.rs):
+/// their own budget, apart from `MAX_CONCURRENT_ARGON2`, so a flood of
+/// made-up names holds one core at most and never a real login's permit.
+pub const MAX_CONCURRENT_DECOYS: usize = 1;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

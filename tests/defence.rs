@@ -670,3 +670,124 @@ fn a_directory_swapped_for_an_outward_symlink_is_never_followed() {
     assert!(rounds > 20, "only {rounds} rounds");
     assert!(listed > 0, "no listing succeeded in {rounds} rounds");
 }
+
+/// `lakeftpd passwd --scheme SCHEME` of `PASSWORD`.
+fn hash_of(scheme: &str) -> String {
+    let mut child = Command::new(common::bin())
+        .args(["passwd", "--scheme", scheme])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A server whose users are `users` (name, hash), exempt from bans (the
+/// tests guess on purpose), without a delay after a failure.
+fn server_with_hashes(users: &[(&str, String)]) -> Server {
+    let dir = Scratch::new("decoys");
+    let mut text = format!(
+        "listen = 127.0.0.1:0\nroot = {}\nlogin_fail_delay = 0ms\nmax_login_failures = 1000\nlogin_timeout = 10m\nban_exempt = 127.0.0.0/8\n",
+        dir.0.join("home").display()
+    );
+    for (name, hash) in users {
+        text.push_str(&format!("[user {name}]\npassword = {hash}\n"));
+    }
+    Server::start_with_text(dir, &text)
+}
+
+/// The fastest of two wrong passwords for `user`, on one connection.
+fn wrong_password_time(c: &mut Control, user: &str) -> Duration {
+    (0..2)
+        .map(|_| {
+            assert_eq!(c.cmd(&format!("USER {user}")).0, 331);
+            let started = Instant::now();
+            let (code, text) = c.cmd("PASS wrong");
+            assert_eq!(code, 530, "{user}: {text}");
+            started.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn unknown_names_cost_what_known_names_of_a_mixed_set_cost() {
+    // Two $6$ users and one bcrypt user. A known $6$ name answers a wrong
+    // password in milliseconds, a bcrypt one in tenths of a second; an
+    // unknown name used to cost bcrypt always. Now 40 unknown names split
+    // like the users (about a third slow), and each name always the same.
+    let sha = hash_of("sha512");
+    let bcrypt = hash_of("bcrypt");
+    let server = server_with_hashes(&[("s1", sha.clone()), ("s2", sha), ("b1", bcrypt)]);
+    let mut c = Control::open(server.addr);
+    let fast = wrong_password_time(&mut c, "s1");
+    let slow = wrong_password_time(&mut c, "b1");
+    assert!(slow > fast * 2, "sha {fast:?}, bcrypt {slow:?}");
+    // Half way: a loaded machine spreads the fast ones upwards.
+    let threshold = (fast + slow) / 2;
+    let mut slow_names = Vec::new();
+    for i in 0..40 {
+        let name = format!("ghost{i}");
+        if wrong_password_time(&mut c, &name) > threshold {
+            slow_names.push(name);
+        }
+    }
+    let n = slow_names.len();
+    eprintln!("{n} of 40 unknown names slow; sha {fast:?}, bcrypt {slow:?}");
+    assert!(
+        (3..=30).contains(&n),
+        "{n} of 40 unknown names as slow as bcrypt (expected about a third; sha {fast:?}, bcrypt {slow:?})"
+    );
+    // The same name costs the same again.
+    let again = wrong_password_time(&mut c, &slow_names[0]);
+    assert!(again > threshold, "{again:?} for {} again", slow_names[0]);
+}
+
+#[test]
+fn an_unknown_name_flood_does_not_delay_an_argon2id_login() {
+    // 24 connections guess made-up names as fast as they can; with the
+    // argon2id user's hash the costliest, every guess used to take one of
+    // the argon2id permits, and a device's first login waited behind them
+    // (0.8-5.4 s). Unknown names now have their own budget.
+    let argon = hash_of("argon2id");
+    let server = server_with_hashes(&[("dev", argon.clone()), ("cam", argon)]);
+    let addr = server.addr;
+    let login = |user: &str| {
+        let mut c = Control::open(addr);
+        assert_eq!(c.cmd(&format!("USER {user}")).0, 331);
+        let started = Instant::now();
+        assert_eq!(c.cmd(&format!("PASS {PASSWORD}")).0, 230);
+        started.elapsed()
+    };
+    let quiet = login("dev");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..24)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Control::open(addr);
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 10_000 {
+                    c.cmd(&format!("USER ghost{t}x{i}"));
+                    c.cmd("PASS guess");
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    // Another user: the first check of its credentials (not cached).
+    let flooded = login("cam");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.join().unwrap();
+    }
+    eprintln!("argon2id login: {quiet:?} quiet, {flooded:?} during the flood");
+    assert!(
+        flooded < quiet * 5 + Duration::from_secs(1),
+        "argon2id login {flooded:?} during the flood, {quiet:?} without"
+    );
+}

@@ -54,13 +54,21 @@ impl Session {
         // The current definition: the set may have been reloaded since USER.
         let user = user.and_then(|u| self.shared.user(&u.name));
         // SECURITY: outside `allow_from` the password is not checked, but
-        // the same time is spent (the unknown-user check), the same answer
-        // given and the failure counted by the defender: the address list
-        // is not revealed.
+        // the same time is spent (a check of the user's own hash, result
+        // discarded), the same answer given and the failure counted by the
+        // defender: the address list is not revealed.
         let refused_network = user.as_ref().is_some_and(|u| !u.allows(ip));
-        let candidate = if refused_network { None } else { user };
         metrics::inc(&self.metrics().password_checks);
-        if auth::verify(candidate.clone(), Password(password)).await {
+        let candidate = if refused_network { None } else { user.clone() };
+        let password = Password(password);
+        let ok = match &user {
+            Some(u) if refused_network => {
+                auth::spend(&u.password_hash, password).await;
+                false
+            }
+            _ => auth::verify(candidate.clone(), &name, password).await,
+        };
+        if ok {
             let user = candidate.expect("verify succeeds only for a known user");
             // Homes of users from a users file are made at first login.
             if let Err(e) = async_fs::create_dir_all(&user.home).await {

@@ -186,7 +186,7 @@ impl Loader {
         let from_file = file_users.len();
         let mut all = self.config.users.clone();
         all.extend(file_users);
-        // SECURITY: an unknown user's check costs the costliest of the new set.
+        // SECURITY: unknown names are checked against the new set's decoys.
         crate::auth::set_unknown_user_cost(&all);
         let Changes {
             added,
