@@ -203,6 +203,17 @@ pub const WIDE_IPV4_BAN_FACTOR: u32 = 10;
 /// their own budget, apart from `MAX_CONCURRENT_ARGON2`, so a flood of
 /// made-up names holds one core at most and never a real login's permit.
 pub const MAX_CONCURRENT_DECOYS: usize = 1;
+/// The total deadline of one S3 request without a large body (GetObject of
+/// the users file or a certificate, CreateMultipartUpload, ...): connect,
+/// headers and body. Before, only the connect and the wait for the headers
+/// were bounded, and a body trickling one byte every 2 s held a reload for
+/// 39 s. A users read is also cut at `users_poll_interval`, a boot read at
+/// what is left of `users_boot_timeout`.
+pub const S3_CALL_DEADLINE: Duration = Duration::from_secs(20);
+/// The slowest a PUT body may go (bytes per second): a PUT of N bytes has
+/// `S3_CALL_DEADLINE + N / S3_MIN_SEND_RATE + S3_RESPONSE_TIMEOUT` in all.
+/// 256 KiB/s: a 16 MiB part in 64 s, far below an instance's bandwidth.
+pub const S3_MIN_SEND_RATE: u64 = 256 * 1024;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

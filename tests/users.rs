@@ -639,3 +639,85 @@ fn a_100000_user_file_loads_in_bounded_memory() {
     assert!(resident <= base + 4 * file_kib, "{shown}");
     assert_eq!(try_login(lake.addr, "dev99999", PASSWORD), 230);
 }
+
+/// tests/fake_s3_stall.py in `mode` (`silent` or `trickle`), killed at
+/// drop; its log has one line per request.
+struct StallingS3 {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl StallingS3 {
+    fn start(dir: &Path, mode: &str) -> StallingS3 {
+        use std::io::BufRead;
+        let log = dir.join(format!("stall-{mode}.log"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_s3_stall.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(mode)
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the fake prints its port");
+        StallingS3 { child, port, log }
+    }
+
+    fn requests(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(KEY))
+            .count()
+    }
+}
+
+impl Drop for StallingS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Against an S3 that stalls in `mode`: the boot ends within
+/// `users_boot_timeout` (3 s) plus a little, and the reloads keep their
+/// 1 s rhythm (each read cut at the interval) instead of waiting for it.
+fn a_stalling_s3_is_cut_off(mode: &str) {
+    let dir = Scratch::new(&format!("users-stall-{mode}"));
+    let fake = StallingS3::start(&dir.0, mode);
+    let global = format!(
+        "s3_bucket = lake\ns3_endpoint = http://127.0.0.1:{}\nack = disk\nusers = s3://lake/{KEY}\nusers_poll_interval = 1s\nusers_boot_timeout = 3s\n{EXEMPT}",
+        fake.port
+    );
+    let started = Instant::now();
+    let lake = Lake::start(&dir, &global, &[], key_env());
+    let boot = started.elapsed();
+    assert!(
+        boot < Duration::from_secs(8),
+        "{mode}: the boot took {boot:?} with users_boot_timeout = 3s"
+    );
+    let before = fake.requests();
+    std::thread::sleep(Duration::from_secs(6));
+    let polls = fake.requests() - before;
+    eprintln!("{mode}: boot {boot:?}, {polls} reads in 6 s");
+    assert!(polls >= 3, "{mode}: {polls} reads in 6 s at a 1 s interval");
+    assert!(lake
+        .log()
+        .contains("serving the 0 users of the configuration only"));
+}
+
+#[test]
+fn an_s3_that_never_answers_is_cut_off() {
+    a_stalling_s3_is_cut_off("silent");
+}
+
+#[test]
+fn an_s3_that_trickles_is_cut_off() {
+    a_stalling_s3_is_cut_off("trickle");
+}

@@ -12,7 +12,7 @@
 use super::source::{Fetched, Source};
 use super::{cache, Changes, Users};
 use crate::config::{self, Config, Refused, UsersSource};
-use crate::limits::{MAX_LOGGED_PROBLEMS, USERS_BOOT_RETRY, USERS_RELOAD_NICE};
+use crate::limits::{MAX_LOGGED_PROBLEMS, S3_CALL_DEADLINE, USERS_BOOT_RETRY, USERS_RELOAD_NICE};
 use crate::ops::health::Health;
 use crate::ops::metrics::{self, Metrics};
 use async_signal::{Signal, Signals};
@@ -21,7 +21,7 @@ use smol::stream::StreamExt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Loads the users (see the module doc) and starts the reload thread.
 pub fn start(
@@ -59,8 +59,12 @@ pub fn start(
 fn run(mut loader: Option<Loader>, mut hup: Signals, interval: std::time::Duration) {
     // Reloads run behind the sessions: see USERS_RELOAD_NICE.
     crate::sys::lower_thread_priority(USERS_RELOAD_NICE);
+    // Polls keep their rhythm: the next is due `interval` after the last
+    // began, however long that one took (each read is cut at `interval`).
+    let mut due = Instant::now() + interval;
     loop {
         let polling = loader.is_some();
+        let wait = due.saturating_duration_since(Instant::now());
         let forced = smol::block_on(
             async {
                 let _ = hup.next().await;
@@ -70,16 +74,19 @@ fn run(mut loader: Option<Loader>, mut hup: Signals, interval: std::time::Durati
                 if !polling {
                     std::future::pending::<()>().await;
                 }
-                smol::Timer::after(interval).await;
+                smol::Timer::after(wait).await;
                 false
             }),
         );
+        if !forced {
+            due = Instant::now().max(due) + interval;
+        }
         match &mut loader {
             Some(loader) => {
                 if forced {
                     log::info!("SIGHUP: reloading the users from {}", loader.origin);
                 }
-                loader.reload(forced);
+                loader.reload(forced, interval);
             }
             None => log::info!("SIGHUP: no users file configured (`users`), nothing to reload"),
         }
@@ -102,7 +109,9 @@ impl Loader {
         let deadline = Instant::now() + self.config.users_boot_timeout;
         let error = loop {
             metrics::inc(&self.metrics.users_fetches);
-            match self.source.fetch(true) {
+            // SECURITY: users_boot_timeout bounds the boot, reads included.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.source.fetch(true, left.max(USERS_BOOT_RETRY)) {
                 Ok(Fetched::Text(text)) => match self.install(&text, SystemTime::now()) {
                     Ok(()) => {
                         self.keep(&text);
@@ -150,9 +159,11 @@ impl Loader {
         eprintln!("lakeftpd: {message}");
     }
 
-    fn reload(&mut self, force: bool) {
+    fn reload(&mut self, force: bool, interval: Duration) {
         metrics::inc(&self.metrics.users_fetches);
-        match self.source.fetch(force) {
+        // SECURITY: a stalled read never holds the next poll back.
+        let deadline = interval.clamp(USERS_BOOT_RETRY, S3_CALL_DEADLINE);
+        match self.source.fetch(force, deadline) {
             Ok(Fetched::Unchanged) => metrics::inc(&self.metrics.users_unchanged),
             Ok(Fetched::Text(text)) => {
                 if self.install(&text, SystemTime::now()).is_ok() {
