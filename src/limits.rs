@@ -214,6 +214,15 @@ pub const S3_CALL_DEADLINE: Duration = Duration::from_secs(20);
 /// `S3_CALL_DEADLINE + N / S3_MIN_SEND_RATE + S3_RESPONSE_TIMEOUT` in all.
 /// 256 KiB/s: a 16 MiB part in 64 s, far below an instance's bandwidth.
 pub const S3_MIN_SEND_RATE: u64 = 256 * 1024;
+/// TLS handshakes one client (`ClientKey`) may have in flight at once,
+/// explicit (AUTH TLS) and implicit together; one more is closed at once.
+/// A device makes one at a time (two with a data connection's); a flood
+/// from one client no longer holds a signature's CPU and a buffer per
+/// connection up to `max_sessions_per_ip`.
+pub const MAX_HANDSHAKES_PER_CLIENT: usize = 4;
+/// Failed TLS handshakes logged per second at most; the rest are counted
+/// and the next line says how many (a flood logged 11.6 MiB in 21 s).
+pub const TLS_FAILURE_LOG_PER_SECOND: u32 = 5;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

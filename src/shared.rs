@@ -11,6 +11,7 @@ use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::sys::budget::FdBudget;
 use crate::sys::client::ClientKey;
+use crate::sys::inflight::InFlight;
 use crate::sys::unauthenticated::Share;
 use crate::tls::Tls;
 use crate::users::Users;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub fds: Arc<FdBudget>,
     /// Connections not logged in yet, oldest first (`max_unauthenticated`).
     pub unauthenticated: Arc<Share>,
+    /// TLS handshakes in flight per client (`MAX_HANDSHAKES_PER_CLIENT`).
+    pub handshakes: InFlight,
     /// Failed-login scores and bans. Held only for a lookup or an update,
     /// never across `.await`.
     pub defender: Mutex<Defender>,

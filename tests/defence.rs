@@ -791,3 +791,115 @@ fn an_unknown_name_flood_does_not_delay_an_argon2id_login() {
         "argon2id login {flooded:?} during the flood, {quiet:?} without"
     );
 }
+
+/// A server with implicit FTPS on its own port (a fresh pair from
+/// tests/clients/make_cert.py), plus `extra`; its implicit port.
+fn implicit_tls_server(extra: &str) -> (Server, u16, Scratch) {
+    let certs = Scratch::new("tls-flood");
+    let cert = certs.0.join("cert.pem");
+    let key = certs.0.join("key.pem");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/make_cert.py");
+    let (ok, _, err) = common::run(
+        "python3",
+        &[script, cert.to_str().unwrap(), key.to_str().unwrap()],
+        None,
+        None,
+    );
+    assert!(ok, "make_cert.py: {err}");
+    let global = format!(
+        "tls = on\ntls_cert = {}\ntls_key = {}\nimplicit_tls_listen = 127.0.0.1:0\n{extra}",
+        cert.display(),
+        key.display()
+    );
+    let server = Server::start(&global, &[("dev", "upload")]);
+    server.wait_log("implicit FTPS on tls://", Duration::from_secs(5));
+    let log = server.log();
+    let at = log.find("implicit FTPS on tls://").unwrap() + "implicit FTPS on tls://".len();
+    let addr: SocketAddr = log[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (server, addr.port(), certs)
+}
+
+/// Whether the server closed `s` (EOF or reset) within `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn one_client_holds_few_tls_handshakes_and_each_has_a_deadline() {
+    // 12 silent implicit-TLS connections from one client: 4 handshakes in
+    // flight at most, the 8 others closed at once; the 4 are closed at
+    // tls_handshake_timeout (2 s), not the old fixed 10 s. Meanwhile
+    // another client's handshake goes through.
+    let (server, port, _certs) = implicit_tls_server("tls_handshake_timeout = 2s");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut held: Vec<TcpStream> = (0..12)
+        .map(|_| connect_from("127.0.7.1", addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let closed_at_once = held
+        .iter_mut()
+        .map(|s| closed_within(s, Duration::from_millis(200)))
+        .filter(|closed| *closed)
+        .count();
+    assert!(
+        closed_at_once >= 8,
+        "{closed_at_once} of 12 handshakes from one client closed at once"
+    );
+    let script = format!(
+        "import socket, ssl\ns = socket.socket()\ns.bind(('127.0.7.2', 0))\ns.connect(('127.0.0.1', {port}))\nt = ssl._create_unverified_context().wrap_socket(s)\nprint(t.recv(100)[:3].decode())"
+    );
+    let (ok, out, err) = common::run("python3", &["-c", &script], None, None);
+    assert!(ok && out.trim() == "220", "{out} {err}");
+    let started = Instant::now();
+    let all_closed = held
+        .iter_mut()
+        .all(|s| closed_within(s, Duration::from_secs(4)));
+    assert!(
+        all_closed,
+        "a silent handshake outlived tls_handshake_timeout"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    drop(server);
+}
+
+#[test]
+fn failed_tls_handshakes_are_logged_within_a_budget() {
+    // 100 failed handshakes (bytes that are no ClientHello) from 100
+    // addresses: a few lines a second, and a count of those left out.
+    let (server, port, _certs) = implicit_tls_server("");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    for i in 0..100 {
+        let mut s = connect_from(&format!("127.0.9.{}", i + 1), addr).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+        let _ = closed_within(&mut s, Duration::from_secs(2));
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    std::thread::sleep(Duration::from_millis(1100));
+    // One more, after the budget's second, carries the count.
+    let mut s = connect_from("127.0.9.200", addr).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let _ = closed_within(&mut s, Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let lines = log.matches("implicit TLS handshake failed").count() as u64;
+    assert!(
+        lines <= 5 * (seconds + 1) + 1,
+        "{lines} lines for 101 failures in {seconds} s"
+    );
+    assert!(log.contains("not logged"), "no count of the lines left out");
+}

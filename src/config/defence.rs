@@ -19,6 +19,7 @@ pub const KEYS: &[&str] = &[
     "max_passive_per_ip",
     "health_from",
     "ipv6_prefix",
+    "tls_handshake_timeout",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +42,8 @@ pub struct Defence {
     /// IPv6 clients are counted by this prefix length by every per-address
     /// limit (`sys::client::ClientKey`).
     pub ipv6_prefix: u8,
+    /// How long a TLS handshake may take in all (FTPS).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Defence {
@@ -54,6 +57,7 @@ impl Defence {
             max_passive_per_ip: None,
             health_from: Vec::new(),
             ipv6_prefix: limits::DEFAULT_IPV6_PREFIX,
+            tls_handshake_timeout: limits::TLS_HANDSHAKE_TIMEOUT,
         }
     }
 
@@ -81,6 +85,9 @@ impl Defence {
                 self.max_passive_per_ip = Some(parse_count(value).map_err(|e| bad(&e))?)
             }
             "health_from" => self.health_from = cidr::parse_list(value).map_err(|e| bad(&e))?,
+            "tls_handshake_timeout" => {
+                self.tls_handshake_timeout = parse_duration(value).map_err(|e| bad(&e))?
+            }
             "ipv6_prefix" => {
                 self.ipv6_prefix = value
                     .trim_start_matches('/')

@@ -18,6 +18,7 @@ use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
 use crate::sys::budget::FdBudget;
+use crate::sys::inflight::InFlight;
 use crate::sys::unauthenticated::{Probe, Share};
 use crate::tls::Tls;
 use smol::{Async, Executor, Timer};
@@ -101,6 +102,7 @@ pub fn run(
                 .clamp(1, config.max_sessions_per_ip);
             Share::new(limit, per_ip)
         },
+        handshakes: InFlight::new(limits::MAX_HANDSHAKES_PER_CLIENT),
         defender: Mutex::new(Defender::new(defender::Settings {
             ban_after: config.defence.ban_after,
             ban_window: config.defence.ban_window,
@@ -287,7 +289,8 @@ fn start_tls(
             "not required"
         }
     );
-    let tls = Tls::new(&config.tls, pair).map_err(io::Error::other)?;
+    let mut tls = Tls::new(&config.tls, pair).map_err(io::Error::other)?;
+    tls.handshake_timeout = config.defence.tls_handshake_timeout;
     Ok((Some(Arc::new(tls)), Some((reader, version))))
 }
 

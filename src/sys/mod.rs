@@ -6,7 +6,9 @@
 pub mod budget;
 pub mod client;
 pub mod errno;
+pub mod inflight;
 pub mod random;
+pub mod ratelimit;
 pub mod timeout;
 pub mod unauthenticated;
 
