@@ -223,6 +223,22 @@ pub const MAX_HANDSHAKES_PER_CLIENT: usize = 4;
 /// Failed TLS handshakes logged per second at most; the rest are counted
 /// and the next line says how many (a flood logged 11.6 MiB in 21 s).
 pub const TLS_FAILURE_LOG_PER_SECOND: u32 = 5;
+/// Default of `ban_share_interval`: how often an instance publishes its
+/// bans and reads the others' (server/bans.rs). A ban made on one instance
+/// refuses the client on the others within about this long; each poll is
+/// one ListObjectsV2 per instance, plus a GET per changed object.
+pub const DEFAULT_BAN_SHARE_INTERVAL: Duration = Duration::from_secs(30);
+/// Default of `ban_share_prefix`: where in `s3_bucket` the bans objects are.
+pub const DEFAULT_BAN_SHARE_PREFIX: &str = "lakeftpd/bans/";
+/// Bans one instance publishes, and reads from one object, at most
+/// (~40 bytes a line: 400 KiB). An object with more is ignored.
+pub const MAX_SHARED_BANS: usize = 10_000;
+/// The largest bans object read (bytes); a larger one is ignored.
+pub const MAX_BAN_SHARE_BYTES: u64 = 512 * 1024;
+/// Bans objects read per poll at most (one ListObjectsV2 page): instances
+/// of one fleet sharing bans. Memory: at most this many times
+/// `MAX_SHARED_BANS` bans (~40 bytes each in memory).
+pub const MAX_BAN_SHARE_OBJECTS: usize = 100;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

@@ -20,6 +20,8 @@ pub const KEYS: &[&str] = &[
     "health_from",
     "ipv6_prefix",
     "tls_handshake_timeout",
+    "ban_share_interval",
+    "ban_share_prefix",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +46,11 @@ pub struct Defence {
     pub ipv6_prefix: u8,
     /// How long a TLS handshake may take in all (FTPS).
     pub tls_handshake_timeout: Duration,
+    /// How often bans are shared with the fleet through `s3_bucket`;
+    /// `None`: not shared (`off`, or no bucket).
+    pub ban_share_interval: Option<Duration>,
+    /// Where the bans objects are, in `s3_bucket`.
+    pub ban_share_prefix: String,
 }
 
 impl Defence {
@@ -58,6 +65,8 @@ impl Defence {
             health_from: Vec::new(),
             ipv6_prefix: limits::DEFAULT_IPV6_PREFIX,
             tls_handshake_timeout: limits::TLS_HANDSHAKE_TIMEOUT,
+            ban_share_interval: Some(limits::DEFAULT_BAN_SHARE_INTERVAL),
+            ban_share_prefix: limits::DEFAULT_BAN_SHARE_PREFIX.to_string(),
         }
     }
 
@@ -85,6 +94,22 @@ impl Defence {
                 self.max_passive_per_ip = Some(parse_count(value).map_err(|e| bad(&e))?)
             }
             "health_from" => self.health_from = cidr::parse_list(value).map_err(|e| bad(&e))?,
+            "ban_share_interval" if value == "off" => self.ban_share_interval = None,
+            "ban_share_interval" => {
+                self.ban_share_interval = Some(parse_duration(value).map_err(|e| bad(&e))?)
+            }
+            "ban_share_prefix" => {
+                let fine = !value.is_empty()
+                    && value.len() <= 256
+                    && !value.starts_with('/')
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
+                if !fine {
+                    return Err(bad("expected a key prefix of letters, digits, `/-_.`"));
+                }
+                self.ban_share_prefix = value.to_string();
+            }
             "tls_handshake_timeout" => {
                 self.tls_handshake_timeout = parse_duration(value).map_err(|e| bad(&e))?
             }

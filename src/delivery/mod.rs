@@ -16,6 +16,7 @@
 
 pub mod credentials;
 pub mod get;
+pub mod objects;
 pub mod s3;
 
 use crate::clock::Utc;

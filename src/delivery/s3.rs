@@ -478,7 +478,7 @@ pub fn encode_metadata(value: &str) -> String {
     out
 }
 
-fn read_body(response: &mut Response<Body>) -> String {
+pub(super) fn read_body(response: &mut Response<Body>) -> String {
     // An unreadable body reads as empty; the status already told the outcome.
     response
         .body_mut()
@@ -490,7 +490,7 @@ fn read_body(response: &mut Response<Body>) -> String {
 
 /// The text of the first `<name>` element of an S3 XML document (empty
 /// when there is none).
-fn xml_field(text: &str, name: &str) -> String {
+pub(super) fn xml_field(text: &str, name: &str) -> String {
     let open = format!("<{name}>");
     let close = format!("</{name}>");
     text.split_once(&open)

@@ -2,6 +2,7 @@
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
 mod admission;
+mod bans;
 pub mod certs;
 mod drain;
 mod handshake;
@@ -117,6 +118,8 @@ pub fn run(
         tls,
         config,
     });
+
+    bans::start(&shared.config, shared.clone(), instance_id.as_deref());
 
     let executor = Arc::new(Executor::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

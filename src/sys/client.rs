@@ -61,6 +61,33 @@ impl ClientKey {
         }
     }
 
+    /// A key as `Display` writes it (`192.0.2.7`, `2001:db8:1:2::/64`,
+    /// `192.0.2.0/24`), from a text another instance wrote: the host bits
+    /// must be clear. `None` when it is not one.
+    pub fn parse(text: &str) -> Option<ClientKey> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok()?)),
+            None => (text, None),
+        };
+        let network: IpAddr = address.parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix == 0 || prefix > max {
+            return None;
+        }
+        let key = match network {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX << (32 - u32::from(prefix));
+                ClientKey {
+                    network: IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask)),
+                    prefix,
+                }
+            }
+            IpAddr::V6(v6) => ClientKey::v6(v6, prefix),
+        };
+        (key.network == network).then_some(key)
+    }
+
     /// The address with the host bits cleared (what `ban_exempt` blocks
     /// are matched against).
     pub fn network(&self) -> IpAddr {
@@ -113,6 +140,22 @@ mod tests {
         assert_eq!(key("::ffff:192.0.2.1", 64), key("192.0.2.1", 64));
         assert_ne!(key("192.0.2.1", 64), key("192.0.2.2", 64));
         assert_eq!(key("192.0.2.1", 64).to_string(), "192.0.2.1");
+    }
+
+    #[test]
+    fn keys_read_back_as_written() {
+        // What another instance publishes parses into the same key.
+        for key in [
+            key("192.0.2.7", 64),
+            key("2001:db8:1:2::9", 64),
+            key("2001:db8:1:2::9", 64).wider(),
+            key("192.0.2.7", 64).wider(),
+        ] {
+            assert_eq!(ClientKey::parse(&key.to_string()), Some(key));
+        }
+        assert_eq!(ClientKey::parse("2001:db8::1/64"), None, "host bits set");
+        assert_eq!(ClientKey::parse("192.0.2.0/33"), None);
+        assert_eq!(ClientKey::parse("nonsense"), None);
     }
 
     #[test]

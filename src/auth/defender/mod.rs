@@ -181,6 +181,9 @@ pub struct Defender {
     clients: HashMap<ClientKey, Score>,
     wide: HashMap<ClientKey, Score>,
     pairs: HashMap<(ClientKey, String), Score>,
+    /// Bans the other instances of the fleet made (`fleet.rs`), until when;
+    /// replaced whole at each poll, bounded there.
+    fleet: HashMap<ClientKey, Instant>,
 }
 
 /// Makes room for one more entry: drops idle ones, then the least
@@ -228,6 +231,7 @@ impl Defender {
             clients: HashMap::new(),
             wide: HashMap::new(),
             pairs: HashMap::new(),
+            fleet: HashMap::new(),
         }
     }
 
@@ -268,6 +272,7 @@ impl Defender {
             .into_iter()
             .flatten()
             .filter_map(|s| s.banned_until.filter(|_| s.banned(now)))
+            .chain(self.fleet_ban(key, now))
             .max();
         match until {
             None => Gate::Open,
@@ -300,9 +305,10 @@ impl Defender {
                 .wide
                 .get(&key.wider())
                 .is_none_or(|s| s.has_room(now, wide_rate, wide_limit));
-        // SECURITY: behind a full or banned client, only a user that logged
-        // in from it before may try (see the module comment).
-        let room = client_room && wide_room;
+        // SECURITY: behind a full or banned client (here or on another
+        // instance), only a user that logged in from it before may try
+        // (see the module comment).
+        let room = client_room && wide_room && self.fleet_ban(key, now).is_none();
         if !room && !known {
             return None;
         }
@@ -383,6 +389,45 @@ impl Defender {
         }
     }
 
+    /// When another instance's ban of `key` (or of its wider group) ends.
+    fn fleet_ban(&self, key: ClientKey, now: Instant) -> Option<Instant> {
+        [key, key.wider()]
+            .iter()
+            .filter_map(|k| self.fleet.get(k).copied())
+            .filter(|until| *until > now)
+            .max()
+    }
+
+    /// This instance's bans running at `now` (`unix`: the same moment in
+    /// Unix seconds), clients and wider groups, for the fleet; the most
+    /// recent first, at most `MAX_SHARED_BANS`.
+    pub fn own_bans(&self, now: Instant, unix: u64) -> Vec<fleet::SharedBan> {
+        let mut bans: Vec<fleet::SharedBan> =
+            [(&self.clients, Scope::Client), (&self.wide, Scope::Wide)]
+                .into_iter()
+                .flat_map(|(map, scope)| {
+                    map.iter()
+                        .filter(|(_, s)| s.banned(now))
+                        .filter_map(move |(key, s)| {
+                            let left = s.banned_until?.saturating_duration_since(now);
+                            Some(fleet::SharedBan {
+                                key: *key,
+                                until: unix + left.as_secs(),
+                                scope,
+                            })
+                        })
+                })
+                .collect();
+        bans.sort_by_key(|b| (std::cmp::Reverse(b.until), b.key.to_string()));
+        bans.truncate(crate::limits::MAX_SHARED_BANS);
+        bans
+    }
+
+    /// Replaces the other instances' bans (`until` as `Instant`s here).
+    pub fn set_fleet_bans(&mut self, bans: HashMap<ClientKey, Instant>) {
+        self.fleet = bans;
+    }
+
     /// Clients, wider groups and pairs tracked now (for tests and the
     /// memory bound).
     pub fn tracked(&self) -> usize {
@@ -396,5 +441,6 @@ fn ban_length(ban_time: Duration, offences: u32) -> Duration {
     ban_time.saturating_mul(factor).min(MAX_BAN_TIME)
 }
 
+pub mod fleet;
 #[cfg(test)]
 mod tests;

@@ -270,3 +270,39 @@ fn memory_is_bounded() {
     assert!(d.wide.len() <= MAX_DEFENDER_ENTRIES);
     assert!(d.pairs.len() <= MAX_DEFENDER_ENTRIES);
 }
+
+#[test]
+fn bans_of_other_instances_refuse_like_own_ones() {
+    // A client banned elsewhere is refused here until that ban ends; its
+    // /48 banned elsewhere refuses its /64s; a known device keeps trying.
+    let mut d = defender();
+    let now = Instant::now();
+    succeed(&mut d, "192.0.2.9", "device", now);
+    let fleet = [
+        (ip("192.0.2.1"), now + 10 * MINUTE),
+        (ip("2001:db8:7::1").wider(), now + 10 * MINUTE),
+        (ip("192.0.2.9"), now + 10 * MINUTE),
+    ];
+    d.set_fleet_bans(fleet.into_iter().collect());
+    assert!(matches!(d.connect(ip("192.0.2.1"), now), Gate::Refuse(_)));
+    assert!(d.reserve(ip("192.0.2.1"), "a", now).is_none());
+    assert!(matches!(
+        d.connect(ip("2001:db8:7:5::1"), now),
+        Gate::Refuse(_)
+    ));
+    assert_eq!(d.connect(ip("192.0.2.9"), now), Gate::KnownUsersOnly);
+    assert!(d.reserve(ip("192.0.2.9"), "device", now).is_some());
+    assert_eq!(d.connect(ip("192.0.2.1"), now + 10 * MINUTE), Gate::Open);
+}
+
+#[test]
+fn own_bans_are_exported_for_the_fleet() {
+    let mut d = defender();
+    let now = Instant::now();
+    fail(&mut d, "192.0.2.1", "a", now, 5);
+    let bans = d.own_bans(now, 1_000_000);
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].key, ip("192.0.2.1"));
+    assert_eq!(bans[0].until, 1_000_000 + 15 * 60);
+    assert!(d.own_bans(now + 15 * MINUTE, 1_000_900).is_empty());
+}
