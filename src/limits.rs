@@ -199,6 +199,13 @@ pub const WIDE_IPV6_BAN_FACTOR: u32 = 4;
 /// before keep trying their own names through a wide ban (as through an
 /// address ban).
 pub const WIDE_IPV4_BAN_FACTOR: u32 = 10;
+/// A password check waits for a place in the defender's scores (failures
+/// plus checks running may not pass `ban_after`) for this long at most,
+/// asking every `CHECK_WAIT_POLL`; then it is refused (421). Devices
+/// logging in at once behind one address queue for a few hash times:
+/// 1,000 first argon2id logins, ten at a time, in about 6 s.
+pub const MAX_CHECK_WAIT: Duration = Duration::from_secs(10);
+pub const CHECK_WAIT_POLL: Duration = Duration::from_millis(10);
 /// Password checks of unknown user names running at once (auth/decoy.rs):
 /// their own budget, apart from `MAX_CONCURRENT_ARGON2`, so a flood of
 /// made-up names holds one core at most and never a real login's permit.

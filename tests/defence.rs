@@ -371,6 +371,28 @@ fn concurrent_guesses_get_at_most_ban_after_checks() {
 }
 
 #[test]
+fn devices_logging_in_at_once_behind_one_address_all_get_in() {
+    // 40 devices behind one NAT address log in at the same moment, more
+    // than ban_after (10): their checks queue for places in the score
+    // (successes give them back), and none is refused.
+    raise_nofile();
+    let server = Server::start("ban_after = 10", &[("dev", "upload")]);
+    let mut clients: Vec<Control> = (0..40)
+        .map(|_| {
+            let mut c = Control::from_stream(connect_from("127.0.6.2", server.addr).unwrap());
+            assert_eq!(c.reply().0, 220);
+            assert_eq!(c.cmd("USER dev").0, 331);
+            c
+        })
+        .collect();
+    for c in &mut clients {
+        c.send(&format!("PASS {PASSWORD}"));
+    }
+    let codes: Vec<u16> = clients.iter_mut().map(|c| c.reply().0).collect();
+    assert!(codes.iter().all(|code| *code == 230), "{codes:?}");
+}
+
+#[test]
 fn a_shared_address_keeps_its_known_devices() {
     // Carrier-grade NAT: a device logged in from the address before; the
     // neighbours' guessing bans the address, yet the device still logs in,

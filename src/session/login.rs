@@ -3,13 +3,16 @@
 //! from outside the user's `allow_from` fails exactly like a wrong password.
 
 use super::{Flow, Handled, Login, Session};
-use crate::auth::defender::Scope;
+use crate::auth::defender::{Attempt, Reserve, Scope};
 use crate::auth::{self, Password};
+use crate::limits::{CHECK_WAIT_POLL, MAX_CHECK_WAIT};
 use crate::ops::metrics;
 use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
+use crate::shared::Shared;
 use crate::storage::jail::{Jail, VirtualPath};
 use smol::Timer;
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Session {
@@ -35,14 +38,7 @@ impl Session {
         };
         let ip = self.client_ip();
         let key = self.client_key();
-        // SECURITY: a banned client (or client and user) is refused before
-        // any password hashing, and the check takes its place in the scores
-        // before it runs, so concurrent guesses cannot outrun the ban
-        // (auth/defender.rs).
-        let Some(attempt) = self
-            .shared
-            .defender(|d| d.reserve(key, &name, Instant::now()))
-        else {
+        let Some(attempt) = self.reserve_check(&name).await else {
             metrics::inc(&self.metrics().banned_refused);
             say!(
                 self,
@@ -50,6 +46,13 @@ impl Session {
                 "too many failed logins from your address, try later"
             )?;
             return Ok(Flow::Close);
+        };
+        // Settled below; if this session ends while the check runs, the
+        // guard settles it as a failure (the hash may well have run).
+        let mut counted = Counted {
+            shared: self.shared.clone(),
+            attempt: Some(attempt),
+            name: name.clone(),
         };
         // The current definition: the set may have been reloaded since USER.
         let user = user.and_then(|u| self.shared.user(&u.name));
@@ -76,6 +79,7 @@ impl Session {
             }
             return match Jail::open(&user.home).await {
                 Ok(jail) => {
+                    counted.attempt = None;
                     self.shared
                         .defender(|d| d.succeeded(attempt, &name, Instant::now()));
                     // Logged in: no longer among those that may be shed.
@@ -105,6 +109,7 @@ impl Session {
         }
         metrics::inc(&self.metrics().logins_failed);
         self.failures += 1;
+        counted.attempt = None;
         if let Some(ban) = self
             .shared
             .defender(|d| d.failed(attempt, &name, Instant::now()))
@@ -147,8 +152,48 @@ impl Session {
         self.answer(Code::NotLoggedIn, format_args!("login incorrect"))
     }
 
+    /// A place in the defender's scores for one password check, waiting
+    /// (bounded) while the checks already running fill the window; `None`:
+    /// refused, before any hashing.
+    async fn reserve_check(&self, name: &str) -> Option<Attempt> {
+        let key = self.client_key();
+        let started = Instant::now();
+        loop {
+            // SECURITY: a banned client (or client and user) is refused
+            // before any password hashing, and a check is counted before it
+            // runs, so concurrent guesses cannot outrun the ban
+            // (auth/defender).
+            match self
+                .shared
+                .defender(|d| d.reserve(key, name, Instant::now()))
+            {
+                Reserve::Go(attempt) => return Some(attempt),
+                Reserve::Refused => return None,
+                Reserve::Wait if started.elapsed() >= MAX_CHECK_WAIT => return None,
+                Reserve::Wait => Timer::after(CHECK_WAIT_POLL).await,
+            };
+        }
+    }
+
     pub(super) fn quit(&mut self) -> Handled {
         say!(self, Code::Closing, "goodbye")?;
         Ok(Flow::Close)
+    }
+}
+
+/// A counted check not settled yet: dropped armed (the session ended
+/// while its hash ran), it is settled as a failure.
+struct Counted {
+    shared: Arc<Shared>,
+    attempt: Option<Attempt>,
+    name: String,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(attempt) = self.attempt.take() {
+            self.shared
+                .defender(|d| d.failed(attempt, &self.name, Instant::now()));
+        }
     }
 }

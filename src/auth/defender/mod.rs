@@ -12,10 +12,14 @@
 //! while a device that mistypes now and then never does.
 //!
 //! Exact under concurrency: a password check first takes its place in the
-//! scores (`reserve`), before its hash runs, and a place is refused when
-//! the score is full. So at most `ban_after` checks run per window however
-//! many connections send PASS at the same moment; a success gives its place
-//! back (`succeeded`), a failure keeps it and may start the ban (`failed`).
+//! scores (`reserve`), before its hash runs: failures so far plus checks
+//! running may not pass `ban_after`. When they would, the check waits
+//! (`Reserve::Wait`) rather than being refused: a running check that
+//! succeeds gives its place back (`succeeded`), one that fails keeps it as
+//! a failure and may start the ban (`failed`), after which the waiters are
+//! refused. So at most `ban_after` checks fail per window however many
+//! connections send PASS at the same moment, while devices logging in at
+//! once behind one address only queue for a few hash times.
 //!
 //! Wider groups: one site holds 65,536 /64s, so the /48 (and, for IPv4, the
 //! /24) is scored too, banned after `WIDE_IPV6_BAN_FACTOR` (`_IPV4_`)
@@ -84,6 +88,18 @@ pub struct Ban {
     pub length: Duration,
 }
 
+/// What `reserve` says about one more password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserve {
+    /// Counted: check, then settle with `failed` or `succeeded`.
+    Go(Attempt),
+    /// As many checks as the window allows are counted or running: ask
+    /// again shortly (a running one may succeed and give its place back).
+    Wait,
+    /// Banned: refuse before hashing.
+    Refused,
+}
+
 /// A password check's place in the scores, taken by `reserve` before the
 /// hash runs and settled by `failed` or `succeeded`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,8 +113,11 @@ pub struct Attempt {
 
 #[derive(Debug, Clone)]
 struct Score {
+    /// Failures, draining at `ban_after` per `ban_window`.
     value: f64,
     at: Instant,
+    /// Checks counted but not settled yet (their hash is running).
+    pending: u32,
     banned_until: Option<Instant>,
     /// Bans so far (the next one lasts `ban_time * 2^offences`).
     offences: u32,
@@ -106,11 +125,20 @@ struct Score {
     success: Option<Instant>,
 }
 
+/// Why a score cannot count one more check now.
+enum Full {
+    Banned,
+    /// As many checks are counted as the window allows: wait for one to
+    /// settle (or for the score to drain).
+    Busy,
+}
+
 impl Score {
     fn new(now: Instant) -> Score {
         Score {
             value: 0.0,
             at: now,
+            pending: 0,
             banned_until: None,
             offences: 0,
             success: None,
@@ -122,24 +150,27 @@ impl Score {
         (self.value - elapsed * rate).max(0.0)
     }
 
-    /// May one more check be counted, with `limit` places in all?
-    fn has_room(&self, now: Instant, rate: f64, limit: f64) -> bool {
-        !self.banned(now) && self.drained(now, rate) + 1.0 <= limit + 1e-9
+    /// May one more check be counted, with `limit` places in all (failures
+    /// and checks running)?
+    fn full(&self, now: Instant, rate: f64, limit: f64) -> Option<Full> {
+        if self.banned(now) {
+            return Some(Full::Banned);
+        }
+        let used = self.drained(now, rate) + f64::from(self.pending);
+        (used + 1.0 > limit + 1e-9).then_some(Full::Busy)
     }
 
-    fn take(&mut self, now: Instant, rate: f64) {
-        self.value = self.drained(now, rate) + 1.0;
-        self.at = now;
+    fn take(&mut self) {
+        self.pending = self.pending.saturating_add(1);
     }
 
-    fn give_back(&mut self, now: Instant, rate: f64) {
-        self.value = (self.drained(now, rate) - 1.0).max(0.0);
-        self.at = now;
+    fn give_back(&mut self) {
+        self.pending = self.pending.saturating_sub(1);
     }
 
-    /// A counted check failed: past `limit - 0.5` (its place included),
-    /// bans for `ban_time` doubled per earlier ban and returns the length.
-    /// A banned score starts no second ban.
+    /// A counted check failed: one more failure; past `limit - 0.5`, bans
+    /// for `ban_time` doubled per earlier ban and returns the length. A
+    /// banned score starts no second ban.
     fn settle_failure(
         &mut self,
         now: Instant,
@@ -147,12 +178,17 @@ impl Score {
         limit: f64,
         ban_time: Duration,
     ) -> Option<Duration> {
-        if self.banned(now) || self.drained(now, rate) < limit - 0.5 {
+        self.pending = self.pending.saturating_sub(1);
+        if self.banned(now) {
+            return None;
+        }
+        self.value = self.drained(now, rate) + 1.0;
+        self.at = now;
+        if self.value < limit - 0.5 {
             return None;
         }
         let length = ban_length(ban_time, self.offences);
         self.value = 0.0;
-        self.at = now;
         self.banned_until = Some(now + length);
         self.offences = self.offences.saturating_add(1);
         Some(length)
@@ -172,7 +208,7 @@ impl Score {
         let ban_over = self
             .banned_until
             .is_none_or(|until| now.saturating_duration_since(until) >= DEFENDER_MEMORY);
-        self.drained(now, rate) == 0.0 && ban_over && !self.known(now)
+        self.drained(now, rate) == 0.0 && self.pending == 0 && ban_over && !self.known(now)
     }
 }
 
@@ -282,55 +318,65 @@ impl Defender {
     }
 
     /// Takes a place for one password check of `user` from `key`, before
-    /// any hashing. `None`: refused (banned, or as many checks as the
-    /// window allows are already counted).
-    pub fn reserve(&mut self, key: ClientKey, user: &str, now: Instant) -> Option<Attempt> {
+    /// any hashing (see the module comment).
+    pub fn reserve(&mut self, key: ClientKey, user: &str, now: Instant) -> Reserve {
         let (limit, wide_limit) = (self.limit(), self.wide_limit(key));
         let (rate, wide_rate) = (self.rate(limit), self.rate(wide_limit));
         let exempt = self.exempt(key);
         let pair_key = (key, user.to_string());
         let pair = self.pairs.get(&pair_key);
         // SECURITY: the pair is scored even for an exempt client.
-        if pair.is_some_and(|p| !p.has_room(now, rate, limit)) {
-            return None;
+        match pair.and_then(|p| p.full(now, rate, limit)) {
+            Some(Full::Banned) => return Reserve::Refused,
+            Some(Full::Busy) => return Reserve::Wait,
+            None => {}
         }
         let known = pair.is_some_and(|p| p.known(now));
-        let client_room = exempt
-            || self
-                .clients
-                .get(&key)
-                .is_none_or(|s| s.has_room(now, rate, limit));
-        let wide_room = exempt
-            || self
-                .wide
-                .get(&key.wider())
-                .is_none_or(|s| s.has_room(now, wide_rate, wide_limit));
+        let client = match exempt {
+            true => None,
+            false => (self.clients.get(&key)).and_then(|s| s.full(now, rate, limit)),
+        };
+        let wide = match exempt {
+            true => None,
+            false => (self.wide.get(&key.wider())).and_then(|s| s.full(now, wide_rate, wide_limit)),
+        };
+        let fleet = !exempt && self.fleet_ban(key, now).is_some();
         // SECURITY: behind a full or banned client (here or on another
         // instance), only a user that logged in from it before may try
-        // (see the module comment).
-        let room = client_room && wide_room && self.fleet_ban(key, now).is_none();
-        if !room && !known {
-            return None;
+        // (see the module comment); others wait for a place, or are
+        // refused while a ban runs.
+        if !known {
+            if fleet
+                || matches!(
+                    (&client, &wide),
+                    (Some(Full::Banned), _) | (_, Some(Full::Banned))
+                )
+            {
+                return Reserve::Refused;
+            }
+            if client.is_some() || wide.is_some() {
+                return Reserve::Wait;
+            }
         }
         if let Some(p) = score(&mut self.pairs, pair_key, now, rate) {
-            p.take(now, rate);
+            p.take();
         }
         let attempt = Attempt {
             key,
-            client: !exempt && client_room,
-            wide: !exempt && wide_room,
+            client: !exempt && client.is_none(),
+            wide: !exempt && wide.is_none(),
         };
         if attempt.client {
             if let Some(s) = score(&mut self.clients, key, now, rate) {
-                s.take(now, rate);
+                s.take();
             }
         }
         if attempt.wide {
             if let Some(s) = score(&mut self.wide, key.wider(), now, wide_rate) {
-                s.take(now, wide_rate);
+                s.take();
             }
         }
-        Some(attempt)
+        Reserve::Go(attempt)
     }
 
     /// A reserved check failed. Returns the widest ban it started, if any.
@@ -365,10 +411,10 @@ impl Defender {
     /// known (and its score cleared), and the client is known to host a
     /// real device (see the module comment).
     pub fn succeeded(&mut self, attempt: Attempt, user: &str, now: Instant) {
-        let (limit, wide_limit) = (self.limit(), self.wide_limit(attempt.key));
-        let (rate, wide_rate) = (self.rate(limit), self.rate(wide_limit));
+        let rate = self.rate(self.limit());
         let key = attempt.key;
         if let Some(p) = score(&mut self.pairs, (key, user.to_string()), now, rate) {
+            p.give_back();
             p.value = 0.0;
             p.at = now;
             p.success = Some(now);
@@ -378,14 +424,30 @@ impl Defender {
         }
         if let Some(s) = score(&mut self.clients, key, now, rate) {
             if attempt.client {
-                s.give_back(now, rate);
+                s.give_back();
             }
             s.success = Some(now);
         }
         if attempt.wide {
             if let Some(s) = self.wide.get_mut(&key.wider()) {
-                s.give_back(now, wide_rate);
+                s.give_back();
             }
+        }
+    }
+
+    /// Gives a counted check's places back without a verdict (tests ask
+    /// whether a check may run without leaving a trace).
+    #[cfg(test)]
+    fn release(&mut self, attempt: Attempt, user: &str) {
+        let pair = self.pairs.get_mut(&(attempt.key, user.to_string()));
+        pair.into_iter().for_each(Score::give_back);
+        if attempt.client {
+            self.clients.get_mut(&attempt.key).map(Score::give_back);
+        }
+        if attempt.wide {
+            self.wide
+                .get_mut(&attempt.key.wider())
+                .map(Score::give_back);
         }
     }
 

@@ -23,15 +23,29 @@ fn ip(s: &str) -> ClientKey {
 fn fail(d: &mut Defender, who: &str, user: &str, now: Instant, n: u32) -> Option<Ban> {
     let mut last = None;
     for _ in 0..n {
-        if let Some(attempt) = d.reserve(ip(who), user, now) {
+        if let Reserve::Go(attempt) = d.reserve(ip(who), user, now) {
             last = d.failed(attempt, user, now).or(last);
         }
     }
     last
 }
 
+/// Whether a check may run now (its place is given back at once: asking
+/// leaves no trace).
+fn may(d: &mut Defender, key: ClientKey, user: &str, now: Instant) -> bool {
+    match d.reserve(key, user, now) {
+        Reserve::Go(attempt) => {
+            d.release(attempt, user);
+            true
+        }
+        Reserve::Wait | Reserve::Refused => false,
+    }
+}
+
 fn succeed(d: &mut Defender, who: &str, user: &str, now: Instant) {
-    let attempt = d.reserve(ip(who), user, now).expect("may try");
+    let Reserve::Go(attempt) = d.reserve(ip(who), user, now) else {
+        panic!("may not try")
+    };
     d.succeeded(attempt, user, now);
 }
 
@@ -61,20 +75,52 @@ fn ban_after_failures_bans_the_address() {
 
 #[test]
 fn concurrent_checks_are_counted_before_they_run() {
-    // Twenty PASS at once: five places, then refusals; the first
-    // failure to settle starts the ban.
+    // Twenty PASS at once: five run, the others wait; the five fail, the
+    // fifth failure starts the ban, and the waiters are then refused.
     let mut d = defender();
     let now = Instant::now();
-    let attempts: Vec<_> = (0..20)
-        .filter_map(|_| d.reserve(ip("192.0.2.1"), "a", now))
-        .collect();
+    let mut attempts = Vec::new();
+    for _ in 0..20 {
+        match d.reserve(ip("192.0.2.1"), "a", now) {
+            Reserve::Go(a) => attempts.push(a),
+            other => assert_eq!(other, Reserve::Wait),
+        }
+    }
     assert_eq!(attempts.len(), 5);
     let bans: Vec<_> = attempts
         .into_iter()
         .filter_map(|a| d.failed(a, "a", now))
         .collect();
     assert_eq!(bans.len(), 1, "one ban, reported once");
+    assert_eq!(d.reserve(ip("192.0.2.1"), "a", now), Reserve::Refused);
     assert!(matches!(d.connect(ip("192.0.2.1"), now), Gate::Refuse(_)));
+}
+
+#[test]
+fn concurrent_logins_that_succeed_only_queue() {
+    // Twenty devices behind one address log in at once: five run, fifteen
+    // wait; each success makes room for a waiter, and nobody is refused.
+    let mut d = defender();
+    let now = Instant::now();
+    let mut waiting: Vec<String> = (0..20).map(|i| format!("dev{i}")).collect();
+    let mut logged_in = 0;
+    while !waiting.is_empty() {
+        let mut running = Vec::new();
+        waiting.retain(|user| match d.reserve(ip("192.0.2.1"), user, now) {
+            Reserve::Go(a) => {
+                running.push((a, user.clone()));
+                false
+            }
+            Reserve::Wait => true,
+            Reserve::Refused => panic!("{user} refused"),
+        });
+        assert!(running.len() <= 5);
+        for (a, user) in running {
+            d.succeeded(a, &user, now);
+            logged_in += 1;
+        }
+    }
+    assert_eq!(logged_in, 20);
 }
 
 #[test]
@@ -146,8 +192,8 @@ fn exempt_networks_are_never_banned_but_their_pairs_are() {
     let first = fail(&mut d, "10.1.2.3", "a", now, 50).unwrap();
     assert_eq!(first.scope, Scope::Pair);
     assert_eq!(d.connect(ip("10.1.2.3"), now), Gate::Open);
-    assert!(d.reserve(ip("10.1.2.3"), "b", now).is_some());
-    assert!(d.reserve(ip("10.1.2.3"), "a", now).is_none());
+    assert!(may(&mut d, ip("10.1.2.3"), "b", now));
+    assert!(!may(&mut d, ip("10.1.2.3"), "a", now));
     now += first.length;
     let second = fail(&mut d, "10.1.2.3", "a", now, 5).unwrap();
     assert_eq!(second.length, 2 * first.length);
@@ -162,9 +208,9 @@ fn shared_address_lets_known_devices_in() {
     succeed(&mut d, "198.51.100.7", "device1", now);
     fail(&mut d, "198.51.100.7", "root", now, 5);
     assert_eq!(d.connect(ip("198.51.100.7"), now), Gate::KnownUsersOnly);
-    assert!(d.reserve(ip("198.51.100.7"), "device1", now).is_some());
-    assert!(d.reserve(ip("198.51.100.7"), "root", now).is_none());
-    assert!(d.reserve(ip("198.51.100.7"), "device2", now).is_none());
+    assert!(may(&mut d, ip("198.51.100.7"), "device1", now));
+    assert!(!may(&mut d, ip("198.51.100.7"), "root", now));
+    assert!(!may(&mut d, ip("198.51.100.7"), "device2", now));
 }
 
 #[test]
@@ -178,13 +224,11 @@ fn guessing_one_user_bans_that_pair_and_the_pair_ban_grows() {
     succeed(&mut d, "198.51.100.7", "device2", now);
     for length in [15 * MINUTE, 30 * MINUTE, 60 * MINUTE] {
         assert!(fail(&mut d, "198.51.100.7", "device1", now, 5).is_some());
-        assert!(d.reserve(ip("198.51.100.7"), "device2", now).is_some());
+        assert!(may(&mut d, ip("198.51.100.7"), "device2", now));
         let before_end = now + length - MINUTE;
-        assert!(d
-            .reserve(ip("198.51.100.7"), "device1", before_end)
-            .is_none());
+        assert!(!may(&mut d, ip("198.51.100.7"), "device1", before_end));
         now += length;
-        assert!(d.reserve(ip("198.51.100.7"), "device1", now).is_some());
+        assert!(may(&mut d, ip("198.51.100.7"), "device1", now));
     }
 }
 
@@ -212,7 +256,7 @@ fn rotating_64s_of_one_48_is_scored_by_the_48() {
     let mut checks = 0;
     for net in 0..40 {
         for _ in 0..4 {
-            if let Some(a) = d.reserve(ip(&format!("2001:db8:1:{net:x}::1")), "a", now) {
+            if let Reserve::Go(a) = d.reserve(ip(&format!("2001:db8:1:{net:x}::1")), "a", now) {
                 checks += 1;
                 d.failed(a, "a", now);
             }
@@ -262,7 +306,7 @@ fn memory_is_bounded() {
     let now = Instant::now();
     for i in 0..(MAX_DEFENDER_ENTRIES as u32 + 10) {
         let key = ClientKey::new(IpAddr::from((0xC000_0000u32 + i).to_be_bytes()), 64);
-        if let Some(a) = d.reserve(key, "a", now) {
+        if let Reserve::Go(a) = d.reserve(key, "a", now) {
             d.failed(a, "a", now);
         }
     }
@@ -285,13 +329,13 @@ fn bans_of_other_instances_refuse_like_own_ones() {
     ];
     d.set_fleet_bans(fleet.into_iter().collect());
     assert!(matches!(d.connect(ip("192.0.2.1"), now), Gate::Refuse(_)));
-    assert!(d.reserve(ip("192.0.2.1"), "a", now).is_none());
+    assert!(!may(&mut d, ip("192.0.2.1"), "a", now));
     assert!(matches!(
         d.connect(ip("2001:db8:7:5::1"), now),
         Gate::Refuse(_)
     ));
     assert_eq!(d.connect(ip("192.0.2.9"), now), Gate::KnownUsersOnly);
-    assert!(d.reserve(ip("192.0.2.9"), "device", now).is_some());
+    assert!(may(&mut d, ip("192.0.2.9"), "device", now));
     assert_eq!(d.connect(ip("192.0.2.1"), now + 10 * MINUTE), Gate::Open);
 }
 
