@@ -233,10 +233,74 @@ pub const DEFENDER_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Addresses the defender tracks at once (about 100 bytes each). When full,
 /// entries past their window are dropped first, then the least suspicious.
 pub const MAX_DEFENDER_ENTRIES: usize = 100_000;
-/// IPv6 clients are scored by their /64: one subscriber gets a whole /64
-/// (RFC 6177), so scoring single addresses would let one guesser rotate
-/// through 2^64 of them.
-pub const DEFENDER_IPV6_PREFIX: u8 = 64;
+
+// --- Hostile internet, round two (sys/client.rs, auth/, users/, delivery/) --
+
+/// Default of `ipv6_prefix`: IPv6 clients are counted by their /64 by every
+/// per-address limit. One subscriber gets a whole /64 at least (RFC 6177),
+/// so counting single addresses would let one client rotate through 2^64.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+/// The wider groups the defender also scores: an IPv6 /48 (a site's usual
+/// allocation, RFC 6177 §2: 65,536 /64s for one attacker) and an IPv4 /24.
+pub const WIDE_IPV6_PREFIX: u8 = 48;
+pub const WIDE_IPV4_PREFIX: u8 = 24;
+/// A /48 is banned after this many times `ban_after` failed logins within
+/// `ban_window`: rotating /64s inside one site no longer multiplies the
+/// guesses, while one /64's own mistakes never reach it.
+pub const WIDE_IPV6_BAN_FACTOR: u32 = 4;
+/// An IPv4 /24 is banned after this many times `ban_after`: higher than
+/// the /48's because a carrier-grade NAT pool (RFC 6888) puts thousands of
+/// devices behind a few addresses of one /24, and those that logged in
+/// before keep trying their own names through a wide ban (as through an
+/// address ban).
+pub const WIDE_IPV4_BAN_FACTOR: u32 = 10;
+/// A password check waits for a place in the defender's scores (failures
+/// plus checks running may not pass `ban_after`) for this long at most,
+/// asking every `CHECK_WAIT_POLL`; then it is refused (421). Devices
+/// logging in at once behind one address queue for a few hash times:
+/// 1,000 first argon2id logins, ten at a time, in about 6 s.
+pub const MAX_CHECK_WAIT: Duration = Duration::from_secs(10);
+pub const CHECK_WAIT_POLL: Duration = Duration::from_millis(10);
+/// Password checks of unknown user names running at once (auth/decoy.rs):
+/// their own budget, apart from `MAX_CONCURRENT_ARGON2`, so a flood of
+/// made-up names holds one core at most and never a real login's permit.
+pub const MAX_CONCURRENT_DECOYS: usize = 1;
+/// The total deadline of one S3 request without a large body (GetObject of
+/// the users file or a certificate, CreateMultipartUpload, ...): connect,
+/// headers and body. Before, only the connect and the wait for the headers
+/// were bounded, and a body trickling one byte every 2 s held a reload for
+/// 39 s. A users read is also cut at `users_poll_interval`, a boot read at
+/// what is left of `users_boot_timeout`.
+pub const S3_CALL_DEADLINE: Duration = Duration::from_secs(20);
+/// The slowest a PUT body may go (bytes per second): a PUT of N bytes has
+/// `S3_CALL_DEADLINE + N / S3_MIN_SEND_RATE + S3_RESPONSE_TIMEOUT` in all.
+/// 256 KiB/s: a 16 MiB part in 64 s, far below an instance's bandwidth.
+pub const S3_MIN_SEND_RATE: u64 = 256 * 1024;
+/// TLS handshakes one client (`ClientKey`) may have in flight at once,
+/// explicit (AUTH TLS) and implicit together; one more is closed at once.
+/// A device makes one at a time (two with a data connection's); a flood
+/// from one client no longer holds a signature's CPU and a buffer per
+/// connection up to `max_sessions_per_ip`.
+pub const MAX_HANDSHAKES_PER_CLIENT: usize = 4;
+/// Failed TLS handshakes logged per second at most; the rest are counted
+/// and the next line says how many (a flood logged 11.6 MiB in 21 s).
+pub const TLS_FAILURE_LOG_PER_SECOND: u32 = 5;
+/// Default of `ban_share_interval`: how often an instance publishes its
+/// bans and reads the others' (server/bans.rs). A ban made on one instance
+/// refuses the client on the others within about this long; each poll is
+/// one ListObjectsV2 per instance, plus a GET per changed object.
+pub const DEFAULT_BAN_SHARE_INTERVAL: Duration = Duration::from_secs(30);
+/// Default of `ban_share_prefix`: where in `s3_bucket` the bans objects are.
+pub const DEFAULT_BAN_SHARE_PREFIX: &str = "lakeftpd/bans/";
+/// Bans one instance publishes, and reads from one object, at most
+/// (~40 bytes a line: 400 KiB). An object with more is ignored.
+pub const MAX_SHARED_BANS: usize = 10_000;
+/// The largest bans object read (bytes); a larger one is ignored.
+pub const MAX_BAN_SHARE_BYTES: u64 = 512 * 1024;
+/// Bans objects read per poll at most (one ListObjectsV2 page): instances
+/// of one fleet sharing bans. Memory: at most this many times
+/// `MAX_SHARED_BANS` bans (~40 bytes each in memory).
+pub const MAX_BAN_SHARE_OBJECTS: usize = 100;
 
 // --- EC2 instance metadata (imds.rs) -----------------------------------------
 

@@ -10,6 +10,8 @@ use crate::delivery::Delivery;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::sys::budget::FdBudget;
+use crate::sys::client::ClientKey;
+use crate::sys::inflight::InFlight;
 use crate::sys::unauthenticated::Share;
 use crate::tls::Tls;
 use crate::users::Users;
@@ -31,11 +33,14 @@ pub struct Shared {
     pub passive: PassivePool,
     /// What PASV advertises; `None`: the control connection's local address.
     pub public_ip: Option<IpAddr>,
-    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Sessions per client (`max_sessions_per_ip`).
+    pub per_ip: Mutex<HashMap<ClientKey, usize>>,
     /// Open files: one per session, two more per transfer.
     pub fds: Arc<FdBudget>,
     /// Connections not logged in yet, oldest first (`max_unauthenticated`).
     pub unauthenticated: Arc<Share>,
+    /// TLS handshakes in flight per client (`MAX_HANDSHAKES_PER_CLIENT`).
+    pub handshakes: InFlight,
     /// Failed-login scores and bans. Held only for a lookup or an update,
     /// never across `.await`.
     pub defender: Mutex<Defender>,

@@ -336,6 +336,63 @@ fn repeated_failures_ban_the_address_before_hashing() {
 }
 
 #[test]
+fn concurrent_guesses_get_at_most_ban_after_checks() {
+    // 200 connections from one address send a wrong PASS at the same
+    // moment: each check takes its place in the score before its hash
+    // runs, so at most ban_after (10) are checked; the rest are refused.
+    raise_nofile();
+    let server = Server::start(
+        "ban_after = 10\nban_window = 10m\nban_time = 10m\nhealth_listen = 127.0.0.1:0",
+        &[("dev", "upload")],
+    );
+    let h = health_addr(&server);
+    let mut clients: Vec<Control> = (0..200)
+        .map(|_| {
+            let mut c = Control::from_stream(connect_from("127.0.6.1", server.addr).unwrap());
+            assert_eq!(c.reply().0, 220);
+            assert_eq!(c.cmd("USER dev").0, 331);
+            c
+        })
+        .collect();
+    for c in &mut clients {
+        c.send("PASS wrong");
+    }
+    let refused = clients
+        .iter_mut()
+        .map(|c| c.reply().0)
+        .filter(|code| *code == 421)
+        .count();
+    let failed = server.log().matches("login failed").count();
+    assert!(failed <= 10, "{failed} failed checks logged");
+    let checks = scrape(h, "lakeftpd_password_checks_total");
+    assert!(checks <= 10, "{checks} password checks");
+    assert!(refused >= 190, "{refused} refused");
+    assert_eq!(scrape(h, "lakeftpd_bans_total"), 1);
+}
+
+#[test]
+fn devices_logging_in_at_once_behind_one_address_all_get_in() {
+    // 40 devices behind one NAT address log in at the same moment, more
+    // than ban_after (10): their checks queue for places in the score
+    // (successes give them back), and none is refused.
+    raise_nofile();
+    let server = Server::start("ban_after = 10", &[("dev", "upload")]);
+    let mut clients: Vec<Control> = (0..40)
+        .map(|_| {
+            let mut c = Control::from_stream(connect_from("127.0.6.2", server.addr).unwrap());
+            assert_eq!(c.reply().0, 220);
+            assert_eq!(c.cmd("USER dev").0, 331);
+            c
+        })
+        .collect();
+    for c in &mut clients {
+        c.send(&format!("PASS {PASSWORD}"));
+    }
+    let codes: Vec<u16> = clients.iter_mut().map(|c| c.reply().0).collect();
+    assert!(codes.iter().all(|code| *code == 230), "{codes:?}");
+}
+
+#[test]
 fn a_shared_address_keeps_its_known_devices() {
     // Carrier-grade NAT: a device logged in from the address before; the
     // neighbours' guessing bans the address, yet the device still logs in,
@@ -358,18 +415,25 @@ fn a_shared_address_keeps_its_known_devices() {
 
 #[test]
 fn ban_exempt_networks_are_never_banned() {
-    // The operator's own network may fail as often as it likes.
+    // The operator's own network is never refused at connect, and a
+    // device there logs in; but a name guessed from it is banned for that
+    // address (the pair), so a guesser behind it does not get to try
+    // that name forever.
     let server = Server::start(
         "ban_after = 2\nban_exempt = 127.0.4.0/24\nmax_login_failures = 10",
-        &[("dev", "upload")],
+        &[("dev", "upload"), ("other", "upload")],
     );
     let mut c = Control::from_stream(connect_from("127.0.4.9", server.addr).unwrap());
     assert_eq!(c.reply().0, 220);
-    for _ in 0..4 {
-        c.cmd("USER dev");
+    for _ in 0..2 {
+        c.cmd("USER other");
         assert_eq!(c.cmd("PASS wrong").0, 530);
     }
-    assert!(login_from("127.0.4.9", server.addr, "dev").is_ok());
+    c.cmd("USER other");
+    assert_eq!(c.cmd("PASS wrong").0, 421, "the pair is banned");
+    for _ in 0..3 {
+        assert!(login_from("127.0.4.9", server.addr, "dev").is_ok());
+    }
 }
 
 #[test]
@@ -627,4 +691,237 @@ fn a_directory_swapped_for_an_outward_symlink_is_never_followed() {
     swapper.join().unwrap();
     assert!(rounds > 20, "only {rounds} rounds");
     assert!(listed > 0, "no listing succeeded in {rounds} rounds");
+}
+
+/// `lakeftpd passwd --scheme SCHEME` of `PASSWORD`.
+fn hash_of(scheme: &str) -> String {
+    let mut child = Command::new(common::bin())
+        .args(["passwd", "--scheme", scheme])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A server whose users are `users` (name, hash), exempt from bans (the
+/// tests guess on purpose), without a delay after a failure.
+fn server_with_hashes(users: &[(&str, String)]) -> Server {
+    let dir = Scratch::new("decoys");
+    let mut text = format!(
+        "listen = 127.0.0.1:0\nroot = {}\nlogin_fail_delay = 0ms\nmax_login_failures = 1000\nlogin_timeout = 10m\nban_exempt = 127.0.0.0/8\n",
+        dir.0.join("home").display()
+    );
+    for (name, hash) in users {
+        text.push_str(&format!("[user {name}]\npassword = {hash}\n"));
+    }
+    Server::start_with_text(dir, &text)
+}
+
+/// The fastest of two wrong passwords for `user`, on one connection.
+fn wrong_password_time(c: &mut Control, user: &str) -> Duration {
+    (0..2)
+        .map(|_| {
+            assert_eq!(c.cmd(&format!("USER {user}")).0, 331);
+            let started = Instant::now();
+            let (code, text) = c.cmd("PASS wrong");
+            assert_eq!(code, 530, "{user}: {text}");
+            started.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn unknown_names_cost_what_known_names_of_a_mixed_set_cost() {
+    // Two $6$ users and one bcrypt user. A known $6$ name answers a wrong
+    // password in milliseconds, a bcrypt one in tenths of a second; an
+    // unknown name used to cost bcrypt always. Now 40 unknown names split
+    // like the users (about a third slow), and each name always the same.
+    let sha = hash_of("sha512");
+    let bcrypt = hash_of("bcrypt");
+    let server = server_with_hashes(&[("s1", sha.clone()), ("s2", sha), ("b1", bcrypt)]);
+    let mut c = Control::open(server.addr);
+    let fast = wrong_password_time(&mut c, "s1");
+    let slow = wrong_password_time(&mut c, "b1");
+    assert!(slow > fast * 2, "sha {fast:?}, bcrypt {slow:?}");
+    // Half way: a loaded machine spreads the fast ones upwards.
+    let threshold = (fast + slow) / 2;
+    let mut slow_names = Vec::new();
+    for i in 0..40 {
+        let name = format!("ghost{i}");
+        if wrong_password_time(&mut c, &name) > threshold {
+            slow_names.push(name);
+        }
+    }
+    let n = slow_names.len();
+    eprintln!("{n} of 40 unknown names slow; sha {fast:?}, bcrypt {slow:?}");
+    assert!(
+        (3..=30).contains(&n),
+        "{n} of 40 unknown names as slow as bcrypt (expected about a third; sha {fast:?}, bcrypt {slow:?})"
+    );
+    // The same name costs the same again.
+    let again = wrong_password_time(&mut c, &slow_names[0]);
+    assert!(again > threshold, "{again:?} for {} again", slow_names[0]);
+}
+
+#[test]
+fn an_unknown_name_flood_does_not_delay_an_argon2id_login() {
+    // 24 connections guess made-up names as fast as they can; with the
+    // argon2id user's hash the costliest, every guess used to take one of
+    // the argon2id permits, and a device's first login waited behind them
+    // (0.8-5.4 s). Unknown names now have their own budget.
+    let argon = hash_of("argon2id");
+    let server = server_with_hashes(&[("dev", argon.clone()), ("cam", argon)]);
+    let addr = server.addr;
+    let login = |user: &str| {
+        let mut c = Control::open(addr);
+        assert_eq!(c.cmd(&format!("USER {user}")).0, 331);
+        let started = Instant::now();
+        assert_eq!(c.cmd(&format!("PASS {PASSWORD}")).0, 230);
+        started.elapsed()
+    };
+    let quiet = login("dev");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..24)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Control::open(addr);
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 10_000 {
+                    c.cmd(&format!("USER ghost{t}x{i}"));
+                    c.cmd("PASS guess");
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    // Another user: the first check of its credentials (not cached).
+    let flooded = login("cam");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.join().unwrap();
+    }
+    eprintln!("argon2id login: {quiet:?} quiet, {flooded:?} during the flood");
+    assert!(
+        flooded < quiet * 5 + Duration::from_secs(1),
+        "argon2id login {flooded:?} during the flood, {quiet:?} without"
+    );
+}
+
+/// A server with implicit FTPS on its own port (a fresh pair from
+/// tests/clients/make_cert.py), plus `extra`; its implicit port.
+fn implicit_tls_server(extra: &str) -> (Server, u16, Scratch) {
+    let certs = Scratch::new("tls-flood");
+    let cert = certs.0.join("cert.pem");
+    let key = certs.0.join("key.pem");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/make_cert.py");
+    let (ok, _, err) = common::run(
+        "python3",
+        &[script, cert.to_str().unwrap(), key.to_str().unwrap()],
+        None,
+        None,
+    );
+    assert!(ok, "make_cert.py: {err}");
+    let global = format!(
+        "tls = on\ntls_cert = {}\ntls_key = {}\nimplicit_tls_listen = 127.0.0.1:0\n{extra}",
+        cert.display(),
+        key.display()
+    );
+    let server = Server::start(&global, &[("dev", "upload")]);
+    server.wait_log("implicit FTPS on tls://", Duration::from_secs(5));
+    let log = server.log();
+    let at = log.find("implicit FTPS on tls://").unwrap() + "implicit FTPS on tls://".len();
+    let addr: SocketAddr = log[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (server, addr.port(), certs)
+}
+
+/// Whether the server closed `s` (EOF or reset) within `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn one_client_holds_few_tls_handshakes_and_each_has_a_deadline() {
+    // 12 silent implicit-TLS connections from one client: 4 handshakes in
+    // flight at most, the 8 others closed at once; the 4 are closed at
+    // tls_handshake_timeout (2 s), not the old fixed 10 s. Meanwhile
+    // another client's handshake goes through.
+    let (server, port, _certs) = implicit_tls_server("tls_handshake_timeout = 2s");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut held: Vec<TcpStream> = (0..12)
+        .map(|_| connect_from("127.0.7.1", addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let closed_at_once = held
+        .iter_mut()
+        .map(|s| closed_within(s, Duration::from_millis(200)))
+        .filter(|closed| *closed)
+        .count();
+    assert!(
+        closed_at_once >= 8,
+        "{closed_at_once} of 12 handshakes from one client closed at once"
+    );
+    let script = format!(
+        "import socket, ssl\ns = socket.socket()\ns.bind(('127.0.7.2', 0))\ns.connect(('127.0.0.1', {port}))\nt = ssl._create_unverified_context().wrap_socket(s)\nprint(t.recv(100)[:3].decode())"
+    );
+    let (ok, out, err) = common::run("python3", &["-c", &script], None, None);
+    assert!(ok && out.trim() == "220", "{out} {err}");
+    let started = Instant::now();
+    let all_closed = held
+        .iter_mut()
+        .all(|s| closed_within(s, Duration::from_secs(4)));
+    assert!(
+        all_closed,
+        "a silent handshake outlived tls_handshake_timeout"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    drop(server);
+}
+
+#[test]
+fn failed_tls_handshakes_are_logged_within_a_budget() {
+    // 100 failed handshakes (bytes that are no ClientHello) from 100
+    // addresses: a few lines a second, and a count of those left out.
+    let (server, port, _certs) = implicit_tls_server("");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    for i in 0..100 {
+        let mut s = connect_from(&format!("127.0.9.{}", i + 1), addr).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+        let _ = closed_within(&mut s, Duration::from_secs(2));
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    std::thread::sleep(Duration::from_millis(1100));
+    // One more, after the budget's second, carries the count.
+    let mut s = connect_from("127.0.9.200", addr).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let _ = closed_within(&mut s, Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let lines = log.matches("implicit TLS handshake failed").count() as u64;
+    assert!(
+        lines <= 5 * (seconds + 1) + 1,
+        "{lines} lines for 101 failures in {seconds} s"
+    );
+    assert!(log.contains("not logged"), "no count of the lines left out");
 }

@@ -1,14 +1,12 @@
 //! The hashes: checking a password against a stored hash of any accepted
 //! scheme (`config::hash`), making new ones for `lakeftpd passwd`, and the
-//! bound on concurrent argon2id checks, and the hash an unknown user's
-//! password is checked against (as costly as the costliest real one).
+//! bound on concurrent argon2id checks. (What an unknown user's password is
+//! checked against: `decoy.rs`.)
 
 use crate::config::hash::Scheme;
-use crate::config::User;
 use crate::limits::{BCRYPT_COST, MAX_CONCURRENT_ARGON2};
 use sha_crypt::{PasswordHasher, PasswordVerifier, ShaCrypt};
 use smol::lock::Semaphore;
-use std::sync::Arc;
 
 /// One full check; milliseconds of CPU (and memory for argon2id). A hash
 /// of no known scheme never matches.
@@ -27,28 +25,6 @@ pub(super) fn crypt_verify(password: &str, hash: &str) -> bool {
             })
         }
         None => false,
-    }
-}
-
-/// An estimate of what checking `hash` costs, in microseconds of one core
-/// here (measured once: 5,000 SHA-512 crypt rounds take ~5 ms, bcrypt cost
-/// 10 ~60 ms, argon2id m=19456 t=2 ~25 ms). It only ranks hashes of
-/// different schemes, to pick the one an unknown user is checked against.
-pub fn cost(hash: &str) -> u64 {
-    match Scheme::of(hash) {
-        Some(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => rounds(hash),
-        Some(Scheme::Bcrypt) => hash
-            .get(4..6)
-            .and_then(|c| c.parse::<u32>().ok())
-            .filter(|c| *c <= 31)
-            .map_or(0, |c| 60u64 << c),
-        Some(Scheme::Argon2id) => argon2::PasswordHash::new(hash)
-            .ok()
-            .and_then(|p| argon2::Params::try_from(&p).ok())
-            .map_or(0, |p| {
-                u64::from(p.m_cost()) * u64::from(p.t_cost()) * 6 / 10
-            }),
-        None => 0,
     }
 }
 
@@ -127,15 +103,6 @@ pub fn hash_with(password: &str, scheme: NewHash) -> Result<String, String> {
     }
 }
 
-/// A hash for unknown users, so that a wrong user name costs as much time
-/// as a wrong password (no user enumeration by timing).
-pub(super) const DUMMY_HASH: &str = "$6$lakeftpddummysa$H3bU6qC0J7bH0Z1a0mKcB9iXy1D5d3p0iUqQk2cC4fP5xkqk2m7wPZp8i1g5C8lZbR0o7dYy8fN5c1r2gT3hW/";
-
-/// What an unknown user's password is checked against (`set_unknown_user_cost`);
-/// `None`: `DUMMY_HASH`. Replaced at each users reload.
-pub(super) static UNKNOWN_USER_HASH: std::sync::RwLock<Option<Arc<str>>> =
-    std::sync::RwLock::new(None);
-
 /// The crypt rounds a hash asks for (`rounds=N`, else crypt's default 5000).
 pub fn rounds(hash: &str) -> u64 {
     hash.split('$')
@@ -143,28 +110,6 @@ pub fn rounds(hash: &str) -> u64 {
         .and_then(|field| field.strip_prefix("rounds="))
         .and_then(|n| n.parse().ok())
         .unwrap_or(5000)
-}
-
-/// The configured hash that costs the most to check (by `hash::cost`
-/// across schemes; SHA-512 before SHA-256 among equals), if any.
-pub fn costliest(users: &[User]) -> Option<&str> {
-    users
-        .iter()
-        .map(|u| &*u.password_hash)
-        .max_by_key(|h| (cost(h), h.starts_with("$6$")))
-}
-
-/// Makes an unknown user's check cost what the costliest configured hash
-/// costs: a guessed user name is then indistinguishable by timing (an
-/// operator's `rounds=100000` would otherwise make known users 15 times
-/// slower than unknown ones). The configured hash itself is used; the
-/// result of that check is discarded.
-/// Called at start and after each users reload (the set may have changed).
-pub fn set_unknown_user_cost(users: &[User]) {
-    let chosen = costliest(users)
-        .filter(|h| cost(h) > cost(DUMMY_HASH))
-        .map(Arc::from);
-    *UNKNOWN_USER_HASH.write().unwrap_or_else(|p| p.into_inner()) = chosen;
 }
 
 #[cfg(test)]
@@ -217,15 +162,6 @@ mod tests {
     }
 
     #[test]
-    fn costs_rank_schemes() {
-        assert_eq!(cost("$6$salt$x"), 5000);
-        assert_eq!(cost("$2b$10$x"), 61_440);
-        let argon = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
-        assert_eq!(cost(argon), 23_347);
-        assert_eq!(cost("clear"), 0);
-    }
-
-    #[test]
     fn scheme_names() {
         assert_eq!(NewHash::parse("bcrypt"), Ok(NewHash::Bcrypt));
         assert!(NewHash::parse("md5").is_err());
@@ -236,28 +172,5 @@ mod tests {
         // `rounds=` is optional; crypt's default is 5000.
         assert_eq!(rounds("$6$rounds=100000$salt$x"), 100_000);
         assert_eq!(rounds("$6$salt$x"), 5000);
-        assert_eq!(rounds(DUMMY_HASH), 5000);
-    }
-
-    #[test]
-    fn the_costliest_hash_is_chosen() {
-        // The unknown-user check must cost the most expensive real one.
-        let user = |h: &str| User::new("u", h.into(), "/tmp".into());
-        let users = [
-            user("$6$a$x"),
-            user("$5$rounds=200000$b$y"),
-            user("$6$rounds=100000$c$z"),
-        ];
-        assert_eq!(costliest(&users), Some("$5$rounds=200000$b$y"));
-        assert_eq!(costliest(&[]), None);
-    }
-
-    #[test]
-    fn the_costliest_hash_is_chosen_across_schemes() {
-        let user = |h: &str| User::new("u", h.into(), "/tmp".into());
-        let bcrypt = "$2b$12$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
-        let users = [user("$6$rounds=100000$c$z"), user(bcrypt)];
-        // 2^12 bcrypt rounds (~250 ms) cost more than 100,000 SHA-512 ones.
-        assert_eq!(costliest(&users), Some(bcrypt));
     }
 }

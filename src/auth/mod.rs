@@ -16,13 +16,15 @@
 //! old entry. Concurrent checks of the same credentials (a fleet reconnecting
 //! at once) share one crypt computation instead of each paying for it.
 
+mod decoy;
 pub mod defender;
 mod hash;
 
-pub use hash::{costliest, hash, hash_with, rounds, set_unknown_user_cost, NewHash};
+pub use decoy::set_unknown_user_cost;
+pub use hash::{hash, hash_with, rounds, NewHash};
 
 use crate::config::User;
-use hash::{crypt_verify, permit, DUMMY_HASH, UNKNOWN_USER_HASH};
+use hash::{crypt_verify, permit};
 use sha2::{Digest, Sha256};
 use smol::lock::OnceCell;
 use std::collections::HashMap;
@@ -49,18 +51,15 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// Checks `password` for `user` (or burns the same time when there is no such
-/// user). Returns true only for a match.
-pub async fn verify(user: Option<Arc<User>>, password: Password) -> bool {
-    // Unknown users are never cached: they always pay the dummy check.
+/// Checks `password` for `user`; returns true only for a match. Without a
+/// user (`name` is unknown, or refused by `allow_from`), the password is
+/// checked against `name`'s decoy (`decoy.rs`) and the result discarded.
+pub async fn verify(user: Option<Arc<User>>, name: &str, password: Password) -> bool {
+    // Unknown users are never cached: they always pay the decoy's check.
     let Some(user) = user else {
-        let hash: Arc<str> = UNKNOWN_USER_HASH
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_else(|| Arc::from(DUMMY_HASH));
-        // The same permit a real check of that hash would wait for.
-        let permit = permit(&hash).await;
+        let hash = decoy::decoy_for(name);
+        // SECURITY: their own budget, never a real login's permit.
+        let permit = decoy::DECOY_PERMITS.acquire().await;
         smol::unblock(move || {
             // SECURITY: the result is discarded; only the time is spent.
             let _ = crypt_verify(&password.0, &hash);
@@ -77,6 +76,20 @@ pub async fn verify(user: Option<Arc<User>>, password: Password) -> bool {
             Instant::now(),
         )
         .await
+}
+
+/// Spends the time a check of `hash` takes, for a known user whose login
+/// is refused before its password is looked at (`allow_from`): the same
+/// permits and the same cost as a real check of that user.
+pub async fn spend(hash: &str, password: Password) {
+    let hash = hash.to_string();
+    let permit = permit(&hash).await;
+    smol::unblock(move || {
+        // SECURITY: the result is discarded; only the time is spent.
+        let _ = crypt_verify(&password.0, &hash);
+        drop(permit);
+    })
+    .await;
 }
 
 /// The process-wide cache of verified credentials.
@@ -302,10 +315,12 @@ mod tests {
         assert!(h.starts_with("$6$"));
         assert!(smol::block_on(verify(
             Some(user(h.clone())),
+            "u",
             Password("s3cret".into())
         )));
         assert!(!smol::block_on(verify(
             Some(user(h)),
+            "u",
             Password("wrong".into())
         )));
     }
@@ -317,6 +332,7 @@ mod tests {
             .to_string();
         assert!(smol::block_on(verify(
             Some(user(h)),
+            "u",
             Password("This is just a test".into())
         )));
     }
@@ -326,13 +342,18 @@ mod tests {
         let h = "$6$rounds=5000$toolongsaltstrin$lQ8jolhgVRVhY4b5pZKaysCLi0QBxGoNeKQzQ3glMhwllF7oGDZxUhx1yxdYcz/e1JSbq3y6JMxxl8audkUEm0".to_string();
         assert!(smol::block_on(verify(
             Some(user(h)),
+            "u",
             Password("This is just a test".into())
         )));
     }
 
     #[test]
     fn unknown_user_never_matches() {
-        assert!(!smol::block_on(verify(None, Password("anything".into()))));
+        assert!(!smol::block_on(verify(
+            None,
+            "nobody",
+            Password("anything".into())
+        )));
     }
 
     #[test]

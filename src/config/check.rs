@@ -25,6 +25,7 @@ impl Config {
                 self.root.display()
             ));
         }
+        self.check_exempt(&mut messages);
         if self.passive_ports.0 > self.passive_ports.1 {
             messages.push("passive_ports: the first port is above the last".to_string());
         }
@@ -47,6 +48,19 @@ impl Config {
     }
 
     /// FTPS: TLS needs a certificate and key; what needs TLS.
+    /// Clients are counted by their IPv6 prefix (`ClientKey`): an exempt
+    /// block inside one client's prefix could not be told apart from it.
+    fn check_exempt(&self, messages: &mut Vec<String>) {
+        let prefix = self.defence.ipv6_prefix;
+        for block in &self.defence.ban_exempt {
+            if block.ipv6_longer_than(prefix) {
+                messages.push(format!(
+                    "ban_exempt: `{block}` is smaller than one client (IPv6 clients are counted by their /{prefix}, `ipv6_prefix`): exempt the /{prefix} or lengthen `ipv6_prefix`"
+                ));
+            }
+        }
+    }
+
     fn check_tls(&self, messages: &mut Vec<String>) {
         let tls = &self.tls;
         if !tls.enabled() {

@@ -53,6 +53,12 @@ impl Cidr {
         value & (keep >> (128 - bits))
     }
 
+    /// An IPv6 block longer than `prefix` bits: smaller than one client
+    /// counted by an IPv6 prefix of that length (`ipv6_prefix`).
+    pub fn ipv6_longer_than(&self, prefix: u8) -> bool {
+        self.network.is_ipv6() && self.prefix > prefix
+    }
+
     /// True when `ip` is inside the block. An IPv4-mapped IPv6 address
     /// (`::ffff:a.b.c.d`, from a dual-stack socket) counts as its IPv4 form.
     pub fn contains(&self, ip: IpAddr) -> bool {

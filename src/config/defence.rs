@@ -18,6 +18,10 @@ pub const KEYS: &[&str] = &[
     "ban_exempt",
     "max_passive_per_ip",
     "health_from",
+    "ipv6_prefix",
+    "tls_handshake_timeout",
+    "ban_share_interval",
+    "ban_share_prefix",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +41,16 @@ pub struct Defence {
     pub max_passive_per_ip: Option<usize>,
     /// Who may connect to `health_listen`; empty: anyone.
     pub health_from: Vec<Cidr>,
+    /// IPv6 clients are counted by this prefix length by every per-address
+    /// limit (`sys::client::ClientKey`).
+    pub ipv6_prefix: u8,
+    /// How long a TLS handshake may take in all (FTPS).
+    pub tls_handshake_timeout: Duration,
+    /// How often bans are shared with the fleet through `s3_bucket`;
+    /// `None`: not shared (`off`, or no bucket).
+    pub ban_share_interval: Option<Duration>,
+    /// Where the bans objects are, in `s3_bucket`.
+    pub ban_share_prefix: String,
 }
 
 impl Defence {
@@ -49,6 +63,10 @@ impl Defence {
             ban_exempt: Vec::new(),
             max_passive_per_ip: None,
             health_from: Vec::new(),
+            ipv6_prefix: limits::DEFAULT_IPV6_PREFIX,
+            tls_handshake_timeout: limits::TLS_HANDSHAKE_TIMEOUT,
+            ban_share_interval: Some(limits::DEFAULT_BAN_SHARE_INTERVAL),
+            ban_share_prefix: limits::DEFAULT_BAN_SHARE_PREFIX.to_string(),
         }
     }
 
@@ -76,6 +94,33 @@ impl Defence {
                 self.max_passive_per_ip = Some(parse_count(value).map_err(|e| bad(&e))?)
             }
             "health_from" => self.health_from = cidr::parse_list(value).map_err(|e| bad(&e))?,
+            "ban_share_interval" if value == "off" => self.ban_share_interval = None,
+            "ban_share_interval" => {
+                self.ban_share_interval = Some(parse_duration(value).map_err(|e| bad(&e))?)
+            }
+            "ban_share_prefix" => {
+                let fine = !value.is_empty()
+                    && value.len() <= 256
+                    && !value.starts_with('/')
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
+                if !fine {
+                    return Err(bad("expected a key prefix of letters, digits, `/-_.`"));
+                }
+                self.ban_share_prefix = value.to_string();
+            }
+            "tls_handshake_timeout" => {
+                self.tls_handshake_timeout = parse_duration(value).map_err(|e| bad(&e))?
+            }
+            "ipv6_prefix" => {
+                self.ipv6_prefix = value
+                    .trim_start_matches('/')
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| (1..=128).contains(p))
+                    .ok_or_else(|| bad("expected a prefix length from 1 to 128"))?
+            }
             _ => return Err(format!("unknown key `{key}`")),
         }
         Ok(())
@@ -154,6 +199,16 @@ mod tests {
             set("ban_time", "10m").unwrap().ban_time,
             Duration::from_secs(600)
         );
+    }
+
+    #[test]
+    fn ipv6_prefix_is_a_length() {
+        // 64 by default; `/56` and `56` are the same; 0 and 129 are not lengths.
+        assert_eq!(Defence::defaults().ipv6_prefix, 64);
+        assert_eq!(set("ipv6_prefix", "/56").unwrap().ipv6_prefix, 56);
+        assert_eq!(set("ipv6_prefix", "128").unwrap().ipv6_prefix, 128);
+        assert!(set("ipv6_prefix", "0").is_err());
+        assert!(set("ipv6_prefix", "129").is_err());
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod users;
 pub mod value;
 
 pub use parse::parse;
-pub use users::parse_users;
+pub use users::{parse_users, Refused};
 pub use value::{parse_duration, parse_emf_target, parse_log_level, parse_size, parse_switch};
 
 use crate::limits;

@@ -2,7 +2,7 @@
 //! sections (read by `users.rs`), one `set_global` per global key. Every bad line is one
 //! `Problem` with its line number; the rules between keys are in `check.rs`.
 
-use super::users::{scan, Sections};
+use super::users::{scan, Problems, Sections};
 use super::value::{
     parse_abs_path, parse_count, parse_duration, parse_duration_or_zero, parse_emf_target,
     parse_log_level, parse_port_range, parse_size, parse_switch,
@@ -15,7 +15,7 @@ use crate::protocol::proxy;
 /// configuration when there are none.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let mut config = Config::defaults();
-    let mut problems = Vec::new();
+    let mut problems = Problems::keeping(usize::MAX);
     let mut seen_global: Vec<String> = Vec::new();
 
     if text.len() > limits::MAX_CONFIG_BYTES {
@@ -27,7 +27,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
                 limits::MAX_CONFIG_BYTES
             ),
         });
-        return Err(problems);
+        return Err(problems.into_sorted());
     }
 
     let mut sections = Sections::default();
@@ -41,12 +41,13 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let users = sections.finish(&config, &mut problems);
     config.users = users;
 
-    problems.extend(config.check());
+    for problem in config.check() {
+        problems.push(problem);
+    }
     if problems.is_empty() {
         Ok(config)
     } else {
-        problems.sort_by_key(|p| p.line);
-        Err(problems)
+        Err(problems.into_sorted())
     }
 }
 

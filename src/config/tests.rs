@@ -443,3 +443,13 @@ fn bad_device_value_has_its_line() {
     assert_eq!(p.line, 3);
     assert!(p.message.contains("user `cam`"), "{}", p.message);
 }
+
+#[test]
+fn an_ipv6_exemption_smaller_than_a_client_is_refused() {
+    // Clients are counted by their /64: exempting a /128 inside one could
+    // not work; a /64 or a longer ipv6_prefix can.
+    let p = one_problem("ban_exempt = 2001:db8::5/128\n");
+    assert!(p.message.contains("smaller than one client"), "{p}");
+    assert!(parse("ban_exempt = 2001:db8::/64, 10.0.0.0/8\n").is_ok());
+    assert!(parse("ban_exempt = 2001:db8::5/128\nipv6_prefix = 128\n").is_ok());
+}

@@ -14,6 +14,69 @@ use std::hash::BuildHasher as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The problems of one text, as they are found. At most `keep` are stored:
+/// past them the text is refused anyway, and a users file of 64 MiB of bad
+/// lines would otherwise keep millions of messages (6 GB was measured)
+/// only for the first hundred to be logged. `scan` stops reading once the
+/// store is full.
+pub struct Problems {
+    list: Vec<Problem>,
+    keep: usize,
+    /// The line at which reading stopped, the store being full.
+    stopped_at: Option<usize>,
+}
+
+impl Problems {
+    /// Stores at most `keep` problems (`usize::MAX`: all of them).
+    pub fn keeping(keep: usize) -> Problems {
+        Problems {
+            list: Vec::new(),
+            keep,
+            stopped_at: None,
+        }
+    }
+
+    pub fn push(&mut self, problem: Problem) {
+        if self.list.len() < self.keep {
+            self.list.push(problem);
+        } else if self.stopped_at.is_none() {
+            self.stopped_at = Some(problem.line);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn refused(self) -> Refused {
+        let stopped_at = self.stopped_at;
+        Refused {
+            problems: self.into_sorted(),
+            stopped_at,
+        }
+    }
+
+    /// Past `keep`: reading stops.
+    fn full(&self) -> bool {
+        self.stopped_at.is_some()
+    }
+
+    /// The stored problems in line order.
+    pub fn into_sorted(mut self) -> Vec<Problem> {
+        self.list.sort_by_key(|p| p.line);
+        self.list
+    }
+}
+
+/// Why a users file was refused: its first problems (all of them, if
+/// there were no more than were kept), in line order.
+#[derive(Debug)]
+pub struct Refused {
+    pub problems: Vec<Problem>,
+    /// Reading stopped at this line, more problems than kept being found.
+    pub stopped_at: Option<usize>,
+}
+
 /// A user section while it is being read: fields not yet known.
 struct Draft {
     line: usize,
@@ -79,6 +142,23 @@ impl Sections {
         });
     }
 
+    /// The previous section, if it ended without a `password` line: its
+    /// draft is dropped at once (a text of headers alone must not hold a
+    /// draft per line until the end) and its name and line returned.
+    fn drop_unfinished(&mut self) -> Option<(String, usize)> {
+        let last = self.drafts.last()?;
+        if last.password_given || last.duplicate {
+            return None;
+        }
+        let index = self.drafts.len() - 1;
+        let key = self.hasher.hash_one(&last.name);
+        if self.names.get(&key) == Some(&index) {
+            self.names.remove(&key);
+        }
+        let last = self.drafts.pop()?;
+        Some((last.name, last.line))
+    }
+
     /// Whether a section of `name` came before; records it if not.
     fn seen(&mut self, name: &str) -> bool {
         let key = self.hasher.hash_one(name);
@@ -104,13 +184,13 @@ impl Sections {
 
     /// The users, in the order of the text; a missing password is a problem.
     /// `root` gives the default homes.
-    pub(super) fn finish(self, config: &Config, problems: &mut Vec<Problem>) -> Vec<User> {
+    pub(super) fn finish(self, config: &Config, problems: &mut Problems) -> Vec<User> {
         let users = self.finish_with_lines(config, problems);
         users.into_iter().map(|(u, _)| u).collect()
     }
 
     /// `finish`, each user with the line of its section.
-    fn finish_with_lines(self, config: &Config, problems: &mut Vec<Problem>) -> Vec<(User, usize)> {
+    fn finish_with_lines(self, config: &Config, problems: &mut Problems) -> Vec<(User, usize)> {
         let (root, device) = (&config.root, config.device);
         let mut users = Vec::with_capacity(self.drafts.len());
         for draft in self.drafts {
@@ -119,10 +199,7 @@ impl Sections {
             }
             let Some(password_hash) = draft.password_hash else {
                 if !draft.password_given {
-                    problems.push(Problem {
-                        line: draft.line,
-                        message: format!("user `{}` has no `password`", draft.name),
-                    });
+                    problems.push(no_password(&draft.name, draft.line));
                 }
                 continue;
             };
@@ -156,8 +233,9 @@ impl Sections {
 /// Parses a users file: `[user NAME]` sections only. `config` gives the
 /// default homes (`root`) and the users it defines itself: a name in both
 /// is a problem, as are homes the spool rules refuse. Every problem at once.
-pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem>> {
-    let mut problems = Vec::new();
+/// At most `keep` problems are stored; reading stops past them (`Refused`).
+pub fn parse_users(text: &str, config: &Config, keep: usize) -> Result<Vec<User>, Refused> {
+    let mut problems = Problems::keeping(keep);
     if text.len() > limits::MAX_USERS_FILE_BYTES {
         problems.push(Problem {
             line: 0,
@@ -167,7 +245,7 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
                 limits::MAX_USERS_FILE_BYTES
             ),
         });
-        return Err(problems);
+        return Err(problems.refused());
     }
     let mut sections = Sections::default();
     scan(text, &mut sections, &mut problems, &mut |key, _| {
@@ -197,8 +275,7 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
     if problems.is_empty() {
         Ok(users)
     } else {
-        problems.sort_by_key(|p| p.line);
-        Err(problems)
+        Err(problems.refused())
     }
 }
 
@@ -208,18 +285,25 @@ pub fn parse_users(text: &str, config: &Config) -> Result<Vec<User>, Vec<Problem
 pub(super) fn scan(
     text: &str,
     sections: &mut Sections,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
     global: &mut dyn FnMut(&str, &str) -> Result<(), String>,
 ) {
     for (index, raw) in text.lines().enumerate() {
+        // SECURITY: a text with more problems than are kept is refused
+        // anyway; reading on would only spend memory and time.
+        if problems.full() {
+            return;
+        }
         let line = index + 1;
         let content = strip_comment(raw).trim();
         if content.is_empty() {
             continue;
         }
-        let mut fail = |message: String| problems.push(Problem { line, message });
-
         if let Some(section) = content.strip_prefix('[') {
+            if let Some((name, at)) = sections.drop_unfinished() {
+                problems.push(no_password(&name, at));
+            }
+            let mut fail = |message: String| problems.push(Problem { line, message });
             match section.strip_suffix(']') {
                 Some(section) => sections.header(section, line, &mut fail),
                 None => fail(format!("section header `{content}` lacks its closing `]`")),
@@ -227,6 +311,7 @@ pub(super) fn scan(
             continue;
         }
 
+        let mut fail = |message: String| problems.push(Problem { line, message });
         let Some((key, value)) = content.split_once('=') else {
             fail(format!("expected `key = value`, found `{content}`"));
             continue;
@@ -244,6 +329,13 @@ pub(super) fn scan(
         if let Err(message) = result {
             fail(message);
         }
+    }
+}
+
+fn no_password(name: &str, line: usize) -> Problem {
+    Problem {
+        line,
+        message: format!("user `{name}` has no `password`"),
     }
 }
 
@@ -323,7 +415,7 @@ mod tests {
     const HASH: &str = "$6$saltsalt$hashhashhash";
 
     fn users(text: &str) -> Result<Vec<User>, Vec<Problem>> {
-        parse_users(text, &Config::defaults())
+        parse_users(text, &Config::defaults(), usize::MAX).map_err(|r| r.problems)
     }
 
     fn section(name: &str, extra: &str) -> String {
@@ -355,7 +447,9 @@ mod tests {
         config
             .users
             .push(User::new("a", HASH.into(), PathBuf::from("/h/a")));
-        let p = parse_users(&format!("# c\n{}", section("a", "")), &config).unwrap_err();
+        let p = parse_users(&format!("# c\n{}", section("a", "")), &config, 10)
+            .unwrap_err()
+            .problems;
         assert_eq!(p[0].line, 2);
         assert!(p[0].message.contains("also defined"));
     }
@@ -406,7 +500,9 @@ mod tests {
         let mut config = Config::defaults();
         config.s3.bucket = Some("lake".into());
         config.s3.spool = PathBuf::from("/data/spool");
-        let p = parse_users(&section("a", "home = /data\n"), &config).unwrap_err();
+        let p = parse_users(&section("a", "home = /data\n"), &config, 10)
+            .unwrap_err()
+            .problems;
         assert_eq!(p[0].line, 1);
     }
 
@@ -414,5 +510,29 @@ mod tests {
     fn an_oversized_file_is_refused_before_reading() {
         let text = " ".repeat(limits::MAX_USERS_FILE_BYTES + 1);
         assert_eq!(users(&text).unwrap_err()[0].line, 0);
+    }
+
+    #[test]
+    fn a_section_without_password_is_reported_at_the_next_header() {
+        // Its draft is not kept to the end; the problem names its line.
+        let p = users(&format!("[user a]\n{}", section("b", ""))).unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("user `a`"), "{}", p[0]);
+        assert_eq!(p[0].line, 1);
+        assert!(users("[user a]\n").is_err());
+    }
+
+    #[test]
+    fn reading_stops_past_the_problems_kept() {
+        // A million bad lines: three stored, reading stopped at the fourth.
+        let text = "bad line\n".repeat(1_000_000);
+        let refused = parse_users(&text, &Config::defaults(), 3).unwrap_err();
+        assert_eq!(refused.problems.len(), 3);
+        assert_eq!(refused.stopped_at, Some(4));
+        // Headers alone, the same.
+        let text: String = (0..1_000_000).map(|i| format!("[user u{i}]\n")).collect();
+        let refused = parse_users(&text, &Config::defaults(), 3).unwrap_err();
+        assert_eq!(refused.problems.len(), 3);
+        assert!(refused.stopped_at.is_some());
     }
 }

@@ -1,9 +1,11 @@
 //! The passive port pool (`passive_ports`). A port is "taken" exactly while
 //! a listener is bound to it, so ports return to the pool when the listener
 //! is dropped, whatever happened to the session: the pool cannot leak.
-//! One client address may hold at most `max_passive_per_ip` listeners at
-//! once, so a single address cannot take the whole pool.
+//! One client (`ClientKey`: an IPv4 address or an IPv6 prefix) may hold at
+//! most `max_passive_per_ip` listeners at once, so a single client cannot
+//! take the whole pool.
 
+use crate::sys::client::ClientKey;
 use crate::{limits, sys};
 use smol::Async;
 use std::collections::HashMap;
@@ -20,7 +22,7 @@ pub struct PassivePool {
     cursor: AtomicU32,
     per_ip_limit: usize,
     /// Listeners held per client address.
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    held: Arc<Mutex<HashMap<ClientKey, usize>>>,
 }
 
 /// A bound passive listener; its port and its client's share return when
@@ -31,8 +33,8 @@ pub struct Passive {
 }
 
 struct Hold {
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    client: IpAddr,
+    held: Arc<Mutex<HashMap<ClientKey, usize>>>,
+    client: ClientKey,
 }
 
 impl Drop for Hold {
@@ -65,7 +67,7 @@ impl PassivePool {
     }
 
     /// Binds a listener on `ip` at a free port of the range, for `client`.
-    pub fn bind(&self, ip: IpAddr, client: IpAddr) -> io::Result<(Passive, u16)> {
+    pub fn bind(&self, ip: IpAddr, client: ClientKey) -> io::Result<(Passive, u16)> {
         let hold = {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             let n = held.entry(client).or_insert(0);
@@ -114,15 +116,16 @@ mod tests {
         let base = 40000 + (std::process::id() % 1000) as u16 * 10;
         let pool = PassivePool::new((base, base + 1), 10);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let a = pool.bind(ip, ip).unwrap();
-        let b = pool.bind(ip, ip).unwrap();
+        let client = ClientKey::new(ip, 64);
+        let a = pool.bind(ip, client).unwrap();
+        let b = pool.bind(ip, client).unwrap();
         assert_ne!(a.1, b.1);
         assert!(
-            pool.bind(ip, ip).is_err(),
+            pool.bind(ip, client).is_err(),
             "a two-port pool holds two listeners"
         );
         drop(a);
-        let c = pool.bind(ip, ip).unwrap();
+        let c = pool.bind(ip, client).unwrap();
         assert!(c.1 >= base && c.1 <= base + 1);
     }
 
@@ -133,8 +136,8 @@ mod tests {
         let base = 45000 + (std::process::id() % 1000) as u16 * 5;
         let pool = PassivePool::new((base, base + 4), 2);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
-        let hoarder: IpAddr = "127.0.0.9".parse().unwrap();
-        let other: IpAddr = "127.0.0.10".parse().unwrap();
+        let hoarder = ClientKey::new("127.0.0.9".parse().unwrap(), 64);
+        let other = ClientKey::new("127.0.0.10".parse().unwrap(), 64);
         let a = pool.bind(local, hoarder).unwrap();
         let _b = pool.bind(local, hoarder).unwrap();
         let refused = pool.bind(local, hoarder).err().unwrap();

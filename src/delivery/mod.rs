@@ -18,6 +18,7 @@
 
 pub mod credentials;
 pub mod get;
+pub mod objects;
 pub mod s3;
 mod schedule;
 

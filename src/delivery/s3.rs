@@ -26,8 +26,9 @@
 use crate::config::s3::S3Settings;
 use crate::delivery::credentials::Provider;
 use crate::limits::{
-    DELIVERY_BUFFER, MAX_RETRY_AFTER, MAX_S3_PARTS, MAX_S3_RESPONSE, S3_CONNECT_TIMEOUT,
-    S3_RESPONSE_TIMEOUT, S3_SIGNATURE_LIFETIME, SLOW_DOWN_PAUSE,
+    DELIVERY_BUFFER, MAX_RETRY_AFTER, MAX_S3_PARTS, MAX_S3_RESPONSE, S3_CALL_DEADLINE,
+    S3_CONNECT_TIMEOUT, S3_MIN_SEND_RATE, S3_RESPONSE_TIMEOUT, S3_SIGNATURE_LIFETIME,
+    SLOW_DOWN_PAUSE,
 };
 use base64::Engine as _;
 use md5::{Digest, Md5};
@@ -87,6 +88,13 @@ pub struct Object<'a> {
     pub crc64nvme: Option<u64>,
 }
 
+/// The total deadline of a PUT of `len` bytes: the body at
+/// `S3_MIN_SEND_RATE` at least, then S3's answer.
+fn put_deadline(len: u64) -> std::time::Duration {
+    let sending = std::time::Duration::from_secs(len / S3_MIN_SEND_RATE);
+    S3_CALL_DEADLINE + sending + S3_RESPONSE_TIMEOUT
+}
+
 /// The header form of a CRC64NVME: base64 of its 8 big-endian bytes.
 pub fn crc64nvme_base64(crc: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
@@ -135,9 +143,13 @@ impl Client {
         };
         let bucket = Bucket::new(endpoint, style, bucket_name, settings.region.clone())
             .map_err(|e| format!("s3 endpoint: {e}"))?;
+        // SECURITY: every request has a total deadline (connect, headers
+        // and body): by default the longest a request without a large body
+        // may take; reads and PUTs set their own (`get.rs`, `put_deadline`).
         let agent = ureq::Agent::config_builder()
             .timeout_connect(Some(S3_CONNECT_TIMEOUT))
             .timeout_recv_response(Some(S3_RESPONSE_TIMEOUT))
+            .timeout_global(Some(S3_CALL_DEADLINE + S3_RESPONSE_TIMEOUT))
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("lakeftpd/", env!("CARGO_PKG_VERSION")))
@@ -210,6 +222,9 @@ impl Client {
         let mut request = self
             .agent
             .put(url.as_str())
+            .config()
+            .timeout_global(Some(put_deadline(size)))
+            .build()
             .header(CHECKSUM_HEADER, &checksum)
             .header("content-length", size.to_string());
         for (name, value) in metadata {
@@ -288,6 +303,9 @@ impl Client {
             let result = self
                 .agent
                 .put(url.as_str())
+                .config()
+                .timeout_global(Some(put_deadline(len)))
+                .build()
                 .header("content-md5", &md5)
                 .header("content-length", len.to_string())
                 .send(SendBody::from_reader(&mut body));
@@ -460,7 +478,7 @@ pub fn encode_metadata(value: &str) -> String {
     out
 }
 
-fn read_body(response: &mut Response<Body>) -> String {
+pub(super) fn read_body(response: &mut Response<Body>) -> String {
     // An unreadable body reads as empty; the status already told the outcome.
     response
         .body_mut()
@@ -472,7 +490,7 @@ fn read_body(response: &mut Response<Body>) -> String {
 
 /// The text of the first `<name>` element of an S3 XML document (empty
 /// when there is none).
-fn xml_field(text: &str, name: &str) -> String {
+pub(super) fn xml_field(text: &str, name: &str) -> String {
     let open = format!("<{name}>");
     let close = format!("</{name}>");
     text.split_once(&open)

@@ -108,6 +108,10 @@ metrics! {
     Counter bans,
     /// SECURITY: connections and logins refused because their address is banned.
     Counter banned_refused,
+    /// SECURITY: TLS handshakes refused because the client had as many in flight as allowed.
+    Counter tls_handshakes_refused,
+    /// SECURITY: password checks begun, each after the defender counted it (at most ban_after per client per ban_window).
+    Counter password_checks,
     /// SECURITY: PASV/EPSV refused because the client held max_passive_per_ip listeners.
     Counter passive_refused_per_ip,
     /// SECURITY: health connections closed: not in health_from, idle past the request deadline, or evicted for a new one.

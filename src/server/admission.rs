@@ -1,8 +1,9 @@
 //! Admission: every accepted connection is counted from its first moment,
 //! before a PROXY header is read or a greeting sent, against `max_sessions`
 //! and the open-file budget (a `Slot`), and listed in the unauthenticated
-//! share until it logs in (`sys::unauthenticated`). Its client address,
-//! once known (at accept, or from the PROXY header), is checked against the
+//! share until it logs in (`sys::unauthenticated`). Its client, once known
+//! (at accept, or from the PROXY header), becomes a `ClientKey` (an IPv4
+//! address or an IPv6 prefix of `ipv6_prefix` bits), checked against the
 //! defender's bans and counted against `max_sessions_per_ip` (a `PerIp`).
 //!
 //! When the session cap or the descriptor budget is reached, the oldest
@@ -14,6 +15,7 @@ use crate::auth::defender::Gate;
 use crate::ops::metrics;
 use crate::shared::Shared;
 use crate::sys::budget::FdPermit;
+use crate::sys::client::ClientKey;
 use smol::Async;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -31,19 +33,19 @@ impl Drop for Slot {
     }
 }
 
-/// Counts a client address's sessions; the count drops with the guard.
+/// Counts a client's sessions; the count drops with the guard.
 pub struct PerIp {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    key: ClientKey,
 }
 
 impl Drop for PerIp {
     fn drop(&mut self) {
         let mut map = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = map.get_mut(&self.ip) {
+        if let Some(count) = map.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                map.remove(&self.ip);
+                map.remove(&self.key);
             }
         }
     }
@@ -80,26 +82,35 @@ pub fn slot(shared: &Arc<Shared>, peer: SocketAddr) -> Option<Slot> {
     })
 }
 
+/// The key every per-address limit counts `ip` by (made once per
+/// connection, here).
+pub fn client_key(shared: &Shared, ip: IpAddr) -> ClientKey {
+    ClientKey::new(ip, shared.config.defence.ipv6_prefix)
+}
+
 /// What the defender says about a client at connect.
-pub fn banned(shared: &Shared, ip: IpAddr) -> bool {
-    match shared.defender(|d| d.connect(ip, Instant::now())) {
+pub fn banned(shared: &Shared, key: ClientKey) -> bool {
+    match shared.defender(|d| d.connect(key, Instant::now())) {
         Gate::Open | Gate::KnownUsersOnly => false,
         Gate::Refuse(until) => {
             metrics::inc(&shared.metrics.banned_refused);
             let left = until.saturating_duration_since(Instant::now()).as_secs();
-            log::debug!("client={ip} refused: banned for {left} s more");
+            log::debug!("client={key} refused: banned for {left} s more");
             true
         }
     }
 }
 
-/// Applies `max_sessions_per_ip` to the client's address.
-pub fn per_ip(shared: &Arc<Shared>, ip: IpAddr) -> Option<PerIp> {
+/// Applies `max_sessions_per_ip` to the client (all addresses of one IPv6
+/// prefix together).
+pub fn per_ip(shared: &Arc<Shared>, key: ClientKey) -> Option<PerIp> {
     let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-    let count = map.entry(ip).or_insert(0);
+    let count = map.entry(key).or_insert(0);
+    // SECURITY: counted by the client key: rotating addresses inside one
+    // IPv6 prefix is one client.
     if *count >= shared.config.max_sessions_per_ip {
         log::warn!(
-            "client={ip} refused: max_sessions_per_ip ({}) reached",
+            "client={key} refused: max_sessions_per_ip ({}) reached",
             shared.config.max_sessions_per_ip
         );
         return None;
@@ -107,7 +118,7 @@ pub fn per_ip(shared: &Arc<Shared>, ip: IpAddr) -> Option<PerIp> {
     *count += 1;
     Some(PerIp {
         shared: shared.clone(),
-        ip,
+        key,
     })
 }
 

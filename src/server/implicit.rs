@@ -26,8 +26,15 @@ pub(super) async fn serve(
     let Some(tls) = shared.tls.clone() else {
         return;
     };
+    // SECURITY: a bound on one client's handshakes in flight.
+    let key = super::admission::client_key(shared, client.ip());
+    let Some(handshake) = shared.handshakes.take(key) else {
+        crate::ops::metrics::inc(&shared.metrics.tls_handshakes_refused);
+        log::debug!("client={key} implicit TLS refused: too many handshakes in flight");
+        return;
+    };
     let tag = sys::random_bytes();
-    match tls
+    let accepted = tls
         .accept(
             stream,
             Role::Control,
@@ -35,8 +42,10 @@ pub(super) async fn serve(
             prelude.bytes(),
             &shared.metrics,
         )
-        .await
-    {
+        .await;
+    // The handshake is over: no longer in flight.
+    drop(handshake);
+    match accepted {
         Ok(tls_stream) => {
             let control = Stream::Tls(Box::new(tls_stream));
             let rest = Prelude {
@@ -46,10 +55,7 @@ pub(super) async fn serve(
             session::run_implicit(shared.clone(), control, tag, client, local, rest).await;
         }
         Err((failure, e)) => {
-            log::info!(
-                "client={client} implicit TLS handshake failed ({}): {e}",
-                failure.as_str()
-            );
+            crate::tls::log_failure(client, "implicit TLS handshake", failure, &e);
         }
     }
 }

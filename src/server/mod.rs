@@ -2,6 +2,7 @@
 //! graceful stop (SIGTERM/SIGINT; the sequence is described in `drain.rs`).
 
 mod admission;
+mod bans;
 pub mod certs;
 mod drain;
 mod handshake;
@@ -18,6 +19,7 @@ use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
 use crate::sys::budget::FdBudget;
+use crate::sys::inflight::InFlight;
 use crate::sys::unauthenticated::{Probe, Share};
 use crate::tls::Tls;
 use smol::{Async, Executor, Timer};
@@ -111,6 +113,7 @@ pub fn run(
                 .clamp(1, config.max_sessions_per_ip);
             Share::new(limit, per_ip)
         },
+        handshakes: InFlight::new(limits::MAX_HANDSHAKES_PER_CLIENT),
         defender: Mutex::new(Defender::new(defender::Settings {
             ban_after: config.defence.ban_after,
             ban_window: config.defence.ban_window,
@@ -126,6 +129,8 @@ pub fn run(
         tls,
         config,
     });
+
+    bans::start(&shared.config, shared.clone(), instance_id.as_deref());
 
     let executor = Arc::new(Executor::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -341,7 +346,8 @@ fn start_tls(
             "not required"
         }
     );
-    let tls = Tls::new(&config.tls, pair).map_err(io::Error::other)?;
+    let mut tls = Tls::new(&config.tls, pair).map_err(io::Error::other)?;
+    tls.handshake_timeout = config.defence.tls_handshake_timeout;
     Ok((Some(Arc::new(tls)), Some((reader, version))))
 }
 
@@ -377,7 +383,7 @@ async fn connection(
     };
     // Without PROXY protocol the peer is the client: a banned address is
     // refused before it costs a slot.
-    if proxy.is_none() && admission::banned(&shared, peer.ip().to_canonical()) {
+    if proxy.is_none() && admission::banned(&shared, admission::client_key(&shared, peer.ip())) {
         refuse(
             &stream,
             "Too many failed logins from your address, try later",
@@ -392,7 +398,9 @@ async fn connection(
         refuse(&stream, "Too many sessions, try again later");
         return;
     };
-    let known = proxy.is_none().then(|| peer.ip().to_canonical());
+    let known = proxy
+        .is_none()
+        .then(|| admission::client_key(&shared, peer.ip()));
     // Awaiting a PROXY header: a probe of the socket, so that a header
     // already arrived keeps this connection when the share sheds.
     let probe = proxy.and_then(|_| {
@@ -422,10 +430,10 @@ async fn connection(
                 let Some((client, prelude)) = smol::future::or(handshake, stop).await else {
                     return;
                 };
-                let ip = client.ip().to_canonical();
-                let shed_count = pending.set_client(ip);
+                let key = admission::client_key(&shared, client.ip());
+                let shed_count = pending.set_client(key);
                 metrics::add(&shared.metrics.unauthenticated_shed, shed_count as u64);
-                if admission::banned(&shared, ip) {
+                if admission::banned(&shared, key) {
                     refuse(
                         &stream,
                         "Too many failed logins from your address, try later",
@@ -435,7 +443,8 @@ async fn connection(
                 (client, prelude)
             }
         };
-        let Some(per_ip) = admission::per_ip(&shared, client.ip().to_canonical()) else {
+        let Some(per_ip) = admission::per_ip(&shared, admission::client_key(&shared, client.ip()))
+        else {
             metrics::inc(&shared.metrics.sessions_refused);
             refuse(&stream, "Too many sessions, try again later");
             return;

@@ -10,6 +10,7 @@ use crate::ops::metrics;
 use crate::protocol::command::EpsvArg;
 use crate::protocol::reply::Code;
 use crate::sys::budget::FdPermit;
+use crate::sys::client::ClientKey;
 use crate::sys::timeout;
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,6 +18,12 @@ impl Session {
     /// The client's address as the data connection must see it.
     pub(super) fn client_ip(&self) -> IpAddr {
         self.client.ip().to_canonical()
+    }
+
+    /// The client as every per-address limit counts it (the same function
+    /// the accept path used: an IPv4 address or an IPv6 prefix).
+    pub(super) fn client_key(&self) -> ClientKey {
+        ClientKey::new(self.client.ip(), self.shared.config.defence.ipv6_prefix)
     }
 
     pub(super) fn port(&mut self, me: &mut LoggedIn, addr: SocketAddr) -> Handled {
@@ -108,7 +115,7 @@ impl Session {
             );
             return None;
         };
-        match self.shared.passive.bind(self.local.ip(), self.client_ip()) {
+        match self.shared.passive.bind(self.local.ip(), self.client_key()) {
             Ok((listener, port)) => {
                 me.data = DataChannel::passive(listener, fds);
                 Some(port)

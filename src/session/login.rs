@@ -4,13 +4,16 @@
 //! the user's `allow_from` fails exactly like a wrong password.
 
 use super::{Flow, Handled, Login, Session};
+use crate::auth::defender::{Attempt, Reserve, Scope};
 use crate::auth::{self, Password};
 use crate::config::{Permissions, User};
 use crate::data::channel::DataChannel;
+use crate::limits::{CHECK_WAIT_POLL, MAX_CHECK_WAIT};
 use crate::ops::metrics;
 use crate::protocol::command::Type;
 use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
+use crate::shared::Shared;
 use crate::storage::jail::{Jail, VirtualPath};
 use smol::Timer;
 use std::path::PathBuf;
@@ -82,12 +85,8 @@ impl Session {
             Login::Start => return self.answer(Code::BadSequence, format_args!("send USER first")),
         };
         let ip = self.client_ip();
-        // SECURITY: a banned address (or address and user) is refused before
-        // any password hashing (auth/defender.rs).
-        if !self
-            .shared
-            .defender(|d| d.may_try(ip, &name, Instant::now()))
-        {
+        let key = self.client_key();
+        let Some(attempt) = self.reserve_check(&name).await else {
             metrics::inc(&self.metrics().banned_refused);
             say!(
                 self,
@@ -95,16 +94,32 @@ impl Session {
                 "too many failed logins from your address, try later"
             )?;
             return Ok(Flow::Close);
-        }
+        };
+        // Settled below; if this session ends while the check runs, the
+        // guard settles it as a failure (the hash may well have run).
+        let mut counted = Counted {
+            shared: self.shared.clone(),
+            attempt: Some(attempt),
+            name: name.clone(),
+        };
         // The current definition: the set may have been reloaded since USER.
         let user = user.and_then(|u| self.shared.user(&u.name));
         // SECURITY: outside `allow_from` the password is not checked, but
-        // the same time is spent (the unknown-user check), the same answer
-        // given and the failure counted by the defender: the address list
-        // is not revealed.
+        // the same time is spent (a check of the user's own hash, result
+        // discarded), the same answer given and the failure counted by the
+        // defender: the address list is not revealed.
         let refused_network = user.as_ref().is_some_and(|u| !u.allows(ip));
-        let candidate = if refused_network { None } else { user };
-        if auth::verify(candidate.clone(), Password(password)).await {
+        metrics::inc(&self.metrics().password_checks);
+        let candidate = if refused_network { None } else { user.clone() };
+        let password = Password(password);
+        let ok = match &user {
+            Some(u) if refused_network => {
+                auth::spend(&u.password_hash, password).await;
+                false
+            }
+            _ => auth::verify(candidate.clone(), &name, password).await,
+        };
+        if ok {
             let user = candidate.expect("verify succeeds only for a known user");
             // Homes of users from a users file are made at first login.
             if let Err(e) = async_fs::create_dir_all(&user.home).await {
@@ -112,8 +127,9 @@ impl Session {
             }
             return match Jail::open(&user.home).await {
                 Ok(jail) => {
+                    counted.attempt = None;
                     self.shared
-                        .defender(|d| d.succeeded(ip, &user.name, Instant::now()));
+                        .defender(|d| d.succeeded(attempt, &name, Instant::now()));
                     // Logged in: no longer among those that may be shed.
                     self.unauthenticated = None;
                     metrics::inc(&self.metrics().logins_ok);
@@ -140,18 +156,19 @@ impl Session {
         }
         metrics::inc(&self.metrics().logins_failed);
         self.failures += 1;
+        counted.attempt = None;
         if let Some(ban) = self
             .shared
-            .defender(|d| d.failed(ip, &name, Instant::now()))
+            .defender(|d| d.failed(attempt, &name, Instant::now()))
         {
             metrics::inc(&self.metrics().bans);
-            let scope = if ban.address {
-                "address"
-            } else {
-                "address and user"
+            let (scope, who) = match ban.scope {
+                Scope::Pair => ("address and user", key.to_string()),
+                Scope::Client => ("address", key.to_string()),
+                Scope::Wide => ("wider group", key.wider().to_string()),
             };
             log::warn!(
-                "client={ip} banned ({scope}) for {} s: failed logins past ban_after (last user={})",
+                "client={who} banned ({scope}) for {} s: failed logins past ban_after (last user={})",
                 ban.length.as_secs(),
                 Escaped(&name)
             );
@@ -184,8 +201,48 @@ impl Session {
         self.answer(Code::NotLoggedIn, format_args!("login incorrect"))
     }
 
+    /// A place in the defender's scores for one password check, waiting
+    /// (bounded) while the checks already running fill the window; `None`:
+    /// refused, before any hashing.
+    async fn reserve_check(&self, name: &str) -> Option<Attempt> {
+        let key = self.client_key();
+        let started = Instant::now();
+        loop {
+            // SECURITY: a banned client (or client and user) is refused
+            // before any password hashing, and a check is counted before it
+            // runs, so concurrent guesses cannot outrun the ban
+            // (auth/defender).
+            match self
+                .shared
+                .defender(|d| d.reserve(key, name, Instant::now()))
+            {
+                Reserve::Go(attempt) => return Some(attempt),
+                Reserve::Refused => return None,
+                Reserve::Wait if started.elapsed() >= MAX_CHECK_WAIT => return None,
+                Reserve::Wait => Timer::after(CHECK_WAIT_POLL).await,
+            };
+        }
+    }
+
     pub(super) fn quit(&mut self) -> Handled {
         say!(self, Code::Closing, "goodbye")?;
         Ok(Flow::Close)
+    }
+}
+
+/// A counted check not settled yet: dropped armed (the session ended
+/// while its hash ran), it is settled as a failure.
+struct Counted {
+    shared: Arc<Shared>,
+    attempt: Option<Attempt>,
+    name: String,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(attempt) = self.attempt.take() {
+            self.shared
+                .defender(|d| d.failed(attempt, &self.name, Instant::now()));
+        }
     }
 }

@@ -117,6 +117,13 @@ impl Session {
         let Some(socket) = self.control.take_plain() else {
             return Ok(Some("control connection not plain".into()));
         };
+        // SECURITY: a bound on one client's handshakes in flight.
+        let Some(_handshake) = self.shared.handshakes.take(self.client_key()) else {
+            crate::ops::metrics::inc(&self.shared.metrics.tls_handshakes_refused);
+            return Ok(Some(
+                "too many TLS handshakes in flight from the client".into(),
+            ));
+        };
         self.tag = sys::random_bytes();
         match tls
             .accept(socket, Role::Control, &self.tag, &[], &self.shared.metrics)
@@ -129,11 +136,7 @@ impl Session {
                 Ok(None)
             }
             Err((failure, e)) => {
-                log::warn!(
-                    "client={} TLS handshake failed ({}): {e}",
-                    self.client,
-                    failure.as_str()
-                );
+                crate::tls::log_failure(self.client, "TLS handshake", failure, &e);
                 Ok(Some(format!("TLS handshake failed: {}", failure.as_str())))
             }
         }
@@ -275,11 +278,8 @@ impl Session {
         {
             Ok(stream) => stream,
             Err((failure, e)) => {
-                log::warn!(
-                    "client={} TLS handshake on the data connection failed ({}): {e}",
-                    self.client,
-                    failure.as_str()
-                );
+                let what = "TLS handshake on the data connection";
+                crate::tls::log_failure(self.client, what, failure, &e);
                 return Err(Outcome::DataTls(failure.as_str()));
             }
         };

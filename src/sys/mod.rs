@@ -4,9 +4,12 @@
 //! limit, and systemd's readiness notification.
 
 pub mod budget;
+pub mod client;
 pub mod errno;
+pub mod inflight;
 pub mod random;
 pub mod terminal;
+pub mod ratelimit;
 pub mod timeout;
 pub mod unauthenticated;
 

@@ -1,7 +1,7 @@
 //! The unauthenticated share: connections that have not logged in yet (a
 //! PROXY header awaited, the greeting sent, USER/PASS not done) are listed
 //! here from their first moment, oldest first. The share has a size and
-//! each client address a part of it. When a new connection would exceed
+//! each client (`ClientKey`: an IPv4 address or an IPv6 /64) a part of it. When a new connection would exceed
 //! its address's part, that address's oldest waiting connection is shed
 //! (its task is told to close); when it would exceed the share, the oldest
 //! waiting connection of the address that holds the most is shed
@@ -21,9 +21,9 @@
 
 use crate::limits::MAX_SHED_SCAN;
 use crate::sys::budget::FdPermit;
+use crate::sys::client::ClientKey;
 use event_listener::Event;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,11 +41,11 @@ struct Inner {
     by_age: BTreeMap<u64, Entry>,
     /// Ids of each client address's waiting connections, oldest first
     /// (`None`: the client is not known yet).
-    per_ip: HashMap<Option<IpAddr>, VecDeque<u64>>,
+    per_ip: HashMap<Option<ClientKey>, VecDeque<u64>>,
 }
 
 struct Entry {
-    ip: Option<IpAddr>,
+    ip: Option<ClientKey>,
     shed: Arc<Shed>,
     /// While the client is unknown: a look at its socket (see the module
     /// doc).
@@ -128,7 +128,7 @@ impl Share {
 
     /// Lists a new connection (`ip`: its client, when already known).
     /// Returns its place and how many older connections were shed for it.
-    pub fn enter(self: &Arc<Self>, ip: Option<IpAddr>) -> (Pending, usize) {
+    pub fn enter(self: &Arc<Self>, ip: Option<ClientKey>) -> (Pending, usize) {
         self.enter_with(ip, None)
     }
 
@@ -136,7 +136,7 @@ impl Share {
     /// of its socket (see the module doc).
     pub fn enter_with(
         self: &Arc<Self>,
-        ip: Option<IpAddr>,
+        ip: Option<ClientKey>,
         probe: Option<Probe>,
     ) -> (Pending, usize) {
         let shed = Arc::new(Shed::default());
@@ -172,7 +172,7 @@ impl Share {
     }
 
     /// Counts `id` for `ip`, shedding that address's oldest over its part.
-    fn add_ip(&self, inner: &mut Inner, id: u64, ip: Option<IpAddr>) -> usize {
+    fn add_ip(&self, inner: &mut Inner, id: u64, ip: Option<ClientKey>) -> usize {
         let mut dropped = 0;
         while ip.is_some() && inner.per_ip.get(&ip).map_or(0, VecDeque::len) >= self.per_ip_limit {
             if !inner.shed_front(ip) {
@@ -218,7 +218,7 @@ impl Inner {
     /// Sheds the oldest entry of `ip` (among unknown clients: the oldest of
     /// the first `MAX_SHED_SCAN` whose socket holds no bytes). False when
     /// there is none.
-    fn shed_front(&mut self, ip: Option<IpAddr>) -> bool {
+    fn shed_front(&mut self, ip: Option<ClientKey>) -> bool {
         let Some(ids) = self.per_ip.get(&ip) else {
             return false;
         };
@@ -253,7 +253,7 @@ impl Inner {
 impl Pending {
     /// The client became known (the PROXY header named it). Returns how
     /// many of that address's older connections were shed for it.
-    pub fn set_client(&mut self, ip: IpAddr) -> usize {
+    pub fn set_client(&mut self, ip: ClientKey) -> usize {
         let share = self.share.clone();
         let mut inner = share.lock();
         let Some(entry) = inner.remove(self.id) else {
@@ -291,8 +291,12 @@ impl Drop for Pending {
 mod tests {
     use super::*;
 
-    fn ip(last: u8) -> Option<IpAddr> {
-        Some(IpAddr::from([127, 0, 0, last]))
+    fn ip(last: u8) -> Option<ClientKey> {
+        Some(key(last))
+    }
+
+    fn key(last: u8) -> ClientKey {
+        ClientKey::new(std::net::IpAddr::from([127, 0, 0, last]), 64)
     }
 
     #[test]
@@ -364,7 +368,7 @@ mod tests {
         let share = Share::new(10, 1);
         let (old, _) = share.enter(ip(7));
         let (mut new, _) = share.enter(None);
-        assert_eq!(new.set_client(IpAddr::from([127, 0, 0, 7])), 1);
+        assert_eq!(new.set_client(key(7)), 1);
         assert!(old.is_shed() && !new.is_shed());
     }
 

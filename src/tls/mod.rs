@@ -79,6 +79,31 @@ pub struct Tls {
     /// The current pair's notAfter (Unix seconds).
     not_after: RwLock<i64>,
     owners: Mutex<Owners>,
+    /// `tls_handshake_timeout`: how long a handshake may take in all.
+    pub handshake_timeout: std::time::Duration,
+}
+
+/// Failed handshakes are logged at most `TLS_FAILURE_LOG_PER_SECOND` a
+/// second (an attacker repeats them at will); the rest are counted.
+static FAILURE_LOG: crate::sys::ratelimit::LogBudget =
+    crate::sys::ratelimit::LogBudget::new(limits::TLS_FAILURE_LOG_PER_SECOND);
+
+/// Logs a failed handshake (`what`: which one) within the log budget; the
+/// line written after some were left out says how many. Counted in the
+/// metrics in any case (`accept`).
+pub fn log_failure(client: impl std::fmt::Display, what: &str, failure: Failure, e: &io::Error) {
+    let Some(suppressed) = FAILURE_LOG.admit() else {
+        return;
+    };
+    let more = if suppressed > 0 {
+        format!(" ({suppressed} failed handshakes before this one not logged)")
+    } else {
+        String::new()
+    };
+    log::warn!(
+        "client={client} {what} failed ({}): {e}{more}",
+        failure.as_str()
+    );
 }
 
 /// Which user logged in on the session that made each tag, for the last
@@ -199,6 +224,7 @@ impl Tls {
             reuse_required: settings.session_reuse_required,
             not_after: RwLock::new(pair.not_after),
             owners: Mutex::new(Owners::default()),
+            handshake_timeout: limits::TLS_HANDSHAKE_TIMEOUT,
         })
     }
 
@@ -248,7 +274,7 @@ impl Tls {
     }
 
     /// Makes the server side of a TLS handshake on `socket`, within
-    /// `TLS_HANDSHAKE_TIMEOUT`. `tag` goes into the tickets and cache
+    /// `handshake_timeout`. `tag` goes into the tickets and cache
     /// entries this handshake creates; `early` holds bytes already read
     /// from the socket that belong to the handshake (after a PROXY header).
     /// Counts the outcome.
@@ -278,7 +304,7 @@ impl Tls {
                 let _ = conn.process_new_packets();
             }
         });
-        match timeout::within(limits::TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        match timeout::within(self.handshake_timeout, handshake).await {
             Ok(stream) => {
                 metrics::inc(&metrics.tls_handshakes_ok);
                 Ok(stream)

@@ -57,16 +57,18 @@ type Set = HashSet<ByName>;
 /// with the delivery's credentials: the instance role on EC2) and checks
 /// its users against `config`; how many there are, or every problem.
 pub fn read_and_check(config: &Config, source: &UsersSource) -> Result<usize, String> {
-    let text = match source::Source::new(config, source)?.fetch(true)? {
+    // As at boot: the read is cut at `users_boot_timeout`.
+    let text = match source::Source::new(config, source)?.fetch(true, config.users_boot_timeout)? {
         source::Fetched::Text(text) => text,
         // A forced read is never answered "unchanged".
         source::Fetched::Unchanged => return Err(format!("{source}: no body")),
     };
-    crate::config::parse_users(&text, config)
+    // Every problem, as `check --users` lists them.
+    crate::config::parse_users(&text, config, usize::MAX)
         .map(|users| users.len())
-        .map_err(|problems| {
-            let mut message = format!("{source}: {} problem(s):", problems.len());
-            for p in problems {
+        .map_err(|refused| {
+            let mut message = format!("{source}: {} problem(s):", refused.problems.len());
+            for p in refused.problems {
                 message.push_str(&format!("\n  {source}: {p}"));
             }
             message

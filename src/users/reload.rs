@@ -11,8 +11,8 @@
 
 use super::source::{Fetched, Source};
 use super::{cache, Changes, Users};
-use crate::config::{self, Config, Problem, UsersSource};
-use crate::limits::{MAX_LOGGED_PROBLEMS, USERS_BOOT_RETRY, USERS_RELOAD_NICE};
+use crate::config::{self, Config, Refused, UsersSource};
+use crate::limits::{MAX_LOGGED_PROBLEMS, S3_CALL_DEADLINE, USERS_BOOT_RETRY, USERS_RELOAD_NICE};
 use crate::ops::health::Health;
 use crate::ops::metrics::{self, Metrics};
 use async_signal::{Signal, Signals};
@@ -21,7 +21,7 @@ use smol::stream::StreamExt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Loads the users (see the module doc) and starts the reload thread.
 pub fn start(
@@ -59,8 +59,12 @@ pub fn start(
 fn run(mut loader: Option<Loader>, mut hup: Signals, interval: std::time::Duration) {
     // Reloads run behind the sessions: see USERS_RELOAD_NICE.
     crate::sys::lower_thread_priority(USERS_RELOAD_NICE);
+    // Polls keep their rhythm: the next is due `interval` after the last
+    // began, however long that one took (each read is cut at `interval`).
+    let mut due = Instant::now() + interval;
     loop {
         let polling = loader.is_some();
+        let wait = due.saturating_duration_since(Instant::now());
         let forced = smol::block_on(
             async {
                 let _ = hup.next().await;
@@ -70,16 +74,19 @@ fn run(mut loader: Option<Loader>, mut hup: Signals, interval: std::time::Durati
                 if !polling {
                     std::future::pending::<()>().await;
                 }
-                smol::Timer::after(interval).await;
+                smol::Timer::after(wait).await;
                 false
             }),
         );
+        if !forced {
+            due = Instant::now().max(due) + interval;
+        }
         match &mut loader {
             Some(loader) => {
                 if forced {
                     log::info!("SIGHUP: reloading the users from {}", loader.origin);
                 }
-                loader.reload(forced);
+                loader.reload(forced, interval);
             }
             None => log::info!("SIGHUP: no users file configured (`users`), nothing to reload"),
         }
@@ -102,7 +109,9 @@ impl Loader {
         let deadline = Instant::now() + self.config.users_boot_timeout;
         let error = loop {
             metrics::inc(&self.metrics.users_fetches);
-            match self.source.fetch(true) {
+            // SECURITY: users_boot_timeout bounds the boot, reads included.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.source.fetch(true, left.max(USERS_BOOT_RETRY)) {
                 Ok(Fetched::Text(text)) => match self.install(&text, SystemTime::now()) {
                     Ok(()) => {
                         self.keep(&text);
@@ -150,9 +159,11 @@ impl Loader {
         eprintln!("lakeftpd: {message}");
     }
 
-    fn reload(&mut self, force: bool) {
+    fn reload(&mut self, force: bool, interval: Duration) {
         metrics::inc(&self.metrics.users_fetches);
-        match self.source.fetch(force) {
+        // SECURITY: a stalled read never holds the next poll back.
+        let deadline = interval.clamp(USERS_BOOT_RETRY, S3_CALL_DEADLINE);
+        match self.source.fetch(force, deadline) {
             Ok(Fetched::Unchanged) => metrics::inc(&self.metrics.users_unchanged),
             Ok(Fetched::Text(text)) => {
                 if self.install(&text, SystemTime::now()).is_ok() {
@@ -173,19 +184,20 @@ impl Loader {
     /// Parses `text` and, without a problem, makes it the current set.
     fn install(&self, text: &str, loaded_at: SystemTime) -> Result<(), ()> {
         let start = Instant::now();
-        let parsed = config::parse_users(text, &self.config);
+        // SECURITY: at most MAX_LOGGED_PROBLEMS are kept (see Problems).
+        let parsed = config::parse_users(text, &self.config, MAX_LOGGED_PROBLEMS);
         let file_users = match parsed {
             Ok(users) => users,
-            Err(problems) => {
+            Err(refused) => {
                 metrics::inc(&self.metrics.users_reload_failures);
-                self.report(&problems);
+                self.report(&refused);
                 return Err(());
             }
         };
         let from_file = file_users.len();
         let mut all = self.config.users.clone();
         all.extend(file_users);
-        // SECURITY: an unknown user's check costs the costliest of the new set.
+        // SECURITY: unknown names are checked against the new set's decoys.
         crate::auth::set_unknown_user_cost(&all);
         let Changes {
             added,
@@ -207,21 +219,25 @@ impl Loader {
         Ok(())
     }
 
-    fn report(&self, problems: &[Problem]) {
+    fn report(&self, refused: &Refused) {
+        let problems = &refused.problems;
+        let more = match refused.stopped_at {
+            Some(line) => format!(" (and more: reading stopped at line {line})"),
+            None => String::new(),
+        };
         log::error!(
-            "users: {} refused, {} problem(s); the {} current users stay",
+            "users: {} refused, {} problem(s){more}; the {} current users stay",
             self.origin,
             problems.len(),
             self.users.len()
         );
-        for p in problems.iter().take(MAX_LOGGED_PROBLEMS) {
+        for p in problems {
             log::error!("users: {}: {p}", self.origin);
         }
-        if problems.len() > MAX_LOGGED_PROBLEMS {
+        if refused.stopped_at.is_some() {
             log::error!(
-                "users: {}: {} more problems (lakeftpd check --users FILE lists them all)",
-                self.origin,
-                problems.len() - MAX_LOGGED_PROBLEMS
+                "users: {}: lakeftpd check --users FILE lists every problem",
+                self.origin
             );
         }
     }

@@ -10,7 +10,7 @@ use crate::delivery::s3::Client;
 use crate::limits::MAX_USERS_FILE_BYTES;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// What a read found.
 pub enum Fetched {
@@ -59,13 +59,13 @@ impl Source {
     /// Reads the file unless it is the version read last; `force` reads it
     /// anyway (SIGHUP). The version is remembered even if its text turns
     /// out to be refused, so a broken file is reported once, not at every
-    /// poll.
-    pub fn fetch(&mut self, force: bool) -> Result<Fetched, String> {
+    /// poll. A read from S3 is abandoned past `deadline`.
+    pub fn fetch(&mut self, force: bool, deadline: Duration) -> Result<Fetched, String> {
         match self {
             Source::S3 { client, key, etag } => {
                 let condition = if force { None } else { etag.as_deref() };
                 match client
-                    .get_object(key, condition, MAX_USERS_FILE_BYTES as u64)
+                    .get_object(key, condition, MAX_USERS_FILE_BYTES as u64, deadline)
                     .map_err(|e| e.to_string())?
                 {
                     Got::NotModified => Ok(Fetched::Unchanged),

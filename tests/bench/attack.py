@@ -6,7 +6,10 @@ devices without the attack. Loopback only; every loop bounded in time.
 Attacks: password guessing across reconnects, silent connections (plain and,
 on a second instance with proxy_protocol = v2, without a PROXY header),
 slowloris (one byte every few seconds), a health-port flood (idle sockets),
-PASV hoarding from one address, random command lines.
+PASV hoarding from one address, random command lines. Then, as root, IPv6
+rotation (tests/bench/attack_v6.py): the server in a network namespace of
+its own, a device logging in over IPv6 while one /64 floods from rotating
+addresses, against the same device without the flood.
 
 Reports (JSON on stdout, one line per phase, then a summary): devices'
 uploads/s and p99, guesses that reached a password check, bans, RSS and
@@ -23,6 +26,8 @@ import argparse, ftplib, io, json, os, random, re, shutil, socket, struct
 import multiprocessing, subprocess, sys, tempfile, threading, time, errno, traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import attack_v6  # noqa: E402  (beside this file)
 PASSWORD = "soak.pass.123"
 
 
@@ -61,12 +66,12 @@ def stop_all(*_):
 
 
 class Server:
-    def __init__(self, work, name, extra, users):
+    def __init__(self, work, name, extra, users, listen="127.0.0.1:0"):
         self.home = os.path.join(work, name, "home")
         os.makedirs(self.home, exist_ok=True)
         conf = os.path.join(work, name, "lakeftpd.conf")
         h = password_hash()
-        text = (f"listen = 127.0.0.1:0\nroot = {self.home}\nactive_source_port = 0\n"
+        text = (f"listen = {listen}\nroot = {self.home}\nactive_source_port = 0\n"
                 f"health_listen = 127.0.0.1:0\n{extra}\n")
         for u in users:
             text += f"[user {u}]\npassword = {h}\npermissions = full\n"
@@ -88,7 +93,7 @@ class Server:
             m = re.search(r"health and metrics on http://([\d.]+):(\d+)/", line)
             if m:
                 self.health = (m.group(1), int(m.group(2)))
-            m = re.search(r"listening on ([\d.]+):(\d+)", line)
+            m = re.search(r"listening on \[?([\d.a-f:]+?)\]?:(\d+)\s*$", line)
             if m:
                 self.addr = (m.group(1), int(m.group(2)))
         if not self.addr:
@@ -542,6 +547,11 @@ def main():
     ap.add_argument("--seconds", type=int, default=300, help="attack phase length (default 300)")
     ap.add_argument("--baseline", type=int, default=None,
                     help="baseline phase length (default: min(seconds, 60))")
+    ap.add_argument("--ipv6", type=int, default=None, metavar="SECONDS",
+                    help="IPv6 rotation phases of this length (default: min(seconds, 15) when "
+                         "run as root, else none; 0: none): devices' login latency with and "
+                         "without a flood from rotating addresses of one /64 "
+                         "(tests/bench/attack_v6.py, in a network namespace)")
     ap.add_argument("--strict", action="store_true",
                     help=f"also fail when a goal ({GOAL_SECONDS:g} s health checks and logins "
                          "through the balancer, 0 device errors) is missed")
@@ -558,6 +568,11 @@ def main():
         print(json.dumps(base), flush=True)
         attack = phase("attack", args.seconds, True, work, users)
         print(json.dumps(attack), flush=True)
+        v6_seconds = args.ipv6 if args.ipv6 is not None else (
+            min(args.seconds, 15) if os.geteuid() == 0 else 0)
+        v6 = attack_v6.run(v6_seconds, work, users) if v6_seconds else None
+        if v6:
+            print(json.dumps(v6), flush=True)
     finally:
         for s in SERVERS:
             s.stop()
@@ -566,6 +581,8 @@ def main():
         "device_errors": base["device_errors"] + attack["device_errors"],
         "files_lost": base["files_lost"] + attack["files_lost"],
         "health_failed": base["health_failed"] + attack["health_failed"],
+        # A device refused or shed while one /64 rotates its addresses.
+        "ipv6_login_failed": v6["rotation"]["login_failed"] if v6 else 0,
     }
     goals = {
         f"health_within_{GOAL_SECONDS:g}s": [attack["health_checks"] - attack["health_slow"]
@@ -594,6 +611,12 @@ def main():
         "max_rss_kib": max(s["rss_kib"] for s in attack["samples"]),
         "max_fds": max(s["fds"] for s in attack["samples"]),
         "health_failed": attack["health_failed"], "proxy_probe_failed": attack["proxy_probe_failed"],
+        # A device's login (connect to 230) over IPv6, quiet and while one
+        # /64 floods from rotating addresses: [p99 quiet, p99 rotation].
+        "ipv6_login_p99_ms": [v6["quiet"]["login_p99_ms"], v6["rotation"]["login_p99_ms"]]
+        if v6 else None,
+        "ipv6_login_failed": [v6["quiet"]["login_failed"], v6["rotation"]["login_failed"]]
+        if v6 else None,
         "goals": goals, "goals_met": goals_met, "faults": faults,
         "ok": not bad,
     }

@@ -11,6 +11,7 @@ use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::shared::Shared;
 use crate::sys::budget::FdBudget;
+use crate::sys::inflight::InFlight;
 use crate::sys::unauthenticated::Share;
 use crate::users::Users;
 use smol::channel::Sender;
@@ -93,6 +94,7 @@ impl Fixture {
             per_ip: Mutex::new(HashMap::new()),
             fds: FdBudget::new(1000, 10),
             unauthenticated: Share::new(100, 100),
+            handshakes: InFlight::new(crate::limits::MAX_HANDSHAKES_PER_CLIENT),
             defender: Mutex::new(Defender::new(defender::Settings {
                 ban_after: config.defence.ban_after,
                 ban_window: config.defence.ban_window,
