@@ -349,6 +349,13 @@ pub const TLS_SESSION_CACHE: usize = 16384;
 /// and so reusable, and each data connection gets fresh ones too.
 pub const TLS13_TICKETS: usize = 2;
 
+/// TLS 1.3 tickets sent after the handshake of a data connection the
+/// client reads (a download or a listing; `Tls::accept_data`). OpenSSL
+/// clients (curl, PHP) use a ticket once and resume the next data
+/// connection with the newest they hold: one per transfer keeps them
+/// resuming.
+pub const TLS13_DATA_TICKETS: usize = 1;
+
 /// Bytes rustls may hold in its plaintext and TLS send buffers per
 /// connection (`set_buffer_limit`). A reply or one transfer buffer fits;
 /// writes past it wait for the socket, so a slow reader cannot grow them.

@@ -156,6 +156,10 @@ fn lftp(server: &Server, passive: bool, script: &str, cwd: &Path) -> (bool, Stri
          set ftp:passive-mode {}; set net:max-retries 1; {script}; bye",
         if passive { "on" } else { "off" }
     );
+    lftp_commands(server, &commands, cwd)
+}
+
+fn lftp_commands(server: &Server, commands: &str, cwd: &Path) -> (bool, String, String) {
     common::run(
         "timeout",
         &[
@@ -164,7 +168,7 @@ fn lftp(server: &Server, passive: bool, script: &str, cwd: &Path) -> (bool, Stri
             "-u",
             &format!("dev,{PASSWORD}"),
             "-e",
-            &commands,
+            commands,
             &format!("127.0.0.1:{}", server.port()),
         ],
         None,
@@ -172,7 +176,10 @@ fn lftp(server: &Server, passive: bool, script: &str, cwd: &Path) -> (bool, Stri
     )
 }
 
-fn lftp_round_trip(passive: bool) {
+/// lftp's GnuTLS priority string that offers TLS 1.2 only.
+const LFTP_TLS12: &str = "set ssl:priority NORMAL:-VERS-ALL:+VERS-TLS1.2";
+
+fn lftp_round_trip(passive: bool, settings: &str) {
     let (server, certs) = tls_server("required", "", &[("dev", "full")]);
     let tree = certs.0.join("tree");
     std::fs::create_dir_all(tree.join("sub")).unwrap();
@@ -187,7 +194,7 @@ fn lftp_round_trip(passive: bool) {
     let (ok, out, err) = lftp(
         &server,
         passive,
-        "mirror -R tree up; mirror up down",
+        &format!("{settings}; mirror -R tree up; mirror up down"),
         &certs.0,
     );
     assert!(ok, "{out}\n{err}\n{}", server.log());
@@ -203,23 +210,38 @@ fn lftp_round_trip(passive: bool) {
 
 #[test]
 fn lftp_passive_mirror_both_ways() {
-    lftp_round_trip(true);
+    lftp_round_trip(true, "");
 }
 
 #[test]
 fn lftp_active_mirror_both_ways() {
-    lftp_round_trip(false);
+    lftp_round_trip(false, "");
+}
+
+/// TLS 1.2 resumption (by ticket: GnuTLS offers one) under the default
+/// `tls_session_reuse = required`.
+#[test]
+fn lftp_tls12_passive_mirror_both_ways() {
+    lftp_round_trip(true, LFTP_TLS12);
+}
+
+#[test]
+fn lftp_tls12_active_mirror_both_ways() {
+    lftp_round_trip(false, LFTP_TLS12);
 }
 
 /// Runs tests/clients/ftps_ftplib.py; returns its output line.
 fn ftplib(port: u16, mode: &str, action: &str) -> String {
+    ftplib_with(port, mode, action, &[])
+}
+
+/// The same with `options` (`reuse`, `tls1.2`).
+fn ftplib_with(port: u16, mode: &str, action: &str, options: &[&str]) -> String {
     let script = format!("{CLIENTS}/ftps_ftplib.py");
-    let (ok, out, err) = common::run(
-        "python3",
-        &[&script, &port.to_string(), "dev", PASSWORD, mode, action],
-        None,
-        None,
-    );
+    let port = port.to_string();
+    let mut args = vec![script.as_str(), &port, "dev", PASSWORD, mode, action];
+    args.extend_from_slice(options);
+    let (ok, out, err) = common::run("python3", &args, None, None);
     assert!(ok, "{out}\n{err}");
     out.trim().to_string()
 }
@@ -240,6 +262,72 @@ fn ftplib_prot_p_both_modes_with_reuse_off() {
         "{}",
         server.log()
     );
+}
+
+/// curl stores three files on one control connection at the default
+/// `tls_session_reuse = required`: every data connection resumes.
+fn curl_three_files(tls_args: &[&str]) {
+    let (server, certs) = tls_server("on", "health_listen = 127.0.0.1:0\n", &[("dev", "full")]);
+    let names = ["a.bin", "b.bin", "c.bin"];
+    for (i, name) in names.iter().enumerate() {
+        write_file(&certs.0, name, &pattern(1_000 + i * 7_000, i as u64));
+    }
+    let url = format!("{}/", server.url("dev"));
+    let mut args = vec!["-sS", "--ssl-reqd", "-k", "-T", "{a.bin,b.bin,c.bin}"];
+    args.extend_from_slice(tls_args);
+    args.push(&url);
+    let (ok, _, err) = common::run("curl", &args, None, Some(&certs.0));
+    assert!(ok, "{err}\n{}", server.log());
+    for (i, name) in names.iter().enumerate() {
+        let got = std::fs::read(server.home("dev").join(name)).unwrap();
+        assert_eq!(got, pattern(1_000 + i * 7_000, i as u64), "{name}");
+    }
+    let health = http::health_addr(&server);
+    assert_eq!(http::scrape(health, "lakeftpd_tls_reuse_refused_total"), 0);
+    assert_eq!(
+        http::scrape(health, "lakeftpd_tls_protected_transfers_total"),
+        3
+    );
+}
+
+#[test]
+fn curl_tls12_stores_three_files_on_one_connection() {
+    curl_three_files(&["--tls-max", "1.2"]);
+}
+
+#[test]
+fn ftplib_with_session_reuse_tls13_both_modes() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    for mode in ["passive", "active"] {
+        let out = ftplib_with(server.port(), mode, "roundtrip", &["reuse"]);
+        assert_eq!(out, "OK", "{mode}\n{}", server.log());
+    }
+}
+
+#[test]
+fn ftplib_with_session_reuse_tls12_both_modes() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    for mode in ["passive", "active"] {
+        let out = ftplib_with(server.port(), mode, "roundtrip", &["reuse", "tls1.2"]);
+        assert_eq!(out, "OK", "{mode}\n{}", server.log());
+    }
+}
+
+/// SECURITY: a data connection that resumes a session of another user's
+/// control connection is refused, on TLS 1.2 (session id or ticket) as on
+/// TLS 1.3.
+#[test]
+fn resuming_another_users_session_gets_522() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full"), ("other", "full")]);
+    for options in [&["reuse"][..], &["reuse", "tls1.2"][..]] {
+        let out = ftplib_with(server.port(), "passive", "foreign:other", options);
+        assert!(
+            out.starts_with("ERR 522"),
+            "{options:?}: {out}\n{}",
+            server.log()
+        );
+    }
+    assert!(!server.home("dev").join("small.bin").exists());
 }
 
 #[test]

@@ -8,7 +8,6 @@ use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
 use crate::tls::stream::Stream;
-use crate::tls::Role;
 use smol::Async;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -28,13 +27,7 @@ pub(super) async fn serve(
     };
     let tag = sys::random_bytes();
     match tls
-        .accept(
-            stream,
-            Role::Control,
-            &tag,
-            prelude.bytes(),
-            &shared.metrics,
-        )
+        .accept(stream, &tag, prelude.bytes(), &shared.metrics)
         .await
     {
         Ok(tls_stream) => {

@@ -14,7 +14,6 @@ use crate::protocol::command::{Mechanism, Prot};
 use crate::protocol::reply::{Code, Reply};
 use crate::sys;
 use crate::tls::stream::Stream;
-use crate::tls::Role;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::Async;
 use std::io;
@@ -119,7 +118,7 @@ impl Session {
         };
         self.tag = sys::random_bytes();
         match tls
-            .accept(socket, Role::Control, &self.tag, &[], &self.shared.metrics)
+            .accept(socket, &self.tag, &[], &self.shared.metrics)
             .await
         {
             Ok(stream) => {
@@ -265,16 +264,22 @@ impl Session {
     /// Puts TLS on a data connection (after the 150 reply, when the client
     /// starts its handshake). Under `tls_session_reuse = required` the
     /// connection must resume this control session's TLS session.
-    pub(super) async fn secure_data(&self, socket: Async<TcpStream>) -> Result<Stream, Outcome> {
+    /// `client_reads`: a download or listing (TLS 1.3 tickets follow the
+    /// handshake; `Tls::accept_data`).
+    pub(super) async fn secure_data(
+        &self,
+        socket: Async<TcpStream>,
+        client_reads: bool,
+    ) -> Result<Stream, Outcome> {
         let Some(tls) = self.shared.tls.clone() else {
             return Err(Outcome::DataTls("TLS is not configured"));
         };
         let metrics = &self.shared.metrics;
-        let stream = match tls
-            .accept(socket, Role::Data, &self.tag, &[], metrics)
+        let data = match tls
+            .accept_data(socket, &self.tag, client_reads, metrics)
             .await
         {
-            Ok(stream) => stream,
+            Ok(data) => data,
             Err((failure, e)) => {
                 log::warn!(
                     "client={} TLS handshake on the data connection failed ({}): {e}",
@@ -289,7 +294,8 @@ impl Session {
         // that holds it; anyone else who reached the passive port (or
         // answered the PORT address) cannot present one.
         let user = self.user_name();
-        if tls.reuse_required && !tls.resumed_by(stream.get_ref().1, &self.tag, user) {
+        let stream = data.stream;
+        if tls.reuse_required && !tls.resumed_by(data.resumed, &self.tag, user) {
             metrics::inc(&metrics.tls_reuse_refused);
             // A clean TLS close, so the client reads the 522 that follows
             // rather than failing on a reset data connection.

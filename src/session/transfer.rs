@@ -270,7 +270,8 @@ impl Session {
         self.flush().await?;
         // PROT P: the client starts its TLS handshake once it has the 150.
         let stream = if self.security.data_private() {
-            match self.secure_data(socket).await {
+            let client_reads = !matches!(job, Job::Store { .. });
+            match self.secure_data(socket, client_reads).await {
                 Ok(stream) => stream,
                 Err(outcome) => return Ok(outcome),
             }

@@ -23,6 +23,7 @@
 //! control connections (rclone, and curl's multi interface).
 
 pub mod certs;
+pub mod resumption;
 pub mod stream;
 
 use crate::config::tls::{MinVersion, TlsSettings};
@@ -31,6 +32,7 @@ use crate::ops::metrics::{self, Metrics};
 use crate::sys::timeout;
 use certs::Pair;
 use futures_rustls::server::TlsStream;
+use resumption::Witness;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
@@ -66,12 +68,10 @@ impl ResolvesServerCert for Rotating {
 pub struct Tls {
     /// Control connections: TLS 1.3 tickets are sent after the handshake.
     config: Arc<ServerConfig>,
-    /// Data connections: the same certificate, cache and ticketer, but no
-    /// TLS 1.3 tickets after the handshake. The client resumes with the
-    /// control connection's (reusable) tickets, and a client that only
-    /// sends on the data connection can take unexpected bytes arriving
-    /// there for the end of the transfer (lftp in active mode closes the
-    /// upload's data connection then).
+    /// Data connections: the same certificate, cache and ticketer. Each
+    /// data handshake runs on a copy with a `Witness` in front of the
+    /// ticketer and cache, and sends TLS 1.3 tickets only when asked
+    /// (`accept_data`).
     data_config: Arc<ServerConfig>,
     resolver: Arc<Rotating>,
     /// `tls_session_reuse = required`.
@@ -91,11 +91,11 @@ struct Owners {
     order: VecDeque<Tag>,
 }
 
-/// Which connection a handshake is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Control,
-    Data,
+/// A data connection's finished handshake.
+pub struct DataHandshake {
+    pub stream: TlsStream<Async<TcpStream>>,
+    /// The tag of the session it resumed; `None` after a full handshake.
+    pub resumed: Option<Tag>,
 }
 
 /// Why a handshake failed, as counted in the metrics.
@@ -190,8 +190,7 @@ impl Tls {
         config.ticketer = rustls::crypto::ring::Ticketer::new()
             .map_err(|e| format!("TLS session tickets: {e}"))?;
         config.send_tls13_tickets = limits::TLS13_TICKETS;
-        let mut data_config = config.clone();
-        data_config.send_tls13_tickets = 0;
+        let data_config = config.clone();
         Ok(Tls {
             config: Arc::new(config),
             data_config: Arc::new(data_config),
@@ -226,20 +225,21 @@ impl Tls {
         }
     }
 
-    /// Whether a data connection resumed a session of this control session
-    /// (`tag`) or of another session of `user`.
-    pub fn resumed_by(&self, conn: &rustls::ServerConnection, tag: &Tag, user: &str) -> bool {
-        let Some(data) = conn.received_resumption_data() else {
+    /// Whether a data connection that resumed the session tagged
+    /// `resumed` resumed one of this control session (`tag`) or of another
+    /// session of `user`.
+    pub fn resumed_by(&self, resumed: Option<Tag>, tag: &Tag, user: &str) -> bool {
+        let Some(resumed) = resumed else {
             return false;
         };
-        if data == &tag[..] {
+        if &resumed == tag {
             return true;
         }
-        let Ok(other) = Tag::try_from(data) else {
-            return false;
-        };
         let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        owners.users.get(&other).is_some_and(|owner| owner == user)
+        owners
+            .users
+            .get(&resumed)
+            .is_some_and(|owner| owner == user)
     }
 
     /// The current certificate's notAfter (Unix seconds).
@@ -247,47 +247,93 @@ impl Tls {
         *self.not_after.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes the server side of a TLS handshake on `socket`, within
-    /// `TLS_HANDSHAKE_TIMEOUT`. `tag` goes into the tickets and cache
-    /// entries this handshake creates; `early` holds bytes already read
-    /// from the socket that belong to the handshake (after a PROXY header).
-    /// Counts the outcome.
+    /// Makes the server side of a control connection's TLS handshake on
+    /// `socket`, within `TLS_HANDSHAKE_TIMEOUT`. `tag` goes into the
+    /// tickets and cache entries this handshake creates; `early` holds
+    /// bytes already read from the socket that belong to the handshake
+    /// (after a PROXY header). Counts the outcome.
     pub async fn accept(
         &self,
         socket: Async<TcpStream>,
-        role: Role,
         tag: &Tag,
         early: &[u8],
         metrics: &Metrics,
     ) -> Result<TlsStream<Async<TcpStream>>, (Failure, io::Error)> {
-        let config = match role {
-            Role::Control => &self.config,
-            Role::Data => &self.data_config,
+        handshake(self.config.clone(), socket, tag, early, metrics).await
+    }
+
+    /// The same for a data connection of the control session `tag`; also
+    /// says which session it resumed. With `send_tickets`, the handshake
+    /// is followed by `TLS13_DATA_TICKETS` TLS 1.3 tickets carrying `tag`:
+    /// OpenSSL clients use each TLS 1.3 ticket once and resume the next
+    /// data connection with the newest they hold. Only for a connection
+    /// the client reads to its end: a client that only sends and closes
+    /// with our ticket unread resets the connection (RFC 1122 §4.2.2.13),
+    /// and its kernel drops the end of the upload still in its buffer.
+    pub async fn accept_data(
+        &self,
+        socket: Async<TcpStream>,
+        tag: &Tag,
+        send_tickets: bool,
+        metrics: &Metrics,
+    ) -> Result<DataHandshake, (Failure, io::Error)> {
+        let tickets = if send_tickets {
+            limits::TLS13_DATA_TICKETS
+        } else {
+            0
         };
-        let acceptor = futures_rustls::TlsAcceptor::from(config.clone());
-        let mut early = early;
-        let handshake = acceptor.accept_with(socket, |conn| {
-            conn.set_resumption_data(tag);
-            conn.set_buffer_limit(Some(limits::TLS_BUFFER_LIMIT));
-            if !early.is_empty() {
-                // The ClientHello began in the bytes the PROXY handshake
-                // read. Feeding them here lets rustls answer before it
-                // reads the socket; an error stays in the connection and
-                // ends the handshake at its first step.
-                while !early.is_empty() && conn.read_tls(&mut early).is_ok() {}
-                let _ = conn.process_new_packets();
-            }
-        });
-        match timeout::within(limits::TLS_HANDSHAKE_TIMEOUT, handshake).await {
-            Ok(stream) => {
-                metrics::inc(&metrics.tls_handshakes_ok);
-                Ok(stream)
-            }
-            Err(e) => {
-                let failure = Failure::of(&e);
-                metrics::inc(failure.counter(metrics));
-                Err((failure, e))
-            }
+        let (config, witness) = self.data_config(tickets);
+        let stream = handshake(config, socket, tag, &[], metrics).await?;
+        let resumed = resumption::resumed_tag(stream.get_ref().1, &witness);
+        Ok(DataHandshake { stream, resumed })
+    }
+
+    /// A copy of the data configuration whose ticketer and session cache
+    /// are a new `Witness` of the shared ones, sending `tickets` tickets.
+    fn data_config(&self, tickets: usize) -> (Arc<ServerConfig>, Arc<Witness>) {
+        let witness = Arc::new(Witness::new(
+            self.data_config.ticketer.clone(),
+            self.data_config.session_storage.clone(),
+        ));
+        let mut config = (*self.data_config).clone();
+        config.ticketer = witness.clone();
+        config.session_storage = witness.clone();
+        config.send_tls13_tickets = tickets;
+        (Arc::new(config), witness)
+    }
+}
+
+/// The server side of a handshake with `config`; see `Tls::accept`.
+async fn handshake(
+    config: Arc<ServerConfig>,
+    socket: Async<TcpStream>,
+    tag: &Tag,
+    early: &[u8],
+    metrics: &Metrics,
+) -> Result<TlsStream<Async<TcpStream>>, (Failure, io::Error)> {
+    let acceptor = futures_rustls::TlsAcceptor::from(config);
+    let mut early = early;
+    let handshake = acceptor.accept_with(socket, |conn| {
+        conn.set_resumption_data(tag);
+        conn.set_buffer_limit(Some(limits::TLS_BUFFER_LIMIT));
+        if !early.is_empty() {
+            // The ClientHello began in the bytes the PROXY handshake
+            // read. Feeding them here lets rustls answer before it
+            // reads the socket; an error stays in the connection and
+            // ends the handshake at its first step.
+            while !early.is_empty() && conn.read_tls(&mut early).is_ok() {}
+            let _ = conn.process_new_packets();
+        }
+    });
+    match timeout::within(limits::TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(stream) => {
+            metrics::inc(&metrics.tls_handshakes_ok);
+            Ok(stream)
+        }
+        Err(e) => {
+            let failure = Failure::of(&e);
+            metrics::inc(failure.counter(metrics));
+            Err((failure, e))
         }
     }
 }
