@@ -440,6 +440,82 @@ fn per_user_tls_required() {
     assert!(ok, "{err}\n{}", server.log());
 }
 
+/// Runs tests/clients/ftps_ftplib.py as `user`.
+fn ftplib_as(port: u16, user: &str, action: &str) -> String {
+    let script = format!("{CLIENTS}/ftps_ftplib.py");
+    let port = port.to_string();
+    let args = [script.as_str(), &port, user, PASSWORD, "passive", action];
+    let (ok, out, err) = common::run("python3", &args, None, None);
+    assert!(ok, "{out}\n{err}");
+    out.trim().to_string()
+}
+
+/// `tls_session_reuse` in a `[user]` section and in the users file: old
+/// devices pinned to `off` transfer without resuming while the rest of the
+/// fleet stays at the default `required`, and the reverse.
+#[test]
+fn per_user_tls_session_reuse() {
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "a", &[]);
+    let dir = Scratch::new("srv");
+    let hash = common::password_hash();
+    let users_file = dir.0.join("users.conf");
+    std::fs::write(
+        &users_file,
+        format!("[user filed]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n"),
+    )
+    .unwrap();
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\nusers = {}\n",
+            cert.display(),
+            key.display(),
+            users_file.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user legacy]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n"
+    ));
+    let server = Server::start_with_text(dir, &text);
+    // Python's stock ftplib never resumes.
+    assert_eq!(ftplib_as(server.port(), "legacy", "store-small"), "STORED");
+    assert_eq!(ftplib_as(server.port(), "filed", "store-small"), "STORED");
+    let out = ftplib_as(server.port(), "dev", "store-small");
+    assert!(out.starts_with("ERR 522"), "{out}");
+    assert!(
+        out.contains("tls_session_reuse = required on this server"),
+        "{out}"
+    );
+    assert!(!server.home("dev").join("small.bin").exists());
+
+    // The reverse: off for the server, required for one user.
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "b", &[]);
+    let dir = Scratch::new("srv");
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\ntls_session_reuse = off\n",
+            cert.display(),
+            key.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user strict]\npassword = {hash}\npermissions = full\ntls_session_reuse = required\n"
+    ));
+    let server = Server::start_with_text(dir, &text);
+    assert_eq!(ftplib_as(server.port(), "dev", "store-small"), "STORED");
+    let out = ftplib_as(server.port(), "strict", "store-small");
+    assert!(
+        out.starts_with("ERR 522")
+            && out.contains("tls_session_reuse = required in this user's section"),
+        "{out}"
+    );
+}
+
 #[test]
 fn auth_without_tls_is_502_and_feat_does_not_offer_it() {
     let server = Server::start("", &[("dev", "full")]);

@@ -106,11 +106,7 @@ impl TlsSettings {
             "tls_cert" => self.cert = Some(parse_source(value).map_err(|e| bad(&e))?),
             "tls_key" => self.key = Some(parse_source(value).map_err(|e| bad(&e))?),
             "tls_session_reuse" => {
-                self.session_reuse_required = match value {
-                    "required" => true,
-                    "off" => false,
-                    _ => return Err(bad("expected `required` or `off`")),
-                }
+                self.session_reuse_required = parse_session_reuse(value).map_err(|e| bad(&e))?
             }
             "tls_min_version" => {
                 self.min_version = match value {
@@ -148,6 +144,16 @@ pub fn parse_user_tls(value: &str) -> Result<bool, String> {
         "required" => Ok(true),
         "on" => Ok(false),
         _ => Err(format!("expected `required` or `on`, found `{value}`")),
+    }
+}
+
+/// `tls_session_reuse`, globally or in a user section: `required` (true)
+/// or `off`.
+pub fn parse_session_reuse(value: &str) -> Result<bool, String> {
+    match value {
+        "required" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected `required` or `off`".into()),
     }
 }
 
@@ -239,6 +245,13 @@ mod tests {
                 key: "a/b.pem".into()
             })
         );
+    }
+
+    #[test]
+    fn session_reuse_values() {
+        assert_eq!(parse_session_reuse("required"), Ok(true));
+        assert_eq!(parse_session_reuse("off"), Ok(false));
+        assert!(parse_session_reuse("on").is_err());
     }
 
     #[test]

@@ -45,8 +45,9 @@ pub(super) enum Outcome {
     /// 425: the TLS handshake on the data connection failed. Not counted.
     DataTls(&'static str),
     /// 522: the data connection did not resume the control connection's
-    /// TLS session (`tls_session_reuse = required`). Not counted.
-    NotResumed,
+    /// TLS session (`tls_session_reuse = required`, in the user's section
+    /// when `per_user`). Not counted.
+    NotResumed { per_user: bool },
 }
 
 impl Outcome {
@@ -90,11 +91,18 @@ impl Outcome {
                 Code::CantOpenDataConnection,
                 format!("TLS on the data connection failed: {why}").into(),
             ),
-            Outcome::NotResumed => (
+            Outcome::NotResumed { per_user } => (
                 Code::NetworkProtocolNotSupported,
-                "the data connection must resume the control connection's TLS session \
-                 (tls_session_reuse = required)"
-                    .into(),
+                format!(
+                    "the data connection must resume the control connection's TLS session \
+                     (tls_session_reuse = required {})",
+                    if *per_user {
+                        "in this user's section"
+                    } else {
+                        "on this server"
+                    }
+                )
+                .into(),
             ),
         };
         let (bytes, counted) = match self {
@@ -108,7 +116,7 @@ impl Outcome {
             | Outcome::NoDataConnection(_)
             | Outcome::Unprotected
             | Outcome::DataTls(_)
-            | Outcome::NotResumed => (0, false),
+            | Outcome::NotResumed { .. } => (0, false),
         };
         (code, text, bytes, counted)
     }

@@ -255,6 +255,19 @@ impl Session {
         });
     }
 
+    /// Whether this session's data connections must resume its TLS session:
+    /// the logged-in user's `tls_session_reuse`, else the server's
+    /// (`global`); and whether the user's own setting decided.
+    fn reuse_required(&self, global: bool) -> (bool, bool) {
+        match &self.login {
+            Login::In { user, .. } => match user.tls_session_reuse {
+                Some(required) => (required, true),
+                None => (global, false),
+            },
+            _ => (global, false),
+        }
+    }
+
     /// SECURITY: under `tls = required` a transfer without PROT P would send
     /// the file in clear text: 521 (RFC 4217 §9), before any connection.
     pub(super) fn unprotected_refused(&self) -> bool {
@@ -295,7 +308,8 @@ impl Session {
         // answered the PORT address) cannot present one.
         let user = self.user_name();
         let stream = data.stream;
-        if tls.reuse_required && !tls.resumed_by(data.resumed, &self.tag, user) {
+        let (required, per_user) = self.reuse_required(tls.reuse_required);
+        if required && !tls.resumed_by(data.resumed, &self.tag, user) {
             metrics::inc(&metrics.tls_reuse_refused);
             // A clean TLS close, so the client reads the 522 that follows
             // rather than failing on a reset data connection.
@@ -314,7 +328,7 @@ impl Session {
                 "client={} PROT P data connection did not resume the control connection's TLS session: 522",
                 self.client
             );
-            return Err(Outcome::NotResumed);
+            return Err(Outcome::NotResumed { per_user });
         }
         metrics::inc(&metrics.tls_protected_transfers);
         Ok(Stream::Tls(Box::new(stream)))
