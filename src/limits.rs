@@ -374,6 +374,24 @@ pub const TLS_TRANSFER_CHUNK: usize = 16 * 1024;
 /// the alert instead of a reset.
 pub const TLS_REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
+/// Bytes of a ClientHello peeked before a handshake, for the versions it
+/// offers (logged when the handshake fails). A hello's supported_versions
+/// extension comes within the first few hundred bytes in the clients
+/// tried (OpenSSL, GnuTLS, Go, Java, rustls); a cut hello falls back to
+/// its client_version.
+pub const TLS_HELLO_PEEK: usize = 1024;
+
+/// Handshake-failure log lines per `TLS_FAILURE_LOG_WINDOW`: enough to
+/// show an operator what their devices offer, too few for a scan of the
+/// port to flood the log (the metrics count every failure).
+pub const TLS_FAILURE_LOG_LINES: usize = 20;
+pub const TLS_FAILURE_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Longest the close_notify at the end of a TLS control session may wait
+/// for the socket: a few bytes, which a client that still reads takes at
+/// once (RFC 8446 §6.1).
+pub const TLS_CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Upper bounds, in microseconds, of the latency histograms' buckets
 /// (`/metrics`: last data byte to 226, 226 to S3 confirmation). Fixed, so
 /// the histograms are a few atomics with no allocation per upload: 1 ms

@@ -516,6 +516,64 @@ fn per_user_tls_session_reuse() {
     );
 }
 
+/// RFC 8446 §6.1: the control connection ends with close_notify (PHP's
+/// `ftp_close()` warns about a truncated session otherwise). Data
+/// connections are covered by ftplib's RETR, which `unwrap()`s them.
+#[test]
+fn control_connection_ends_with_close_notify() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    let script = format!("{CLIENTS}/ftps_close.py");
+    let port = server.port().to_string();
+    let (ok, out, err) = common::run("python3", &[&script, &port, "dev", PASSWORD], None, None);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "CLEAN", "{}", server.log());
+}
+
+/// A TLS 1.0 or 1.1 client is counted as a version failure, and the log
+/// says what it offered.
+#[test]
+fn old_tls_versions_are_counted_as_version_failures() {
+    let (server, _certs) = tls_server(
+        "on",
+        "implicit_tls_listen = 127.0.0.1:0\nhealth_listen = 127.0.0.1:0\n",
+        &[("dev", "full")],
+    );
+    let port = implicit_port(&server);
+    let connect = format!("127.0.0.1:{port}");
+    for version in ["-tls1", "-tls1_1"] {
+        // SECLEVEL=0: Debian's OpenSSL refuses to offer 1.0/1.1 otherwise.
+        let (ok, _, _) = common::run(
+            "timeout",
+            &[
+                "10",
+                "openssl",
+                "s_client",
+                "-connect",
+                &connect,
+                version,
+                "-cipher",
+                "DEFAULT:@SECLEVEL=0",
+            ],
+            Some(""),
+            None,
+        );
+        assert!(!ok, "{version} connected");
+    }
+    let health = http::health_addr(&server);
+    assert_eq!(
+        http::scrape(health, "lakeftpd_tls_handshakes_failed_version_total"),
+        2,
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        http::scrape(health, "lakeftpd_tls_handshakes_failed_other_total"),
+        0
+    );
+    server.wait_log("versions offered: 1.0)", Duration::from_secs(5));
+    server.wait_log("versions offered: 1.0,1.1)", Duration::from_secs(5));
+}
+
 #[test]
 fn auth_without_tls_is_502_and_feat_does_not_offer_it() {
     let server = Server::start("", &[("dev", "full")]);

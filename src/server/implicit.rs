@@ -38,11 +38,6 @@ pub(super) async fn serve(
             };
             session::run_implicit(shared.clone(), control, tag, client, local, rest).await;
         }
-        Err((failure, e)) => {
-            log::info!(
-                "client={client} implicit TLS handshake failed ({}): {e}",
-                failure.as_str()
-            );
-        }
+        Err(e) => tls.failures.log(client, "implicit", &e),
     }
 }

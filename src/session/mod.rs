@@ -232,6 +232,7 @@ fn serve_session(
             Ok(reason) => reason,
             Err(e) => format!("error: {e}"),
         };
+        session.control.finish().await;
         log::info!(
             "session end client={} user={} clnt={} security={} seconds={:.1} reason={reason}",
             session.client,

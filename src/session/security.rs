@@ -127,13 +127,12 @@ impl Session {
                 log::info!("client={} TLS on the control connection", self.client);
                 Ok(None)
             }
-            Err((failure, e)) => {
-                log::warn!(
-                    "client={} TLS handshake failed ({}): {e}",
-                    self.client,
-                    failure.as_str()
-                );
-                Ok(Some(format!("TLS handshake failed: {}", failure.as_str())))
+            Err(e) => {
+                tls.failures.log(self.client, "control", &e);
+                Ok(Some(format!(
+                    "TLS handshake failed: {}",
+                    e.failure.as_str()
+                )))
             }
         }
     }
@@ -293,13 +292,9 @@ impl Session {
             .await
         {
             Ok(data) => data,
-            Err((failure, e)) => {
-                log::warn!(
-                    "client={} TLS handshake on the data connection failed ({}): {e}",
-                    self.client,
-                    failure.as_str()
-                );
-                return Err(Outcome::DataTls(failure.as_str()));
+            Err(e) => {
+                tls.failures.log(self.client, "data", &e);
+                return Err(Outcome::DataTls(e.failure.as_str()));
             }
         };
         // SECURITY: a data connection that resumed this control session's

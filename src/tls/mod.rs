@@ -5,6 +5,9 @@
 //! session-reuse tag that ties a data connection to its control session.
 //!
 //! - `certs`: PEM bytes to a checked certificate/key pair;
+//! - `failure`: why a handshake failed, counted and logged (rate-limited);
+//! - `hello`: the versions a ClientHello offers;
+//! - `resumption`: which control session a data handshake resumed;
 //! - `stream`: a connection that is plain TCP or TLS.
 //!
 //! Resumption (RFC 8446 §2.2, RFC 5077, RFC 5246 §7.4.1.2): tickets are
@@ -14,15 +17,18 @@
 //! in every ticket or cache entry its handshakes create
 //! (`set_resumption_data`), and at login the tag is recorded as the
 //! user's. A PROT P data connection is accepted, under
-//! `tls_session_reuse = required`, only if it resumed a session carrying
-//! this session's tag, or the tag of another session in which the same
-//! user logged in (`received_resumption_data`). So a data connection
+//! `tls_session_reuse = required` (the server's or the user's), only if it
+//! resumed a session carrying this session's tag, or the tag of another
+//! session in which the same user logged in (`resumption::resumed_tag`:
+//! TLS 1.3 and TLS 1.2 alike). So a data connection
 //! proves it comes from a TLS client that holds this user's sessions:
 //! stronger than vsftpd's `require_ssl_reuse` (any resumed session), and
 //! it still serves clients that share one ticket cache between several
 //! control connections (rclone, and curl's multi interface).
 
 pub mod certs;
+pub mod failure;
+pub mod hello;
 pub mod resumption;
 pub mod stream;
 
@@ -31,14 +37,15 @@ use crate::limits;
 use crate::ops::metrics::{self, Metrics};
 use crate::sys::timeout;
 use certs::Pair;
+use failure::{FailureLog, HandshakeError};
 use futures_rustls::server::TlsStream;
+use hello::Offered;
 use resumption::Witness;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use smol::Async;
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -79,6 +86,7 @@ pub struct Tls {
     /// The current pair's notAfter (Unix seconds).
     not_after: RwLock<i64>,
     owners: Mutex<Owners>,
+    pub failures: FailureLog,
 }
 
 /// Which user logged in on the session that made each tag, for the last
@@ -96,78 +104,6 @@ pub struct DataHandshake {
     pub stream: TlsStream<Async<TcpStream>>,
     /// The tag of the session it resumed; `None` after a full handshake.
     pub resumed: Option<Tag>,
-}
-
-/// Why a handshake failed, as counted in the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// No protocol version in common (a TLS 1.0/1.1-only client, or TLS
-    /// 1.2 under `tls_min_version = 1.3`).
-    Version,
-    /// No cipher suite, key exchange group or signature scheme in common.
-    Cipher,
-    /// The client refused our certificate (an alert such as bad_certificate
-    /// or unknown_ca: expired, wrong name, or a CA it does not trust).
-    Certificate,
-    Timeout,
-    /// Anything else: not TLS at all, a reset, a protocol error.
-    Other,
-}
-
-impl Failure {
-    /// Classifies the error a handshake ended with.
-    pub fn of(e: &io::Error) -> Failure {
-        use rustls::{AlertDescription as A, Error as E, PeerIncompatible as P};
-        if e.kind() == io::ErrorKind::TimedOut {
-            return Failure::Timeout;
-        }
-        let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<E>()) else {
-            return Failure::Other;
-        };
-        match tls {
-            E::PeerIncompatible(
-                P::NoCipherSuitesInCommon | P::NoKxGroupsInCommon | P::NoSignatureSchemesInCommon,
-            ) => Failure::Cipher,
-            E::PeerIncompatible(
-                P::Tls12NotOffered
-                | P::Tls12NotOfferedOrEnabled
-                | P::SupportedVersionsExtensionRequired
-                | P::ServerDoesNotSupportTls12Or13
-                | P::ServerTlsVersionIsDisabledByOurConfig,
-            ) => Failure::Version,
-            E::AlertReceived(A::ProtocolVersion) => Failure::Version,
-            E::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => Failure::Cipher,
-            E::AlertReceived(
-                A::BadCertificate
-                | A::UnsupportedCertificate
-                | A::CertificateRevoked
-                | A::CertificateExpired
-                | A::CertificateUnknown
-                | A::UnknownCA,
-            ) => Failure::Certificate,
-            _ => Failure::Other,
-        }
-    }
-
-    fn counter(self, m: &Metrics) -> &std::sync::atomic::AtomicU64 {
-        match self {
-            Failure::Version => &m.tls_handshakes_failed_version,
-            Failure::Cipher => &m.tls_handshakes_failed_cipher,
-            Failure::Certificate => &m.tls_handshakes_failed_certificate,
-            Failure::Timeout => &m.tls_handshakes_failed_timeout,
-            Failure::Other => &m.tls_handshakes_failed_other,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Failure::Version => "no protocol version in common",
-            Failure::Cipher => "no cipher suite in common",
-            Failure::Certificate => "the client refused the certificate",
-            Failure::Timeout => "handshake timeout",
-            Failure::Other => "handshake failed",
-        }
-    }
 }
 
 impl Tls {
@@ -198,6 +134,7 @@ impl Tls {
             reuse_required: settings.session_reuse_required,
             not_after: RwLock::new(pair.not_after),
             owners: Mutex::new(Owners::default()),
+            failures: FailureLog::default(),
         })
     }
 
@@ -258,7 +195,7 @@ impl Tls {
         tag: &Tag,
         early: &[u8],
         metrics: &Metrics,
-    ) -> Result<TlsStream<Async<TcpStream>>, (Failure, io::Error)> {
+    ) -> Result<TlsStream<Async<TcpStream>>, HandshakeError> {
         handshake(self.config.clone(), socket, tag, early, metrics).await
     }
 
@@ -276,7 +213,7 @@ impl Tls {
         tag: &Tag,
         send_tickets: bool,
         metrics: &Metrics,
-    ) -> Result<DataHandshake, (Failure, io::Error)> {
+    ) -> Result<DataHandshake, HandshakeError> {
         let tickets = if send_tickets {
             limits::TLS13_DATA_TICKETS
         } else {
@@ -304,86 +241,56 @@ impl Tls {
 }
 
 /// The server side of a handshake with `config`; see `Tls::accept`.
+/// The ClientHello's first bytes are peeked (or read from `early`) first,
+/// for the versions it offers when the handshake fails.
 async fn handshake(
     config: Arc<ServerConfig>,
     socket: Async<TcpStream>,
     tag: &Tag,
     early: &[u8],
     metrics: &Metrics,
-) -> Result<TlsStream<Async<TcpStream>>, (Failure, io::Error)> {
-    let acceptor = futures_rustls::TlsAcceptor::from(config);
-    let mut early = early;
-    let handshake = acceptor.accept_with(socket, |conn| {
-        conn.set_resumption_data(tag);
-        conn.set_buffer_limit(Some(limits::TLS_BUFFER_LIMIT));
-        if !early.is_empty() {
-            // The ClientHello began in the bytes the PROXY handshake
-            // read. Feeding them here lets rustls answer before it
-            // reads the socket; an error stays in the connection and
-            // ends the handshake at its first step.
-            while !early.is_empty() && conn.read_tls(&mut early).is_ok() {}
-            let _ = conn.process_new_packets();
-        }
-    });
+) -> Result<TlsStream<Async<TcpStream>>, HandshakeError> {
+    let mut offered = None;
+    let handshake = async {
+        offered = peek_hello(&socket, early).await;
+        let acceptor = futures_rustls::TlsAcceptor::from(config);
+        let mut early = early;
+        acceptor
+            .accept_with(socket, |conn| {
+                conn.set_resumption_data(tag);
+                conn.set_buffer_limit(Some(limits::TLS_BUFFER_LIMIT));
+                if !early.is_empty() {
+                    // The ClientHello began in the bytes the PROXY handshake
+                    // read. Feeding them here lets rustls answer before it
+                    // reads the socket; an error stays in the connection and
+                    // ends the handshake at its first step.
+                    while !early.is_empty() && conn.read_tls(&mut early).is_ok() {}
+                    let _ = conn.process_new_packets();
+                }
+            })
+            .await
+    };
     match timeout::within(limits::TLS_HANDSHAKE_TIMEOUT, handshake).await {
         Ok(stream) => {
             metrics::inc(&metrics.tls_handshakes_ok);
             Ok(stream)
         }
         Err(e) => {
-            let failure = Failure::of(&e);
-            metrics::inc(failure.counter(metrics));
-            Err((failure, e))
+            let e = HandshakeError::new(e, offered);
+            metrics::inc(e.failure.counter(metrics));
+            Err(e)
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tls_error(e: rustls::Error) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, e)
+/// The versions the ClientHello in `early`, or waiting on `socket`,
+/// offers: one peek of at most `TLS_HELLO_PEEK` bytes, on the heap only
+/// while it is read.
+async fn peek_hello(socket: &Async<TcpStream>, early: &[u8]) -> Option<Offered> {
+    if !early.is_empty() {
+        return Offered::parse(early);
     }
-
-    #[test]
-    fn timeout_is_its_own_reason() {
-        let e = io::Error::from(io::ErrorKind::TimedOut);
-        assert_eq!(Failure::of(&e), Failure::Timeout);
-    }
-
-    #[test]
-    fn no_shared_cipher() {
-        let e = tls_error(rustls::PeerIncompatible::NoCipherSuitesInCommon.into());
-        assert_eq!(Failure::of(&e), Failure::Cipher);
-    }
-
-    #[test]
-    fn old_client_is_a_version_failure() {
-        // A TLS 1.0/1.1-only client sends no supported_versions with 1.2+.
-        let e = tls_error(rustls::PeerIncompatible::Tls12NotOfferedOrEnabled.into());
-        assert_eq!(Failure::of(&e), Failure::Version);
-    }
-
-    #[test]
-    fn client_refusing_our_certificate() {
-        let e = tls_error(rustls::Error::AlertReceived(
-            rustls::AlertDescription::UnknownCA,
-        ));
-        assert_eq!(Failure::of(&e), Failure::Certificate);
-    }
-
-    #[test]
-    fn plain_text_on_the_tls_port_is_other() {
-        let e = tls_error(rustls::Error::InvalidMessage(
-            rustls::InvalidMessage::InvalidContentType,
-        ));
-        assert_eq!(Failure::of(&e), Failure::Other);
-    }
-
-    #[test]
-    fn reset_is_other() {
-        let e = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(Failure::of(&e), Failure::Other);
-    }
+    let mut buf = vec![0u8; limits::TLS_HELLO_PEEK];
+    let n = socket.peek(&mut buf).await.ok()?;
+    Offered::parse(&buf[..n])
 }

@@ -86,6 +86,19 @@ impl Stream {
         }
     }
 
+    /// Ends a TLS stream as RFC 8446 §6.1 asks: close_notify, within
+    /// `TLS_CLOSE_NOTIFY_TIMEOUT`, then the socket's write side shut. A
+    /// client that warns on a truncated session (PHP's `ftp_close`) reads
+    /// a clean end. Plain: nothing (dropping the socket closes it).
+    pub async fn finish(&mut self) {
+        if self.is_tls() {
+            // Ignore errors because the client may have closed first.
+            let close = smol::io::AsyncWriteExt::close(self);
+            let _ =
+                crate::sys::timeout::within(crate::limits::TLS_CLOSE_NOTIFY_TIMEOUT, close).await;
+        }
+    }
+
     /// Whether TLS bytes wait in rustls' send buffer (`flush` sends them).
     pub fn has_pending(&self) -> bool {
         self.connection().is_some_and(|c| c.wants_write())
