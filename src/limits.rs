@@ -392,6 +392,27 @@ pub const TLS_FAILURE_LOG_WINDOW: Duration = Duration::from_secs(60);
 /// once (RFC 8446 §6.1).
 pub const TLS_CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// After the 200 to CCC, how long the client's close_notify is awaited
+/// before ours is sent (`Stream::clear`). curl 7.88 sends its own at once
+/// and waits for ours; lftp 4.9 waits for ours, and takes it for the end
+/// of the connection if it comes in the same read as the 200: lftp pays
+/// this wait, once per session.
+pub const CCC_CLIENT_CLOSE_WAIT: Duration = Duration::from_millis(500);
+
+/// After our close_notify, how long the client's answer is awaited before
+/// the control connection is read as plain text (a client that sends its
+/// next command instead ends the wait at once).
+pub const CCC_PEER_CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// TLS records (the client's close_notify, and anything before it) read
+/// and dropped after CCC before the connection is plain text.
+pub const CCC_MAX_RECORDS: usize = 4;
+
+/// The longest TLS record dropped after CCC: a close_notify is a few
+/// dozen bytes; a full record (RFC 8446 §5.2: 2^14 + 256) is allowed for a
+/// client that sent data before clearing.
+pub const CCC_MAX_RECORD: usize = 16 * 1024 + 256;
+
 /// Upper bounds, in microseconds, of the latency histograms' buckets
 /// (`/metrics`: last data byte to 226, 226 to S3 confirmation). Fixed, so
 /// the histograms are a few atomics with no allocation per upload: 1 ms

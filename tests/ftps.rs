@@ -574,6 +574,145 @@ fn old_tls_versions_are_counted_as_version_failures() {
     server.wait_log("versions offered: 1.0,1.1)", Duration::from_secs(5));
 }
 
+/// A server with `tls_allow_ccc = on`: `dev` at the defaults, `nat` with
+/// `tls_session_reuse = off` (lftp and curl drop the control connection's
+/// TLS session with CCC, so their data connections cannot resume it), and
+/// `strict` with `tls = required`.
+fn ccc_server() -> (Server, Scratch) {
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "a", &[]);
+    let dir = Scratch::new("srv");
+    let hash = common::password_hash();
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\ntls_allow_ccc = on\nhealth_listen = 127.0.0.1:0\n",
+            cert.display(),
+            key.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user nat]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n\
+         [user strict]\npassword = {hash}\npermissions = full\ntls = required\n"
+    ));
+    (Server::start_with_text(dir, &text), certs)
+}
+
+/// RFC 2228 §5.3: after CCC the control connection is plain text on the
+/// same TCP connection (so a NAT router's FTP helper can read PORT).
+#[test]
+fn ccc_returns_the_control_connection_to_plain_text() {
+    let (server, _certs) = ccc_server();
+    let script = format!("{CLIENTS}/ftps_ccc.py");
+    let port = server.port().to_string();
+    let (ok, out, err) = common::run("python3", &[&script, &port, "dev", PASSWORD], None, None);
+    assert!(ok, "{err}");
+    assert!(
+        out.trim().starts_with("PLAIN 257"),
+        "{out}\n{}",
+        server.log()
+    );
+    server.wait_log("security=explicit-ccc", Duration::from_secs(5));
+    let health = http::health_addr(&server);
+    assert_eq!(http::scrape(health, "lakeftpd_tls_ccc_total"), 1);
+    // A `tls = required` user keeps the control connection protected.
+    let (ok, out, _) = common::run("python3", &[&script, &port, "strict", PASSWORD], None, None);
+    assert!(ok);
+    assert!(out.trim().starts_with("534"), "{out}");
+}
+
+#[test]
+fn ccc_refused_by_default_before_login_and_in_plain() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    let script = format!("{CLIENTS}/ftps_ccc.py");
+    let port = server.port().to_string();
+    let (_, out, _) = common::run("python3", &[&script, &port, "dev", PASSWORD], None, None);
+    assert!(
+        out.trim().starts_with("534") && out.contains("tls_allow_ccc = off"),
+        "{out}"
+    );
+    let (server, _certs) = ccc_server();
+    let mut c = Control::open(server.addr);
+    assert_eq!(c.cmd("CCC").0, 533, "CCC in plain text");
+    // SECURITY: the password never travels in clear.
+    let port = server.port().to_string();
+    let args = [script.as_str(), &port, "dev", PASSWORD, "before-login"];
+    let (_, out, _) = common::run("python3", &args, None, None);
+    assert!(out.trim().starts_with("503"), "{out}");
+}
+
+/// lftp (`ftp:ssl-use-ccc`) in active and passive mode and curl
+/// (`--ftp-ssl-ccc`, passive: Debian's curl 7.88 sends active FTPS data in
+/// clear) clear the control connection after login and move files over
+/// PROT P data connections.
+#[test]
+fn lftp_and_curl_with_ccc() {
+    let (server, certs) = ccc_server();
+    let tree = certs.0.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.bin"), pattern(5_000, 1)).unwrap();
+    std::fs::write(tree.join("sub/b.bin"), pattern(70_000, 2)).unwrap();
+    for (passive, target) in [(false, "active"), (true, "passive")] {
+        let commands = format!(
+            "set ssl:verify-certificate no; set ftp:ssl-force yes; set ftp:ssl-protect-data yes; \
+             set ftp:ssl-use-ccc yes; set ftp:passive-mode {}; set net:max-retries 1; \
+             mirror -R tree {target}; bye",
+            if passive { "on" } else { "off" }
+        );
+        let (ok, out, err) = common::run(
+            "timeout",
+            &[
+                "60",
+                "lftp",
+                "-u",
+                &format!("nat,{PASSWORD}"),
+                "-e",
+                &commands,
+                &format!("127.0.0.1:{}", server.port()),
+            ],
+            None,
+            Some(&certs.0),
+        );
+        assert!(ok, "{out}\n{err}\n{}", server.log());
+        let home = server.home("nat").join(target);
+        assert_eq!(
+            std::fs::read(home.join("a.bin")).unwrap(),
+            pattern(5_000, 1)
+        );
+        assert_eq!(
+            std::fs::read(home.join("sub/b.bin")).unwrap(),
+            pattern(70_000, 2)
+        );
+    }
+    let url = format!("ftp://nat:{PASSWORD}@127.0.0.1:{}/c/", server.port());
+    let (ok, _, err) = common::run(
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "-k",
+            "--ftp-ssl-ccc",
+            "--ftp-create-dirs",
+            "-T",
+            "{tree/a.bin,tree/sub/b.bin}",
+            &url,
+        ],
+        None,
+        Some(&certs.0),
+    );
+    assert!(ok, "{err}\n{}", server.log());
+    assert_eq!(
+        std::fs::read(server.home("nat").join("c/b.bin")).unwrap(),
+        pattern(70_000, 2)
+    );
+    let log = server.log();
+    assert_eq!(log.matches("security=explicit-ccc").count(), 3, "{log}");
+    assert!(!log.contains("protected=no"), "{log}");
+    let health = http::health_addr(&server);
+    assert_eq!(http::scrape(health, "lakeftpd_tls_ccc_total"), 3);
+}
+
 #[test]
 fn auth_without_tls_is_502_and_feat_does_not_offer_it() {
     let server = Server::start("", &[("dev", "full")]);

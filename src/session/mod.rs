@@ -87,6 +87,9 @@ enum Flow {
     Transfer(Job),
     /// 234 was queued: the TLS handshake follows (RFC 4217 §4).
     StartTls,
+    /// 200 to CCC was queued: the control connection returns to plain
+    /// text (RFC 2228 §5.3).
+    ClearControl,
 }
 
 /// A command that ended early with a refusal: the reply is queued, or
@@ -409,6 +412,11 @@ impl Session {
                     // (2.6 KiB) exists only while it runs, not in every
                     // idle session's future.
                     if let Some(reason) = Box::pin(self.start_tls(reader)).await? {
+                        return Ok(reason);
+                    }
+                }
+                Flow::ClearControl => {
+                    if let Some(reason) = Box::pin(self.clear_control(reader)).await? {
                         return Ok(reason);
                     }
                 }

@@ -1,8 +1,9 @@
 //! FTPS in the session (RFC 4217): AUTH TLS upgrades the control
-//! connection, PBSZ and PROT choose the data channel's protection, CCC is
-//! refused; the login gate of `tls = required` (global or per user); and
-//! TLS on data connections, with lakeftpd as the TLS server in both active
-//! and passive mode (RFC 4217 §7), checked for session reuse.
+//! connection, PBSZ and PROT choose the data channel's protection, CCC
+//! (only with `tls_allow_ccc = on`) returns the control connection to
+//! plain text; the login gate of `tls = required` (global or per user);
+//! and TLS on data connections, with lakeftpd as the TLS server in both
+//! active and passive mode (RFC 4217 §7), checked for session reuse.
 
 use super::input::LineReader;
 use super::outcome::Outcome;
@@ -29,6 +30,11 @@ pub(super) enum Security {
     },
     /// The implicit listener: TLS from the first byte, data always private.
     Implicit,
+    /// After AUTH TLS, a login, then CCC: the control connection is plain
+    /// text again, data connections as PROT says.
+    Cleared {
+        private: bool,
+    },
 }
 
 impl Security {
@@ -36,7 +42,9 @@ impl Security {
     pub(super) fn data_private(self) -> bool {
         matches!(
             self,
-            Security::Implicit | Security::Explicit { private: true, .. }
+            Security::Implicit
+                | Security::Explicit { private: true }
+                | Security::Cleared { private: true }
         )
     }
 
@@ -45,6 +53,7 @@ impl Security {
             Security::Plain => "plain",
             Security::Explicit { .. } => "explicit",
             Security::Implicit => "implicit",
+            Security::Cleared { .. } => "explicit-ccc",
         }
     }
 }
@@ -147,7 +156,7 @@ impl Session {
                 Code::BadSequence,
                 format_args!("PBSZ needs a protected control connection; send AUTH TLS"),
             ),
-            Security::Explicit { .. } | Security::Implicit => {
+            Security::Explicit { .. } | Security::Implicit | Security::Cleared { .. } => {
                 self.answer(Code::CommandOk, format_args!("PBSZ=0"))
             }
         }
@@ -190,23 +199,88 @@ impl Session {
             (_, Prot::Clear) => false,
             (_, Prot::Private) => true,
         };
-        if let Security::Explicit { private: p, .. } = &mut self.security {
+        if let Security::Explicit { private: p } | Security::Cleared { private: p } =
+            &mut self.security
+        {
             *p = private;
         }
         let level = if private { "P" } else { "C" };
         self.answer(Code::CommandOk, format_args!("PROT {level} ok"))
     }
 
-    /// CCC (RFC 4217 §6): never. A clear control connection would expose
-    /// every later command and reply to whoever is on the path.
+    /// CCC (RFC 2228 §5.3, RFC 4217 §12.3): with `tls_allow_ccc = on`,
+    /// after login, the control connection returns to plain text so that a
+    /// NAT router's FTP helper can read (and rewrite) PORT, while PROT P
+    /// keeps the files protected. Off by default: every later command and
+    /// reply, file names included, travels in clear.
     pub(super) fn ccc(&mut self) -> Handled {
         if self.shared.tls.is_none() {
             return self.tls_not_offered("CCC");
         }
-        self.answer(
-            Code::PolicyDenied,
-            format_args!("CCC is not allowed: the control connection stays protected"),
-        )
+        if !self.shared.config.tls.allow_ccc {
+            return self.answer(
+                Code::PolicyDenied,
+                format_args!("CCC is not allowed: the control connection stays protected (tls_allow_ccc = off)"),
+            );
+        }
+        match self.security {
+            Security::Explicit { .. } => {}
+            Security::Plain | Security::Cleared { .. } => {
+                return self.answer(
+                    Code::IntegrityRequired,
+                    format_args!("CCC must come over a protected control connection"),
+                )
+            }
+            Security::Implicit => {
+                return self.answer(
+                    Code::PolicyDenied,
+                    format_args!("CCC is not allowed on the implicit TLS port"),
+                )
+            }
+        }
+        // SECURITY: the password only ever travels protected.
+        if !matches!(self.login, Login::In { .. }) {
+            return self.answer(Code::BadSequence, format_args!("log in before CCC"));
+        }
+        if self.tls_required() {
+            return self.answer(
+                Code::PolicyDenied,
+                format_args!("CCC is not allowed for this user (tls = required)"),
+            );
+        }
+        say!(
+            self,
+            Code::CommandOk,
+            "CCC ok, the control connection is plain text from now on"
+        )?;
+        Ok(Flow::ClearControl)
+    }
+
+    /// After the 200 to CCC: close_notify, then plain text on the same TCP
+    /// connection. Returns a reason when the session ends.
+    pub(super) async fn clear_control(
+        &mut self,
+        reader: &LineReader,
+    ) -> io::Result<Option<String>> {
+        self.flush().await?;
+        // SECURITY: a client waits for the 200 before it clears its side;
+        // protected bytes already sent after CCC would be read as plain.
+        if !reader.is_empty() || self.control.has_unread() {
+            log::warn!(
+                "client={} sent bytes after CCC before the 200: closed",
+                self.client
+            );
+            return Ok(Some("bytes after CCC".into()));
+        }
+        self.control.clear().await?;
+        let private = self.security.data_private();
+        self.security = Security::Cleared { private };
+        metrics::inc(&self.metrics().tls_ccc);
+        log::info!(
+            "client={} CCC: the control connection is plain text",
+            self.client
+        );
+        Ok(None)
     }
 
     /// With TLS not configured, the RFC 4217 verbs are recognised but not
@@ -249,7 +323,7 @@ impl Session {
         let m = self.metrics();
         metrics::inc(match self.security {
             Security::Plain => &m.sessions_plain,
-            Security::Explicit { .. } => &m.sessions_explicit_tls,
+            Security::Explicit { .. } | Security::Cleared { .. } => &m.sessions_explicit_tls,
             Security::Implicit => &m.sessions_implicit_tls,
         });
     }
