@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Python's ftplib.FTP_TLS against lakeftpd (explicit FTPS, PROT P).
 
-    ftps_ftplib.py PORT USER PASSWORD passive|active ACTION [reuse [tls1.2]]
+    ftps_ftplib.py PORT USER PASSWORD passive|active ACTION [reuse] [tls1.2] [FILE...]
 
 ACTION: `roundtrip` uploads 200 KB and reads it back (prints OK when equal);
 `store-small` stores 100 bytes (prints STORED, or ERR and the reply);
-`prot-c` asks for PROT C (prints OK, or ERR and the reply). ftplib never
+`store-files` stores each FILE under its base name (prints OK, or
+`ERR put #N` and the reply); `prot-c` asks for PROT C (prints OK, or ERR and the reply). ftplib never
 resumes the control connection's TLS session on data connections; with
 `reuse` each data connection resumes the control connection's current
 session (`session=`, the usual recipe for servers that require reuse);
@@ -19,7 +20,8 @@ import ssl
 import sys
 
 port, user, password, mode, action = sys.argv[1:6]
-options = sys.argv[6:]
+options = [a for a in sys.argv[6:] if a in ("reuse", "tls1.2")]
+files = [a for a in sys.argv[6:] if a not in options]
 
 
 class ReusingFTP_TLS(ftplib.FTP_TLS):
@@ -60,6 +62,17 @@ try:
         f.prot_p()
         f.storbinary("STOR small.bin", io.BytesIO(b"x" * 100))
         print("STORED")
+    elif action == "store-files":
+        f.prot_p()
+        for n, path in enumerate(files, 1):
+            try:
+                with open(path, "rb") as data:
+                    f.storbinary("STOR " + path.rsplit("/", 1)[-1], data)
+            except ftplib.error_perm as e:
+                print(f"ERR put #{n}", e)
+                break
+        else:
+            print("OK")
     elif action == "store-small":
         f.prot_p()
         f.storbinary("STOR small.bin", io.BytesIO(b"x" * 100))
