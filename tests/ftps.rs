@@ -706,6 +706,13 @@ fn lftp_and_curl_with_ccc() {
         std::fs::read(server.home("nat").join("c/b.bin")).unwrap(),
         pattern(70_000, 2)
     );
+    // The last session's end line follows curl's exit (after its close).
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while server.log().matches("security=explicit-ccc").count() < 3
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = server.log();
     assert_eq!(log.matches("security=explicit-ccc").count(), 3, "{log}");
     assert!(!log.contains("protected=no"), "{log}");
