@@ -1,6 +1,8 @@
 //! Data connections (RFC 959 §3.2): the active connect, the passive port
-//! pool, and the transfers that run over them.
+//! pool, the channel a session plans them on, and the transfers that run
+//! over them.
 
 pub mod active;
+pub mod channel;
 pub mod passive;
 pub mod transfer;

@@ -12,11 +12,14 @@
 //!   requests in flight — and the memory they use — is bounded by that key.
 //! - A failed attempt is retried, forever, with capped exponential backoff
 //!   and jitter; a 503 SlowDown pauses every thread. A file leaves the spool
-//!   only after S3 confirmed it. At start the spool is replayed.
+//!   only after S3 confirmed it. At start the spool is replayed. Which file
+//!   runs when is decided by `schedule.rs`, a pure type; this file does
+//!   the waiting and the I/O.
 
 pub mod credentials;
 pub mod get;
 pub mod s3;
+mod schedule;
 
 use crate::clock::Utc;
 use crate::config::keytemplate::{self, KeyFields};
@@ -28,8 +31,8 @@ use crate::ops::metrics::{self, Metrics};
 use crate::storage::spool::{self, Meta, Spool};
 use crate::sys::{errno, random};
 use s3::{Client, Object};
+use schedule::{Action, Queued, Schedule};
 use smol::future::FutureExt;
-use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,16 +49,11 @@ struct Job {
     done: Option<smol::channel::Sender<()>>,
 }
 
-#[derive(Default)]
-struct Queue {
-    /// Jobs by the time they may run, then by a sequence number.
-    waiting: BTreeMap<(Instant, u64), Job>,
-    seq: u64,
-    /// Ids of every file not yet delivered (waiting or in flight); ids sort
-    /// by upload time.
-    pending: BTreeSet<String>,
-    /// After a SlowDown, no attempt starts before this.
-    paused_until: Option<Instant>,
+impl Queued for Job {
+    /// The spool id: ids sort by upload time.
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// Why an upload was not acknowledged.
@@ -96,7 +94,7 @@ pub struct Delivery {
     metrics: Arc<Metrics>,
     /// `/healthz` turns 503 when delivery keeps failing (health.rs).
     health: Arc<crate::ops::health::Health>,
-    queue: Mutex<Queue>,
+    queue: Mutex<Schedule<Job>>,
     wake: Condvar,
 }
 
@@ -148,7 +146,7 @@ pub fn start(
         credentials,
         metrics,
         health,
-        queue: Mutex::new(Queue::default()),
+        queue: Mutex::new(Schedule::default()),
         wake: Condvar::new(),
     });
     let replayed = delivery.spool.replay()?;
@@ -188,21 +186,19 @@ impl Delivery {
         self.settings.ack()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
+    fn lock(&self) -> MutexGuard<'_, Schedule<Job>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn enqueue(&self, job: Job) {
-        self.schedule(job, Instant::now());
+        let mut queue = self.lock();
+        queue.add(job, Instant::now());
+        self.queued(queue);
     }
 
-    fn schedule(&self, job: Job, at: Instant) {
-        let mut queue = self.lock();
-        queue.seq += 1;
-        let seq = queue.seq;
-        queue.pending.insert(job.id.clone());
-        queue.waiting.insert((at, seq), job);
-        metrics::set(&self.metrics.s3_queue_depth, queue.pending.len() as u64);
+    /// After a change to the queue: the depth gauge, and a thread woken.
+    fn queued(&self, queue: MutexGuard<'_, Schedule<Job>>) {
+        metrics::set(&self.metrics.s3_queue_depth, queue.depth() as u64);
         drop(queue);
         self.wake.notify_one();
     }
@@ -294,21 +290,14 @@ impl Delivery {
         loop {
             self.update_age(&queue);
             let now = Instant::now();
-            let paused = queue.paused_until.filter(|t| *t > now);
-            let next = queue.waiting.keys().next().map(|(at, _)| *at);
-            if paused.is_none() {
-                if let Some(at) = next.filter(|at| *at <= now) {
-                    let (_, job) = queue
-                        .waiting
-                        .pop_first()
-                        .expect("the first key was just read");
-                    debug_assert!(at <= now);
-                    return job;
-                }
-            }
+            let until = match queue.next(now) {
+                Action::Run(job) => return job,
+                Action::Wait(until) | Action::Pause(until) => Some(until),
+                Action::Idle => None,
+            };
             // Wake at least every second to refresh the age gauge.
             let second = now + Duration::from_secs(1);
-            let target = paused.or(next).map_or(second, |t| t.min(second));
+            let target = until.map_or(second, |t| t.min(second));
             let wait = target.saturating_duration_since(now);
             queue = self
                 .wake
@@ -318,10 +307,9 @@ impl Delivery {
         }
     }
 
-    fn update_age(&self, queue: &Queue) {
+    fn update_age(&self, queue: &Schedule<Job>) {
         let age = queue
-            .pending
-            .first()
+            .oldest()
             .and_then(|id| id.split('-').next()?.parse::<u64>().ok())
             .map_or(0, |micros| {
                 (spool::now_ms() * 1000).saturating_sub(micros) / 1_000_000
@@ -367,8 +355,8 @@ impl Delivery {
                     meta.user
                 );
                 let mut queue = self.lock();
-                queue.pending.remove(&job.id);
-                metrics::set(&self.metrics.s3_queue_depth, queue.pending.len() as u64);
+                queue.done(&job.id);
+                metrics::set(&self.metrics.s3_queue_depth, queue.depth() as u64);
             }
             Err(s3::Error::Remote {
                 message,
@@ -399,12 +387,9 @@ impl Delivery {
                         job.failures
                     );
                 }
-                if let Some(pause) = slow_down {
-                    let mut queue = self.lock();
-                    let until = Instant::now() + pause;
-                    queue.paused_until = Some(queue.paused_until.map_or(until, |t| t.max(until)));
-                }
-                self.schedule(job, Instant::now() + delay);
+                let mut queue = self.lock();
+                queue.retry(job, Instant::now(), delay, slow_down);
+                self.queued(queue);
             }
         }
     }
@@ -440,8 +425,8 @@ impl Delivery {
             let _ = done.try_send(());
         }
         let mut queue = self.lock();
-        queue.pending.remove(&job.id);
-        metrics::set(&self.metrics.s3_queue_depth, queue.pending.len() as u64);
+        queue.done(&job.id);
+        metrics::set(&self.metrics.s3_queue_depth, queue.depth() as u64);
         self.update_age(&queue);
     }
 

@@ -1,10 +1,11 @@
 //! The data channel's set-up: PORT and EPRT (active, RFC 959 §4.1.2,
 //! RFC 2428 §2), PASV and EPSV (passive, RFC 2428 §3), ABOR with no
-//! transfer running, and the descriptors a data connection holds.
+//! transfer running. They set the session's `DataChannel`.
 
+use super::login::LoggedIn;
 use super::{Handled, Session};
 use crate::config::device::ActiveAddress;
-use crate::data::active::DataPlan;
+use crate::data::channel::DataChannel;
 use crate::ops::metrics;
 use crate::protocol::command::EpsvArg;
 use crate::protocol::reply::Code;
@@ -18,14 +19,14 @@ impl Session {
         self.client.ip().to_canonical()
     }
 
-    pub(super) fn port(&mut self, addr: SocketAddr) -> Handled {
+    pub(super) fn port(&mut self, me: &mut LoggedIn, addr: SocketAddr) -> Handled {
         if !self.shared.config.active {
             return self.answer(
                 Code::NotImplemented,
                 format_args!("active mode is disabled; use PASV"),
             );
         }
-        if self.epsv_all {
+        if me.epsv_all {
             return self.answer(
                 Code::BadSequence,
                 format_args!("EPSV ALL was sent; only EPSV is allowed"),
@@ -40,7 +41,7 @@ impl Session {
         // 2) never to a privileged port.
         // Nothing is connected when either check fails.
         let mut addr = addr;
-        if self.device().active_address == ActiveAddress::Peer
+        if me.user.device.active_address == ActiveAddress::Peer
             && addr.ip().to_canonical() != self.client_ip()
         {
             metrics::inc(&self.metrics().port_address_rewritten);
@@ -75,8 +76,7 @@ impl Session {
                 format_args!("refused: the data port must be 1024 or above (RFC 2577)"),
             );
         }
-        self.data = DataPlan::Active(addr);
-        self.passive_fds = None;
+        me.data = DataChannel::active(addr);
         self.answer(Code::CommandOk, format_args!("PORT command successful"))
     }
 
@@ -93,39 +93,41 @@ impl Session {
     /// Binds a passive listener on the control connection's local address.
     /// The listener and the transfer after it hold descriptors from the
     /// budget from now on.
-    async fn passive_listener(&mut self) -> Option<u16> {
-        self.data = DataPlan::None;
-        if self.passive_fds.is_none() {
-            self.passive_fds = self.transfer_fds().await;
-        }
-        if self.passive_fds.is_none() {
+    async fn passive_listener(&mut self, me: &mut LoggedIn) -> Option<u16> {
+        // The old listener goes (its port back to the pool); the
+        // descriptors it held serve the new one.
+        let (_, held) = me.data.take().into_parts();
+        let fds = match held {
+            Some(fds) => Some(fds),
+            None => self.transfer_fds().await,
+        };
+        let Some(fds) = fds else {
             log::warn!(
                 "client={} no passive port: open-file limit reached",
                 self.client
             );
             return None;
-        }
+        };
         match self.shared.passive.bind(self.local.ip(), self.client_ip()) {
             Ok((listener, port)) => {
-                self.data = DataPlan::Passive(listener);
+                me.data = DataChannel::passive(listener, fds);
                 Some(port)
             }
             Err(e) => {
-                self.passive_fds = None;
                 log::warn!("client={} no passive port: {e}", self.client);
                 None
             }
         }
     }
 
-    pub(super) async fn pasv(&mut self) -> Handled {
+    pub(super) async fn pasv(&mut self, me: &mut LoggedIn) -> Handled {
         if !self.shared.config.passive {
             return self.answer(
                 Code::NotImplemented,
                 format_args!("passive mode is disabled; use PORT"),
             );
         }
-        if self.epsv_all {
+        if me.epsv_all {
             return self.answer(
                 Code::BadSequence,
                 format_args!("EPSV ALL was sent; only EPSV is allowed"),
@@ -141,7 +143,7 @@ impl Session {
                 format_args!("PASV needs IPv4; use EPSV"),
             );
         };
-        let Some(port) = self.passive_listener().await else {
+        let Some(port) = self.passive_listener(me).await else {
             return self.answer(
                 Code::CantOpenDataConnection,
                 format_args!("no passive port free, try again"),
@@ -158,7 +160,7 @@ impl Session {
         )
     }
 
-    pub(super) async fn epsv(&mut self, arg: EpsvArg) -> Handled {
+    pub(super) async fn epsv(&mut self, me: &mut LoggedIn, arg: EpsvArg) -> Handled {
         if !self.shared.config.passive || !self.shared.config.epsv {
             return self.answer(
                 Code::NotImplemented,
@@ -172,7 +174,7 @@ impl Session {
         };
         match arg {
             EpsvArg::All => {
-                self.epsv_all = true;
+                me.epsv_all = true;
                 return self.answer(Code::CommandOk, format_args!("EPSV ALL ok"));
             }
             EpsvArg::Protocol(p) if p != family => {
@@ -183,7 +185,7 @@ impl Session {
             }
             _ => {}
         }
-        let Some(port) = self.passive_listener().await else {
+        let Some(port) = self.passive_listener(me).await else {
             return self.answer(
                 Code::CantOpenDataConnection,
                 format_args!("no passive port free, try again"),
@@ -196,9 +198,8 @@ impl Session {
     }
 
     /// ABOR with no transfer running: drops a prepared data connection.
-    pub(super) fn abor(&mut self) -> Handled {
-        self.data = DataPlan::None;
-        self.passive_fds = None;
+    pub(super) fn abor(&mut self, me: &mut LoggedIn) -> Handled {
+        me.data.clear();
         self.answer(
             Code::ClosingDataConnection,
             format_args!("no transfer to abort"),

@@ -1,22 +1,14 @@
 //! The dispatcher: one line per command, to its handler (like vsftpd's
 //! `process_post_login`). Commands allowed before login come first; every
-//! other one passes the login check once, here.
+//! other one needs the `LoggedIn` state, which exists only after login: the
+//! login check is the type, made once, here.
 
-use super::{errors, Flow, Handled, Login, Replied, Session};
-use crate::config::Permissions;
+use super::login::LoggedIn;
+use super::{errors, Flow, Login, Replied, Session};
 use crate::protocol::command::{Command, Name, ParseError};
 use crate::protocol::listing::Format;
 use crate::protocol::reply::{Code, Reply};
-use crate::storage::jail::Jail;
 use std::io;
-
-/// A logged-in user's jail and permissions, for one command.
-pub(super) struct Account {
-    pub(super) jail: Jail,
-    pub(super) may: Permissions,
-    /// `auto_mkdir`: STOR/APPE and MKD make missing folders.
-    pub(super) auto_mkdir: bool,
-}
 
 impl Session {
     pub(super) async fn dispatch(
@@ -26,7 +18,7 @@ impl Session {
         // SECURITY: a user removed or changed by a users reload (password,
         // permissions, networks, home) keeps no session: the next command
         // ends it, whatever it is.
-        if let Login::In { user, .. } = &self.login {
+        if let Some(user) = self.login.user() {
             if !self.shared.users.is_current(user) {
                 crate::ops::metrics::inc(&self.metrics().users_sessions_ended);
                 log::info!(
@@ -50,6 +42,9 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
+        // SECURITY: the commands after login take the logged-in state,
+        // lent to this command; before login there is none and they get 530.
+        let mut lent = self.lend_login();
         // REST applies to the next transfer (RFC 3659 §5.3); the data
         // connection set-up many clients send in between keeps it.
         let keeps_rest = matches!(
@@ -60,93 +55,86 @@ impl Session {
                 | Command::Eprt(_)
                 | Command::Type(_)
         );
-        let rest = if keeps_rest {
-            self.rest
-        } else {
-            std::mem::take(&mut self.rest)
+        let rest = match &mut lent {
+            Some(me) if keeps_rest => me.rest,
+            Some(me) => std::mem::take(&mut me.rest),
+            None => 0,
         };
-        let handled = match cmd {
+        let handled = match (cmd, lent.as_mut()) {
             // Allowed before login.
-            Command::User(name) => self.user(name),
-            Command::Pass(password) => self.pass(password.to_string()).await,
-            Command::Quit => self.quit(),
-            Command::Noop => self.noop(),
-            Command::Syst => self.syst(),
-            Command::Feat => self.feat(),
-            Command::Opts(arg) => self.opts(arg),
-            Command::Help => self.help(),
-            Command::Auth(mechanism) => self.auth(mechanism),
-            Command::Pbsz(size) => self.pbsz(size),
-            Command::Prot(level) => self.prot(level),
-            Command::Ccc => self.ccc(),
-            Command::Clnt(name) => self.clnt(name),
-            Command::NotOffered(what) => self.not_offered(what),
-            cmd => self.logged_in(cmd, rest).await,
+            (Command::User(name), _) => self.user(name),
+            (Command::Pass(password), _) => self.pass(password.to_string()).await,
+            (Command::Quit, _) => self.quit(),
+            (Command::Noop, _) => self.noop(),
+            (Command::Syst, _) => self.syst(),
+            (Command::Feat, _) => self.feat(),
+            (Command::Opts(arg), _) => self.opts(arg),
+            (Command::Help, _) => self.help(),
+            (Command::Auth(mechanism), _) => self.auth(mechanism),
+            (Command::Pbsz(size), _) => self.pbsz(size),
+            (Command::Prot(level), _) => self.prot(level),
+            (Command::Ccc, _) => self.ccc(),
+            (Command::Clnt(name), _) => self.clnt(name),
+            (Command::NotOffered(what), _) => self.not_offered(what),
+            (_, None) => Err(self.refuse(
+                Code::NotLoggedIn,
+                format_args!("log in with USER and PASS first"),
+            )),
+            // After login.
+            (Command::Stat(arg), Some(me)) => self.stat(me, arg),
+            (Command::Type(kind), Some(me)) => self.set_type(me, kind),
+            (Command::Mode, Some(_)) => self.mode(),
+            (Command::Stru, Some(_)) => self.stru(),
+            (Command::Allo, Some(_)) => self.allo(),
+            (Command::Pwd, Some(me)) => self.pwd(me),
+            (Command::Cwd(arg), Some(me)) => self.cwd(me, arg).await,
+            (Command::Cdup, Some(me)) => self.cwd(me, Name::from("..")).await,
+            (Command::Mkd(arg), Some(me)) => self.mkd(me, arg).await,
+            (Command::Rmd(arg), Some(me)) => self.rmd(me, arg).await,
+            (Command::Dele(arg), Some(me)) => self.dele(me, arg).await,
+            (Command::Rnfr(arg), Some(me)) => self.rnfr(me, arg).await,
+            (Command::Rnto(arg), Some(me)) => self.rnto(me, arg).await,
+            (Command::Size(arg), Some(me)) => self.size_or_mdtm(me, arg, true).await,
+            (Command::Mdtm(arg), Some(me)) => self.size_or_mdtm(me, arg, false).await,
+            (Command::SetTime { verb, time, path }, Some(me)) => {
+                self.set_time(me, verb, time, path).await
+            }
+            (Command::Mlst(arg), Some(me)) => self.mlst(me, arg).await,
+            (Command::List(arg), Some(me)) => self.list(me, arg, Format::List).await,
+            (Command::Nlst(arg), Some(me)) => self.list(me, arg, Format::Nlst).await,
+            (Command::Mlsd(arg), Some(me)) => self.list(me, arg, Format::Mlsd).await,
+            (Command::Retr(arg), Some(me)) => self.retr(me, arg, rest).await,
+            (Command::Stor(arg), Some(me)) => self.stor(me, arg, rest, false).await,
+            (Command::Appe(arg), Some(me)) => self.stor(me, arg, rest, true).await,
+            (Command::Stou, Some(me)) => self.stou(me).await,
+            (Command::Rest(offset), Some(me)) => self.set_rest(me, offset),
+            (Command::Abor, Some(me)) => self.abor(me),
+            (Command::Port(addr) | Command::Eprt(addr), Some(me)) => self.port(me, addr),
+            (Command::Pasv, Some(me)) => self.pasv(me).await,
+            (Command::Epsv(arg), Some(me)) => self.epsv(me, arg).await,
         };
+        // The state comes back. No handler changes the login while it is
+        // lent: USER, PASS and AUTH change it only before login.
+        if let Some(me) = lent {
+            self.login = Login::In(me);
+        }
         match handled {
             Ok(flow) => Ok(flow),
             Err(Replied(sent)) => sent.map(|()| Flow::Continue),
         }
     }
 
-    async fn logged_in(&mut self, cmd: Command<'_>, rest: u64) -> Handled {
-        // SECURITY: every command below needs a logged-in user; the jail
-        // exists only then.
-        let me = match &self.login {
-            Login::In { user, jail } => Account {
-                jail: jail.clone(),
-                may: user.permissions,
-                auto_mkdir: user.device.auto_mkdir,
-            },
-            _ => {
-                let text = format_args!("log in with USER and PASS first");
-                return Err(self.refuse(Code::NotLoggedIn, text));
+    /// Takes the logged-in state for one command; `None` before login.
+    fn lend_login(&mut self) -> Option<LoggedIn> {
+        match std::mem::replace(&mut self.login, Login::Start) {
+            Login::In(me) => {
+                self.login = Login::Lent(me.user.clone());
+                Some(me)
             }
-        };
-        match cmd {
-            Command::Stat(arg) => self.stat(arg),
-            Command::Type(kind) => self.set_type(kind),
-            Command::Mode => self.mode(),
-            Command::Stru => self.stru(),
-            Command::Allo => self.allo(),
-            Command::Pwd => self.pwd(),
-            Command::Cwd(arg) => self.cwd(&me, arg).await,
-            Command::Cdup => self.cwd(&me, Name::from("..")).await,
-            Command::Mkd(arg) => self.mkd(&me, arg).await,
-            Command::Rmd(arg) => self.rmd(&me, arg).await,
-            Command::Dele(arg) => self.dele(&me, arg).await,
-            Command::Rnfr(arg) => self.rnfr(&me, arg).await,
-            Command::Rnto(arg) => self.rnto(&me, arg).await,
-            Command::Size(arg) => self.size_or_mdtm(&me, arg, true).await,
-            Command::Mdtm(arg) => self.size_or_mdtm(&me, arg, false).await,
-            Command::SetTime { verb, time, path } => self.set_time(&me, verb, time, path).await,
-            Command::Mlst(arg) => self.mlst(&me, arg).await,
-            Command::List(arg) => self.list(&me, arg, Format::List).await,
-            Command::Nlst(arg) => self.list(&me, arg, Format::Nlst).await,
-            Command::Mlsd(arg) => self.list(&me, arg, Format::Mlsd).await,
-            Command::Retr(arg) => self.retr(&me, arg, rest).await,
-            Command::Stor(arg) => self.stor(&me, arg, rest, false).await,
-            Command::Appe(arg) => self.stor(&me, arg, rest, true).await,
-            Command::Stou => self.stou(&me).await,
-            Command::Rest(offset) => self.set_rest(offset),
-            Command::Abor => self.abor(),
-            Command::Port(addr) | Command::Eprt(addr) => self.port(addr),
-            Command::Pasv => self.pasv().await,
-            Command::Epsv(arg) => self.epsv(arg).await,
-            Command::User(_)
-            | Command::Pass(_)
-            | Command::Quit
-            | Command::Noop
-            | Command::Syst
-            | Command::Feat
-            | Command::Opts(_)
-            | Command::Help
-            | Command::Auth(_)
-            | Command::Pbsz(_)
-            | Command::Prot(_)
-            | Command::Ccc
-            | Command::Clnt(_)
-            | Command::NotOffered(_) => unreachable!("dispatched before login"),
+            other => {
+                self.login = other;
+                None
+            }
         }
     }
 }

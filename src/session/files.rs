@@ -4,7 +4,7 @@
 //! write form, MFMT, SITE UTIME). Every name is decoded from the session's
 //! encoding, then goes through the jail.
 
-use super::dispatch::Account;
+use super::login::LoggedIn;
 use super::{Flow, Handled, Replied, Session};
 use crate::clock::Utc;
 use crate::protocol::command::{Name, SetTime};
@@ -28,11 +28,11 @@ impl Session {
     /// The virtual path `arg` names from the current directory: decoded
     /// from the session's encoding (553 when it is not valid there), then
     /// resolved by the jail.
-    pub(super) fn resolve(&mut self, arg: Name<'_>) -> Result<VirtualPath, Replied> {
+    pub(super) fn resolve(&mut self, me: &LoggedIn, arg: Name<'_>) -> Result<VirtualPath, Replied> {
         let Some(text) = self.encoding().decode(arg.0) else {
             return Err(self.refuse_undecodable());
         };
-        jail::resolve(&self.cwd, &text).map_err(|e| self.refuse_path(e))
+        jail::resolve(&me.cwd, &text).map_err(|e| self.refuse_path(e))
     }
 
     /// Makes `dir` and the directories above it (`auto_mkdir`), durably.
@@ -72,28 +72,28 @@ impl Session {
         }
     }
 
-    pub(super) fn pwd(&mut self) -> Handled {
+    pub(super) fn pwd(&mut self, me: &LoggedIn) -> Handled {
         say!(
             self,
             Code::PathCreated,
             "{} is the current directory",
-            Quoted(self.cwd.as_str())
+            Quoted(me.cwd.as_str())
         )?;
         Ok(Flow::Continue)
     }
 
     /// CWD, and CDUP as `CWD ..`.
-    pub(super) async fn cwd(&mut self, me: &Account, arg: Name<'_>) -> Handled {
-        let path = self.resolve(arg)?;
+    pub(super) async fn cwd(&mut self, me: &mut LoggedIn, arg: Name<'_>) -> Handled {
+        let path = self.resolve(me, arg)?;
         let real = self.existing(&me.jail, &path).await?;
         match stat(&me.jail, real).await {
             Ok(meta) if meta.is_dir() => {
-                self.cwd = path;
+                me.cwd = path;
                 say!(
                     self,
                     Code::FileActionOk,
                     "directory changed to {}",
-                    self.cwd.as_str()
+                    me.cwd.as_str()
                 )?;
                 Ok(Flow::Continue)
             }
@@ -102,10 +102,10 @@ impl Session {
         }
     }
 
-    pub(super) async fn mkd(&mut self, me: &Account, arg: Name<'_>) -> Handled {
-        self.require(me.may.mkdir)?;
-        let path = self.resolve(arg)?;
-        if me.auto_mkdir {
+    pub(super) async fn mkd(&mut self, me: &mut LoggedIn, arg: Name<'_>) -> Handled {
+        self.require(me.may().mkdir)?;
+        let path = self.resolve(me, arg)?;
+        if me.auto_mkdir() {
             // `MKD a/b/c` makes the parents too.
             return match self.make_dirs(&me.jail, &path).await? {
                 0 => self.answer(Code::FileUnavailable, format_args!("already exists")),
@@ -129,9 +129,9 @@ impl Session {
         }
     }
 
-    pub(super) async fn rmd(&mut self, me: &Account, arg: Name<'_>) -> Handled {
-        self.require(me.may.modify)?;
-        let path = self.resolve(arg)?;
+    pub(super) async fn rmd(&mut self, me: &mut LoggedIn, arg: Name<'_>) -> Handled {
+        self.require(me.may().modify)?;
+        let path = self.resolve(me, arg)?;
         if path.is_root() {
             return self.answer(
                 Code::FileUnavailable,
@@ -146,9 +146,9 @@ impl Session {
         }
     }
 
-    pub(super) async fn dele(&mut self, me: &Account, arg: Name<'_>) -> Handled {
-        self.require(me.may.modify)?;
-        let path = self.resolve(arg)?;
+    pub(super) async fn dele(&mut self, me: &mut LoggedIn, arg: Name<'_>) -> Handled {
+        self.require(me.may().modify)?;
+        let path = self.resolve(me, arg)?;
         let real = self.entry(&me.jail, &path).await?;
         let home = me.jail.home().to_path_buf();
         match smol::unblock(move || beneath::Entry::open(&home, &real)?.remove_file()).await {
@@ -161,14 +161,14 @@ impl Session {
         }
     }
 
-    pub(super) async fn rnfr(&mut self, me: &Account, arg: Name<'_>) -> Handled {
-        self.require(me.may.modify)?;
-        let path = self.resolve(arg)?;
+    pub(super) async fn rnfr(&mut self, me: &mut LoggedIn, arg: Name<'_>) -> Handled {
+        self.require(me.may().modify)?;
+        let path = self.resolve(me, arg)?;
         let real = self.entry(&me.jail, &path).await?;
         let (home, at) = (me.jail.home().to_path_buf(), real.clone());
         match smol::unblock(move || beneath::Entry::open(&home, &at)?.kind()).await {
             Ok(_) => {
-                self.rename_from = Some((real, path));
+                me.rename_from = Some((real, path));
                 self.answer(
                     Code::PendingFurtherInformation,
                     format_args!("ready for RNTO"),
@@ -178,12 +178,12 @@ impl Session {
         }
     }
 
-    pub(super) async fn rnto(&mut self, me: &Account, arg: Name<'_>) -> Handled {
-        self.require(me.may.modify)?;
-        let Some((from, _)) = self.rename_from.take() else {
+    pub(super) async fn rnto(&mut self, me: &mut LoggedIn, arg: Name<'_>) -> Handled {
+        self.require(me.may().modify)?;
+        let Some((from, _)) = me.rename_from.take() else {
             return self.answer(Code::BadSequence, format_args!("RNFR first"));
         };
-        let path = self.resolve(arg)?;
+        let path = self.resolve(me, arg)?;
         let real = self.entry(&me.jail, &path).await?;
         // 250 promises the new name (and the old one gone) after a power cut.
         let home = me.jail.home().to_path_buf();
@@ -202,12 +202,12 @@ impl Session {
     /// SIZE and MDTM (RFC 3659 §4, §3): of plain files only.
     pub(super) async fn size_or_mdtm(
         &mut self,
-        me: &Account,
+        me: &mut LoggedIn,
         arg: Name<'_>,
         size: bool,
     ) -> Handled {
-        self.require(me.may.list)?;
-        let path = self.resolve(arg)?;
+        self.require(me.may().list)?;
+        let path = self.resolve(me, arg)?;
         let real = self.existing(&me.jail, &path).await?;
         match stat(&me.jail, real).await {
             Ok(meta) if meta.is_file() => {
@@ -224,11 +224,11 @@ impl Session {
         }
     }
 
-    pub(super) async fn mlst(&mut self, me: &Account, arg: Option<Name<'_>>) -> Handled {
-        self.require(me.may.list)?;
+    pub(super) async fn mlst(&mut self, me: &mut LoggedIn, arg: Option<Name<'_>>) -> Handled {
+        self.require(me.may().list)?;
         let path = match arg {
-            Some(arg) => self.resolve(arg)?,
-            None => self.cwd.clone(),
+            Some(arg) => self.resolve(me, arg)?,
+            None => me.cwd.clone(),
         };
         let real = self.existing(&me.jail, &path).await?;
         match stat(&me.jail, real).await {
@@ -253,13 +253,13 @@ impl Session {
     /// SITE UTIME (for users who may store: it changes what they stored).
     pub(super) async fn set_time(
         &mut self,
-        me: &Account,
+        me: &mut LoggedIn,
         verb: SetTime,
         time: Utc,
         arg: Name<'_>,
     ) -> Handled {
-        self.require(me.may.store)?;
-        let path = self.resolve(arg)?;
+        self.require(me.may().store)?;
+        let path = self.resolve(me, arg)?;
         let real = self.existing(&me.jail, &path).await?;
         let when = std::time::UNIX_EPOCH
             .checked_add(std::time::Duration::from_secs(time.to_unix().max(0) as u64))

@@ -3,6 +3,7 @@
 //! (RFC 959 §4.1.2, RFC 2389), and the 502 for what is recognised but not
 //! offered. FEAT and HELP come from one verb table.
 
+use super::login::LoggedIn;
 use super::{Flow, Handled, Session};
 use crate::protocol::command::Type;
 use crate::protocol::reply::{Code, Reply};
@@ -82,14 +83,18 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    pub(super) fn stat(&mut self, path: Option<crate::protocol::command::Name<'_>>) -> Handled {
+    pub(super) fn stat(
+        &mut self,
+        me: &LoggedIn,
+        path: Option<crate::protocol::command::Name<'_>>,
+    ) -> Handled {
         if path.is_some() {
             return self.answer(
                 Code::NotImplementedForParameter,
                 format_args!("STAT with a path is not supported; use LIST"),
             );
         }
-        let kind = if self.kind == Type::Image {
+        let kind = if me.kind == Type::Image {
             "BINARY"
         } else {
             "ASCII"
@@ -106,8 +111,8 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    pub(super) fn set_type(&mut self, kind: Type) -> Handled {
-        self.kind = kind;
+    pub(super) fn set_type(&mut self, me: &mut LoggedIn, kind: Type) -> Handled {
+        me.kind = kind;
         let name = if kind == Type::Image {
             "Binary"
         } else {

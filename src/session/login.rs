@@ -1,19 +1,68 @@
-//! Logging in: USER, PASS and QUIT (RFC 959 §4.1.1). A failed password
-//! costs a delay, and `max_login_failures` of them end the session. A login
-//! from outside the user's `allow_from` fails exactly like a wrong password.
+//! Logging in: USER, PASS and QUIT (RFC 959 §4.1.1), and `LoggedIn`, the
+//! state that exists only after a login. A failed password costs a delay,
+//! and `max_login_failures` of them end the session. A login from outside
+//! the user's `allow_from` fails exactly like a wrong password.
 
 use super::{Flow, Handled, Login, Session};
 use crate::auth::{self, Password};
+use crate::config::{Permissions, User};
+use crate::data::channel::DataChannel;
 use crate::ops::metrics;
+use crate::protocol::command::Type;
 use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::{Jail, VirtualPath};
 use smol::Timer;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// A logged-in user and what its commands change. Every command after
+/// login takes `&mut LoggedIn` (dispatch.rs): it exists only once PASS
+/// succeeded, so no such command can run before.
+pub(super) struct LoggedIn {
+    pub(super) user: Arc<User>,
+    /// The user's home: the only producer of real paths.
+    pub(super) jail: Jail,
+    pub(super) cwd: VirtualPath,
+    /// TYPE (RFC 959 §3.1.1): ASCII until the client says otherwise.
+    pub(super) kind: Type,
+    /// REST's offset: it applies to the next transfer (RFC 3659 §5.3).
+    pub(super) rest: u64,
+    /// RNFR's file, for the RNTO that follows.
+    pub(super) rename_from: Option<(PathBuf, VirtualPath)>,
+    pub(super) data: DataChannel,
+    /// EPSV ALL was sent: PORT, EPRT and PASV are refused (RFC 2428 §4).
+    pub(super) epsv_all: bool,
+}
+
+impl LoggedIn {
+    fn new(user: Arc<User>, jail: Jail) -> LoggedIn {
+        LoggedIn {
+            user,
+            jail,
+            cwd: VirtualPath::root(),
+            kind: Type::Ascii,
+            rest: 0,
+            rename_from: None,
+            data: DataChannel::default(),
+            epsv_all: false,
+        }
+    }
+
+    pub(super) fn may(&self) -> Permissions {
+        self.user.permissions
+    }
+
+    /// `auto_mkdir`: STOR/APPE and MKD make missing folders.
+    pub(super) fn auto_mkdir(&self) -> bool {
+        self.user.device.auto_mkdir
+    }
+}
 
 impl Session {
     pub(super) fn user(&mut self, name: &str) -> Handled {
-        if matches!(self.login, Login::In { .. }) {
+        if self.login.user().is_some() {
             return self.answer(Code::BadSequence, format_args!("already logged in"));
         }
         let user = self.shared.user(name);
@@ -27,7 +76,7 @@ impl Session {
     pub(super) async fn pass(&mut self, password: String) -> Handled {
         let (user, name) = match &self.login {
             Login::Named(user, name) => (user.clone(), name.clone()),
-            Login::In { .. } => {
+            Login::In(_) | Login::Lent(_) => {
                 return self.answer(Code::BadSequence, format_args!("already logged in"))
             }
             Login::Start => return self.answer(Code::BadSequence, format_args!("send USER first")),
@@ -69,9 +118,8 @@ impl Session {
                     self.unauthenticated = None;
                     metrics::inc(&self.metrics().logins_ok);
                     log::info!("login ok client={} user={}", self.client, user.name);
-                    self.login = Login::In { user, jail };
+                    self.login = Login::In(LoggedIn::new(user, jail));
                     self.count_login();
-                    self.cwd = VirtualPath::root();
                     self.answer(Code::LoggedIn, format_args!("logged in"))
                 }
                 Err(e) => {

@@ -11,13 +11,14 @@
 //! - this file: the `Session` state, `run` and the serve loop, replies;
 //! - `input`: the control connection's line buffer and the PROXY `Prelude`;
 //! - `dispatch`: one line per command, to its handler;
-//! - `login`: USER, PASS (with the failure delay), QUIT;
+//! - `login`: USER, PASS (with the failure delay), QUIT, and `LoggedIn`,
+//!   the state every later command takes;
 //! - `info`: FEAT, HELP, STAT, SYST, OPTS, NOOP and the transfer parameters
 //!   (TYPE, MODE, STRU, ALLO);
 //! - `files`: PWD, CWD, CDUP, MKD, RMD, DELE, RNFR, RNTO, SIZE, MDTM, MLST;
-//! - `datachan`: PORT, EPRT, PASV, EPSV and the descriptors they hold;
-//! - `transfer`: REST, RETR, STOR, APPE, STOU, LIST, NLST, MLSD as a `Job`,
-//!   and running it;
+//! - `datachan`: PORT, EPRT, PASV, EPSV and the `DataChannel` they set;
+//! - `transfer`: REST, RETR, STOR, APPE, STOU, LIST, NLST, MLSD as a `Job`;
+//! - `steps`: running a `Job`: prepare, move the bytes, land;
 //! - `outcome`: how a transfer ended, and the one place that counts, logs
 //!   and replies to it;
 //! - `security`: AUTH, PBSZ, PROT, CCC (RFC 4217), the TLS upgrade of the
@@ -26,15 +27,12 @@
 
 use crate::config::device::Device;
 use crate::config::User;
-use crate::data::active::DataPlan;
 use crate::ops::metrics::{self, Metrics};
-use crate::protocol::command::{self, Command, Type};
+use crate::protocol::command::{self, Command};
 use crate::protocol::encoding::NameEncoding;
 use crate::protocol::escape::Escaped;
 use crate::protocol::reply::{Code, Reply};
 use crate::shared::Shared;
-use crate::storage::jail::{Jail, VirtualPath};
-use crate::sys::budget::FdPermit;
 use crate::sys::unauthenticated::Pending;
 use crate::tls::stream::Stream;
 use crate::tls::{Tag, TAG_BYTES};
@@ -43,7 +41,6 @@ use smol::io::AsyncWriteExt;
 use smol::{Async, Timer};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,10 +60,14 @@ mod input;
 mod login;
 mod outcome;
 mod security;
+mod steps;
+#[cfg(test)]
+mod tests;
 mod transfer;
 
 pub use input::Prelude;
 use input::{Input, LineReader};
+use login::LoggedIn;
 use security::Security;
 use transfer::Job;
 
@@ -74,10 +75,21 @@ enum Login {
     Start,
     /// USER given; `None` when no such user (PASS still costs a hash check).
     Named(Option<Arc<User>>, String),
-    In {
-        user: Arc<User>,
-        jail: Jail,
-    },
+    In(LoggedIn),
+    /// Logged in, with the `LoggedIn` state lent to the command that runs
+    /// (dispatch.rs); it comes back when the command ends.
+    Lent(Arc<User>),
+}
+
+impl Login {
+    /// The logged-in user, if any.
+    fn user(&self) -> Option<&Arc<User>> {
+        match self {
+            Login::In(me) => Some(&me.user),
+            Login::Lent(user) => Some(user),
+            Login::Start | Login::Named(..) => None,
+        }
+    }
 }
 
 /// What to do after a command.
@@ -112,23 +124,12 @@ pub struct Session {
     client: SocketAddr,
     local: SocketAddr,
     login: Login,
-    cwd: VirtualPath,
-    kind: Type,
-    rest: u64,
-    rename_from: Option<(PathBuf, VirtualPath)>,
-    data: DataPlan,
-    /// Descriptors held for a passive listener and its transfer.
-    passive_fds: Option<FdPermit>,
-    epsv_all: bool,
     failures: u32,
     /// `OPTS UTF8 ON` was sent: names are UTF-8 whatever `filename_encoding`
     /// says (RFC 2640 §3.1).
     utf8_on: bool,
     /// What `CLNT` said: logged, and sent as S3 metadata with each upload.
     client_name: Option<Box<str>>,
-    /// When the running upload's last data byte arrived: the start of the
-    /// `upload_ack_seconds` histogram, ended by the 226.
-    last_data_byte: Option<std::time::Instant>,
     /// Reply bytes the socket has not taken yet (rare: a full send buffer).
     unsent: Option<Vec<u8>>,
     /// Listed among the connections not logged in yet (may be shed) until
@@ -212,17 +213,9 @@ fn serve_session(
         client,
         local,
         login: Login::Start,
-        cwd: VirtualPath::root(),
-        kind: Type::Ascii,
-        rest: 0,
-        rename_from: None,
-        data: DataPlan::None,
-        passive_fds: None,
-        epsv_all: false,
         failures: 0,
         utf8_on: false,
         client_name: None,
-        last_data_byte: None,
         unsent: None,
         unauthenticated,
         security,
@@ -254,7 +247,7 @@ impl Session {
 
     fn user_name(&self) -> &str {
         match &self.login {
-            Login::In { user, .. } => &user.name,
+            Login::In(LoggedIn { user, .. }) | Login::Lent(user) => &user.name,
             Login::Named(_, name) => name,
             Login::Start => "-",
         }
@@ -263,9 +256,9 @@ impl Session {
     /// The device settings in force: the user's once logged in, the
     /// global ones before.
     fn device(&self) -> Device {
-        match &self.login {
-            Login::In { user, .. } => user.device,
-            _ => self.shared.config.device,
+        match self.login.user() {
+            Some(user) => user.device,
+            None => self.shared.config.device,
         }
     }
 
@@ -320,9 +313,9 @@ impl Session {
 
     /// How long the next command may take to arrive.
     fn wait_limit(&self, login_deadline: Instant) -> (Duration, &'static str) {
-        match self.login {
-            Login::In { .. } => (self.shared.config.idle_timeout, "idle timeout"),
-            _ => (
+        match self.login.user() {
+            Some(_) => (self.shared.config.idle_timeout, "idle timeout"),
+            None => (
                 login_deadline.saturating_duration_since(Instant::now()),
                 "login timeout",
             ),
@@ -363,9 +356,9 @@ impl Session {
             let n = match wake {
                 Wake::Timeout => {
                     // The setting, not the time that was left of it.
-                    let setting = match self.login {
-                        Login::In { .. } => self.shared.config.idle_timeout,
-                        _ => self.shared.config.login_timeout,
+                    let setting = match self.login.user() {
+                        Some(_) => self.shared.config.idle_timeout,
+                        None => self.shared.config.login_timeout,
                     };
                     let text = format!(
                         "{why} ({} s), closing control connection",

@@ -14,10 +14,18 @@ use std::borrow::Cow;
 use std::io;
 use std::time::Instant;
 
+/// A transfer that succeeded.
+pub(super) struct Done {
+    pub(super) bytes: u64,
+    /// When an upload's last data byte arrived: the start of the
+    /// `upload_ack_seconds` histogram, ended by the 226.
+    pub(super) last_data_byte: Option<Instant>,
+}
+
 /// Every way a transfer ends. The `u64` is the bytes that moved.
 pub(super) enum Outcome {
     /// 226: the bytes moved; an upload is durable and delivery took it.
-    Done(u64),
+    Done(Done),
     /// 425: no descriptors free within `data_timeout`. Not counted.
     Busy,
     /// The upload's temporary could not be made (full disk, forbidden
@@ -48,6 +56,15 @@ pub(super) enum Outcome {
     /// TLS session (`tls_session_reuse = required`, in the user's section
     /// when `per_user`). Not counted.
     NotResumed { per_user: bool },
+    /// Sending the 150 on the control connection failed: the session ends
+    /// with the error, the transfer neither answered nor counted.
+    ControlFailed(io::Error),
+}
+
+impl From<io::Error> for Outcome {
+    fn from(e: io::Error) -> Outcome {
+        Outcome::ControlFailed(e)
+    }
 }
 
 impl Outcome {
@@ -70,7 +87,9 @@ impl Outcome {
                 "transfer aborted".into(),
             ),
             // No reply: nobody listens. The log shows 426.
-            Outcome::ClientGone(_) => (Code::ConnectionClosedTransferAborted, "".into()),
+            Outcome::ClientGone(_) | Outcome::ControlFailed(_) => {
+                (Code::ConnectionClosedTransferAborted, "".into())
+            }
             Outcome::Shutdown => (
                 Code::ServiceNotAvailable,
                 "server shutting down, transfer aborted".into(),
@@ -106,7 +125,7 @@ impl Outcome {
             ),
         };
         let (bytes, counted) = match self {
-            Outcome::Done(bytes)
+            Outcome::Done(Done { bytes, .. })
             | Outcome::ClientGone(bytes)
             | Outcome::NotDurable(bytes, _)
             | Outcome::Refused(bytes, _) => (*bytes, true),
@@ -116,7 +135,8 @@ impl Outcome {
             | Outcome::NoDataConnection(_)
             | Outcome::Unprotected
             | Outcome::DataTls(_)
-            | Outcome::NotResumed { .. } => (0, false),
+            | Outcome::NotResumed { .. }
+            | Outcome::ControlFailed(_) => (0, false),
         };
         (code, text, bytes, counted)
     }
@@ -132,8 +152,10 @@ impl Session {
         started: Instant,
         outcome: Outcome,
     ) -> io::Result<Option<String>> {
+        if let Outcome::ControlFailed(e) = outcome {
+            return Err(e);
+        }
         let (code, text, bytes, counted) = outcome.reply();
-        let last_data_byte = self.last_data_byte.take();
         if counted {
             self.count_transfer(verb, matches!(outcome, Outcome::Done(_)));
         }
@@ -177,7 +199,11 @@ impl Session {
             }
             _ => {
                 say!(self, code, "{text}")?;
-                if let (Outcome::Done(_), Some(at)) = (&outcome, last_data_byte) {
+                if let Outcome::Done(Done {
+                    last_data_byte: Some(at),
+                    ..
+                }) = outcome
+                {
                     self.metrics().upload_ack_seconds.record(at.elapsed());
                 }
                 Ok(None)

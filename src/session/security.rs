@@ -82,7 +82,7 @@ impl Session {
                 format_args!("the control connection is already protected"),
             );
         }
-        if matches!(self.login, Login::In { .. }) {
+        if self.login.user().is_some() {
             return self.answer(
                 Code::BadSequence,
                 format_args!("send AUTH TLS before logging in"),
@@ -239,7 +239,7 @@ impl Session {
             }
         }
         // SECURITY: the password only ever travels protected.
-        if !matches!(self.login, Login::In { .. }) {
+        if self.login.user().is_none() {
             return self.answer(Code::BadSequence, format_args!("log in before CCC"));
         }
         if self.tls_required() {
@@ -295,8 +295,7 @@ impl Session {
     /// Whether this session must be protected: `tls = required`, or the
     /// logged-in user's `tls = required`.
     fn tls_required(&self) -> bool {
-        self.tls_mode() == Mode::Required
-            || matches!(&self.login, Login::In { user, .. } if user.tls_required)
+        self.tls_mode() == Mode::Required || self.login.user().is_some_and(|user| user.tls_required)
     }
 
     /// SECURITY: under `tls = required` (or the user's own), USER is refused
@@ -332,12 +331,9 @@ impl Session {
     /// the logged-in user's `tls_session_reuse`, else the server's
     /// (`global`); and whether the user's own setting decided.
     fn reuse_required(&self, global: bool) -> (bool, bool) {
-        match &self.login {
-            Login::In { user, .. } => match user.tls_session_reuse {
-                Some(required) => (required, true),
-                None => (global, false),
-            },
-            _ => (global, false),
+        match self.login.user().and_then(|user| user.tls_session_reuse) {
+            Some(required) => (required, true),
+            None => (global, false),
         }
     }
 
