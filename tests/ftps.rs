@@ -296,6 +296,63 @@ fn curl_tls12_stores_three_files_on_one_connection() {
 }
 
 #[test]
+fn curl_tls13_stores_three_files_on_one_connection() {
+    // curl uses each TLS 1.3 ticket once and starts TLS on the passive
+    // data connection before STOR: the handshake is made before the 150,
+    // with a fresh ticket for the next transfer.
+    curl_three_files(&[]);
+}
+
+/// Both orders of the data handshake (RFC 4217 leaves it open): aioftp
+/// with implicit TLS starts TLS on the passive data connection as soon as
+/// it is made and sends STOR only once the handshake is done; it never
+/// resumes, so its user has `tls_session_reuse = off`.
+#[test]
+fn aioftp_starts_data_tls_before_the_command() {
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "a", &[]);
+    let dir = Scratch::new("srv");
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\nimplicit_tls_listen = 127.0.0.1:0\n",
+            cert.display(),
+            key.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user old]\npassword = {}\npermissions = full\ntls_session_reuse = off\n",
+        common::password_hash()
+    ));
+    let server = Server::start_with_text(dir, &text);
+    let port = implicit_port(&server).to_string();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            write_file(
+                &certs.0,
+                &format!("e{i}.bin"),
+                &pattern(9_000 * (i + 1), i as u64),
+            )
+        })
+        .collect();
+    let script = format!("{CLIENTS}/ftps_aioftp.py");
+    let mut args = vec!["60", "python3", &script, &port, "old", PASSWORD];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let (_, out, err) = common::run("timeout", &args, None, None);
+    assert_eq!(out.trim(), "OK", "{err}\n{}", server.log());
+    for i in 0..3usize {
+        let got = std::fs::read(server.home("old").join(format!("e{i}.bin"))).unwrap();
+        assert_eq!(got, pattern(9_000 * (i + 1), i as u64));
+    }
+    // At the default, its data connections (full handshakes) get 522,
+    // answered instead of the 150 rather than after a timeout.
+    args[4] = "dev";
+    let (_, out, _) = common::run("timeout", &args, None, None);
+    assert!(out.contains("522"), "{out}");
+}
+
+#[test]
 fn ftplib_with_session_reuse_tls13_both_modes() {
     let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
     for mode in ["passive", "active"] {

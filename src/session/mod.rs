@@ -53,6 +53,7 @@ macro_rules! say {
 
 mod datachan;
 mod dispatch;
+mod early;
 mod errors;
 mod files;
 mod info;
@@ -341,18 +342,32 @@ impl Session {
                 Input(io::Result<Input>),
                 Timeout,
                 Stop,
+                Data(early::Early),
             }
+            let client_ip = self.client_ip();
+            let plan = early::watched(&self.login, self.security.data_private());
             let (control, shared) = (&mut self.control, &self.shared);
-            let wake = async { Wake::Input(reader.fill(control).await) }
-                .or(async {
-                    Timer::after(limit).await;
-                    Wake::Timeout
-                })
-                .or(async {
-                    shared.stopping().await;
-                    Wake::Stop
-                })
-                .await;
+            // The data connection first: when the client has connected or
+            // spoken on it and sent its command, the connection is taken
+            // (and its TLS handshake made) before the command runs.
+            let wake = async {
+                let Some(plan) = plan else {
+                    return std::future::pending().await;
+                };
+                // Boxed: only sessions with a PROT P passive plan pay.
+                let watch = Box::pin(early::watch(plan, client_ip, &shared.metrics));
+                Wake::Data(watch.await)
+            }
+            .or(async { Wake::Input(reader.fill(control).await) })
+            .or(async {
+                Timer::after(limit).await;
+                Wake::Timeout
+            })
+            .or(async {
+                shared.stopping().await;
+                Wake::Stop
+            })
+            .await;
             let n = match wake {
                 Wake::Timeout => {
                     // The setting, not the time that was left of it.
@@ -367,6 +382,10 @@ impl Session {
                     return self.close_with(&text, why).await;
                 }
                 Wake::Stop => return self.shutdown().await,
+                Wake::Data(step) => {
+                    Box::pin(self.early_data(step)).await;
+                    continue;
+                }
                 Wake::Input(input) => match input? {
                     Input::Closed => return Ok("client closed".into()),
                     Input::TooLong => {

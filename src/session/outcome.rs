@@ -67,6 +67,17 @@ impl From<io::Error> for Outcome {
     }
 }
 
+impl From<crate::data::active::Refusal> for Outcome {
+    fn from(refusal: crate::data::active::Refusal) -> Outcome {
+        match refusal {
+            crate::data::active::Refusal::Tls(why) => Outcome::DataTls(why),
+            crate::data::active::Refusal::NotResumed { per_user } => {
+                Outcome::NotResumed { per_user }
+            }
+        }
+    }
+}
+
 impl Outcome {
     /// The reply, the bytes for the log, and whether it counts in the
     /// upload and download counters (a transfer that never started does not).

@@ -6,15 +6,16 @@
 //! active and passive mode (RFC 4217 §7), checked for session reuse.
 
 use super::input::LineReader;
-use super::outcome::Outcome;
 use super::{Flow, Handled, Login, Replied, Session};
 use crate::config::tls::Mode;
 use crate::config::User;
+use crate::data::active::Refusal;
 use crate::ops::metrics;
 use crate::protocol::command::{Mechanism, Prot};
 use crate::protocol::reply::{Code, Reply};
 use crate::sys;
 use crate::tls::stream::Stream;
+use crate::tls::Tickets;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::Async;
 use std::io;
@@ -346,25 +347,21 @@ impl Session {
     /// Puts TLS on a data connection (after the 150 reply, when the client
     /// starts its handshake). Under `tls_session_reuse = required` the
     /// connection must resume this control session's TLS session.
-    /// `client_reads`: a download or listing (TLS 1.3 tickets follow the
-    /// handshake; `Tls::accept_data`).
+    /// `tickets`: whether TLS 1.3 tickets follow the handshake.
     pub(super) async fn secure_data(
         &self,
         socket: Async<TcpStream>,
-        client_reads: bool,
-    ) -> Result<Stream, Outcome> {
+        tickets: Tickets,
+    ) -> Result<Stream, Refusal> {
         let Some(tls) = self.shared.tls.clone() else {
-            return Err(Outcome::DataTls("TLS is not configured"));
+            return Err(Refusal::Tls("TLS is not configured"));
         };
         let metrics = &self.shared.metrics;
-        let data = match tls
-            .accept_data(socket, &self.tag, client_reads, metrics)
-            .await
-        {
+        let data = match tls.accept_data(socket, &self.tag, tickets, metrics).await {
             Ok(data) => data,
             Err(e) => {
                 tls.failures.log(self.client, "data", &e);
-                return Err(Outcome::DataTls(e.failure.as_str()));
+                return Err(Refusal::Tls(e.failure.as_str()));
             }
         };
         // SECURITY: a data connection that resumed this control session's
@@ -393,7 +390,7 @@ impl Session {
                 "client={} PROT P data connection did not resume the control connection's TLS session: 522",
                 self.client
             );
-            return Err(Outcome::NotResumed { per_user });
+            return Err(Refusal::NotResumed { per_user });
         }
         metrics::inc(&metrics.tls_protected_transfers);
         Ok(Stream::Tls(Box::new(stream)))

@@ -26,8 +26,10 @@ use crate::protocol::listing::Format;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
 use crate::storage::upload::TempUpload;
+use crate::sys;
 use crate::sys::budget::FdPermit;
 use crate::tls::stream::Stream;
+use crate::tls::Tickets;
 use smol::future::FutureExt;
 use smol::Async;
 use std::future::Future;
@@ -40,6 +42,14 @@ use std::time::Instant;
 
 /// A transfer ready to move bytes: its data connection is open (and
 /// protected when it must be), the 150 was sent.
+/// The data connection as `connect` leaves it.
+enum Connected {
+    /// TCP only: TLS follows the 150 under PROT P.
+    Socket(Async<TcpStream>),
+    /// TLS done already (the client started it before the 150).
+    Secured(Stream),
+}
+
 struct Prepared {
     mover: Mover,
     stream: Stream,
@@ -146,9 +156,16 @@ impl Session {
         let opening = opening_text(&work, &virt, kind);
         let client_reads = !matches!(work, Work::Store { .. });
         let mover = Mover::new(work, &home).await?;
-        let socket = self.connect(plan).await?;
-        self.announce(&opening).await?;
-        let stream = self.data_tls(socket, client_reads).await?;
+        let stream = match self.connect(plan, client_reads).await? {
+            Connected::Secured(stream) => {
+                self.announce(&opening).await?;
+                stream
+            }
+            Connected::Socket(socket) => {
+                self.announce(&opening).await?;
+                self.data_tls(socket, client_reads).await?
+            }
+        };
         let to = Destination {
             virt,
             user,
@@ -169,8 +186,34 @@ impl Session {
         }
     }
 
-    /// Connects to the PORT address or accepts on the PASV listener.
-    async fn connect(&self, plan: DataPlan) -> Result<Async<TcpStream>, Outcome> {
+    /// Connects to the PORT address or accepts on the PASV listener, or
+    /// takes the connection accepted (and secured) while the session
+    /// waited for this command (early.rs). A passive client whose
+    /// ClientHello is here already started TLS before the command (curl):
+    /// its handshake is made now, before the 150, with a TLS 1.3 ticket it
+    /// reads before the transfer if it resumes (`Tickets::IfResuming`).
+    async fn connect(&self, plan: DataPlan, client_reads: bool) -> Result<Connected, Outcome> {
+        let passive = matches!(plan, DataPlan::Passive(_) | DataPlan::Accepted(_));
+        let plan = match plan {
+            DataPlan::Secured(stream) => return Ok(Connected::Secured(stream)),
+            DataPlan::Refused(refusal) => return Err(refusal.into()),
+            plan => plan,
+        };
+        let socket = self.open(plan).await?;
+        if passive && self.security.data_private() && sys::has_bytes(socket.get_ref()) {
+            let tickets = if client_reads {
+                Tickets::Always
+            } else {
+                Tickets::IfResuming
+            };
+            let stream = self.secure_data(socket, tickets).await?;
+            return Ok(Connected::Secured(stream));
+        }
+        Ok(Connected::Socket(socket))
+    }
+
+    /// Makes the planned data connection.
+    async fn open(&self, plan: DataPlan) -> Result<Async<TcpStream>, Outcome> {
         let config = &self.shared.config;
         let peer = Peer {
             client_ip: self.client_ip(),
@@ -194,14 +237,20 @@ impl Session {
 
     /// TLS on the data connection under PROT P (or implicit FTPS): the
     /// client starts its handshake once it has the 150 (security.rs).
-    /// `client_reads`: a download or listing (TLS 1.3 tickets follow).
+    /// `client_reads`: a download or listing (TLS 1.3 tickets follow; not
+    /// after an upload's, which the client may never read: `Tickets`).
     async fn data_tls(
         &self,
         socket: Async<TcpStream>,
         client_reads: bool,
     ) -> Result<Stream, Outcome> {
         if self.security.data_private() {
-            self.secure_data(socket, client_reads).await
+            let tickets = if client_reads {
+                Tickets::Always
+            } else {
+                Tickets::Never
+            };
+            Ok(self.secure_data(socket, tickets).await?)
         } else {
             Ok(Stream::Plain(socket))
         }

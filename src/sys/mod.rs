@@ -143,6 +143,17 @@ pub fn peer_closed(socket: &TcpStream) -> bool {
     }
 }
 
+/// Whether bytes from the peer wait on `socket` now (a data connection's
+/// client has started its TLS handshake), without waiting or taking them.
+pub fn has_bytes(socket: &TcpStream) -> bool {
+    use rustix::net::RecvFlags;
+    let mut byte = [0u8; 1];
+    matches!(
+        rustix::net::recv(socket, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Ok((1, _))
+    )
+}
+
 /// Lowers the calling thread's CPU priority to `nice`. On Linux the nice
 /// value belongs to the thread, not the process (setpriority(2), NOTES), so
 /// this touches no other thread. Failure only costs priority: logged.

@@ -37,6 +37,8 @@ const HANDSHAKE: u8 = 22;
 const CLIENT_HELLO: u8 = 1;
 /// Extension type supported_versions (RFC 8446 §4.2).
 const SUPPORTED_VERSIONS: u16 = 43;
+/// Extension type pre_shared_key (RFC 8446 §4.2.11): a TLS 1.3 resumption.
+const PRE_SHARED_KEY: u16 = 41;
 
 impl Offered {
     /// The versions offered by the ClientHello that `bytes` begin with;
@@ -61,6 +63,28 @@ impl Offered {
     pub fn only_old(self) -> bool {
         self.0 != 0 && self.0 & SPOKEN == 0
     }
+}
+
+/// Whether the ClientHello that `bytes` begin with offers a TLS 1.3
+/// session to resume (pre_shared_key). False when cut before it.
+pub fn offers_psk(bytes: &[u8]) -> bool {
+    let mut r = Reader(bytes);
+    let hello = r.u8() == Some(HANDSHAKE)
+        && r.skip(4).is_some()
+        && r.u8() == Some(CLIENT_HELLO)
+        && r.skip(5).is_some();
+    let Some(mut exts) = hello.then(|| extensions(&mut r)).flatten() else {
+        return false;
+    };
+    while let (Some(kind), Some(length)) = (exts.u16(), exts.u16()) {
+        if kind == PRE_SHARED_KEY {
+            return true;
+        }
+        if exts.skip(usize::from(length)).is_none() {
+            break;
+        }
+    }
+    false
 }
 
 /// Every TLS version up to `highest` (a client without
@@ -212,6 +236,32 @@ mod tests {
         assert_eq!(Offered::parse(b"USER dev\r\n"), None);
         assert_eq!(Offered::parse(&[HANDSHAKE, 3, 1]), None);
         assert_eq!(Offered::parse(&[]), None);
+    }
+
+    #[test]
+    fn psk_offer_is_seen() {
+        let mut bytes = hello(0x0303, Some(&[0x0304]));
+        assert!(!offers_psk(&bytes));
+        // Append a pre_shared_key extension and fix the three lengths.
+        let psk = [0, 41, 0, 2, 0, 0];
+        bytes.extend_from_slice(&psk);
+        let grow = |b: &mut Vec<u8>, at: usize, width: usize| {
+            let mut v = 0usize;
+            for i in 0..width {
+                v = v << 8 | usize::from(b[at + i]);
+            }
+            v += psk.len();
+            for i in 0..width {
+                b[at + i] = (v >> (8 * (width - 1 - i))) as u8;
+            }
+        };
+        grow(&mut bytes, 3, 2); // record
+        grow(&mut bytes, 6, 3); // handshake
+        let exts_at = 9 + 2 + 32 + 1 + 4 + 2; // version, random, sid, suites, compression
+        grow(&mut bytes, exts_at, 2);
+        assert!(offers_psk(&bytes));
+        assert!(!offers_psk(&bytes[..40]));
+        assert!(!offers_psk(b"USER dev\r\n"));
     }
 
     #[test]

@@ -196,55 +196,70 @@ impl Tls {
         early: &[u8],
         metrics: &Metrics,
     ) -> Result<TlsStream<Async<TcpStream>>, HandshakeError> {
-        handshake(self.config.clone(), socket, tag, early, metrics).await
+        handshake(|_| self.config.clone(), socket, tag, early, metrics).await
     }
 
     /// The same for a data connection of the control session `tag`; also
-    /// says which session it resumed. With `send_tickets`, the handshake
-    /// is followed by `TLS13_DATA_TICKETS` TLS 1.3 tickets carrying `tag`:
-    /// OpenSSL clients use each TLS 1.3 ticket once and resume the next
-    /// data connection with the newest they hold. Only for a connection
-    /// the client reads to its end: a client that only sends and closes
-    /// with our ticket unread resets the connection (RFC 1122 §4.2.2.13),
-    /// and its kernel drops the end of the upload still in its buffer.
+    /// says which session it resumed. `tickets` says whether TLS 1.3
+    /// tickets carrying `tag` follow the handshake.
     pub async fn accept_data(
         &self,
         socket: Async<TcpStream>,
         tag: &Tag,
-        send_tickets: bool,
+        tickets: Tickets,
         metrics: &Metrics,
     ) -> Result<DataHandshake, HandshakeError> {
-        let tickets = if send_tickets {
-            limits::TLS13_DATA_TICKETS
-        } else {
-            0
-        };
-        let (config, witness) = self.data_config(tickets);
-        let stream = handshake(config, socket, tag, &[], metrics).await?;
-        let resumed = resumption::resumed_tag(stream.get_ref().1, &witness);
-        Ok(DataHandshake { stream, resumed })
-    }
-
-    /// A copy of the data configuration whose ticketer and session cache
-    /// are a new `Witness` of the shared ones, sending `tickets` tickets.
-    fn data_config(&self, tickets: usize) -> (Arc<ServerConfig>, Arc<Witness>) {
         let witness = Arc::new(Witness::new(
             self.data_config.ticketer.clone(),
             self.data_config.session_storage.clone(),
         ));
-        let mut config = (*self.data_config).clone();
-        config.ticketer = witness.clone();
-        config.session_storage = witness.clone();
-        config.send_tls13_tickets = tickets;
-        (Arc::new(config), witness)
+        let config_for = |resuming: bool| {
+            let send = match tickets {
+                Tickets::Never => false,
+                Tickets::Always => true,
+                Tickets::IfResuming => resuming,
+            };
+            let mut config = (*self.data_config).clone();
+            config.ticketer = witness.clone();
+            config.session_storage = witness.clone();
+            config.send_tls13_tickets = if send { limits::TLS13_DATA_TICKETS } else { 0 };
+            Arc::new(config)
+        };
+        let stream = handshake(config_for, socket, tag, &[], metrics).await?;
+        let resumed = resumption::resumed_tag(stream.get_ref().1, &witness);
+        Ok(DataHandshake { stream, resumed })
     }
 }
 
-/// The server side of a handshake with `config`; see `Tls::accept`.
-/// The ClientHello's first bytes are peeked (or read from `early`) first,
-/// for the versions it offers when the handshake fails.
+/// Whether a data connection's handshake is followed by
+/// `TLS13_DATA_TICKETS` TLS 1.3 tickets. OpenSSL clients (curl, PHP) use
+/// each TLS 1.3 ticket once and resume the next data connection with the
+/// newest they hold, so they need one per data connection. But a ticket
+/// is sent after the client's Finished, and a client that only writes and
+/// closes with it unread resets the connection (RFC 1122 §4.2.2.13): its
+/// kernel drops the end of the upload still queued (seen with curl and
+/// Perl's IO::Socket::SSL as 426).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tickets {
+    /// An upload whose handshake follows the 150: the client may never
+    /// read this connection.
+    Never,
+    /// A download or a listing: the client reads the connection to its end.
+    Always,
+    /// A handshake the client started before the command: only if its
+    /// ClientHello resumes a TLS 1.3 session (it will want the next one;
+    /// curl reads the connection before it closes it). Clients that start
+    /// early but never resume (aioftp, Perl in passive mode) get none.
+    IfResuming,
+}
+
+/// The server side of a handshake with the configuration `config_for`
+/// gives (told whether the ClientHello resumes a TLS 1.3 session); see
+/// `Tls::accept`. The ClientHello's first bytes are peeked (or read from
+/// `early`) first, for that and for the versions it offers when the
+/// handshake fails.
 async fn handshake(
-    config: Arc<ServerConfig>,
+    config_for: impl FnOnce(bool) -> Arc<ServerConfig>,
     socket: Async<TcpStream>,
     tag: &Tag,
     early: &[u8],
@@ -252,8 +267,9 @@ async fn handshake(
 ) -> Result<TlsStream<Async<TcpStream>>, HandshakeError> {
     let mut offered = None;
     let handshake = async {
-        offered = peek_hello(&socket, early).await;
-        let acceptor = futures_rustls::TlsAcceptor::from(config);
+        let (versions, resuming) = peek_hello(&socket, early).await;
+        offered = versions;
+        let acceptor = futures_rustls::TlsAcceptor::from(config_for(resuming));
         let mut early = early;
         acceptor
             .accept_with(socket, |conn| {
@@ -284,13 +300,15 @@ async fn handshake(
 }
 
 /// The versions the ClientHello in `early`, or waiting on `socket`,
-/// offers: one peek of at most `TLS_HELLO_PEEK` bytes, on the heap only
-/// while it is read.
-async fn peek_hello(socket: &Async<TcpStream>, early: &[u8]) -> Option<Offered> {
+/// offers, and whether it resumes a TLS 1.3 session: one peek of at most
+/// `TLS_HELLO_PEEK` bytes, on the heap only while it is read.
+async fn peek_hello(socket: &Async<TcpStream>, early: &[u8]) -> (Option<Offered>, bool) {
     if !early.is_empty() {
-        return Offered::parse(early);
+        return (Offered::parse(early), hello::offers_psk(early));
     }
     let mut buf = vec![0u8; limits::TLS_HELLO_PEEK];
-    let n = socket.peek(&mut buf).await.ok()?;
-    Offered::parse(&buf[..n])
+    let Ok(n) = socket.peek(&mut buf).await else {
+        return (None, false);
+    };
+    (Offered::parse(&buf[..n]), hello::offers_psk(&buf[..n]))
 }
