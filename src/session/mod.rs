@@ -347,16 +347,16 @@ impl Session {
             let client_ip = self.client_ip();
             let plan = early::watched(&self.login, self.security.data_private());
             let (control, shared) = (&mut self.control, &self.shared);
+            // Boxed: only sessions with a PROT P passive plan pay for it.
+            let watch = plan.map(|plan| Box::pin(early::watch(plan, client_ip, &shared.metrics)));
             // The data connection first: when the client has connected or
             // spoken on it and sent its command, the connection is taken
             // (and its TLS handshake made) before the command runs.
             let wake = async {
-                let Some(plan) = plan else {
-                    return std::future::pending().await;
-                };
-                // Boxed: only sessions with a PROT P passive plan pay.
-                let watch = Box::pin(early::watch(plan, client_ip, &shared.metrics));
-                Wake::Data(watch.await)
+                match watch {
+                    Some(watch) => Wake::Data(watch.await),
+                    None => std::future::pending().await,
+                }
             }
             .or(async { Wake::Input(reader.fill(control).await) })
             .or(async {
