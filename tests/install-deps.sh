@@ -42,7 +42,7 @@ packages=(
     gnutls-bin             # gnutls-cli: TLS 1.0-1.3 handshakes over AUTH TLS
     libio-socket-ssl-perl  # Net::FTP's starttls/prot (IO::Socket::SSL)
     libcommons-net-java    # Apache Commons Net FTPSClient (/usr/share/java/commons-net.jar)
-    openjdk-17-jre-headless # java: runs tests/clients/FtpsCommons.java as a source file
+    openjdk-17-jdk-headless # java with jdk.compiler: runs tests/clients/FtpsCommons.java as a source file
 )
 # PyPI packages, pinned, with what needs each:
 pip_packages=(
@@ -95,7 +95,8 @@ perl -MIO::Socket::SSL -e1 || die "perl has no IO::Socket::SSL (package libio-so
 php -r 'exit(function_exists("ftp_ssl_connect") ? 0 : 1);' ||
     die "php has no ftp_ssl_connect (package php-cli)"
 [ -f /usr/share/java/commons-net.jar ] || die "no commons-net.jar (package libcommons-net-java)"
-java -version 2>/dev/null || die "java does not run (package openjdk-17-jre-headless)"
+java --list-modules 2>/dev/null | grep -q '^jdk.compiler@' ||
+    die "java cannot run a source file: no jdk.compiler (package openjdk-17-jdk-headless)"
 python3 -c 'import aioftp' || die "aioftp did not install (pip)"
 
 # Proof, part 2: each C compiler the builds use compiles and links a probe
