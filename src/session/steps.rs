@@ -40,8 +40,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A transfer ready to move bytes: its data connection is open (and
-/// protected when it must be), the 150 was sent.
 /// The data connection as `connect` leaves it.
 enum Connected {
     /// TCP only: TLS follows the 150 under PROT P.
@@ -50,6 +48,8 @@ enum Connected {
     Secured(Stream),
 }
 
+/// A transfer ready to move bytes: its data connection is open (and
+/// protected when it must be), the 150 was sent.
 struct Prepared {
     mover: Mover,
     stream: Stream,
@@ -137,7 +137,8 @@ impl Session {
     /// Step 1: everything before the first byte, in the order that
     /// answers a client with the least made: the protection check, the
     /// descriptors, the temporary (a full disk or a forbidden name is
-    /// answered before any connection), the data connection, 150, TLS.
+    /// answered before any connection), the data connection, 150, TLS
+    /// (TLS before the 150 when the client started it first: `connect`).
     async fn prepare(&mut self, job: Job) -> Result<Prepared, Outcome> {
         let Job {
             verb: _,
@@ -156,15 +157,11 @@ impl Session {
         let opening = opening_text(&work, &virt, kind);
         let client_reads = !matches!(work, Work::Store { .. });
         let mover = Mover::new(work, &home).await?;
-        let stream = match self.connect(plan, client_reads).await? {
-            Connected::Secured(stream) => {
-                self.announce(&opening).await?;
-                stream
-            }
-            Connected::Socket(socket) => {
-                self.announce(&opening).await?;
-                self.data_tls(socket, client_reads).await?
-            }
+        let connected = self.connect(plan, client_reads).await?;
+        self.announce(&opening).await?;
+        let stream = match connected {
+            Connected::Secured(stream) => stream,
+            Connected::Socket(socket) => self.data_tls(socket, client_reads).await?,
         };
         let to = Destination {
             virt,
