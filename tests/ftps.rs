@@ -370,6 +370,21 @@ fn ftplib_with_session_reuse_tls12_both_modes() {
     }
 }
 
+/// TLS 1.2 resumption by session id (RFC 5246 §7.4.1.2; no ticket): the
+/// cache entry carries the control session's tag.
+#[test]
+fn ftplib_resuming_a_tls12_session_id() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full"), ("other", "full")]);
+    let options = ["reuse", "tls1.2", "no-ticket"];
+    for mode in ["passive", "active"] {
+        let out = ftplib_with(server.port(), mode, "roundtrip", &options);
+        assert_eq!(out, "OK", "{mode}\n{}", server.log());
+    }
+    // Another user's session id is refused.
+    let out = ftplib_with(server.port(), "passive", "foreign:other", &options);
+    assert!(out.starts_with("ERR 522"), "{out}\n{}", server.log());
+}
+
 /// SECURITY: a data connection that resumes a session of another user's
 /// control connection is refused, on TLS 1.2 (session id or ticket) as on
 /// TLS 1.3.

@@ -10,7 +10,8 @@ ACTION: `roundtrip` uploads 200 KB and reads it back (prints OK when equal);
 resumes the control connection's TLS session on data connections; with
 `reuse` each data connection resumes the control connection's current
 session (`session=`, the usual recipe for servers that require reuse);
-`tls1.2` caps the version at TLS 1.2. `foreign:OTHER` logs in a second
+`tls1.2` caps the version at TLS 1.2; `no-ticket` refuses RFC 5077
+tickets, so TLS 1.2 resumes by session id. `foreign:OTHER` logs in a second
 control connection as OTHER (same password) and stores 100 bytes with
 `reuse`, but resuming OTHER's session (prints STORED, or ERR and the reply).
 """
@@ -20,7 +21,7 @@ import ssl
 import sys
 
 port, user, password, mode, action = sys.argv[1:6]
-options = [a for a in sys.argv[6:] if a in ("reuse", "tls1.2")]
+options = [a for a in sys.argv[6:] if a in ("reuse", "tls1.2", "no-ticket")]
 files = [a for a in sys.argv[6:] if a not in options]
 
 
@@ -45,6 +46,9 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 if "tls1.2" in options:
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+if "no-ticket" in options:
+    # No RFC 5077 ticket: TLS 1.2 resumes by session id.
+    ctx.options |= ssl.OP_NO_TICKET
 f = (ReusingFTP_TLS if "reuse" in options else ftplib.FTP_TLS)(context=ctx)
 f.connect("127.0.0.1", int(port), timeout=10)
 f.login(user, password)
