@@ -40,15 +40,21 @@ impl Witness {
 
     fn keep(&self, value: &Option<Vec<u8>>) {
         if value.is_some() {
-            *self.offered.lock().unwrap_or_else(|p| p.into_inner()) = value.clone();
+            let mut offered = self.offered.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = offered.as_mut() {
+                old.fill(0);
+            }
+            *offered = value.clone();
         }
     }
 
-    fn offered(&self) -> Option<Vec<u8>> {
+    /// Takes the kept value out (the witness lives as long as the data
+    /// connection's configuration).
+    fn take_offered(&self) -> Option<Vec<u8>> {
         self.offered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .take()
     }
 }
 
@@ -96,6 +102,17 @@ impl StoresServerSessions for Witness {
 
 /// The tag of the session `conn` resumed; `None` after a full handshake.
 pub fn resumed_tag(conn: &ServerConnection, witness: &Witness) -> Option<Tag> {
+    // SECURITY: the kept value holds the session's master secret: taken
+    // out and zeroed once its tag is read, whatever the handshake was.
+    let mut offered = witness.take_offered();
+    let tag = resumed_tag_of(conn, offered.as_deref());
+    if let Some(value) = offered.as_mut() {
+        value.fill(0);
+    }
+    tag
+}
+
+fn resumed_tag_of(conn: &ServerConnection, offered: Option<&[u8]>) -> Option<Tag> {
     if conn.handshake_kind() != Some(HandshakeKind::Resumed) {
         return None;
     }
@@ -107,7 +124,7 @@ pub fn resumed_tag(conn: &ServerConnection, witness: &Witness) -> Option<Tag> {
     if conn.protocol_version() != Some(ProtocolVersion::TLSv1_2) {
         return None;
     }
-    tag_of(&witness.offered()?)
+    tag_of(offered?)
 }
 
 /// Bytes after the application data in rustls' encoding of a session
