@@ -472,6 +472,13 @@ pub const TLS_SESSION_CACHE: usize = 16384;
 /// and so reusable, and each data connection gets fresh ones too.
 pub const TLS13_TICKETS: usize = 2;
 
+/// TLS 1.3 tickets sent after the handshake of a data connection the
+/// client reads (a download or a listing; `Tls::accept_data`). OpenSSL
+/// clients (curl, PHP) use a ticket once and resume the next data
+/// connection with the newest they hold: one per transfer keeps them
+/// resuming.
+pub const TLS13_DATA_TICKETS: usize = 1;
+
 /// Bytes rustls may hold in its plaintext and TLS send buffers per
 /// connection (`set_buffer_limit`). A reply or one transfer buffer fits;
 /// writes past it wait for the socket, so a slow reader cannot grow them.
@@ -489,6 +496,39 @@ pub const TLS_TRANSFER_CHUNK: usize = 16 * 1024;
 /// close_notify, its incoming bytes read and dropped, so the client reads
 /// the alert instead of a reset.
 pub const TLS_REFUSAL_LINGER: Duration = Duration::from_secs(2);
+
+/// Bytes of a ClientHello peeked before a handshake, for the versions it
+/// offers (logged when the handshake fails). A hello's supported_versions
+/// extension comes within the first few hundred bytes in the clients
+/// tried (OpenSSL, GnuTLS, Go, Java, rustls); a cut hello falls back to
+/// its client_version.
+pub const TLS_HELLO_PEEK: usize = 1024;
+
+/// Longest the close_notify at the end of a TLS control session may wait
+/// for the socket: a few bytes, which a client that still reads takes at
+/// once (RFC 8446 §6.1).
+pub const TLS_CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// After the 200 to CCC, how long the client's close_notify is awaited
+/// before ours is sent (`Stream::clear`). curl 7.88 sends its own at once
+/// and waits for ours; lftp 4.9 waits for ours, and takes it for the end
+/// of the connection if it comes in the same read as the 200: lftp pays
+/// this wait, once per session.
+pub const CCC_CLIENT_CLOSE_WAIT: Duration = Duration::from_millis(500);
+
+/// After our close_notify, how long the client's answer is awaited before
+/// the control connection is read as plain text (a client that sends its
+/// next command instead ends the wait at once).
+pub const CCC_PEER_CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// TLS records (the client's close_notify, and anything before it) read
+/// and dropped after CCC before the connection is plain text.
+pub const CCC_MAX_RECORDS: usize = 4;
+
+/// The longest TLS record dropped after CCC: a close_notify is a few
+/// dozen bytes; a full record (RFC 8446 §5.2: 2^14 + 256) is allowed for a
+/// client that sent data before clearing.
+pub const CCC_MAX_RECORD: usize = 16 * 1024 + 256;
 
 /// Upper bounds, in microseconds, of the latency histograms' buckets
 /// (`/metrics`: last data byte to 226, 226 to S3 confirmation). Fixed, so

@@ -156,6 +156,10 @@ fn lftp(server: &Server, passive: bool, script: &str, cwd: &Path) -> (bool, Stri
          set ftp:passive-mode {}; set net:max-retries 1; {script}; bye",
         if passive { "on" } else { "off" }
     );
+    lftp_commands(server, &commands, cwd)
+}
+
+fn lftp_commands(server: &Server, commands: &str, cwd: &Path) -> (bool, String, String) {
     common::run(
         "timeout",
         &[
@@ -164,7 +168,7 @@ fn lftp(server: &Server, passive: bool, script: &str, cwd: &Path) -> (bool, Stri
             "-u",
             &format!("dev,{PASSWORD}"),
             "-e",
-            &commands,
+            commands,
             &format!("127.0.0.1:{}", server.port()),
         ],
         None,
@@ -172,7 +176,10 @@ fn lftp(server: &Server, passive: bool, script: &str, cwd: &Path) -> (bool, Stri
     )
 }
 
-fn lftp_round_trip(passive: bool) {
+/// lftp's GnuTLS priority string that offers TLS 1.2 only.
+const LFTP_TLS12: &str = "set ssl:priority NORMAL:-VERS-ALL:+VERS-TLS1.2";
+
+fn lftp_round_trip(passive: bool, settings: &str) {
     let (server, certs) = tls_server("required", "", &[("dev", "full")]);
     let tree = certs.0.join("tree");
     std::fs::create_dir_all(tree.join("sub")).unwrap();
@@ -187,7 +194,7 @@ fn lftp_round_trip(passive: bool) {
     let (ok, out, err) = lftp(
         &server,
         passive,
-        "mirror -R tree up; mirror up down",
+        &format!("{settings}; mirror -R tree up; mirror up down"),
         &certs.0,
     );
     assert!(ok, "{out}\n{err}\n{}", server.log());
@@ -203,23 +210,38 @@ fn lftp_round_trip(passive: bool) {
 
 #[test]
 fn lftp_passive_mirror_both_ways() {
-    lftp_round_trip(true);
+    lftp_round_trip(true, "");
 }
 
 #[test]
 fn lftp_active_mirror_both_ways() {
-    lftp_round_trip(false);
+    lftp_round_trip(false, "");
+}
+
+/// TLS 1.2 resumption (by ticket: GnuTLS offers one) under the default
+/// `tls_session_reuse = required`.
+#[test]
+fn lftp_tls12_passive_mirror_both_ways() {
+    lftp_round_trip(true, LFTP_TLS12);
+}
+
+#[test]
+fn lftp_tls12_active_mirror_both_ways() {
+    lftp_round_trip(false, LFTP_TLS12);
 }
 
 /// Runs tests/clients/ftps_ftplib.py; returns its output line.
 fn ftplib(port: u16, mode: &str, action: &str) -> String {
+    ftplib_with(port, mode, action, &[])
+}
+
+/// The same with `options` (`reuse`, `tls1.2`).
+fn ftplib_with(port: u16, mode: &str, action: &str, options: &[&str]) -> String {
     let script = format!("{CLIENTS}/ftps_ftplib.py");
-    let (ok, out, err) = common::run(
-        "python3",
-        &[&script, &port.to_string(), "dev", PASSWORD, mode, action],
-        None,
-        None,
-    );
+    let port = port.to_string();
+    let mut args = vec![script.as_str(), &port, "dev", PASSWORD, mode, action];
+    args.extend_from_slice(options);
+    let (ok, out, err) = common::run("python3", &args, None, None);
     assert!(ok, "{out}\n{err}");
     out.trim().to_string()
 }
@@ -240,6 +262,144 @@ fn ftplib_prot_p_both_modes_with_reuse_off() {
         "{}",
         server.log()
     );
+}
+
+/// curl stores three files on one control connection at the default
+/// `tls_session_reuse = required`: every data connection resumes.
+fn curl_three_files(tls_args: &[&str]) {
+    let (server, certs) = tls_server("on", "health_listen = 127.0.0.1:0\n", &[("dev", "full")]);
+    let names = ["a.bin", "b.bin", "c.bin"];
+    for (i, name) in names.iter().enumerate() {
+        write_file(&certs.0, name, &pattern(1_000 + i * 7_000, i as u64));
+    }
+    let url = format!("{}/", server.url("dev"));
+    let mut args = vec!["-sS", "--ssl-reqd", "-k", "-T", "{a.bin,b.bin,c.bin}"];
+    args.extend_from_slice(tls_args);
+    args.push(&url);
+    let (ok, _, err) = common::run("curl", &args, None, Some(&certs.0));
+    assert!(ok, "{err}\n{}", server.log());
+    for (i, name) in names.iter().enumerate() {
+        let got = std::fs::read(server.home("dev").join(name)).unwrap();
+        assert_eq!(got, pattern(1_000 + i * 7_000, i as u64), "{name}");
+    }
+    let health = http::health_addr(&server);
+    assert_eq!(http::scrape(health, "lakeftpd_tls_reuse_refused_total"), 0);
+    assert_eq!(
+        http::scrape(health, "lakeftpd_tls_protected_transfers_total"),
+        3
+    );
+}
+
+#[test]
+fn curl_tls12_stores_three_files_on_one_connection() {
+    curl_three_files(&["--tls-max", "1.2"]);
+}
+
+#[test]
+fn curl_tls13_stores_three_files_on_one_connection() {
+    // curl uses each TLS 1.3 ticket once and starts TLS on the passive
+    // data connection before STOR: the handshake is made before the 150,
+    // with a fresh ticket for the next transfer.
+    curl_three_files(&[]);
+}
+
+/// Both orders of the data handshake (RFC 4217 leaves it open): aioftp
+/// with implicit TLS starts TLS on the passive data connection as soon as
+/// it is made and sends STOR only once the handshake is done; it never
+/// resumes, so its user has `tls_session_reuse = off`.
+#[test]
+fn aioftp_starts_data_tls_before_the_command() {
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "a", &[]);
+    let dir = Scratch::new("srv");
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\nimplicit_tls_listen = 127.0.0.1:0\n",
+            cert.display(),
+            key.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user old]\npassword = {}\npermissions = full\ntls_session_reuse = off\n",
+        common::password_hash()
+    ));
+    let server = Server::start_with_text(dir, &text);
+    let port = implicit_port(&server).to_string();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            write_file(
+                &certs.0,
+                &format!("e{i}.bin"),
+                &pattern(9_000 * (i + 1), i as u64),
+            )
+        })
+        .collect();
+    let script = format!("{CLIENTS}/ftps_aioftp.py");
+    let mut args = vec!["60", "python3", &script, &port, "old", PASSWORD];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let (_, out, err) = common::run("timeout", &args, None, None);
+    assert_eq!(out.trim(), "OK", "{err}\n{}", server.log());
+    for i in 0..3usize {
+        let got = std::fs::read(server.home("old").join(format!("e{i}.bin"))).unwrap();
+        assert_eq!(got, pattern(9_000 * (i + 1), i as u64));
+    }
+    // At the default, its data connections (full handshakes) get 522,
+    // answered instead of the 150 rather than after a timeout.
+    args[4] = "dev";
+    let (_, out, _) = common::run("timeout", &args, None, None);
+    assert!(out.contains("522"), "{out}");
+}
+
+#[test]
+fn ftplib_with_session_reuse_tls13_both_modes() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    for mode in ["passive", "active"] {
+        let out = ftplib_with(server.port(), mode, "roundtrip", &["reuse"]);
+        assert_eq!(out, "OK", "{mode}\n{}", server.log());
+    }
+}
+
+#[test]
+fn ftplib_with_session_reuse_tls12_both_modes() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    for mode in ["passive", "active"] {
+        let out = ftplib_with(server.port(), mode, "roundtrip", &["reuse", "tls1.2"]);
+        assert_eq!(out, "OK", "{mode}\n{}", server.log());
+    }
+}
+
+/// TLS 1.2 resumption by session id (RFC 5246 §7.4.1.2; no ticket): the
+/// cache entry carries the control session's tag.
+#[test]
+fn ftplib_resuming_a_tls12_session_id() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full"), ("other", "full")]);
+    let options = ["reuse", "tls1.2", "no-ticket"];
+    for mode in ["passive", "active"] {
+        let out = ftplib_with(server.port(), mode, "roundtrip", &options);
+        assert_eq!(out, "OK", "{mode}\n{}", server.log());
+    }
+    // Another user's session id is refused.
+    let out = ftplib_with(server.port(), "passive", "foreign:other", &options);
+    assert!(out.starts_with("ERR 522"), "{out}\n{}", server.log());
+}
+
+/// SECURITY: a data connection that resumes a session of another user's
+/// control connection is refused, on TLS 1.2 (session id or ticket) as on
+/// TLS 1.3.
+#[test]
+fn resuming_another_users_session_gets_522() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full"), ("other", "full")]);
+    for options in [&["reuse"][..], &["reuse", "tls1.2"][..]] {
+        let out = ftplib_with(server.port(), "passive", "foreign:other", options);
+        assert!(
+            out.starts_with("ERR 522"),
+            "{options:?}: {out}\n{}",
+            server.log()
+        );
+    }
+    assert!(!server.home("dev").join("small.bin").exists());
 }
 
 #[test]
@@ -350,6 +510,286 @@ fn per_user_tls_required() {
     let url = format!("ftp://secure:{PASSWORD}@127.0.0.1:{}/", server.port());
     let (ok, _, err) = common::run("curl", &["-sS", "--ssl-reqd", "-k", &url], None, None);
     assert!(ok, "{err}\n{}", server.log());
+}
+
+/// Runs tests/clients/ftps_ftplib.py as `user`.
+fn ftplib_as(port: u16, user: &str, action: &str) -> String {
+    let script = format!("{CLIENTS}/ftps_ftplib.py");
+    let port = port.to_string();
+    let args = [script.as_str(), &port, user, PASSWORD, "passive", action];
+    let (ok, out, err) = common::run("python3", &args, None, None);
+    assert!(ok, "{out}\n{err}");
+    out.trim().to_string()
+}
+
+/// `tls_session_reuse` in a `[user]` section and in the users file: old
+/// devices pinned to `off` transfer without resuming while the rest of the
+/// fleet stays at the default `required`, and the reverse.
+#[test]
+fn per_user_tls_session_reuse() {
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "a", &[]);
+    let dir = Scratch::new("srv");
+    let hash = common::password_hash();
+    let users_file = dir.0.join("users.conf");
+    std::fs::write(
+        &users_file,
+        format!("[user filed]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n"),
+    )
+    .unwrap();
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\nusers = {}\n",
+            cert.display(),
+            key.display(),
+            users_file.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user legacy]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n"
+    ));
+    let server = Server::start_with_text(dir, &text);
+    // Python's stock ftplib never resumes.
+    assert_eq!(ftplib_as(server.port(), "legacy", "store-small"), "STORED");
+    assert_eq!(ftplib_as(server.port(), "filed", "store-small"), "STORED");
+    let out = ftplib_as(server.port(), "dev", "store-small");
+    assert!(out.starts_with("ERR 522"), "{out}");
+    assert!(
+        out.contains("tls_session_reuse = required on this server"),
+        "{out}"
+    );
+    assert!(!server.home("dev").join("small.bin").exists());
+
+    // The reverse: off for the server, required for one user.
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "b", &[]);
+    let dir = Scratch::new("srv");
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\ntls_session_reuse = off\n",
+            cert.display(),
+            key.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user strict]\npassword = {hash}\npermissions = full\ntls_session_reuse = required\n"
+    ));
+    let server = Server::start_with_text(dir, &text);
+    assert_eq!(ftplib_as(server.port(), "dev", "store-small"), "STORED");
+    let out = ftplib_as(server.port(), "strict", "store-small");
+    assert!(
+        out.starts_with("ERR 522")
+            && out.contains("tls_session_reuse = required in this user's section"),
+        "{out}"
+    );
+}
+
+/// RFC 8446 §6.1: the control connection ends with close_notify (PHP's
+/// `ftp_close()` warns about a truncated session otherwise). Data
+/// connections are covered by ftplib's RETR, which `unwrap()`s them.
+#[test]
+fn control_connection_ends_with_close_notify() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    let script = format!("{CLIENTS}/ftps_close.py");
+    let port = server.port().to_string();
+    let (ok, out, err) = common::run("python3", &[&script, &port, "dev", PASSWORD], None, None);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "CLEAN", "{}", server.log());
+}
+
+/// A TLS 1.0 or 1.1 client is counted as a version failure, and the log
+/// says what it offered.
+#[test]
+fn old_tls_versions_are_counted_as_version_failures() {
+    let (server, _certs) = tls_server(
+        "on",
+        "implicit_tls_listen = 127.0.0.1:0\nhealth_listen = 127.0.0.1:0\n",
+        &[("dev", "full")],
+    );
+    let port = implicit_port(&server);
+    let connect = format!("127.0.0.1:{port}");
+    for version in ["-tls1", "-tls1_1"] {
+        // SECLEVEL=0: Debian's OpenSSL refuses to offer 1.0/1.1 otherwise.
+        let (ok, _, _) = common::run(
+            "timeout",
+            &[
+                "10",
+                "openssl",
+                "s_client",
+                "-connect",
+                &connect,
+                version,
+                "-cipher",
+                "DEFAULT:@SECLEVEL=0",
+            ],
+            Some(""),
+            None,
+        );
+        assert!(!ok, "{version} connected");
+    }
+    let health = http::health_addr(&server);
+    assert_eq!(
+        http::scrape(health, "lakeftpd_tls_handshakes_failed_version_total"),
+        2,
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        http::scrape(health, "lakeftpd_tls_handshakes_failed_other_total"),
+        0
+    );
+    server.wait_log("versions offered: 1.0)", Duration::from_secs(5));
+    server.wait_log("versions offered: 1.0,1.1)", Duration::from_secs(5));
+}
+
+/// A server with `tls_allow_ccc = on`: `dev` at the defaults, `nat` with
+/// `tls_session_reuse = off` (lftp and curl drop the control connection's
+/// TLS session with CCC, so their data connections cannot resume it), and
+/// `strict` with `tls = required`.
+fn ccc_server() -> (Server, Scratch) {
+    let certs = Scratch::new("certs");
+    let (cert, key) = make_pair(&certs.0, "a", &[]);
+    let dir = Scratch::new("srv");
+    let hash = common::password_hash();
+    let mut text = common::config_text(
+        &dir,
+        &format!(
+            "tls = on\ntls_cert = {}\ntls_key = {}\ntls_allow_ccc = on\nhealth_listen = 127.0.0.1:0\n",
+            cert.display(),
+            key.display()
+        ),
+        &[("dev", "full")],
+    );
+    text.push_str(&format!(
+        "[user nat]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n\
+         [user strict]\npassword = {hash}\npermissions = full\ntls = required\n"
+    ));
+    (Server::start_with_text(dir, &text), certs)
+}
+
+/// RFC 2228 §5.3: after CCC the control connection is plain text on the
+/// same TCP connection (so a NAT router's FTP helper can read PORT).
+#[test]
+fn ccc_returns_the_control_connection_to_plain_text() {
+    let (server, _certs) = ccc_server();
+    let script = format!("{CLIENTS}/ftps_ccc.py");
+    let port = server.port().to_string();
+    let (ok, out, err) = common::run("python3", &[&script, &port, "dev", PASSWORD], None, None);
+    assert!(ok, "{err}");
+    assert!(
+        out.trim().starts_with("PLAIN 257"),
+        "{out}\n{}",
+        server.log()
+    );
+    server.wait_log("security=explicit-ccc", Duration::from_secs(5));
+    let health = http::health_addr(&server);
+    assert_eq!(http::scrape(health, "lakeftpd_tls_ccc_total"), 1);
+    // A `tls = required` user keeps the control connection protected.
+    let (ok, out, _) = common::run("python3", &[&script, &port, "strict", PASSWORD], None, None);
+    assert!(ok);
+    assert!(out.trim().starts_with("534"), "{out}");
+}
+
+#[test]
+fn ccc_refused_by_default_before_login_and_in_plain() {
+    let (server, _certs) = tls_server("on", "", &[("dev", "full")]);
+    let script = format!("{CLIENTS}/ftps_ccc.py");
+    let port = server.port().to_string();
+    let (_, out, _) = common::run("python3", &[&script, &port, "dev", PASSWORD], None, None);
+    assert!(
+        out.trim().starts_with("534") && out.contains("tls_allow_ccc = off"),
+        "{out}"
+    );
+    let (server, _certs) = ccc_server();
+    let mut c = Control::open(server.addr);
+    assert_eq!(c.cmd("CCC").0, 533, "CCC in plain text");
+    // SECURITY: the password never travels in clear.
+    let port = server.port().to_string();
+    let args = [script.as_str(), &port, "dev", PASSWORD, "before-login"];
+    let (_, out, _) = common::run("python3", &args, None, None);
+    assert!(out.trim().starts_with("503"), "{out}");
+}
+
+/// lftp (`ftp:ssl-use-ccc`) in active and passive mode and curl
+/// (`--ftp-ssl-ccc`, passive: Debian's curl 7.88 sends active FTPS data in
+/// clear) clear the control connection after login and move files over
+/// PROT P data connections.
+#[test]
+fn lftp_and_curl_with_ccc() {
+    let (server, certs) = ccc_server();
+    let tree = certs.0.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.bin"), pattern(5_000, 1)).unwrap();
+    std::fs::write(tree.join("sub/b.bin"), pattern(70_000, 2)).unwrap();
+    for (passive, target) in [(false, "active"), (true, "passive")] {
+        let commands = format!(
+            "set ssl:verify-certificate no; set ftp:ssl-force yes; set ftp:ssl-protect-data yes; \
+             set ftp:ssl-use-ccc yes; set ftp:passive-mode {}; set net:max-retries 1; \
+             mirror -R tree {target}; bye",
+            if passive { "on" } else { "off" }
+        );
+        let (ok, out, err) = common::run(
+            "timeout",
+            &[
+                "60",
+                "lftp",
+                "-u",
+                &format!("nat,{PASSWORD}"),
+                "-e",
+                &commands,
+                &format!("127.0.0.1:{}", server.port()),
+            ],
+            None,
+            Some(&certs.0),
+        );
+        assert!(ok, "{out}\n{err}\n{}", server.log());
+        let home = server.home("nat").join(target);
+        assert_eq!(
+            std::fs::read(home.join("a.bin")).unwrap(),
+            pattern(5_000, 1)
+        );
+        assert_eq!(
+            std::fs::read(home.join("sub/b.bin")).unwrap(),
+            pattern(70_000, 2)
+        );
+    }
+    let url = format!("ftp://nat:{PASSWORD}@127.0.0.1:{}/c/", server.port());
+    let (ok, _, err) = common::run(
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "-k",
+            "--ftp-ssl-ccc",
+            "--ftp-create-dirs",
+            "-T",
+            "{tree/a.bin,tree/sub/b.bin}",
+            &url,
+        ],
+        None,
+        Some(&certs.0),
+    );
+    assert!(ok, "{err}\n{}", server.log());
+    assert_eq!(
+        std::fs::read(server.home("nat").join("c/b.bin")).unwrap(),
+        pattern(70_000, 2)
+    );
+    // The last session's end line follows curl's exit (after its close).
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while server.log().matches("security=explicit-ccc").count() < 3
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    assert_eq!(log.matches("security=explicit-ccc").count(), 3, "{log}");
+    assert!(!log.contains("protected=no"), "{log}");
+    let health = http::health_addr(&server);
+    assert_eq!(http::scrape(health, "lakeftpd_tls_ccc_total"), 3);
 }
 
 #[test]

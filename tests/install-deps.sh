@@ -38,6 +38,12 @@ packages=(
                            # tests/topology.sh and tests/aarch64_smoke.sh
     fuse3                  # fusermount3: lossyfs (tests/durability/) mounts
                            # with it when mount(2) is not allowed
+    # The FTPS client matrix (tests/ftps_matrix.rs, docs/interop.md "FTPS"):
+    php-cli                # PHP's ftp_ssl_connect (the ftp extension is built in)
+    gnutls-bin             # gnutls-cli: TLS 1.0-1.3 handshakes over AUTH TLS
+    libio-socket-ssl-perl  # Net::FTP's starttls/prot (IO::Socket::SSL)
+    libcommons-net-java    # Apache Commons Net FTPSClient (/usr/share/java/commons-net.jar)
+    openjdk-17-jdk-headless # java with jdk.compiler: runs tests/clients/FtpsCommons.java as a source file
 )
 # PyPI packages, pinned, with what needs each:
 pip_packages=(
@@ -76,7 +82,8 @@ done
 # Proof, part 1: every command the suite runs is on PATH.
 for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
     qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc \
-    tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp openssl; do
+    tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp openssl \
+    php gnutls-cli java; do
     command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
 done
 
@@ -85,6 +92,12 @@ python3 -c 'import cryptography.x509' 2>/dev/null ||
     die "python3 cannot import cryptography (package python3-cryptography)"
 [ "$(readlink -f /usr/bin/ftp)" = /usr/bin/inetutils-ftp ] || die "ftp is not inetutils-ftp (update-alternatives)"
 perl -MNet::FTP -e1 || die "perl has no Net::FTP (package perl)"
+perl -MIO::Socket::SSL -e1 || die "perl has no IO::Socket::SSL (package libio-socket-ssl-perl)"
+php -r 'exit(function_exists("ftp_ssl_connect") ? 0 : 1);' ||
+    die "php has no ftp_ssl_connect (package php-cli)"
+[ -f /usr/share/java/commons-net.jar ] || die "no commons-net.jar (package libcommons-net-java)"
+java --list-modules 2>/dev/null | grep -q '^jdk.compiler@' ||
+    die "java cannot run a source file: no jdk.compiler (package openjdk-17-jdk-headless)"
 python3 -c 'import aioftp' || die "aioftp did not install (pip)"
 python3 -c 'import yaml' || die "python3 cannot import yaml (package python3-yaml)"
 

@@ -76,6 +76,12 @@ impl Config {
                     user.name
                 ));
             }
+            for user in self.users.iter().filter(|u| u.tls_session_reuse.is_some()) {
+                messages.push(format!(
+                    "user `{}` sets `tls_session_reuse` but `tls = off`",
+                    user.name
+                ));
+            }
             return;
         }
         if tls.cert.is_none() {

@@ -147,6 +147,8 @@ pub struct User {
     pub s3_key: Option<Arc<keytemplate::KeyTemplate>>,
     /// `tls = required` in the section: no login before `AUTH TLS`.
     pub tls_required: bool,
+    /// `tls_session_reuse` in the section; `None`: the global setting.
+    pub tls_session_reuse: Option<bool>,
     /// `active_address`, `filename_encoding`, `auto_mkdir` (device.rs).
     pub device: device::Device,
 }
@@ -162,6 +164,7 @@ impl User {
             allow_from: Vec::new(),
             s3_key: None,
             tls_required: false,
+            tls_session_reuse: None,
             device: device::Device::default(),
         }
     }

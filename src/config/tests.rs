@@ -453,3 +453,37 @@ fn an_ipv6_exemption_smaller_than_a_client_is_refused() {
     assert!(parse("ban_exempt = 2001:db8::/64, 10.0.0.0/8\n").is_ok());
     assert!(parse("ban_exempt = 2001:db8::5/128\nipv6_prefix = 128\n").is_ok());
 }
+
+#[test]
+fn tls_session_reuse_per_user() {
+    let text = format!(
+        "tls = on\ntls_cert = /c.pem\ntls_key = /k.pem\n\
+         [user old]\npassword = {HASH}\ntls_session_reuse = off\n\
+         [user new]\npassword = {HASH}\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.users[0].tls_session_reuse, Some(false));
+    assert_eq!(c.users[1].tls_session_reuse, None);
+    // In a users file, the same key.
+    let users = users::parse_users(
+        &format!("[user d]\npassword = {HASH}\ntls_session_reuse = required\n"),
+        &c,
+        usize::MAX,
+    )
+    .unwrap();
+    assert_eq!(users[0].tls_session_reuse, Some(true));
+}
+
+#[test]
+fn tls_session_reuse_per_user_bad_value_and_without_tls() {
+    let p = one_problem(&format!(
+        "tls = on\ntls_cert = /c.pem\ntls_key = /k.pem\n\
+         [user a]\npassword = {HASH}\ntls_session_reuse = on\n"
+    ));
+    assert_eq!(p.line, 6, "{p:?}");
+    assert!(p.message.contains("expected `required` or `off`"), "{p:?}");
+    let p = one_problem(&format!(
+        "[user a]\npassword = {HASH}\ntls_session_reuse = off\n"
+    ));
+    assert!(p.message.contains("`tls = off`"), "{p:?}");
+}

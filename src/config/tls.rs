@@ -16,6 +16,7 @@ pub const KEYS: &[&str] = &[
     "tls_key",
     "tls_session_reuse",
     "tls_min_version",
+    "tls_allow_ccc",
     "tls_reload_interval",
     "implicit_tls_listen",
 ];
@@ -71,6 +72,10 @@ pub struct TlsSettings {
     pub reload_interval: Duration,
     /// Where implicit FTPS (TLS from the first byte) is served; `None`: off.
     pub implicit_listen: Option<SocketAddr>,
+    /// `tls_allow_ccc = on`: CCC (RFC 2228 §5.3) returns a logged-in
+    /// session's control connection to plain text, for NAT routers whose
+    /// FTP helper must read PORT.
+    pub allow_ccc: bool,
 }
 
 impl TlsSettings {
@@ -83,6 +88,7 @@ impl TlsSettings {
             min_version: MinVersion::Tls12,
             reload_interval: limits::DEFAULT_TLS_RELOAD_INTERVAL,
             implicit_listen: None,
+            allow_ccc: false,
         }
     }
 
@@ -106,17 +112,20 @@ impl TlsSettings {
             "tls_cert" => self.cert = Some(parse_source(value).map_err(|e| bad(&e))?),
             "tls_key" => self.key = Some(parse_source(value).map_err(|e| bad(&e))?),
             "tls_session_reuse" => {
-                self.session_reuse_required = match value {
-                    "required" => true,
-                    "off" => false,
-                    _ => return Err(bad("expected `required` or `off`")),
-                }
+                self.session_reuse_required = parse_session_reuse(value).map_err(|e| bad(&e))?
             }
             "tls_min_version" => {
                 self.min_version = match value {
                     "1.2" => MinVersion::Tls12,
                     "1.3" => MinVersion::Tls13,
                     _ => return Err(bad("expected `1.2` or `1.3`")),
+                }
+            }
+            "tls_allow_ccc" => {
+                self.allow_ccc = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad("expected `on` or `off`")),
                 }
             }
             "tls_reload_interval" => {
@@ -148,6 +157,16 @@ pub fn parse_user_tls(value: &str) -> Result<bool, String> {
         "required" => Ok(true),
         "on" => Ok(false),
         _ => Err(format!("expected `required` or `on`, found `{value}`")),
+    }
+}
+
+/// `tls_session_reuse`, globally or in a user section: `required` (true)
+/// or `off`.
+pub fn parse_session_reuse(value: &str) -> Result<bool, String> {
+    match value {
+        "required" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected `required` or `off`".into()),
     }
 }
 
@@ -211,6 +230,9 @@ mod tests {
         ("tls_min_version", "1.2", true, "TLS 1.2"),
         ("tls_min_version", "1.3", true, "TLS 1.3"),
         ("tls_min_version", "1.1", false, "not offered by rustls"),
+        ("tls_allow_ccc", "on", true, "CCC offered"),
+        ("tls_allow_ccc", "off", true, "the default"),
+        ("tls_allow_ccc", "yes", false, "not one of the two words"),
         ("tls_reload_interval", "5m", true, "duration"),
         ("tls_reload_interval", "500ms", false, "below a second"),
         ("implicit_tls_listen", "0.0.0.0:990", true, "address"),
@@ -239,6 +261,13 @@ mod tests {
                 key: "a/b.pem".into()
             })
         );
+    }
+
+    #[test]
+    fn session_reuse_values() {
+        assert_eq!(parse_session_reuse("required"), Ok(true));
+        assert_eq!(parse_session_reuse("off"), Ok(false));
+        assert!(parse_session_reuse("on").is_err());
     }
 
     #[test]

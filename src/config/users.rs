@@ -87,6 +87,7 @@ struct Draft {
     allow_from: Option<Vec<cidr::Cidr>>,
     s3_key: Option<Arc<KeyTemplate>>,
     tls_required: Option<bool>,
+    tls_session_reuse: Option<bool>,
     device: device::DeviceDraft,
     /// A `password` line was present (even if its value was refused).
     password_given: bool,
@@ -136,6 +137,7 @@ impl Sections {
             allow_from: None,
             s3_key: None,
             tls_required: None,
+            tls_session_reuse: None,
             device: device::DeviceDraft::default(),
             password_given: false,
             duplicate,
@@ -216,6 +218,7 @@ impl Sections {
                     allow_from: draft.allow_from.unwrap_or_default(),
                     s3_key: draft.s3_key,
                     tls_required: draft.tls_required.unwrap_or(false),
+                    tls_session_reuse: draft.tls_session_reuse,
                     device: draft.device.over(device),
                 },
                 line,
@@ -382,10 +385,15 @@ fn set_user(draft: &mut Draft, key: &str, value: &str) -> Result<(), String> {
             draft.tls_required = Some(tls::parse_user_tls(value).map_err(|e| bad(&e))?);
             Ok(())
         }
+        "tls_session_reuse" if draft.tls_session_reuse.is_some() => Err(bad("set twice")),
+        "tls_session_reuse" => {
+            draft.tls_session_reuse = Some(tls::parse_session_reuse(value).map_err(|e| bad(&e))?);
+            Ok(())
+        }
         key if device::KEYS.contains(&key) => (draft.device.set(key, value))
             .map_err(|e| format!("{e} (user `{}`)", draft.name)),
         _ => Err(format!(
-            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, allow_from, s3_key, tls, active_address, filename_encoding, auto_mkdir; global keys go above the first section)",
+            "unknown key `{key}` in section of user `{}` (user keys: password, home, permissions, allow_from, s3_key, tls, tls_session_reuse, active_address, filename_encoding, auto_mkdir; global keys go above the first section)",
             draft.name
         )),
     }

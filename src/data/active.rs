@@ -19,6 +19,25 @@ pub enum DataPlan {
     Active(SocketAddr),
     /// Accept on this listener; the port returns to the pool when it drops.
     Passive(crate::data::passive::Passive),
+    /// A passive connection accepted before its command (PROT P only:
+    /// the client may start TLS on it before sending the command).
+    Accepted(Async<TcpStream>),
+    /// That connection, after a TLS handshake the client started before
+    /// the command (aioftp, curl): the command's transfer uses it as is.
+    Secured(crate::tls::stream::Stream),
+    /// That handshake failed, or did not resume the control session: the
+    /// command is answered with this.
+    Refused(Refusal),
+}
+
+/// Why a data connection secured before its command was refused.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// The TLS handshake failed (the reason).
+    Tls(&'static str),
+    /// It did not resume the control session (`per_user`: the user's own
+    /// `tls_session_reuse` decided).
+    NotResumed { per_user: bool },
 }
 
 /// Why a data connection could not be made: each is a 425 reply.
@@ -80,7 +99,8 @@ pub async fn open(
     metrics: &Metrics,
 ) -> Result<Async<TcpStream>, DataError> {
     match plan {
-        DataPlan::None => Err(DataError::NoPlan),
+        DataPlan::None | DataPlan::Secured(_) | DataPlan::Refused(_) => Err(DataError::NoPlan),
+        DataPlan::Accepted(stream) => Ok(stream),
         DataPlan::Active(dest) => {
             let started = Instant::now();
             let result = match endpoints(peer.local_ip, dest) {

@@ -39,6 +39,17 @@ impl DataChannel {
         std::mem::take(self)
     }
 
+    /// The plan, for the session's wait to watch (session/early.rs).
+    pub fn plan(&self) -> &DataPlan {
+        &self.plan
+    }
+
+    /// Moves the plan on while the session waits for a command (a passive
+    /// connection accepted, then secured); the descriptors stay held.
+    pub fn replace_plan(&mut self, plan: DataPlan) -> DataPlan {
+        std::mem::replace(&mut self.plan, plan)
+    }
+
     pub fn into_parts(self) -> (DataPlan, Option<FdPermit>) {
         (self.plan, self.fds)
     }

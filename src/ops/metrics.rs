@@ -168,6 +168,8 @@ metrics! {
     Counter sessions_implicit_tls,
     /// Transfers whose data connection was TLS (PROT P).
     Counter tls_protected_transfers,
+    /// Control connections returned to plain text by CCC (tls_allow_ccc = on).
+    Counter tls_ccc,
     /// SECURITY: PROT P data connections refused (522) because they did not resume the control connection's TLS session.
     Counter tls_reuse_refused,
     /// Seconds until the served TLS certificate expires (0: expired or no TLS).

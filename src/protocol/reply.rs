@@ -51,6 +51,9 @@ pub enum Code {
     /// control connection's TLS session, vsftpd and Transfer Family).
     NetworkProtocolNotSupported = 522,
     NotLoggedIn = 530,
+    /// RFC 2228 §4: the command must come over a protected connection
+    /// (CCC in plain text).
+    IntegrityRequired = 533,
     /// RFC 2228 §4: request denied for policy reasons.
     PolicyDenied = 534,
     /// RFC 2228 §4: PROT level not supported by the mechanism.

@@ -8,7 +8,6 @@ use crate::session::{self, Prelude};
 use crate::shared::Shared;
 use crate::sys;
 use crate::tls::stream::Stream;
-use crate::tls::Role;
 use smol::Async;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -35,13 +34,7 @@ pub(super) async fn serve(
     };
     let tag = sys::random_bytes();
     let accepted = tls
-        .accept(
-            stream,
-            Role::Control,
-            &tag,
-            prelude.bytes(),
-            &shared.metrics,
-        )
+        .accept(stream, &tag, prelude.bytes(), &shared.metrics)
         .await;
     // The handshake is over: no longer in flight.
     drop(handshake);
@@ -54,8 +47,6 @@ pub(super) async fn serve(
             };
             session::run_implicit(shared.clone(), control, tag, client, local, rest).await;
         }
-        Err((failure, e)) => {
-            crate::tls::log_failure(client, "implicit TLS handshake", failure, &e);
-        }
+        Err(e) => tls.failures.log(client, "implicit", &e),
     }
 }

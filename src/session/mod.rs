@@ -54,6 +54,7 @@ macro_rules! say {
 
 mod datachan;
 mod dispatch;
+mod early;
 mod errors;
 mod files;
 mod info;
@@ -101,6 +102,9 @@ enum Flow {
     Transfer(Job),
     /// 234 was queued: the TLS handshake follows (RFC 4217 §4).
     StartTls,
+    /// 200 to CCC was queued: the control connection returns to plain
+    /// text (RFC 2228 §5.3).
+    ClearControl,
 }
 
 /// A command that ended early with a refusal: the reply is queued, or
@@ -227,6 +231,7 @@ fn serve_session(
             Ok(reason) => reason,
             Err(e) => format!("error: {e}"),
         };
+        session.control.finish().await;
         log::info!(
             "session end client={} user={} clnt={} security={} seconds={:.1} reason={reason}",
             session.client,
@@ -339,18 +344,32 @@ impl Session {
                 Input(io::Result<Input>),
                 Timeout,
                 Stop,
+                Data(early::Early),
             }
+            let client_ip = self.client_ip();
+            let plan = early::watched(&self.login, self.security.data_private());
             let (control, shared) = (&mut self.control, &self.shared);
-            let wake = async { Wake::Input(reader.fill(control).await) }
-                .or(async {
-                    Timer::after(limit).await;
-                    Wake::Timeout
-                })
-                .or(async {
-                    shared.stopping().await;
-                    Wake::Stop
-                })
-                .await;
+            // Boxed: only sessions with a PROT P passive plan pay for it.
+            let watch = plan.map(|plan| Box::pin(early::watch(plan, client_ip, &shared.metrics)));
+            // The data connection first: when the client has connected or
+            // spoken on it and sent its command, the connection is taken
+            // (and its TLS handshake made) before the command runs.
+            let wake = async {
+                match watch {
+                    Some(watch) => Wake::Data(watch.await),
+                    None => std::future::pending().await,
+                }
+            }
+            .or(async { Wake::Input(reader.fill(control).await) })
+            .or(async {
+                Timer::after(limit).await;
+                Wake::Timeout
+            })
+            .or(async {
+                shared.stopping().await;
+                Wake::Stop
+            })
+            .await;
             let n = match wake {
                 Wake::Timeout => {
                     // The setting, not the time that was left of it.
@@ -365,6 +384,10 @@ impl Session {
                     return self.close_with(&text, why).await;
                 }
                 Wake::Stop => return self.shutdown().await,
+                Wake::Data(step) => {
+                    Box::pin(self.early_data(step)).await;
+                    continue;
+                }
                 Wake::Input(input) => match input? {
                     Input::Closed => return Ok("client closed".into()),
                     Input::TooLong => {
@@ -403,6 +426,11 @@ impl Session {
                     // (2.6 KiB) exists only while it runs, not in every
                     // idle session's future.
                     if let Some(reason) = Box::pin(self.start_tls(reader)).await? {
+                        return Ok(reason);
+                    }
+                }
+                Flow::ClearControl => {
+                    if let Some(reason) = Box::pin(self.clear_control(reader)).await? {
                         return Ok(reason);
                     }
                 }

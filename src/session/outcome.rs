@@ -58,8 +58,9 @@ pub(super) enum Outcome {
     /// 425: the TLS handshake on the data connection failed. Not counted.
     DataTls(&'static str),
     /// 522: the data connection did not resume the control connection's
-    /// TLS session (`tls_session_reuse = required`). Not counted.
-    NotResumed,
+    /// TLS session (`tls_session_reuse = required`, in the user's section
+    /// when `per_user`). Not counted.
+    NotResumed { per_user: bool },
     /// Sending the 150 on the control connection failed: the session ends
     /// with the error, the transfer neither answered nor counted.
     ControlFailed(io::Error),
@@ -68,6 +69,17 @@ pub(super) enum Outcome {
 impl From<io::Error> for Outcome {
     fn from(e: io::Error) -> Outcome {
         Outcome::ControlFailed(e)
+    }
+}
+
+impl From<crate::data::active::Refusal> for Outcome {
+    fn from(refusal: crate::data::active::Refusal) -> Outcome {
+        match refusal {
+            crate::data::active::Refusal::Tls(why) => Outcome::DataTls(why),
+            crate::data::active::Refusal::NotResumed { per_user } => {
+                Outcome::NotResumed { per_user }
+            }
+        }
     }
 }
 
@@ -114,11 +126,18 @@ impl Outcome {
                 Code::CantOpenDataConnection,
                 format!("TLS on the data connection failed: {why}").into(),
             ),
-            Outcome::NotResumed => (
+            Outcome::NotResumed { per_user } => (
                 Code::NetworkProtocolNotSupported,
-                "the data connection must resume the control connection's TLS session \
-                 (tls_session_reuse = required)"
-                    .into(),
+                format!(
+                    "the data connection must resume the control connection's TLS session \
+                     (tls_session_reuse = required {})",
+                    if *per_user {
+                        "in this user's section"
+                    } else {
+                        "on this server"
+                    }
+                )
+                .into(),
             ),
         };
         let (bytes, counted) = match self {
@@ -132,7 +151,7 @@ impl Outcome {
             | Outcome::NoDataConnection(_)
             | Outcome::Unprotected
             | Outcome::DataTls(_)
-            | Outcome::NotResumed
+            | Outcome::NotResumed { .. }
             | Outcome::ControlFailed(_) => (0, false),
         };
         (code, text, bytes, counted)

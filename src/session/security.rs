@@ -1,20 +1,21 @@
 //! FTPS in the session (RFC 4217): AUTH TLS upgrades the control
-//! connection, PBSZ and PROT choose the data channel's protection, CCC is
-//! refused; the login gate of `tls = required` (global or per user); and
-//! TLS on data connections, with lakeftpd as the TLS server in both active
-//! and passive mode (RFC 4217 §7), checked for session reuse.
+//! connection, PBSZ and PROT choose the data channel's protection, CCC
+//! (only with `tls_allow_ccc = on`) returns the control connection to
+//! plain text; the login gate of `tls = required` (global or per user);
+//! and TLS on data connections, with lakeftpd as the TLS server in both
+//! active and passive mode (RFC 4217 §7), checked for session reuse.
 
 use super::input::LineReader;
-use super::outcome::Outcome;
 use super::{Flow, Handled, Login, Replied, Session};
 use crate::config::tls::Mode;
 use crate::config::User;
+use crate::data::active::Refusal;
 use crate::ops::metrics;
 use crate::protocol::command::{Mechanism, Prot};
 use crate::protocol::reply::{Code, Reply};
 use crate::sys;
 use crate::tls::stream::Stream;
-use crate::tls::Role;
+use crate::tls::Tickets;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::Async;
 use std::io;
@@ -30,6 +31,11 @@ pub(super) enum Security {
     },
     /// The implicit listener: TLS from the first byte, data always private.
     Implicit,
+    /// After AUTH TLS, a login, then CCC: the control connection is plain
+    /// text again, data connections as PROT says.
+    Cleared {
+        private: bool,
+    },
 }
 
 impl Security {
@@ -37,7 +43,9 @@ impl Security {
     pub(super) fn data_private(self) -> bool {
         matches!(
             self,
-            Security::Implicit | Security::Explicit { private: true, .. }
+            Security::Implicit
+                | Security::Explicit { private: true }
+                | Security::Cleared { private: true }
         )
     }
 
@@ -46,6 +54,7 @@ impl Security {
             Security::Plain => "plain",
             Security::Explicit { .. } => "explicit",
             Security::Implicit => "implicit",
+            Security::Cleared { .. } => "explicit-ccc",
         }
     }
 }
@@ -126,7 +135,7 @@ impl Session {
         };
         self.tag = sys::random_bytes();
         match tls
-            .accept(socket, Role::Control, &self.tag, &[], &self.shared.metrics)
+            .accept(socket, &self.tag, &[], &self.shared.metrics)
             .await
         {
             Ok(stream) => {
@@ -135,9 +144,12 @@ impl Session {
                 log::info!("client={} TLS on the control connection", self.client);
                 Ok(None)
             }
-            Err((failure, e)) => {
-                crate::tls::log_failure(self.client, "TLS handshake", failure, &e);
-                Ok(Some(format!("TLS handshake failed: {}", failure.as_str())))
+            Err(e) => {
+                tls.failures.log(self.client, "control", &e);
+                Ok(Some(format!(
+                    "TLS handshake failed: {}",
+                    e.failure.as_str()
+                )))
             }
         }
     }
@@ -152,7 +164,7 @@ impl Session {
                 Code::BadSequence,
                 format_args!("PBSZ needs a protected control connection; send AUTH TLS"),
             ),
-            Security::Explicit { .. } | Security::Implicit => {
+            Security::Explicit { .. } | Security::Implicit | Security::Cleared { .. } => {
                 self.answer(Code::CommandOk, format_args!("PBSZ=0"))
             }
         }
@@ -195,23 +207,88 @@ impl Session {
             (_, Prot::Clear) => false,
             (_, Prot::Private) => true,
         };
-        if let Security::Explicit { private: p, .. } = &mut self.security {
+        if let Security::Explicit { private: p } | Security::Cleared { private: p } =
+            &mut self.security
+        {
             *p = private;
         }
         let level = if private { "P" } else { "C" };
         self.answer(Code::CommandOk, format_args!("PROT {level} ok"))
     }
 
-    /// CCC (RFC 4217 §6): never. A clear control connection would expose
-    /// every later command and reply to whoever is on the path.
+    /// CCC (RFC 2228 §5.3, RFC 4217 §12.3): with `tls_allow_ccc = on`,
+    /// after login, the control connection returns to plain text so that a
+    /// NAT router's FTP helper can read (and rewrite) PORT, while PROT P
+    /// keeps the files protected. Off by default: every later command and
+    /// reply, file names included, travels in clear.
     pub(super) fn ccc(&mut self) -> Handled {
         if self.shared.tls.is_none() {
             return self.tls_not_offered("CCC");
         }
-        self.answer(
-            Code::PolicyDenied,
-            format_args!("CCC is not allowed: the control connection stays protected"),
-        )
+        if !self.shared.config.tls.allow_ccc {
+            return self.answer(
+                Code::PolicyDenied,
+                format_args!("CCC is not allowed: the control connection stays protected (tls_allow_ccc = off)"),
+            );
+        }
+        match self.security {
+            Security::Explicit { .. } => {}
+            Security::Plain | Security::Cleared { .. } => {
+                return self.answer(
+                    Code::IntegrityRequired,
+                    format_args!("CCC must come over a protected control connection"),
+                )
+            }
+            Security::Implicit => {
+                return self.answer(
+                    Code::PolicyDenied,
+                    format_args!("CCC is not allowed on the implicit TLS port"),
+                )
+            }
+        }
+        // SECURITY: the password only ever travels protected.
+        if self.login.user().is_none() {
+            return self.answer(Code::BadSequence, format_args!("log in before CCC"));
+        }
+        if self.tls_required() {
+            return self.answer(
+                Code::PolicyDenied,
+                format_args!("CCC is not allowed for this user (tls = required)"),
+            );
+        }
+        say!(
+            self,
+            Code::CommandOk,
+            "CCC ok, the control connection is plain text from now on"
+        )?;
+        Ok(Flow::ClearControl)
+    }
+
+    /// After the 200 to CCC: close_notify, then plain text on the same TCP
+    /// connection. Returns a reason when the session ends.
+    pub(super) async fn clear_control(
+        &mut self,
+        reader: &LineReader,
+    ) -> io::Result<Option<String>> {
+        self.flush().await?;
+        // SECURITY: a client waits for the 200 before it clears its side;
+        // protected bytes already sent after CCC would be read as plain.
+        if !reader.is_empty() || self.control.has_unread() {
+            log::warn!(
+                "client={} sent bytes after CCC before the 200: closed",
+                self.client
+            );
+            return Ok(Some("bytes after CCC".into()));
+        }
+        self.control.clear().await?;
+        let private = self.security.data_private();
+        self.security = Security::Cleared { private };
+        metrics::inc(&self.metrics().tls_ccc);
+        log::info!(
+            "client={} CCC: the control connection is plain text",
+            self.client
+        );
+        Ok(None)
     }
 
     /// With TLS not configured, the RFC 4217 verbs are recognised but not
@@ -253,9 +330,19 @@ impl Session {
         let m = self.metrics();
         metrics::inc(match self.security {
             Security::Plain => &m.sessions_plain,
-            Security::Explicit { .. } => &m.sessions_explicit_tls,
+            Security::Explicit { .. } | Security::Cleared { .. } => &m.sessions_explicit_tls,
             Security::Implicit => &m.sessions_implicit_tls,
         });
+    }
+
+    /// Whether this session's data connections must resume its TLS session:
+    /// the logged-in user's `tls_session_reuse`, else the server's
+    /// (`global`); and whether the user's own setting decided.
+    fn reuse_required(&self, global: bool) -> (bool, bool) {
+        match self.login.user().and_then(|user| user.tls_session_reuse) {
+            Some(required) => (required, true),
+            None => (global, false),
+        }
     }
 
     /// SECURITY: under `tls = required` a transfer without PROT P would send
@@ -267,20 +354,21 @@ impl Session {
     /// Puts TLS on a data connection (after the 150 reply, when the client
     /// starts its handshake). Under `tls_session_reuse = required` the
     /// connection must resume this control session's TLS session.
-    pub(super) async fn secure_data(&self, socket: Async<TcpStream>) -> Result<Stream, Outcome> {
+    /// `tickets`: whether TLS 1.3 tickets follow the handshake.
+    pub(super) async fn secure_data(
+        &self,
+        socket: Async<TcpStream>,
+        tickets: Tickets,
+    ) -> Result<Stream, Refusal> {
         let Some(tls) = self.shared.tls.clone() else {
-            return Err(Outcome::DataTls("TLS is not configured"));
+            return Err(Refusal::Tls("TLS is not configured"));
         };
         let metrics = &self.shared.metrics;
-        let stream = match tls
-            .accept(socket, Role::Data, &self.tag, &[], metrics)
-            .await
-        {
-            Ok(stream) => stream,
-            Err((failure, e)) => {
-                let what = "TLS handshake on the data connection";
-                crate::tls::log_failure(self.client, what, failure, &e);
-                return Err(Outcome::DataTls(failure.as_str()));
+        let data = match tls.accept_data(socket, &self.tag, tickets, metrics).await {
+            Ok(data) => data,
+            Err(e) => {
+                tls.failures.log(self.client, "data", &e);
+                return Err(Refusal::Tls(e.failure.as_str()));
             }
         };
         // SECURITY: a data connection that resumed this control session's
@@ -288,7 +376,9 @@ impl Session {
         // that holds it; anyone else who reached the passive port (or
         // answered the PORT address) cannot present one.
         let user = self.user_name();
-        if tls.reuse_required && !tls.resumed_by(stream.get_ref().1, &self.tag, user) {
+        let stream = data.stream;
+        let (required, per_user) = self.reuse_required(tls.reuse_required);
+        if required && !tls.resumed_by(data.resumed, &self.tag, user) {
             metrics::inc(&metrics.tls_reuse_refused);
             // A clean TLS close, so the client reads the 522 that follows
             // rather than failing on a reset data connection.
@@ -307,7 +397,7 @@ impl Session {
                 "client={} PROT P data connection did not resume the control connection's TLS session: 522",
                 self.client
             );
-            return Err(Outcome::NotResumed);
+            return Err(Refusal::NotResumed { per_user });
         }
         metrics::inc(&metrics.tls_protected_transfers);
         Ok(Stream::Tls(Box::new(stream)))

@@ -26,8 +26,10 @@ use crate::protocol::listing::Format;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
 use crate::storage::upload::TempUpload;
+use crate::sys;
 use crate::sys::budget::FdPermit;
 use crate::tls::stream::Stream;
+use crate::tls::Tickets;
 use smol::future::FutureExt;
 use smol::Async;
 use std::future::Future;
@@ -37,6 +39,14 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The data connection as `connect` leaves it.
+enum Connected {
+    /// TCP only: TLS follows the 150 under PROT P.
+    Socket(Async<TcpStream>),
+    /// TLS done already (the client started it before the 150).
+    Secured(Stream),
+}
 
 /// A transfer ready to move bytes: its data connection is open (and
 /// protected when it must be), the 150 was sent.
@@ -127,7 +137,8 @@ impl Session {
     /// Step 1: everything before the first byte, in the order that
     /// answers a client with the least made: the protection check, the
     /// descriptors, the temporary (a full disk or a forbidden name is
-    /// answered before any connection), the data connection, 150, TLS.
+    /// answered before any connection), the data connection, 150, TLS
+    /// (TLS before the 150 when the client started it first: `connect`).
     async fn prepare(&mut self, job: Job) -> Result<Prepared, Outcome> {
         let Job {
             verb: _,
@@ -144,10 +155,14 @@ impl Session {
         }
         let fds = self.descriptors(held).await?;
         let opening = opening_text(&work, &virt, kind);
+        let client_reads = !matches!(work, Work::Store { .. });
         let mover = Mover::new(work, &home).await?;
-        let socket = self.connect(plan).await?;
+        let connected = self.connect(plan, client_reads).await?;
         self.announce(&opening).await?;
-        let stream = self.data_tls(socket).await?;
+        let stream = match connected {
+            Connected::Secured(stream) => stream,
+            Connected::Socket(socket) => self.data_tls(socket, client_reads).await?,
+        };
         let to = Destination {
             virt,
             user,
@@ -168,8 +183,34 @@ impl Session {
         }
     }
 
-    /// Connects to the PORT address or accepts on the PASV listener.
-    async fn connect(&self, plan: DataPlan) -> Result<Async<TcpStream>, Outcome> {
+    /// Connects to the PORT address or accepts on the PASV listener, or
+    /// takes the connection accepted (and secured) while the session
+    /// waited for this command (early.rs). A passive client whose
+    /// ClientHello is here already started TLS before the command (curl):
+    /// its handshake is made now, before the 150, with a TLS 1.3 ticket it
+    /// reads before the transfer if it resumes (`Tickets::IfResuming`).
+    async fn connect(&self, plan: DataPlan, client_reads: bool) -> Result<Connected, Outcome> {
+        let passive = matches!(plan, DataPlan::Passive(_) | DataPlan::Accepted(_));
+        let plan = match plan {
+            DataPlan::Secured(stream) => return Ok(Connected::Secured(stream)),
+            DataPlan::Refused(refusal) => return Err(refusal.into()),
+            plan => plan,
+        };
+        let socket = self.open(plan).await?;
+        if passive && self.security.data_private() && sys::has_bytes(socket.get_ref()) {
+            let tickets = if client_reads {
+                Tickets::Always
+            } else {
+                Tickets::IfResuming
+            };
+            let stream = self.secure_data(socket, tickets).await?;
+            return Ok(Connected::Secured(stream));
+        }
+        Ok(Connected::Socket(socket))
+    }
+
+    /// Makes the planned data connection.
+    async fn open(&self, plan: DataPlan) -> Result<Async<TcpStream>, Outcome> {
         let config = &self.shared.config;
         let peer = Peer {
             client_ip: self.client_ip(),
@@ -193,9 +234,20 @@ impl Session {
 
     /// TLS on the data connection under PROT P (or implicit FTPS): the
     /// client starts its handshake once it has the 150 (security.rs).
-    async fn data_tls(&self, socket: Async<TcpStream>) -> Result<Stream, Outcome> {
+    /// `client_reads`: a download or listing (TLS 1.3 tickets follow; not
+    /// after an upload's, which the client may never read: `Tickets`).
+    async fn data_tls(
+        &self,
+        socket: Async<TcpStream>,
+        client_reads: bool,
+    ) -> Result<Stream, Outcome> {
         if self.security.data_private() {
-            self.secure_data(socket).await
+            let tickets = if client_reads {
+                Tickets::Always
+            } else {
+                Tickets::Never
+            };
+            Ok(self.secure_data(socket, tickets).await?)
         } else {
             Ok(Stream::Plain(socket))
         }

@@ -8,8 +8,8 @@ pub mod client;
 pub mod errno;
 pub mod inflight;
 pub mod random;
-pub mod terminal;
 pub mod ratelimit;
+pub mod terminal;
 pub mod timeout;
 pub mod unauthenticated;
 
@@ -145,6 +145,17 @@ pub fn peer_closed(socket: &TcpStream) -> bool {
         // ECONNRESET and the like: gone as well.
         Err(_) => true,
     }
+}
+
+/// Whether bytes from the peer wait on `socket` now (a data connection's
+/// client has started its TLS handshake), without waiting or taking them.
+pub fn has_bytes(socket: &TcpStream) -> bool {
+    use rustix::net::RecvFlags;
+    let mut byte = [0u8; 1];
+    matches!(
+        rustix::net::recv(socket, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Ok((1, _))
+    )
 }
 
 /// Lowers the calling thread's CPU priority to `nice`. On Linux the nice

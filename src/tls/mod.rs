@@ -5,6 +5,9 @@
 //! session-reuse tag that ties a data connection to its control session.
 //!
 //! - `certs`: PEM bytes to a checked certificate/key pair;
+//! - `failure`: why a handshake failed, counted and logged (rate-limited);
+//! - `hello`: the versions a ClientHello offers;
+//! - `resumption`: which control session a data handshake resumed;
 //! - `stream`: a connection that is plain TCP or TLS.
 //!
 //! Resumption (RFC 8446 §2.2, RFC 5077, RFC 5246 §7.4.1.2): tickets are
@@ -14,15 +17,19 @@
 //! in every ticket or cache entry its handshakes create
 //! (`set_resumption_data`), and at login the tag is recorded as the
 //! user's. A PROT P data connection is accepted, under
-//! `tls_session_reuse = required`, only if it resumed a session carrying
-//! this session's tag, or the tag of another session in which the same
-//! user logged in (`received_resumption_data`). So a data connection
+//! `tls_session_reuse = required` (the server's or the user's), only if it
+//! resumed a session carrying this session's tag, or the tag of another
+//! session in which the same user logged in (`resumption::resumed_tag`:
+//! TLS 1.3 and TLS 1.2 alike). So a data connection
 //! proves it comes from a TLS client that holds this user's sessions:
 //! stronger than vsftpd's `require_ssl_reuse` (any resumed session), and
 //! it still serves clients that share one ticket cache between several
 //! control connections (rclone, and curl's multi interface).
 
 pub mod certs;
+pub mod failure;
+pub mod hello;
+pub mod resumption;
 pub mod stream;
 
 use crate::config::tls::{MinVersion, TlsSettings};
@@ -30,13 +37,15 @@ use crate::limits;
 use crate::ops::metrics::{self, Metrics};
 use crate::sys::timeout;
 use certs::Pair;
+use failure::{FailureLog, HandshakeError};
 use futures_rustls::server::TlsStream;
+use hello::Offered;
+use resumption::Witness;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use smol::Async;
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -66,12 +75,10 @@ impl ResolvesServerCert for Rotating {
 pub struct Tls {
     /// Control connections: TLS 1.3 tickets are sent after the handshake.
     config: Arc<ServerConfig>,
-    /// Data connections: the same certificate, cache and ticketer, but no
-    /// TLS 1.3 tickets after the handshake. The client resumes with the
-    /// control connection's (reusable) tickets, and a client that only
-    /// sends on the data connection can take unexpected bytes arriving
-    /// there for the end of the transfer (lftp in active mode closes the
-    /// upload's data connection then).
+    /// Data connections: the same certificate, cache and ticketer. Each
+    /// data handshake runs on a copy with a `Witness` in front of the
+    /// ticketer and cache, and sends TLS 1.3 tickets only when asked
+    /// (`accept_data`).
     data_config: Arc<ServerConfig>,
     resolver: Arc<Rotating>,
     /// `tls_session_reuse = required`.
@@ -81,29 +88,7 @@ pub struct Tls {
     owners: Mutex<Owners>,
     /// `tls_handshake_timeout`: how long a handshake may take in all.
     pub handshake_timeout: std::time::Duration,
-}
-
-/// Failed handshakes are logged at most `TLS_FAILURE_LOG_PER_SECOND` a
-/// second (an attacker repeats them at will); the rest are counted.
-static FAILURE_LOG: crate::sys::ratelimit::LogBudget =
-    crate::sys::ratelimit::LogBudget::new(limits::TLS_FAILURE_LOG_PER_SECOND);
-
-/// Logs a failed handshake (`what`: which one) within the log budget; the
-/// line written after some were left out says how many. Counted in the
-/// metrics in any case (`accept`).
-pub fn log_failure(client: impl std::fmt::Display, what: &str, failure: Failure, e: &io::Error) {
-    let Some(suppressed) = FAILURE_LOG.admit() else {
-        return;
-    };
-    let more = if suppressed > 0 {
-        format!(" ({suppressed} failed handshakes before this one not logged)")
-    } else {
-        String::new()
-    };
-    log::warn!(
-        "client={client} {what} failed ({}): {e}{more}",
-        failure.as_str()
-    );
+    pub failures: FailureLog,
 }
 
 /// Which user logged in on the session that made each tag, for the last
@@ -116,83 +101,11 @@ struct Owners {
     order: VecDeque<Tag>,
 }
 
-/// Which connection a handshake is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Control,
-    Data,
-}
-
-/// Why a handshake failed, as counted in the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// No protocol version in common (a TLS 1.0/1.1-only client, or TLS
-    /// 1.2 under `tls_min_version = 1.3`).
-    Version,
-    /// No cipher suite, key exchange group or signature scheme in common.
-    Cipher,
-    /// The client refused our certificate (an alert such as bad_certificate
-    /// or unknown_ca: expired, wrong name, or a CA it does not trust).
-    Certificate,
-    Timeout,
-    /// Anything else: not TLS at all, a reset, a protocol error.
-    Other,
-}
-
-impl Failure {
-    /// Classifies the error a handshake ended with.
-    pub fn of(e: &io::Error) -> Failure {
-        use rustls::{AlertDescription as A, Error as E, PeerIncompatible as P};
-        if e.kind() == io::ErrorKind::TimedOut {
-            return Failure::Timeout;
-        }
-        let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<E>()) else {
-            return Failure::Other;
-        };
-        match tls {
-            E::PeerIncompatible(
-                P::NoCipherSuitesInCommon | P::NoKxGroupsInCommon | P::NoSignatureSchemesInCommon,
-            ) => Failure::Cipher,
-            E::PeerIncompatible(
-                P::Tls12NotOffered
-                | P::Tls12NotOfferedOrEnabled
-                | P::SupportedVersionsExtensionRequired
-                | P::ServerDoesNotSupportTls12Or13
-                | P::ServerTlsVersionIsDisabledByOurConfig,
-            ) => Failure::Version,
-            E::AlertReceived(A::ProtocolVersion) => Failure::Version,
-            E::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => Failure::Cipher,
-            E::AlertReceived(
-                A::BadCertificate
-                | A::UnsupportedCertificate
-                | A::CertificateRevoked
-                | A::CertificateExpired
-                | A::CertificateUnknown
-                | A::UnknownCA,
-            ) => Failure::Certificate,
-            _ => Failure::Other,
-        }
-    }
-
-    fn counter(self, m: &Metrics) -> &std::sync::atomic::AtomicU64 {
-        match self {
-            Failure::Version => &m.tls_handshakes_failed_version,
-            Failure::Cipher => &m.tls_handshakes_failed_cipher,
-            Failure::Certificate => &m.tls_handshakes_failed_certificate,
-            Failure::Timeout => &m.tls_handshakes_failed_timeout,
-            Failure::Other => &m.tls_handshakes_failed_other,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Failure::Version => "no protocol version in common",
-            Failure::Cipher => "no cipher suite in common",
-            Failure::Certificate => "the client refused the certificate",
-            Failure::Timeout => "handshake timeout",
-            Failure::Other => "handshake failed",
-        }
-    }
+/// A data connection's finished handshake.
+pub struct DataHandshake {
+    pub stream: TlsStream<Async<TcpStream>>,
+    /// The tag of the session it resumed; `None` after a full handshake.
+    pub resumed: Option<Tag>,
 }
 
 impl Tls {
@@ -215,8 +128,7 @@ impl Tls {
         config.ticketer = rustls::crypto::ring::Ticketer::new()
             .map_err(|e| format!("TLS session tickets: {e}"))?;
         config.send_tls13_tickets = limits::TLS13_TICKETS;
-        let mut data_config = config.clone();
-        data_config.send_tls13_tickets = 0;
+        let data_config = config.clone();
         Ok(Tls {
             config: Arc::new(config),
             data_config: Arc::new(data_config),
@@ -225,6 +137,7 @@ impl Tls {
             not_after: RwLock::new(pair.not_after),
             owners: Mutex::new(Owners::default()),
             handshake_timeout: limits::TLS_HANDSHAKE_TIMEOUT,
+            failures: FailureLog::default(),
         })
     }
 
@@ -252,20 +165,21 @@ impl Tls {
         }
     }
 
-    /// Whether a data connection resumed a session of this control session
-    /// (`tag`) or of another session of `user`.
-    pub fn resumed_by(&self, conn: &rustls::ServerConnection, tag: &Tag, user: &str) -> bool {
-        let Some(data) = conn.received_resumption_data() else {
+    /// Whether a data connection that resumed the session tagged
+    /// `resumed` resumed one of this control session (`tag`) or of another
+    /// session of `user`.
+    pub fn resumed_by(&self, resumed: Option<Tag>, tag: &Tag, user: &str) -> bool {
+        let Some(resumed) = resumed else {
             return false;
         };
-        if data == &tag[..] {
+        if &resumed == tag {
             return true;
         }
-        let Ok(other) = Tag::try_from(data) else {
-            return false;
-        };
         let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        owners.users.get(&other).is_some_and(|owner| owner == user)
+        owners
+            .users
+            .get(&resumed)
+            .is_some_and(|owner| owner == user)
     }
 
     /// The current certificate's notAfter (Unix seconds).
@@ -273,97 +187,142 @@ impl Tls {
         *self.not_after.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes the server side of a TLS handshake on `socket`, within
-    /// `handshake_timeout`. `tag` goes into the tickets and cache
-    /// entries this handshake creates; `early` holds bytes already read
-    /// from the socket that belong to the handshake (after a PROXY header).
-    /// Counts the outcome.
+    /// Makes the server side of a control connection's TLS handshake on
+    /// `socket`, within `handshake_timeout`. `tag` goes into the
+    /// tickets and cache entries this handshake creates; `early` holds
+    /// bytes already read from the socket that belong to the handshake
+    /// (after a PROXY header). Counts the outcome.
     pub async fn accept(
         &self,
         socket: Async<TcpStream>,
-        role: Role,
         tag: &Tag,
         early: &[u8],
         metrics: &Metrics,
-    ) -> Result<TlsStream<Async<TcpStream>>, (Failure, io::Error)> {
-        let config = match role {
-            Role::Control => &self.config,
-            Role::Data => &self.data_config,
+    ) -> Result<TlsStream<Async<TcpStream>>, HandshakeError> {
+        let config_for = |_| self.config.clone();
+        handshake(
+            config_for,
+            socket,
+            tag,
+            early,
+            self.handshake_timeout,
+            metrics,
+        )
+        .await
+    }
+
+    /// The same for a data connection of the control session `tag`; also
+    /// says which session it resumed. `tickets` says whether TLS 1.3
+    /// tickets carrying `tag` follow the handshake.
+    pub async fn accept_data(
+        &self,
+        socket: Async<TcpStream>,
+        tag: &Tag,
+        tickets: Tickets,
+        metrics: &Metrics,
+    ) -> Result<DataHandshake, HandshakeError> {
+        let witness = Arc::new(Witness::new(
+            self.data_config.ticketer.clone(),
+            self.data_config.session_storage.clone(),
+        ));
+        let config_for = |resuming: bool| {
+            let send = match tickets {
+                Tickets::Never => false,
+                Tickets::Always => true,
+                Tickets::IfResuming => resuming,
+            };
+            let mut config = (*self.data_config).clone();
+            config.ticketer = witness.clone();
+            config.session_storage = witness.clone();
+            config.send_tls13_tickets = if send { limits::TLS13_DATA_TICKETS } else { 0 };
+            Arc::new(config)
         };
-        let acceptor = futures_rustls::TlsAcceptor::from(config.clone());
+        let within = self.handshake_timeout;
+        let stream = handshake(config_for, socket, tag, &[], within, metrics).await?;
+        let resumed = resumption::resumed_tag(stream.get_ref().1, &witness);
+        Ok(DataHandshake { stream, resumed })
+    }
+}
+
+/// Whether a data connection's handshake is followed by
+/// `TLS13_DATA_TICKETS` TLS 1.3 tickets. OpenSSL clients (curl, PHP) use
+/// each TLS 1.3 ticket once and resume the next data connection with the
+/// newest they hold, so they need one per data connection. But a ticket
+/// is sent after the client's Finished, and a client that only writes and
+/// closes with it unread resets the connection (RFC 1122 §4.2.2.13): its
+/// kernel drops the end of the upload still queued (seen with curl and
+/// Perl's IO::Socket::SSL as 426).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tickets {
+    /// An upload whose handshake follows the 150: the client may never
+    /// read this connection.
+    Never,
+    /// A download or a listing: the client reads the connection to its end.
+    Always,
+    /// A handshake the client started before the command: only if its
+    /// ClientHello resumes a TLS 1.3 session (it will want the next one;
+    /// curl reads the connection before it closes it). Clients that start
+    /// early but never resume (aioftp, Perl in passive mode) get none.
+    IfResuming,
+}
+
+/// The server side of a handshake with the configuration `config_for`
+/// gives (told whether the ClientHello resumes a TLS 1.3 session); see
+/// `Tls::accept`. The ClientHello's first bytes are peeked (or read from
+/// `early`) first, for that and for the versions it offers when the
+/// handshake fails.
+async fn handshake(
+    config_for: impl FnOnce(bool) -> Arc<ServerConfig>,
+    socket: Async<TcpStream>,
+    tag: &Tag,
+    early: &[u8],
+    within: std::time::Duration,
+    metrics: &Metrics,
+) -> Result<TlsStream<Async<TcpStream>>, HandshakeError> {
+    let mut offered = None;
+    let handshake = async {
+        let (versions, resuming) = peek_hello(&socket, early).await;
+        offered = versions;
+        let acceptor = futures_rustls::TlsAcceptor::from(config_for(resuming));
         let mut early = early;
-        let handshake = acceptor.accept_with(socket, |conn| {
-            conn.set_resumption_data(tag);
-            conn.set_buffer_limit(Some(limits::TLS_BUFFER_LIMIT));
-            if !early.is_empty() {
-                // The ClientHello began in the bytes the PROXY handshake
-                // read. Feeding them here lets rustls answer before it
-                // reads the socket; an error stays in the connection and
-                // ends the handshake at its first step.
-                while !early.is_empty() && conn.read_tls(&mut early).is_ok() {}
-                let _ = conn.process_new_packets();
-            }
-        });
-        match timeout::within(self.handshake_timeout, handshake).await {
-            Ok(stream) => {
-                metrics::inc(&metrics.tls_handshakes_ok);
-                Ok(stream)
-            }
-            Err(e) => {
-                let failure = Failure::of(&e);
-                metrics::inc(failure.counter(metrics));
-                Err((failure, e))
-            }
+        acceptor
+            .accept_with(socket, |conn| {
+                conn.set_resumption_data(tag);
+                conn.set_buffer_limit(Some(limits::TLS_BUFFER_LIMIT));
+                if !early.is_empty() {
+                    // The ClientHello began in the bytes the PROXY handshake
+                    // read. Feeding them here lets rustls answer before it
+                    // reads the socket; an error stays in the connection and
+                    // ends the handshake at its first step.
+                    while !early.is_empty() && conn.read_tls(&mut early).is_ok() {}
+                    let _ = conn.process_new_packets();
+                }
+            })
+            .await
+    };
+    match timeout::within(within, handshake).await {
+        Ok(stream) => {
+            metrics::inc(&metrics.tls_handshakes_ok);
+            Ok(stream)
+        }
+        Err(e) => {
+            let e = HandshakeError::new(e, offered);
+            metrics::inc(e.failure.counter(metrics));
+            Err(e)
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tls_error(e: rustls::Error) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, e)
+/// The versions the ClientHello in `early`, or waiting on `socket`,
+/// offers, and whether it resumes a TLS 1.3 session: one peek of at most
+/// `TLS_HELLO_PEEK` bytes, on the heap only while it is read.
+async fn peek_hello(socket: &Async<TcpStream>, early: &[u8]) -> (Option<Offered>, bool) {
+    if !early.is_empty() {
+        return (Offered::parse(early), hello::offers_psk(early));
     }
-
-    #[test]
-    fn timeout_is_its_own_reason() {
-        let e = io::Error::from(io::ErrorKind::TimedOut);
-        assert_eq!(Failure::of(&e), Failure::Timeout);
-    }
-
-    #[test]
-    fn no_shared_cipher() {
-        let e = tls_error(rustls::PeerIncompatible::NoCipherSuitesInCommon.into());
-        assert_eq!(Failure::of(&e), Failure::Cipher);
-    }
-
-    #[test]
-    fn old_client_is_a_version_failure() {
-        // A TLS 1.0/1.1-only client sends no supported_versions with 1.2+.
-        let e = tls_error(rustls::PeerIncompatible::Tls12NotOfferedOrEnabled.into());
-        assert_eq!(Failure::of(&e), Failure::Version);
-    }
-
-    #[test]
-    fn client_refusing_our_certificate() {
-        let e = tls_error(rustls::Error::AlertReceived(
-            rustls::AlertDescription::UnknownCA,
-        ));
-        assert_eq!(Failure::of(&e), Failure::Certificate);
-    }
-
-    #[test]
-    fn plain_text_on_the_tls_port_is_other() {
-        let e = tls_error(rustls::Error::InvalidMessage(
-            rustls::InvalidMessage::InvalidContentType,
-        ));
-        assert_eq!(Failure::of(&e), Failure::Other);
-    }
-
-    #[test]
-    fn reset_is_other() {
-        let e = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(Failure::of(&e), Failure::Other);
-    }
+    let mut buf = vec![0u8; limits::TLS_HELLO_PEEK];
+    let Ok(n) = socket.peek(&mut buf).await else {
+        return (None, false);
+    };
+    (Offered::parse(&buf[..n]), hello::offers_psk(&buf[..n]))
 }

@@ -7,8 +7,10 @@
 //! rustls connection (its keys, and send buffers bounded by
 //! `TLS_BUFFER_LIMIT`) lives on the heap only for sessions that use TLS.
 
+use crate::limits;
+use crate::sys::timeout;
 use futures_rustls::server::TlsStream;
-use smol::io::{AsyncRead, AsyncWrite};
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::Async;
 use std::io::{self, Write as _};
 use std::net::TcpStream;
@@ -86,10 +88,97 @@ impl Stream {
         }
     }
 
+    /// Ends a TLS stream as RFC 8446 §6.1 asks: close_notify, within
+    /// `TLS_CLOSE_NOTIFY_TIMEOUT`, then the socket's write side shut. A
+    /// client that warns on a truncated session (PHP's `ftp_close`) reads
+    /// a clean end. Plain: nothing (dropping the socket closes it).
+    pub async fn finish(&mut self) {
+        if self.is_tls() {
+            // Ignore errors because the client may have closed first.
+            let close = smol::io::AsyncWriteExt::close(self);
+            let _ =
+                crate::sys::timeout::within(crate::limits::TLS_CLOSE_NOTIFY_TIMEOUT, close).await;
+        }
+    }
+
+    /// Whether rustls holds bytes the client sent that were not read yet
+    /// (decrypted or still to decrypt).
+    pub fn has_unread(&mut self) -> bool {
+        match self {
+            Stream::Tls(s) => {
+                let conn = s.get_mut().1;
+                conn.process_new_packets()
+                    .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
+            }
+            Stream::Plain(_) | Stream::Closed => false,
+        }
+    }
+
+    /// CCC (RFC 2228 §5.3, RFC 4217 §12.3): ends TLS with close_notify
+    /// both ways, keeps the TCP connection and goes on in plain text.
+    /// Clients differ in who closes first: curl 7.88 sends close_notify
+    /// and waits for ours; lftp 4.9 waits for ours, and takes it for the
+    /// end of the connection if it comes in the same read as the 200. So
+    /// the client's is awaited for `CCC_CLIENT_CLOSE_WAIT`, then ours is
+    /// sent, then (if the client had not sent one) its answer is awaited
+    /// for `CCC_PEER_CLOSE_WAIT`. The client's TLS records are read and
+    /// dropped; its next command in plain is left for the line reader.
+    pub async fn clear(&mut self) -> io::Result<()> {
+        let Stream::Tls(mut tls) = std::mem::replace(self, Stream::Closed) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let first = drop_tls_records(tls.get_mut().0);
+        let client_closed = matches!(
+            timeout::within(limits::CCC_CLIENT_CLOSE_WAIT, first).await,
+            Ok(n) if n > 0
+        );
+        tls.get_mut().1.send_close_notify();
+        // Not `close`: that would shut the socket's write side too.
+        tls.flush().await?;
+        let (mut socket, _) = tls.into_inner();
+        if !client_closed {
+            // Ignore a timeout because a client may never answer ours.
+            let answer = drop_tls_records(&mut socket);
+            let _ = timeout::within(limits::CCC_PEER_CLOSE_WAIT, answer).await;
+        }
+        *self = Stream::Plain(socket);
+        Ok(())
+    }
+
     /// Whether TLS bytes wait in rustls' send buffer (`flush` sends them).
     pub fn has_pending(&self) -> bool {
         self.connection().is_some_and(|c| c.wants_write())
     }
+}
+
+/// Reads and drops the TLS records that come next on `socket`, up to
+/// `CCC_MAX_RECORDS`; returns how many.
+async fn drop_tls_records(socket: &mut Async<TcpStream>) -> io::Result<usize> {
+    let mut dropped = 0;
+    while dropped < limits::CCC_MAX_RECORDS && drop_tls_record(socket).await? {
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
+/// Reads and drops one TLS record if the next bytes on `socket` are one
+/// (an alert, or in TLS 1.3 an encrypted record: content type 21 or 23,
+/// then version 3.x, RFC 8446 §5.1); leaves anything else (plain text: an
+/// FTP command never starts with those bytes). Returns whether it did.
+async fn drop_tls_record(socket: &mut Async<TcpStream>) -> io::Result<bool> {
+    let mut first = [0u8; 1];
+    if socket.peek(&mut first).await? == 0 || !matches!(first[0], 21 | 23) {
+        return Ok(false);
+    }
+    let mut header = [0u8; 5];
+    socket.read_exact(&mut header).await?;
+    let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
+    if header[1] != 3 || length > limits::CCC_MAX_RECORD {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let mut body = vec![0u8; length];
+    socket.read_exact(&mut body).await?;
+    Ok(true)
 }
 
 /// A TLS peer that closes the TCP connection without a close_notify alert
