@@ -8,7 +8,7 @@
 //! - `ID.meta`: the sidecar (user, client, time, path, size, CRC64NVME,
 //!   object key),
 //!   written to a temporary, fsync'd and renamed *after* the data is in place,
-//!   then the directory is fsync'd.
+//!   then the directory is fsync'd (storage/durable.rs `write_file`).
 //!
 //! The sidecar is the commit record: an entry exists once `ID.meta` does. A
 //! `.data` without its `.meta` (a crash in between) was never acknowledged and
@@ -19,9 +19,9 @@
 use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
 use crate::storage::durable;
 use crate::sys::{errno, random};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -179,10 +179,6 @@ fn new_id() -> String {
     format!("{micros:020}-{}", random::hex_name::<6>())
 }
 
-fn temp_in(dir: &Path) -> PathBuf {
-    dir.join(format!("{TEMP_PREFIX}{}", random::hex_name::<8>()))
-}
-
 /// Removes a file when dropped unless disarmed: nothing half-written stays.
 struct Cleanup(Option<PathBuf>);
 
@@ -243,6 +239,8 @@ impl Spool {
 
     /// Queues the durable file `file` (blocking). Returns the entry's id once
     /// data and sidecar are durable. On error nothing is left in the spool.
+    /// The data's link and the sidecar share one sync of the spool
+    /// directory, itself shared with concurrent adds (storage/durable.rs).
     pub fn add(&self, file: &Path, meta: &Meta) -> io::Result<String> {
         let id = new_id();
         let data = self.data_path(&id);
@@ -253,22 +251,11 @@ impl Spool {
             Err(e) if errno::is_cross_device(&e) => self.copy_in(file, &data)?,
             Err(e) => return Err(e),
         }
-        let temp = temp_in(&self.dir);
-        let mut temp_guard = Cleanup(Some(temp.clone()));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        out.write_all(meta.format().as_bytes())?;
-        out.sync_all()?;
-        drop(out);
-        fs::rename(&temp, self.meta_path(&id))?;
-        temp_guard.disarm();
-        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
-            // The sidecar is in place but maybe not durable: undo, so the
+        let sidecar = self.meta_path(&id);
+        if let Err(e) = durable::write_file(&sidecar, meta.format().as_bytes(), 0o600) {
+            // The sidecar may be in place but not durable: undo, so the
             // caller's error reply holds.
-            let _ = fs::remove_file(self.meta_path(&id));
+            let _ = fs::remove_file(&sidecar);
             return Err(e);
         }
         data_guard.disarm();
@@ -276,19 +263,9 @@ impl Spool {
     }
 
     fn copy_in(&self, file: &Path, data: &Path) -> io::Result<()> {
-        let temp = temp_in(&self.dir);
-        let mut guard = Cleanup(Some(temp.clone()));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        io::copy(&mut File::open(file)?, &mut out)?;
-        out.sync_all()?;
-        drop(out);
-        fs::rename(&temp, data)?;
-        guard.disarm();
-        Ok(())
+        durable::write_file_with(data, 0o600, |out| {
+            io::copy(&mut File::open(file)?, out).map(|_| ())
+        })
     }
 
     /// Every queued entry, oldest first. Removes what a crash left half-done:
@@ -338,7 +315,7 @@ impl Spool {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        File::open(&self.dir)?.sync_all()
+        durable::sync_dir(&self.dir)
     }
 }
 

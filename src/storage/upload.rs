@@ -1,6 +1,7 @@
 //! Durable uploads. A file is written to a hidden temporary in the target's
-//! directory, fsync'd, renamed into place, and the directory fsync'd — only
-//! then may the session reply 226. Until `commit`, dropping the upload (a
+//! directory, fsync'd, renamed into place, and the directory fsync'd (a
+//! sync shared with the uploads that renamed into the same directory
+//! meanwhile: storage/durable.rs) — only then may the session reply 226. Until `commit`, dropping the upload (a
 //! dropped connection, ABOR, a timeout, an error) removes the temporary, so
 //! no partial file ever appears under the final name.
 //!
@@ -14,7 +15,7 @@
 //! delivery never reads the file for it.
 
 use crate::limits::TEMP_PREFIX;
-use crate::storage::jail;
+use crate::storage::{durable, jail};
 use crate::sys::random;
 use rustix::fs::{Mode, OFlags};
 use std::fs::{self, File};
@@ -32,6 +33,9 @@ pub struct TempUpload {
     pub size: u64,
     /// CRC64NVME of those bytes, computed as they are written.
     crc: crc64fast_nvme::Digest,
+    /// The bytes written so far are durable (`sync` ran after the last
+    /// write): `commit` need not fsync the file again.
+    synced: bool,
     committed: bool,
 }
 
@@ -81,6 +85,7 @@ impl TempUpload {
                 file: None,
                 size: 0,
                 crc: new_crc(),
+                synced: false,
                 committed: false,
             };
             if let Some(limit) = prefix {
@@ -140,6 +145,7 @@ impl TempUpload {
             .as_mut()
             .ok_or_else(|| io::Error::other("upload file lost"))?;
         file.write_all(buf)?;
+        self.synced = false;
         self.crc.write(buf);
         self.size += buf.len() as u64;
         Ok(())
@@ -164,11 +170,14 @@ impl TempUpload {
         })
         .await;
         self.file = Some(file);
+        self.synced = result.is_ok();
         result
     }
 
-    /// Makes the upload durable under its final name: fsync (free after
-    /// `sync`: no dirty pages left), rename, fsync of the directory.
+    /// Makes the upload durable under its final name: fsync (unless `sync`
+    /// already made every byte durable: a second fsync is a second flush
+    /// syscall, and one of the few a 226 may cost), rename, fsync of the
+    /// directory, shared with concurrent commits into it.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
         let file = self
             .file
@@ -177,14 +186,17 @@ impl TempUpload {
         let home = self.home.clone();
         let temp = self.temp.clone();
         let target = self.target.clone();
+        let synced = self.synced;
         let result = smol::unblock(move || -> io::Result<()> {
-            file.sync_all()?;
+            if !synced {
+                file.sync_all()?;
+            }
             drop(file);
             let (dir, name) = split(&target)?;
             let dir = jail::open_dir(&home, dir)?;
             rustix::fs::renameat(&dir, name_of(&temp)?, &dir, name)?;
             // The rename is durable only once the directory is (fsync(2)).
-            File::from(dir).sync_all()
+            durable::sync_dir_fd(&dir)
         })
         .await;
         // After a successful rename the temporary no longer exists; after a
