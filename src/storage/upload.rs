@@ -15,9 +15,10 @@
 //! delivery never reads the file for it.
 
 use crate::limits::TEMP_PREFIX;
+use crate::limits::WRITEBACK_CHUNK;
 use crate::storage::{durable, jail};
 use crate::sys::random;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{Advice, Mode, OFlags};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ pub struct TempUpload {
     /// The bytes written so far are durable (`sync` ran after the last
     /// write): `commit` need not fsync the file again.
     synced: bool,
+    /// Bytes up to here were handed to writeback (`WRITEBACK_CHUNK`).
+    written_back: u64,
     committed: bool,
 }
 
@@ -86,6 +89,7 @@ impl TempUpload {
                 size: 0,
                 crc: new_crc(),
                 synced: false,
+                written_back: 0,
                 committed: false,
             };
             if let Some(limit) = prefix {
@@ -148,6 +152,16 @@ impl TempUpload {
         self.synced = false;
         self.crc.write(buf);
         self.size += buf.len() as u64;
+        if self.size - self.written_back >= WRITEBACK_CHUNK {
+            // Start the disk on what is written while the rest arrives:
+            // DONTNEED starts writeback of the range (WB_SYNC_NONE, no
+            // wait) and drops only pages already clean, which these are
+            // not. A no-op on tmpfs. Ignore errors: it is a hint; the
+            // fsync before the 226 is what makes the bytes durable.
+            let len = std::num::NonZeroU64::new(self.size - self.written_back);
+            let _ = rustix::fs::fadvise(&*file, self.written_back, len, Advice::DontNeed);
+            self.written_back = self.size;
+        }
         Ok(())
     }
 

@@ -146,7 +146,7 @@ else
     UP_CS="${BENCH_UP_CS:-1 50 1000}"; UP_SECS=${BENCH_UP_SECS:-15}
     S3_CS="${BENCH_S3_CS:-1 50}"; S3_MODES="active passive"; S3_SECS=${BENCH_UP_SECS:-15}
     STORM_N=10000; STORM_USERS=100; STORM_PROCS=4
-    BULK_BYTES=$((1 << 30))
+    BULK_BYTES=${BENCH_BULK_BYTES:-$((1 << 30))}
     TLS_IDLE_N=1000; TLS_LOGIN_C=50; TLS_UP_CS=50; TLS_SECS=15; TLS_RATE=80; TLS_BULK_BYTES=$((256 << 20))
     SERVERS="lakeftpd lakeftpd-s3 lakeftpd-s3-disk vsftpd pure-ftpd"
     FAIL=""
