@@ -104,6 +104,11 @@ use_homes() {
     if [ "$1" = disk ]; then HOME_BASE=$DISK; else HOME_BASE=$WORK; fi
     rm -rf "$HOME_BASE/lake" "$HOME_BASE/spool"
     mkdir -p "$HOME_BASE/lake" "$HOME_BASE/peer-homes"
+    # lakeftpd's homes exist before its first start, as the peers' do: the
+    # flushes that make them durable at start would count against the
+    # first scenario's uploads.
+    (cd "$HOME_BASE/lake" && mkdir -p lfbench $(seq -f lfdev%03g 0 $((NUSERS - 1))))
+    mkdir -p "$HOME_BASE/spool"
     # The peers' users keep one home path: $WORK/peer, a link to the homes in use.
     ln -sfn "$HOME_BASE/peer-homes" "$WORK/peer"
 }
