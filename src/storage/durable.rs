@@ -57,6 +57,8 @@ struct GroupState {
     synced: u64,
     /// An fsync is running.
     running: bool,
+    /// fsyncs run for this group (for the tests: fewer than callers).
+    fsyncs: u64,
 }
 
 #[derive(Default)]
@@ -82,6 +84,7 @@ impl Group {
             if !state.running {
                 // Lead: one fsync for every ticket handed out so far.
                 state.running = true;
+                state.fsyncs += 1;
                 let covering = state.requested;
                 drop(state);
                 let result = rustix::fs::fsync(&dir).map_err(io::Error::from);
@@ -290,6 +293,32 @@ mod tests {
         let made = write_file_with(&dir.join("f"), 0o600, |_| Err(io::Error::other("disk")));
         assert!(made.is_err());
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn callers_arriving_during_an_fsync_share_the_next_one() {
+        // A leader's fsync is running (set by hand); 8 callers arrive and
+        // wait; when it ends, one of them runs a single fsync for all 8
+        // (8 without group commit).
+        let dir = scratch("share");
+        let group = Arc::new(Group::default());
+        lock(&group.state).running = true;
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let (group, dir) = (group.clone(), dir.clone());
+                std::thread::spawn(move || group.sync(File::open(&dir).unwrap()).unwrap())
+            })
+            .collect();
+        while lock(&group.state).requested < 8 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        lock(&group.state).running = false;
+        group.done.notify_all();
+        for c in callers {
+            c.join().unwrap();
+        }
+        assert_eq!(lock(&group.state).fsyncs, 1, "one fsync for 8 callers");
         fs::remove_dir_all(&dir).unwrap();
     }
 
