@@ -119,7 +119,8 @@ def render(rows, mode, title):
         v = [(get("idle", s, "ok", n=n), get("idle", s, "errors", n=n)) for s in SERVERS]
         out(f"| idle N={n:,} | held / errors | " + " | ".join(
             "–" if a is None else f"{a:,} / {b:,}" for a, b in v) + " | | |")
-    ups = sorted({(r["c"], r["mode"]) for r in rows if r.get("scenario") == "upload"},
+    ups = sorted({(r["c"], r["mode"]) for r in rows
+                  if r.get("scenario") == "upload" and r.get("label") in SERVERS},
                  key=lambda x: (x[0], x[1]))
     for c, m in ups:
         name = f"uploads C={c:,} {m}"
