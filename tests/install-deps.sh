@@ -37,6 +37,8 @@ packages=(
                            # tests/topology.sh and tests/aarch64_smoke.sh
     fuse3                  # fusermount3: lossyfs (tests/durability/) mounts
                            # with it when mount(2) is not allowed
+    linux-perf             # `perf stat`: flushes per upload in tests/bench/run.sh
+                           # (syscall tracepoints; the rows stay empty without it)
 )
 # PyPI packages, pinned, with what needs each:
 pip_packages=(
@@ -75,7 +77,7 @@ done
 # Proof, part 1: every command the suite runs is on PATH.
 for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
     qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc \
-    tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp openssl; do
+    tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp openssl perf; do
     command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
 done
 
