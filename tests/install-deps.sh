@@ -44,6 +44,8 @@ packages=(
     libio-socket-ssl-perl  # Net::FTP's starttls/prot (IO::Socket::SSL)
     libcommons-net-java    # Apache Commons Net FTPSClient (/usr/share/java/commons-net.jar)
     openjdk-17-jdk-headless # java with jdk.compiler: runs tests/clients/FtpsCommons.java as a source file
+    linux-perf             # `perf stat`: flushes per upload in tests/bench/run.sh
+                           # (syscall tracepoints; the rows stay empty without it)
 )
 # PyPI packages, pinned, with what needs each:
 pip_packages=(
@@ -83,7 +85,7 @@ done
 for cmd in curl lftp ftp python3 musl-gcc aarch64-linux-gnu-gcc aarch64-linux-gnu-ar \
     qemu-aarch64-static file ip nft haproxy pgrep mount cargo rustc \
     tnftp wget busybox ncftpput ncftpget rclone perl inetutils-ftp openssl \
-    php gnutls-cli java; do
+    php gnutls-cli java perf; do
     command -v "$cmd" >/dev/null || die "$cmd is not on PATH after installing (${packages[*]})"
 done
 

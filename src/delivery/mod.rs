@@ -6,7 +6,9 @@
 //!   With `ack = s3` it waits until S3 confirmed the object, at most
 //!   `s3_timeout`; past that the session replies 451 and the file stays
 //!   queued (a device that retries may cause a second, identical object —
-//!   at-least-once, never a loss).
+//!   at-least-once, never a loss). With `ack = s3` the spool entry is not
+//!   flushed before S3 answers (`Keep::UntilDelivered`: the 226 does not
+//!   depend on it); a 451 makes it durable.
 //! - `s3_uploads` delivery threads take queued files, oldest first, and store
 //!   them (s3.rs). Blocking HTTP runs only on these threads, so the number of
 //!   requests in flight — and the memory they use — is bounded by that key.
@@ -250,7 +252,12 @@ impl Delivery {
                 key,
                 clnt: upload.clnt,
             };
-            let id = this.spool.add(&meta.home_file, &meta)?;
+            // ack = s3: the 226 waits for S3, so the entry needs no flush.
+            let keep = match this.ack() {
+                Ack::Disk => spool::Keep::Durable,
+                Ack::S3 => spool::Keep::UntilDelivered,
+            };
+            let id = this.spool.add(&meta.home_file, &meta, keep)?;
             Ok::<_, io::Error>((id, meta))
         })
         .await;
@@ -269,6 +276,8 @@ impl Delivery {
         let key = meta.key.clone();
         let (done, confirmed) = smol::channel::bounded(1);
         let done = (self.ack() == Ack::S3).then_some(done);
+        // What a 451 after `s3_timeout` makes durable (below).
+        let persist = (self.ack() == Ack::S3).then(|| (id.clone(), meta.clone()));
         self.enqueue(Job {
             id,
             meta,
@@ -289,6 +298,13 @@ impl Delivery {
             Ok(key)
         } else {
             metrics::inc(&self.metrics.s3_ack_timeouts);
+            // 451, "queued and will be delivered": now across a restart too.
+            if let Some((id, meta)) = persist {
+                let this = self.clone();
+                if let Err(e) = smol::unblock(move || this.spool.persist(&id, &meta)).await {
+                    log::error!("spool {}: {e}", self.settings.spool.display());
+                }
+            }
             Err(Refusal::Timeout)
         }
     }

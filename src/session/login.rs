@@ -121,8 +121,11 @@ impl Session {
         };
         if ok {
             let user = candidate.expect("verify succeeds only for a known user");
-            // Homes of users from a users file are made at first login.
-            if let Err(e) = async_fs::create_dir_all(&user.home).await {
+            // Homes of users from a users file are made at first login,
+            // durably: the 226s of this session depend on it.
+            let home = user.home.clone();
+            let made = smol::unblock(move || crate::storage::durable::create_dir_all(&home));
+            if let Err(e) = made.await {
                 log::error!("cannot create home {}: {e}", user.home.display());
             }
             return match Jail::open(&user.home).await {

@@ -6,9 +6,10 @@
 //! RESOLVE_NO_MAGICLINKS`: the kernel keeps the whole resolution inside)
 //! and acts on the last name with the `*at` calls, which never follow it:
 //! mkdirat, unlinkat, renameat, statat with `AT_SYMLINK_NOFOLLOW`.
-//! Durability stays as in storage/durable.rs: the directory that holds a
-//! new or moved name is fsync'd through the same descriptor.
+//! Durability goes through storage/durable.rs: the directory that holds a
+//! new or moved name is fsync'd (a shared sync) through the same descriptor.
 
+use super::durable;
 use super::jail::{open_beneath, open_dir};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use std::ffi::OsString;
@@ -48,16 +49,7 @@ impl Entry {
 
     /// mkdir(2), durably: the new directory and its entry in the parent.
     pub fn make_dir(&self) -> io::Result<()> {
-        rustix::fs::mkdirat(&self.dir, &self.name, Mode::from_raw_mode(0o755))?;
-        let made = rustix::fs::openat(
-            &self.dir,
-            &self.name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        rustix::fs::fsync(&made)?;
-        rustix::fs::fsync(&self.dir)?;
-        Ok(())
+        durable::create_dir_at(&self.dir, &self.name, 0o755)
     }
 
     /// unlink(2) of a file or symlink (never its target); a directory is
@@ -80,10 +72,10 @@ impl Entry {
     /// name's when it is another one.
     pub fn rename_to(&self, to: &Entry) -> io::Result<()> {
         rustix::fs::renameat(&self.dir, &self.name, &to.dir, &to.name)?;
-        rustix::fs::fsync(&to.dir)?;
+        durable::sync_dir_fd(&to.dir)?;
         let (a, b) = (rustix::fs::fstat(&self.dir)?, rustix::fs::fstat(&to.dir)?);
         if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
-            rustix::fs::fsync(&self.dir)?;
+            durable::sync_dir_fd(&self.dir)?;
         }
         Ok(())
     }

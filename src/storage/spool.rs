@@ -8,20 +8,21 @@
 //! - `ID.meta`: the sidecar (user, client, time, path, size, CRC64NVME,
 //!   object key),
 //!   written to a temporary, fsync'd and renamed *after* the data is in place,
-//!   then the directory is fsync'd.
+//!   then the directory is fsync'd (storage/durable.rs `write_file`).
 //!
 //! The sidecar is the commit record: an entry exists once `ID.meta` does. A
-//! `.data` without its `.meta` (a crash in between) was never acknowledged and
-//! is removed at replay; so are temporaries. Delivered entries are removed
+//! `.data` without its `.meta` (a crash in between, or an `ack = s3` entry
+//! whose upload had no 226 yet: `Keep::UntilDelivered`) was never
+//! acknowledged and is removed at replay; so are temporaries. Delivered entries are removed
 //! sidecar first. Only complete, durable uploads are ever added: the caller
 //! adds a file after `TempUpload::commit`.
 
 use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
 use crate::storage::durable;
 use crate::sys::{errno, random};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -179,10 +180,6 @@ fn new_id() -> String {
     format!("{micros:020}-{}", random::hex_name::<6>())
 }
 
-fn temp_in(dir: &Path) -> PathBuf {
-    dir.join(format!("{TEMP_PREFIX}{}", random::hex_name::<8>()))
-}
-
 /// Removes a file when dropped unless disarmed: nothing half-written stays.
 struct Cleanup(Option<PathBuf>);
 
@@ -203,6 +200,19 @@ impl Drop for Cleanup {
 
 pub struct Spool {
     dir: PathBuf,
+}
+
+/// What an entry must survive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// `ack = disk`: the 226 promises delivery, so the entry is durable
+    /// (data and sidecar fsync'd, the spool directory synced) before it.
+    Durable,
+    /// `ack = s3`: the 226 waits until S3 has the object, so the entry need
+    /// only outlive the process, not the power: the data's hard link alone,
+    /// not synced, no sidecar, no flush. After a power cut it is data
+    /// without a sidecar, removed at replay (that upload got no 226).
+    UntilDelivered,
 }
 
 impl Spool {
@@ -242,8 +252,11 @@ impl Spool {
     }
 
     /// Queues the durable file `file` (blocking). Returns the entry's id once
-    /// data and sidecar are durable. On error nothing is left in the spool.
-    pub fn add(&self, file: &Path, meta: &Meta) -> io::Result<String> {
+    /// it is kept as `keep` asks (`Keep::Durable`: data and sidecar
+    /// durable). On error nothing is left in the spool. The data's link and
+    /// the sidecar share one sync of the spool directory, itself shared with
+    /// concurrent adds (storage/durable.rs).
+    pub fn add(&self, file: &Path, meta: &Meta, keep: Keep) -> io::Result<String> {
         let id = new_id();
         let data = self.data_path(&id);
         let mut data_guard = Cleanup(Some(data.clone()));
@@ -253,42 +266,41 @@ impl Spool {
             Err(e) if errno::is_cross_device(&e) => self.copy_in(file, &data)?,
             Err(e) => return Err(e),
         }
-        let temp = temp_in(&self.dir);
-        let mut temp_guard = Cleanup(Some(temp.clone()));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        out.write_all(meta.format().as_bytes())?;
-        out.sync_all()?;
-        drop(out);
-        fs::rename(&temp, self.meta_path(&id))?;
-        temp_guard.disarm();
-        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
-            // The sidecar is in place but maybe not durable: undo, so the
-            // caller's error reply holds.
-            let _ = fs::remove_file(self.meta_path(&id));
-            return Err(e);
+        if keep == Keep::Durable {
+            self.write_sidecar(&id, meta)?;
         }
         data_guard.disarm();
         Ok(id)
     }
 
-    fn copy_in(&self, file: &Path, data: &Path) -> io::Result<()> {
-        let temp = temp_in(&self.dir);
-        let mut guard = Cleanup(Some(temp.clone()));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        io::copy(&mut File::open(file)?, &mut out)?;
-        out.sync_all()?;
-        drop(out);
-        fs::rename(&temp, data)?;
-        guard.disarm();
+    fn write_sidecar(&self, id: &str, meta: &Meta) -> io::Result<()> {
+        let sidecar = self.meta_path(id);
+        if let Err(e) = durable::write_file(&sidecar, meta.format().as_bytes(), 0o600) {
+            // The sidecar may be in place but not durable: undo, so the
+            // caller's error reply holds.
+            let _ = fs::remove_file(&sidecar);
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Makes an entry added with `Keep::UntilDelivered` durable (blocking):
+    /// `ack = s3` answered 451 after `s3_timeout`, and the file stays queued
+    /// across a restart. If delivery removed the entry meanwhile, the
+    /// sidecar is taken back (a sidecar without data would be set aside).
+    pub fn persist(&self, id: &str, meta: &Meta) -> io::Result<()> {
+        self.write_sidecar(id, meta)?;
+        if !self.data_path(id).exists() {
+            // Ignore errors: delivery may have removed it too.
+            let _ = fs::remove_file(self.meta_path(id));
+        }
+        Ok(())
+    }
+
+    fn copy_in(&self, file: &Path, data: &Path) -> io::Result<()> {
+        durable::write_file_with(data, 0o600, |out| {
+            io::copy(&mut File::open(file)?, out).map(|_| ())
+        })
     }
 
     /// Every queued entry, oldest first. Removes what a crash left half-done:
@@ -331,14 +343,21 @@ impl Spool {
         Ok(entries)
     }
 
-    /// Removes a delivered entry: sidecar first (the commit record), then data.
+    /// Removes a delivered entry: sidecar first (the commit record), then
+    /// data. Not synced: a removal that a power cut undoes only delivers the
+    /// file again (at-least-once, like a device that retries), and the next
+    /// add's directory sync makes it durable anyway. A flush here would be
+    /// one more per upload for nothing the contract promises.
     pub fn remove(&self, id: &str) -> io::Result<()> {
-        fs::remove_file(self.meta_path(id))?;
-        match fs::remove_file(self.data_path(id)) {
+        match fs::remove_file(self.meta_path(id)) {
+            // `Keep::UntilDelivered`: no sidecar.
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        File::open(&self.dir)?.sync_all()
+        match fs::remove_file(self.data_path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -439,7 +458,7 @@ mod tests {
         let dir = scratch("cycle");
         let spool = Spool::open(&dir.join("spool")).unwrap();
         fs::write(dir.join("f"), b"hello").unwrap();
-        let id = spool.add(&dir.join("f"), &meta()).unwrap();
+        let id = spool.add(&dir.join("f"), &meta(), Keep::Durable).unwrap();
         assert_eq!(fs::read(spool.data_path(&id)).unwrap(), b"hello");
         // Leftovers of a crash: a temporary and data without a sidecar.
         fs::write(spool.dir().join(format!("{TEMP_PREFIX}x")), b"").unwrap();
@@ -448,6 +467,50 @@ mod tests {
         assert_eq!(entries, vec![(id.clone(), meta())]);
         assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 2);
         spool.remove(&id).unwrap();
+        assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_entry_kept_until_delivered_has_no_sidecar_and_goes_at_replay() {
+        // ack = s3: no flush before S3 confirmed; after a power cut the
+        // data without its sidecar was never acknowledged.
+        let dir = scratch("volatile");
+        let spool = Spool::open(&dir.join("spool")).unwrap();
+        fs::write(dir.join("f"), b"hello").unwrap();
+        let id = spool
+            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
+            .unwrap();
+        assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 1);
+        assert!(spool.replay().unwrap().is_empty());
+        assert!(!spool.data_path(&id).exists());
+        // Delivered before a restart: removing it needs no sidecar.
+        let id = spool
+            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
+            .unwrap();
+        spool.remove(&id).unwrap();
+        assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_persisted_entry_is_replayed_unless_delivered_meanwhile() {
+        // ack = s3 past s3_timeout (451): the entry is made durable.
+        let dir = scratch("persist");
+        let spool = Spool::open(&dir.join("spool")).unwrap();
+        fs::write(dir.join("f"), b"hello").unwrap();
+        let id = spool
+            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
+            .unwrap();
+        spool.persist(&id, &meta()).unwrap();
+        assert_eq!(spool.replay().unwrap(), vec![(id.clone(), meta())]);
+        spool.remove(&id).unwrap();
+        // Delivered (removed) before the persist: no sidecar is left.
+        let id = spool
+            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
+            .unwrap();
+        spool.remove(&id).unwrap();
+        spool.persist(&id, &meta()).unwrap();
         assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
         fs::remove_dir_all(&dir).unwrap();
     }

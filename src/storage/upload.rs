@@ -1,6 +1,7 @@
 //! Durable uploads. A file is written to a hidden temporary in the target's
-//! directory, fsync'd, renamed into place, and the directory fsync'd — only
-//! then may the session reply 226. Until `commit`, dropping the upload (a
+//! directory, fsync'd, renamed into place, and the directory fsync'd (a
+//! sync shared with the uploads that renamed into the same directory
+//! meanwhile: storage/durable.rs) — only then may the session reply 226. Until `commit`, dropping the upload (a
 //! dropped connection, ABOR, a timeout, an error) removes the temporary, so
 //! no partial file ever appears under the final name.
 //!
@@ -14,9 +15,10 @@
 //! delivery never reads the file for it.
 
 use crate::limits::TEMP_PREFIX;
-use crate::storage::jail;
+use crate::limits::WRITEBACK_CHUNK;
+use crate::storage::{durable, jail};
 use crate::sys::random;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{Advice, Mode, OFlags};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +34,11 @@ pub struct TempUpload {
     pub size: u64,
     /// CRC64NVME of those bytes, computed as they are written.
     crc: crc64fast_nvme::Digest,
+    /// The bytes written so far are durable (`sync` ran after the last
+    /// write): `commit` need not fsync the file again.
+    synced: bool,
+    /// Bytes up to here were handed to writeback (`WRITEBACK_CHUNK`).
+    written_back: u64,
     committed: bool,
 }
 
@@ -81,6 +88,8 @@ impl TempUpload {
                 file: None,
                 size: 0,
                 crc: new_crc(),
+                synced: false,
+                written_back: 0,
                 committed: false,
             };
             if let Some(limit) = prefix {
@@ -140,8 +149,19 @@ impl TempUpload {
             .as_mut()
             .ok_or_else(|| io::Error::other("upload file lost"))?;
         file.write_all(buf)?;
+        self.synced = false;
         self.crc.write(buf);
         self.size += buf.len() as u64;
+        if self.size - self.written_back >= WRITEBACK_CHUNK {
+            // Start the disk on what is written while the rest arrives:
+            // DONTNEED starts writeback of the range (WB_SYNC_NONE, no
+            // wait) and drops only pages already clean, which these are
+            // not. A no-op on tmpfs. Ignore errors: it is a hint; the
+            // fsync before the 226 is what makes the bytes durable.
+            let len = std::num::NonZeroU64::new(self.size - self.written_back);
+            let _ = rustix::fs::fadvise(&*file, self.written_back, len, Advice::DontNeed);
+            self.written_back = self.size;
+        }
         Ok(())
     }
 
@@ -164,11 +184,14 @@ impl TempUpload {
         })
         .await;
         self.file = Some(file);
+        self.synced = result.is_ok();
         result
     }
 
-    /// Makes the upload durable under its final name: fsync (free after
-    /// `sync`: no dirty pages left), rename, fsync of the directory.
+    /// Makes the upload durable under its final name: fsync (unless `sync`
+    /// already made every byte durable: a second fsync is a second flush
+    /// syscall, and one of the few a 226 may cost), rename, fsync of the
+    /// directory, shared with concurrent commits into it.
     pub async fn commit(mut self) -> io::Result<PathBuf> {
         let file = self
             .file
@@ -177,14 +200,17 @@ impl TempUpload {
         let home = self.home.clone();
         let temp = self.temp.clone();
         let target = self.target.clone();
+        let synced = self.synced;
         let result = smol::unblock(move || -> io::Result<()> {
-            file.sync_all()?;
+            if !synced {
+                file.sync_all()?;
+            }
             drop(file);
             let (dir, name) = split(&target)?;
             let dir = jail::open_dir(&home, dir)?;
             rustix::fs::renameat(&dir, name_of(&temp)?, &dir, name)?;
             // The rename is durable only once the directory is (fsync(2)).
-            File::from(dir).sync_all()
+            durable::sync_dir_fd(&dir)
         })
         .await;
         // After a successful rename the temporary no longer exists; after a

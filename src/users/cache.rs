@@ -4,38 +4,18 @@
 //! fsync, rename over the old copy, fsync of the directory), so a crash
 //! leaves the previous copy or the new one, never a torn file.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use crate::storage::durable;
+use std::fs;
+use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// Replaces the cache at `path` by `text`, durably.
+/// Replaces the cache at `path` by `text`, durably (storage/durable.rs).
 pub fn write(path: &Path, text: &str) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}", crate::sys::random::hex_name::<8>()));
-    let result = (|| {
-        // SECURITY: password hashes; readable by the owner only.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        crate::storage::durable::sync_dir(dir)
-    })();
-    if result.is_err() {
-        // Ignore errors: the temporary may not exist; the error that matters is returned.
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    durable::create_dir_all(dir)?;
+    // SECURITY: password hashes; readable by the owner only.
+    durable::write_file(path, text.as_bytes(), 0o600)
 }
 
 /// The cached text and when it was written, if there is a cache.

@@ -4,7 +4,7 @@
 #   tests/bench/run.sh            # full run: lakeftpd, vsftpd, pure-ftpd (~30 min; FTPS: lakeftpd and vsftpd)
 #   tests/bench/run.sh --smoke    # seconds-long run against lakeftpd only (CI);
 #                                 # exits non-zero when the load generator sees an error
-#   tests/bench/run.sh --only lakeftpd|lakeftpd-s3|vsftpd|pure-ftpd   # one server of the full run
+#   tests/bench/run.sh --only lakeftpd|lakeftpd-s3|lakeftpd-s3-disk|vsftpd|pure-ftpd   # one server of the full run
 #   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios "storm bulk"   # a subset
 #   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios tls    # FTPS only
 #
@@ -19,6 +19,19 @@
 # lakeftpd-s3 is lakeftpd with `ack = s3` against a local s3s-fs (started
 # here on loopback, its root on tmpfs): device uploads at C = 50 only; the
 # table sets it beside the peers' local-disk figures of the same run.
+#
+# Every upload scenario (device uploads, the storm, bulk, and lakeftpd with
+# S3 configured) runs twice: homes (and spool) on tmpfs, where a flush costs
+# nothing, and on $BENCH_DISK, a directory of the root filesystem (default
+# /var/tmp/lakeftpd-bench-disk; refused if it is tmpfs), where every flush is
+# a journal commit. The server runs under `perf stat` counting its flush
+# syscalls (fsync, fdatasync, sync_file_range, syncfs; children included) and
+# the table shows flushes per acknowledged upload. BENCH_HOMES="disk" (or
+# "tmpfs") runs one of the two. LAKEFTPD_BIN=path skips the release build
+# (flush counts do not depend on the build; times do).
+#
+# lakeftpd-s3-disk is lakeftpd with S3 configured and `ack = disk` (the 226
+# after the spool entry is durable): uploads at S3_CS like lakeftpd-s3.
 #
 # Must run as root (creates bench users, a PAM service file, binds port 20 for
 # pure-ftpd's active mode). Installs what it needs, idempotently: vsftpd and
@@ -58,6 +71,9 @@ VSFTPD_PORT=$((LAKE_PORT + 1)) PURE_PORT=$((LAKE_PORT + 2)) S3_PORT=$((LAKE_PORT
 S3_KEY_ID=AKIALAKEFTPDBENCH S3_SECRET="bench-secret-$PASS"
 S3S_FS="${S3S_FS:-$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")}"
 ADDR=127.0.0.1
+# Homes on disk: a directory of the root filesystem (not tmpfs).
+DISK="${BENCH_DISK:-/var/tmp/lakeftpd-bench-disk}"
+HOMES="${BENCH_HOMES:-tmpfs disk}"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "== [$(date +%T.%N | cut -c1-12)] $*" >&2; }
@@ -77,40 +93,67 @@ exec 9> "$WORK.lock"
 flock -n 9 || die "another benchmark is using $WORK (lock $WORK.lock)"
 rm -rf "$WORK"
 mkdir -p "$WORK" "$OUT"
+if [[ " $HOMES " == *" disk "* ]]; then
+    rm -rf "$DISK"; mkdir -p "$DISK"
+    [ "$(stat -f -c %T "$DISK")" != tmpfs ] || die "BENCH_DISK=$DISK is on tmpfs; the disk homes must be on a disk"
+fi
+# Where the homes of the current scenario are: $WORK (tmpfs) or $DISK.
+HOME_KIND=tmpfs HOME_BASE=$WORK
+use_homes() {
+    HOME_KIND=$1
+    if [ "$1" = disk ]; then HOME_BASE=$DISK; else HOME_BASE=$WORK; fi
+    rm -rf "$HOME_BASE/lake" "$HOME_BASE/spool"
+    mkdir -p "$HOME_BASE/lake" "$HOME_BASE/peer-homes"
+    # lakeftpd's homes exist before its first start, as the peers' do: the
+    # flushes that make them durable at start would count against the
+    # first scenario's uploads.
+    (cd "$HOME_BASE/lake" && mkdir -p lfbench $(seq -f lfdev%03g 0 $((NUSERS - 1))))
+    mkdir -p "$HOME_BASE/spool"
+    # The peers' users keep one home path: $WORK/peer, a link to the homes in use.
+    ln -sfn "$HOME_BASE/peer-homes" "$WORK/peer"
+}
+# Flush syscalls, counted by perf stat (tracepoints, in the kernel: no
+# ptrace stop per syscall) over the server and its children.
+FLUSH_EVENTS=syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_sync_file_range,syscalls:sys_enter_syncfs
+PERF=""
+perf stat -x, -o /dev/null -e "$FLUSH_EVENTS" true >/dev/null 2>&1 && PERF=perf
 : > "$OUT/results.jsonl"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [[ " $HOMES " != *" disk "* ]] || rm -rf "$DISK"
 }
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- builds
 log "building lakeftpd (release) and the load generator"
-(cd "$REPO" && cargo build --release --quiet) 2> "$OUT/build.log" || { cat "$OUT/build.log" >&2; die "build failed"; }
+if [ -z "${LAKEFTPD_BIN:-}" ]; then
+    (cd "$REPO" && cargo build --release --quiet) 2> "$OUT/build.log" || { cat "$OUT/build.log" >&2; die "build failed"; }
+fi
 cargo build --release --quiet --manifest-path "$HERE/loadgen/Cargo.toml" 2>> "$OUT/build.log" \
     || { cat "$OUT/build.log" >&2; die "loadgen build failed"; }
-LAKEFTPD="$REPO/target/release/lakeftpd"
+LAKEFTPD="${LAKEFTPD_BIN:-$REPO/target/release/lakeftpd}"
 LOADGEN="$HERE/loadgen/target/release/loadgen"
 
 # ---------------------------------------------------------------- scenarios
 if [ "$MODE" = smoke ]; then
     IDLE_NS="50"; BIG_IDLE=""
     UP_CS="5"; UP_SECS=2
-    S3_CS="5"; S3_MODES="active"; S3_SECS=2
+    S3_CS="1 5"; S3_MODES="active"; S3_SECS=1
     STORM_N=200; STORM_USERS=2; STORM_PROCS=2
     BULK_BYTES=$((16 << 20))
     TLS_IDLE_N=20; TLS_LOGIN_C=5; TLS_UP_CS=5; TLS_SECS=2; TLS_RATE=20; TLS_BULK_BYTES=$((4 << 20))
-    SERVERS="lakeftpd lakeftpd-s3"
+    SERVERS="lakeftpd lakeftpd-s3 lakeftpd-s3-disk"
     FAIL="--fail-on-error"
 else
     IDLE_NS="1000 5000"; BIG_IDLE=19000
-    UP_CS="${BENCH_UP_CS:-50 1000}"; UP_SECS=15
-    S3_CS="50"; S3_MODES="active passive"; S3_SECS=15
+    UP_CS="${BENCH_UP_CS:-1 50 1000}"; UP_SECS=${BENCH_UP_SECS:-15}
+    S3_CS="${BENCH_S3_CS:-1 50}"; S3_MODES="active passive"; S3_SECS=${BENCH_UP_SECS:-15}
     STORM_N=10000; STORM_USERS=100; STORM_PROCS=4
-    BULK_BYTES=$((1 << 30))
+    BULK_BYTES=${BENCH_BULK_BYTES:-$((1 << 30))}
     TLS_IDLE_N=1000; TLS_LOGIN_C=50; TLS_UP_CS=50; TLS_SECS=15; TLS_RATE=80; TLS_BULK_BYTES=$((256 << 20))
-    SERVERS="lakeftpd lakeftpd-s3 vsftpd pure-ftpd"
+    SERVERS="lakeftpd lakeftpd-s3 lakeftpd-s3-disk vsftpd pure-ftpd"
     FAIL=""
 fi
 [ -n "$ONLY" ] && SERVERS="$ONLY"
@@ -151,12 +194,65 @@ peer_user() {
 }
 make_peer_users() {
     local hash; hash=$(openssl passwd -1 "$PASS")
-    peer_user lfbench "$WORK/peer/lfbench" "$hash"
-    for i in $(seq -f %03g 0 $((NUSERS - 1))); do peer_user "lfdev$i" "$WORK/peer/lfdev$i" "$hash"; done
+    local kind
+    for kind in $HOMES; do
+        use_homes "$kind"
+        peer_user lfbench "$WORK/peer/lfbench" "$hash"
+        for i in $(seq -f %03g 0 $((NUSERS - 1))); do peer_user "lfdev$i" "$WORK/peer/lfdev$i" "$hash"; done
+    done
+    use_homes tmpfs
 }
 
 # ---------------------------------------------------------------- servers
 SERVER_PID=""
+WRAP_PID="" FLUSH_FILE=""
+# Starts a server (under perf stat when it works) in the background; sets
+# SERVER_PID to the server itself. Redirections of the call apply.
+launch() {
+    FLUSH_FILE=""
+    if [ -n "$PERF" ]; then
+        FLUSH_FILE="$OUT/flushes.txt"; rm -f "$FLUSH_FILE"
+        perf stat -x, -o "$FLUSH_FILE" -e "$FLUSH_EVENTS" -- "$@" &
+        WRAP_PID=$!; PIDS+=("$WRAP_PID")
+        SERVER_PID=""
+        for _ in $(seq 100); do
+            SERVER_PID=$(pgrep -P "$WRAP_PID" | head -1) && [ -n "$SERVER_PID" ] && break
+            sleep 0.05
+        done
+    else
+        "$@" &
+        SERVER_PID=$!; WRAP_PID=""
+    fi
+    PIDS+=("$SERVER_PID")
+}
+# Flush syscalls of the last server run (after stop_server), or nothing.
+flush_count() {
+    [ -n "$FLUSH_FILE" ] && [ -s "$FLUSH_FILE" ] || return 0
+    awk -F, '/syscalls:/ && $1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }' "$FLUSH_FILE"
+}
+# Marks the result lines written since the last call with the homes they
+# ran on, and gives the last line of scenario $1 the server's flush count.
+annotate() {
+    python3 - "$OUT/results.jsonl" "$1" "$HOME_KIND" "$(flush_count)" <<'PY'
+import json, sys
+path, scenario, home, flushes = sys.argv[1:]
+lines = open(path).read().splitlines()
+rows = []
+for line in lines:
+    try:
+        rows.append(json.loads(line))
+    except json.JSONDecodeError:
+        rows.append(None)
+last = max((i for i, r in enumerate(rows) if r and r.get("scenario") == scenario and "home" not in r), default=None)
+for i, r in enumerate(rows):
+    if r is not None and "home" not in r:
+        r["home"] = home
+        if i == last and flushes:
+            r["flushes"] = int(flushes)
+        lines[i] = json.dumps(r)
+open(path, "w").write("".join(l + "\n" for l in lines))
+PY
+}
 TLS_ON=0           # 1: the next server starts with FTPS configured
 # The FTPS certificate both servers present: RSA 2048, self-signed for
 # 127.0.0.1, made at run time (the load generator checks signatures but
@@ -183,11 +279,11 @@ wait_port() {
     return 1
 }
 start_lakeftpd() {
-    local conf="$WORK/lakeftpd.conf" hash s3=${1:-}
+    local conf="$WORK/lakeftpd.conf" hash s3=${1:-} ack=${2:-s3}
     hash=$(printf '%s' "$PASS" | "$LAKEFTPD" passwd)
     {
         echo "listen = $ADDR:$LAKE_PORT"
-        echo "root = $WORK/lake"
+        echo "root = $HOME_BASE/lake"
         echo "active_source_port = 0"
         echo "passive_ports = 10000-29999"
         echo "max_sessions = 20000"
@@ -212,35 +308,35 @@ start_lakeftpd() {
             echo "s3_endpoint = http://$ADDR:$S3_PORT"
             echo "s3_region = us-east-1"
             echo "s3_key = user={user}/{uuid}-{path}"
-            echo "ack = s3"
-            echo "spool = $WORK/spool"
+            echo "ack = $ack"
+            echo "spool = $HOME_BASE/spool"
         fi
         printf '[user lfbench]\npassword = %s\npermissions = full\n' "$hash"
         for i in $(seq -f %03g 0 $((NUSERS - 1))); do
             printf '[user lfdev%s]\npassword = %s\npermissions = upload\n' "$i" "$(printf '%s' "$PASS" | "$LAKEFTPD" passwd)"
         done
     } > "$conf"
-    mkdir -p "$WORK/lake"
-    AWS_ACCESS_KEY_ID=$S3_KEY_ID AWS_SECRET_ACCESS_KEY=$S3_SECRET \
-        "$LAKEFTPD" serve --config "$conf" 2> "$OUT/lakeftpd${s3:+-s3}.log" 9>&- &
-    SERVER_PID=$!; PIDS+=("$SERVER_PID")
+    mkdir -p "$HOME_BASE/lake"
+    launch env AWS_ACCESS_KEY_ID=$S3_KEY_ID AWS_SECRET_ACCESS_KEY=$S3_SECRET \
+        "$LAKEFTPD" serve --config "$conf" 2> "$OUT/lakeftpd${s3:+-s3}.log" 9>&-
     for _ in $(seq 100); do grep -q "listening on" "$OUT/lakeftpd${s3:+-s3}.log" && return 0; sleep 0.1; done
     cat "$OUT/lakeftpd${s3:+-s3}.log" >&2; die "lakeftpd did not start"
 }
 # s3s-fs (a real S3 API: SigV4 and checksums verified) on loopback, its
 # root on tmpfs, then lakeftpd with ack = s3 in front of it.
 S3_PID=""
-start_lakeftpd-s3() {
+start_s3() {
     [ -x "$S3S_FS" ] || bash "$REPO/tests/install-s3s-fs.sh" >&2 || die "no s3s-fs"
     S3S_FS="$(command -v s3s-fs || echo "$S3S_FS")"
-    rm -rf "$WORK/s3" "$WORK/spool"
+    rm -rf "$WORK/s3"
     mkdir -p "$WORK/s3/lake"
     "$S3S_FS" --host "$ADDR" --port "$S3_PORT" --access-key "$S3_KEY_ID" --secret-key "$S3_SECRET" \
         "$WORK/s3" > "$OUT/s3s-fs.log" 2>&1 9>&- &
     S3_PID=$!; PIDS+=("$S3_PID")
     wait_port "$S3_PORT" || { cat "$OUT/s3s-fs.log" >&2; die "s3s-fs did not start"; }
-    start_lakeftpd s3
 }
+start_lakeftpd-s3() { start_lakeftpd s3 s3; }
+start_lakeftpd-s3-disk() { start_lakeftpd s3 disk; }
 stop_s3() {
     [ -n "$S3_PID" ] || return 0
     kill "$S3_PID" 2>/dev/null || true
@@ -294,17 +390,15 @@ allow_anon_ssl=NO
 EOF
     fi
     } > "$WORK/vsftpd.conf"
-    LD_LIBRARY_PATH="$BENCH_CACHE/root/usr/lib/x86_64-linux-gnu" \
-        "$BENCH_CACHE/root/usr/sbin/vsftpd" "$WORK/vsftpd.conf" 2> "$OUT/vsftpd.log" 9>&- &
-    SERVER_PID=$!; PIDS+=("$SERVER_PID")
+    launch env LD_LIBRARY_PATH="$BENCH_CACHE/root/usr/lib/x86_64-linux-gnu" \
+        "$BENCH_CACHE/root/usr/sbin/vsftpd" "$WORK/vsftpd.conf" 2> "$OUT/vsftpd.log" 9>&-
     wait_port "$VSFTPD_PORT" || { cat "$OUT/vsftpd.log" >&2; die "vsftpd did not start"; }
 }
 start_pure-ftpd() {
     # -E: no anonymous; -l unix: /etc/shadow (MD5-crypt); -c/-C: clients
     # and clients per IP; -p: passive ports; -I: idle minutes; -H: no DNS.
-    "$BENCH_CACHE/root/usr/sbin/pure-ftpd" -S "$ADDR,$PURE_PORT" -E -l unix -c 30000 -C 30000 \
-        -p 10000:29999 -I 15 -H -4 2> "$OUT/pure-ftpd.log" 9>&- &
-    SERVER_PID=$!; PIDS+=("$SERVER_PID")
+    launch "$BENCH_CACHE/root/usr/sbin/pure-ftpd" -S "$ADDR,$PURE_PORT" -E -l unix -c 30000 -C 30000 \
+        -p 10000:29999 -I 15 -H -4 2> "$OUT/pure-ftpd.log" 9>&-
     wait_port "$PURE_PORT" || { cat "$OUT/pure-ftpd.log" >&2; die "pure-ftpd did not start"; }
 }
 stop_server() {
@@ -312,7 +406,9 @@ stop_server() {
     # Forking servers: end the sessions they left (children of this server only).
     pkill -P "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    # perf stat writes its counts once the server is gone.
+    [ -z "$WRAP_PID" ] || wait "$WRAP_PID" 2>/dev/null || true
+    SERVER_PID="" WRAP_PID=""
     sleep 1
 }
 
@@ -343,42 +439,55 @@ run_lg() {
     echo "   $line" >&2
 }
 
-# lakeftpd with ack = s3: device uploads at C = S3_CS; afterwards the bucket
-# must hold at least one object per acknowledged upload.
+# lakeftpd with S3 configured (lakeftpd-s3: ack = s3; lakeftpd-s3-disk:
+# ack = disk): device uploads at C = S3_CS, a fresh server for each (so each
+# has its own flush count); afterwards the bucket must hold at least one
+# object per acknowledged upload (ack = disk: once the spool has emptied).
 bench_s3() {
-    local server=lakeftpd-s3 c mode before after cpu0 cpu1 ok
-    start_lakeftpd-s3
+    local server=$1 c mode before after cpu0 cpu1 ok home
+    start_s3
     local A="--addr $ADDR:$LAKE_PORT --pass $PASS --src-ips 200"
-    log "$server: pid $SERVER_PID, s3s-fs pid $S3_PID"
-    for c in $S3_CS; do
-        for mode in $S3_MODES; do
-            log "$server: device uploads C=$c $mode ($S3_SECS s), ack = s3"
-            before=$(s3_objects); cpu0=$(proc_cpu "$S3_PID")
-            run_lg "$server" $((S3_SECS + 90)) upload $A --user lfbench --c "$c" --secs "$S3_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
-            after=$(s3_objects); cpu1=$(proc_cpu "$S3_PID")
-            ok=$(tail -1 "$OUT/results.jsonl" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("ok", 0))' 2>/dev/null || echo 0)
-            # An acknowledged upload with no object would be a lost file.
-            python3 -c 'import json,sys; c,m,ok,n,cpu=sys.argv[1:]; print(json.dumps({"scenario":"s3check","label":"lakeftpd-s3","c":int(c),"mode":m,"ok":int(ok),"objects":int(n),"s3s_fs_cpu_s":float(cpu),"errors":0 if int(n)>=int(ok) else int(ok)-int(n)}))' \
-                "$c" "$mode" "$ok" $((after - before)) "$(echo "$cpu1 - $cpu0" | bc)" >> "$OUT/results.jsonl"
-            echo "   $(tail -1 "$OUT/results.jsonl")" >&2
+    for home in $HOMES; do
+        use_homes "$home"
+        for c in $S3_CS; do
+            for mode in $S3_MODES; do
+                start_$server
+                log "$server: device uploads C=$c $mode ($S3_SECS s), homes on $home, pid $SERVER_PID"
+                before=$(s3_objects); cpu0=$(proc_cpu "$S3_PID")
+                run_lg "$server" $((S3_SECS + 90)) upload $A --user lfbench --c "$c" --secs "$S3_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+                ok=$(tail -1 "$OUT/results.jsonl" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("ok", 0))' 2>/dev/null || echo 0)
+                # ack = disk: the 226 came before S3; wait (bounded) for the spool.
+                for _ in $(seq 300); do
+                    [ $(( $(s3_objects) - before )) -ge "$ok" ] && break
+                    sleep 0.1
+                done
+                after=$(s3_objects); cpu1=$(proc_cpu "$S3_PID")
+                stop_server
+                # An acknowledged upload with no object would be a lost file.
+                python3 -c 'import json,sys; l,c,m,ok,n,cpu=sys.argv[1:]; print(json.dumps({"scenario":"s3check","label":l,"c":int(c),"mode":m,"ok":int(ok),"objects":int(n),"s3s_fs_cpu_s":float(cpu),"errors":0 if int(n)>=int(ok) else int(ok)-int(n)}))' \
+                    "$server" "$c" "$mode" "$ok" $((after - before)) "$(echo "$cpu1 - $cpu0" | bc)" >> "$OUT/results.jsonl"
+                annotate upload
+                echo "   $(tail -1 "$OUT/results.jsonl")" >&2
+            done
         done
+        rm -rf "$HOME_BASE/lake" "$HOME_BASE/spool"
     done
-    stop_server
+    use_homes tmpfs
     stop_s3
-    rm -rf "$WORK/lake" "$WORK/s3" "$WORK/spool"
+    rm -rf "$WORK/s3"
 }
 
 bench_server() {
     local server=$1 port user=lfbench
-    [ "$server" = lakeftpd-s3 ] && { has upload && bench_s3; return 0; }
     case $server in
-        lakeftpd) start_lakeftpd; port=$LAKE_PORT ;;
-        vsftpd) start_vsftpd; port=$VSFTPD_PORT ;;
-        pure-ftpd) start_pure-ftpd; port=$PURE_PORT ;;
+        lakeftpd-s3*) has upload && bench_s3 "$server"; return 0 ;;
+        lakeftpd) port=$LAKE_PORT ;;
+        vsftpd) port=$VSFTPD_PORT ;;
+        pure-ftpd) port=$PURE_PORT ;;
     esac
     local A="--addr $ADDR:$port --pass $PASS --src-ips 200"
-    log "$server: pid $SERVER_PID"
-    local n first=1 ns=""
+    local n ns=""
+    use_homes tmpfs
     if has idle; then
         ns=$IDLE_NS
         [ "$server" != lakeftpd ] || ns="$ns $BIG_IDLE"
@@ -386,34 +495,48 @@ bench_server() {
     for n in $ns; do
         # A fresh server for each N: memory an allocator kept from the
         # previous N would otherwise count as the baseline.
-        [ $first = 1 ] || { stop_server; start_$server; }
-        first=0
-        log "$server: idle sessions N=$n"
+        start_$server
+        log "$server: idle sessions N=$n, pid $SERVER_PID"
         # --ramp 32: at most 32 logins in flight, for every server alike
         # (vsftpd's listen backlog is 32; more loses connections).
         run_lg "$server" 240 idle $A --user $user --n "$n" --pid "$SERVER_PID" --hold 3 --secs 180 --timeout 60 --ramp 32
-        settle
+        stop_server
+        annotate idle
     done
-    local c mode
-    has upload || UP_CS=""
-    for c in $UP_CS; do
-        for mode in active passive; do
-            log "$server: device uploads C=$c $mode ($UP_SECS s)"
-            run_lg "$server" $((UP_SECS + 90)) upload $A --user $user --c "$c" --secs "$UP_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
-            settle
+    # Every upload scenario on each kind of homes, a fresh server for each
+    # (its flush count is the scenario's).
+    local c mode home cs=$UP_CS
+    has upload || cs=""
+    for home in $HOMES; do
+        use_homes "$home"
+        for c in $cs; do
+            for mode in active passive; do
+                start_$server
+                log "$server: device uploads C=$c $mode ($UP_SECS s), homes on $home"
+                run_lg "$server" $((UP_SECS + 90)) upload $A --user $user --c "$c" --secs "$UP_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+                settle
+                stop_server
+                annotate upload
+            done
         done
+        if has storm; then
+            start_$server
+            log "$server: login storm N=$STORM_N ($STORM_USERS users, $STORM_PROCS load-generator processes), homes on $home"
+            run_lg "$server" 300 storm $A --user lfdev --users "$STORM_USERS" --n "$STORM_N" --procs "$STORM_PROCS" --mode active --timeout 120 --pid "$SERVER_PID"
+            settle
+            stop_server
+            annotate storm
+        fi
+        if has bulk; then
+            start_$server
+            log "$server: bulk $((BULK_BYTES >> 20)) MiB, homes on $home"
+            run_lg "$server" 300 bulk $A --user $user --bytes "$BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
+            stop_server
+            annotate bulk
+        fi
+        rm -rf "$HOME_BASE/lake" "$WORK/peer"/*/* 2>/dev/null || true
     done
-    if has storm; then
-        log "$server: login storm N=$STORM_N ($STORM_USERS users, $STORM_PROCS load-generator processes)"
-        run_lg "$server" 300 storm $A --user lfdev --users "$STORM_USERS" --n "$STORM_N" --procs "$STORM_PROCS" --mode active --timeout 120 --pid "$SERVER_PID"
-        settle
-    fi
-    if has bulk; then
-        log "$server: bulk $((BULK_BYTES >> 20)) MiB"
-        run_lg "$server" 300 bulk $A --user $user --bytes "$BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
-    fi
-    stop_server
-    rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
+    use_homes tmpfs
     if has tls && [ "$server" != pure-ftpd ]; then bench_tls "$server" "$port"; fi
 }
 
@@ -428,6 +551,7 @@ bench_tls() {
     log "$server: idle TLS sessions N=$TLS_IDLE_N"
     run_lg "$server" 240 idle $A --user $user --n "$TLS_IDLE_N" --pid "$SERVER_PID" --hold 3 --secs 180 --timeout 60 --ramp 32
     stop_server
+    annotate idle
     start_$server
     log "$server: TLS logins C=$TLS_LOGIN_C ($TLS_SECS s)"
     run_lg "$server" $((TLS_SECS + 90)) login $A --user $user --c "$TLS_LOGIN_C" --secs "$TLS_SECS" --pid "$SERVER_PID" --timeout 30
@@ -451,6 +575,7 @@ bench_tls() {
     log "$server: bulk PROT P $((TLS_BULK_BYTES >> 20)) MiB"
     run_lg "$server" 300 bulk $A --user $user --bytes "$TLS_BULK_BYTES" --pid "$SERVER_PID" --mode passive --timeout 60
     stop_server
+    annotate tls
     # The closed-loop uploads again with the ECDSA P-256 certificate.
     TLS_CERT="$WORK/tls/ec-cert.pem"; TLS_KEY="$WORK/tls/ec-key.pem"; CERT_TAG=ecdsa-p256
     start_$server
@@ -462,11 +587,13 @@ bench_tls() {
         done
     done
     stop_server
+    annotate tls
     TLS_CERT="$WORK/tls/cert.pem"; TLS_KEY="$WORK/tls/key.pem"; CERT_TAG=
     TLS_ON=0
     rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
 }
 
+use_homes tmpfs
 if [[ " $SERVERS " == *" vsftpd "* || " $SERVERS " == *" pure-ftpd "* ]]; then
     install_peers
     make_peer_users

@@ -56,6 +56,15 @@ def fmt(v, nd=1):
 
 def main(path, mode):
     rows = load(path)
+    disk = os.environ.get("BENCH_DISK", "/var/tmp/lakeftpd-bench-disk")
+    homes = {r.get("home", "tmpfs") for r in rows}
+    for home, title in [("tmpfs", "homes on tmpfs"), ("disk", f"homes on disk ({disk}, root filesystem)")]:
+        if home in homes:
+            render([r for r in rows if r.get("home", "tmpfs") == home], mode, title)
+            print()
+
+
+def render(rows, mode, title):
     by = {}
     for r in rows:
         key = (r.get("scenario"), r.get("label"), r.get("n"), r.get("c"), r.get("mode"))
@@ -69,10 +78,16 @@ def main(path, mode):
         cpu, ok = get(scn, srv, "server_cpu_s", c=c, mode=m), get(scn, srv, "ok", c=c, mode=m)
         return None if not cpu or not ok else cpu * 1000 / ok
 
+    def flushes(scn, srv, c=None, m=None, n=None):
+        """Flush syscalls (fsync, fdatasync, sync_file_range, syncfs) of
+        the server's whole run per acknowledged upload."""
+        f, ok = get(scn, srv, "flushes", n=n, c=c, mode=m), get(scn, srv, "ok", n=n, c=c, mode=m)
+        return None if f is None or not ok else f / ok
+
     lines = []
     out = lines.append
     cpu = os.cpu_count()
-    out(f"Benchmark ({mode}) {datetime.date.today().isoformat()}, {cpu} cores, loopback, tmpfs homes")
+    out(f"Benchmark ({mode}) {datetime.date.today().isoformat()}, {cpu} cores, loopback, {title}")
     out("")
     out("| scenario | metric | " + " | ".join(SERVERS) + " | lakeftpd / vsftpd | lakeftpd / pure-ftpd |")
     out("|---|---|" + "---|" * (len(SERVERS) + 2))
@@ -104,7 +119,8 @@ def main(path, mode):
         v = [(get("idle", s, "ok", n=n), get("idle", s, "errors", n=n)) for s in SERVERS]
         out(f"| idle N={n:,} | held / errors | " + " | ".join(
             "–" if a is None else f"{a:,} / {b:,}" for a, b in v) + " | | |")
-    ups = sorted({(r["c"], r["mode"]) for r in rows if r.get("scenario") == "upload"},
+    ups = sorted({(r["c"], r["mode"]) for r in rows
+                  if r.get("scenario") == "upload" and r.get("label") in SERVERS},
                  key=lambda x: (x[0], x[1]))
     for c, m in ups:
         name = f"uploads C={c:,} {m}"
@@ -115,22 +131,26 @@ def main(path, mode):
         row(name, "errors", [get("upload", s, "errors", c=c, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("upload", s, "server_cpu_s", c=c, mode=m) for s in SERVERS], "lower", 2)
         row(name, "server CPU ms per upload", [per_upload("upload", s, c, m) for s in SERVERS], "lower", 2)
+        row(name, "flushes per upload", [flushes("upload", s, c, m) for s in SERVERS], "lower", 2)
     # lakeftpd with ack = s3 (226 after S3 confirmed the object) beside the
     # peers' local-disk figures from the same run.
-    s3ups = sorted({(r["c"], r["mode"]) for r in rows
-                    if r.get("scenario") == "upload" and r.get("label") == "lakeftpd-s3"})
-    for c, m in s3ups:
-        name = f"uploads C={c:,} {m}, lakeftpd ack = s3 (peers: local disk)"
+    s3ups = sorted({(r["label"], r["c"], r["mode"]) for r in rows
+                    if r.get("scenario") == "upload" and r.get("label", "").startswith("lakeftpd-s3")})
+    for label, c, m in s3ups:
+        ack = "disk" if label == "lakeftpd-s3-disk" else "s3"
+        name = f"uploads C={c:,} {m}, lakeftpd with S3, ack = {ack} (peers: local disk)"
 
         def s3v(field, s):
-            return get("upload", "lakeftpd-s3" if s == "lakeftpd" else s, field, c=c, mode=m)
+            return get("upload", label if s == "lakeftpd" else s, field, c=c, mode=m)
         row(name, "uploads/s", [s3v("per_s", s) for s in SERVERS])
         row(name, "p50 ms", [s3v("p50_ms", s) for s in SERVERS], "lower", 2)
         row(name, "p99 ms", [s3v("p99_ms", s) for s in SERVERS], "lower", 2)
         row(name, "max ms", [s3v("max_ms", s) for s in SERVERS], "lower", 2)
         row(name, "errors", [s3v("errors", s) for s in SERVERS], "lower")
         row(name, "server CPU s (lakeftpd: without s3s-fs)", [s3v("server_cpu_s", s) for s in SERVERS], "lower", 2)
-        chk = by.get(("s3check", "lakeftpd-s3", None, c, m))
+        row(name, "flushes per upload", [flushes("upload", label if s == "lakeftpd" else s, c, m)
+                                         for s in SERVERS], "lower", 2)
+        chk = by.get(("s3check", label, None, c, m))
         if chk:
             out(f"| {name} | S3 objects stored / acknowledged; s3s-fs CPU s | "
                 f"{chk['objects']:,} / {chk['ok']:,}; {chk['s3s_fs_cpu_s']:.2f} | | | | |")
@@ -146,6 +166,7 @@ def main(path, mode):
         row(name, "errors", [get("storm", s, "errors", n=n, mode=m) for s in SERVERS], "lower")
         row(name, "server CPU s", [get("storm", s, "server_cpu_s", n=n, mode=m) for s in SERVERS], "lower", 2)
         row(name, "load generator CPU s", [get("storm", s, "loadgen_cpu_s", n=n, mode=m) for s in SERVERS], "lower", 2)
+        row(name, "flushes per upload", [flushes("storm", s, m=m, n=n) for s in SERVERS], "lower", 2)
         v = [get("storm", s, "shard_peak_fds", n=n, mode=m) for s in SERVERS]
         out(f"| {name} | load generator peak fds per process | " + " | ".join(
             "–" if not x else ", ".join(f"{y:,}" for y in x) for x in v) + " | | |")
@@ -161,6 +182,7 @@ def main(path, mode):
         row(name, "RETR MiB/s", [b(s, "down_mib_s") for s in SERVERS])
         row(name, "STOR server CPU s/GiB", [b(s, "up_cpu_s_per_gib") for s in SERVERS], "lower", 3)
         row(name, "RETR server CPU s/GiB", [b(s, "down_cpu_s_per_gib") for s in SERVERS], "lower", 3)
+        row(name, "flushes (one STOR, one RETR)", [b(s, "flushes") for s in SERVERS], "lower")
     # Explicit FTPS (AUTH TLS, PROT P, data connections resuming the
     # control session): lakeftpd and vsftpd (pure-ftpd is not run with TLS).
     tls_rows = [r for r in rows if r.get("scenario", "").startswith("tls-")]

@@ -10,6 +10,11 @@ devices upload (active and passive; small and multi-MiB files; MKD of a
 dated directory then STOR into it; STOR, APPE, REST+STOR, RNFR/RNTO), and at
 a seeded random instant cuts the power: lossyfs drops what was not durable
 and fails every later operation, lakeftpd is SIGKILLed, lossyfs "reboots".
+Devices are users of the configuration (homes made at start) and users of
+a users file (`users = FILE`, homes made at their first login): one of
+those is new in every round, so every round has a first login whose home
+must be as durable as its uploads; one has `auto_mkdir = on` and stores
+into nested folders it never made (and makes nested ones with one MKD).
 After each restart:
 - every file whose last operation was acknowledged (226, or 250 for RNTO)
   has exactly that content; a file whose operation was in flight has its
@@ -102,10 +107,12 @@ class Model:
 
 
 class Device(threading.Thread):
-    def __init__(self, user, port, model, rng, round_no, stop, password):
+    def __init__(self, user, port, model, rng, round_no, stop, password, auto=False):
         super().__init__(daemon=True)
         self.user, self.port, self.model, self.rng = user, port, model, rng
         self.round, self.stop, self.password = round_no, stop, password
+        self.auto = auto  # the user has auto_mkdir = on
+        self.logged_in = False
         self.error = None
 
     def body(self):
@@ -128,17 +135,52 @@ class Device(threading.Thread):
         if reply.startswith("226"):
             self.model.ack(path, content)
 
+    def mkd(self, ftp, vpath, made):
+        """MKD of `vpath`; `made`: every directory it creates (with
+        auto_mkdir, MKD a/b/c makes the parents too)."""
+        for d in made:
+            self.model.begin((self.user, d + "/"), b"dir")
+        ftp.mkd(vpath)
+        for d in made:
+            self.model.ack((self.user, d + "/"), b"dir", upload=False)
+
+    def auto_session(self, ftp, day):
+        """auto_mkdir = on: STOR into folders that do not exist yet (a
+        camera's dated tree), APPE, and a nested MKD."""
+        rng = self.rng
+        self.mkd(ftp, f"{day}/made/by/mkd", [day, f"{day}/made", f"{day}/made/by", f"{day}/made/by/mkd"])
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            if rng.random() < 0.8:
+                data = self.body()
+                # Folders no MKD made; the 226 covers them too.
+                folder = f"/auto-r{self.round}/cam{n % 3}/{n // 4}"
+                for d in [f"/auto-r{self.round}", f"/auto-r{self.round}/cam{n % 3}", folder]:
+                    with self.model.lock:
+                        if (self.user, d + "/") not in self.model.acked:
+                            self.model.maybe.setdefault((self.user, d + "/"), []).append(b"dir")
+                self.store(ftp, "STOR", f"{folder}/img{n}.jpg", data, data)
+                for d in [f"/auto-r{self.round}", f"/auto-r{self.round}/cam{n % 3}", folder]:
+                    self.model.ack((self.user, d + "/"), b"dir", upload=False)
+            else:
+                chunk = rng.randbytes(rng.randint(1, 4096))
+                old = self.model.current((self.user, "/log.csv")) or b""
+                self.store(ftp, "APPE", "/log.csv", old + chunk, chunk)
+        ftp.close()
+
     def session(self):
         rng = self.rng
         ftp = ftplib.FTP()
         ftp.connect("127.0.0.1", self.port, timeout=20)
         ftp.login(self.user, self.password)
+        self.logged_in = True
         ftp.set_pasv(rng.random() < 0.5)
         day = f"/2026-12-{self.round % 28 + 1:02d}-r{self.round}"
+        if self.auto:
+            return self.auto_session(ftp, day)
         # The device that makes a dated directory and stores into it.
-        self.model.begin((self.user, day + "/"), b"dir")
-        ftp.mkd(day)
-        self.model.ack((self.user, day + "/"), b"dir", upload=False)
+        self.mkd(ftp, day, [day])
         n = 0
         while not self.stop.is_set():
             n += 1
@@ -183,6 +225,25 @@ class Lake:
                              capture_output=True, text=True, check=True)
         self.hash = out.stdout.strip()
         self.users = [f"dev{i:02d}" for i in range(args.devices)]
+        # Users of the users file: two from the first round on (`file00` with
+        # auto_mkdir), and one more per round whose first login is that round.
+        self.file_users = ["file00", "file01"]
+        self.auto_users = {"file00"}
+
+    def round_users(self, round_no):
+        """The users file for a round: its new user's home does not exist
+        before this round's first login."""
+        self.file_users.append(f"new{round_no:03d}")
+        return self.users + ["file00", "file01", f"new{round_no:03d}"]
+
+    def write_users_file(self):
+        path = os.path.join(self.work, "users.txt")
+        with open(path + ".tmp", "w") as f:
+            for u in self.file_users:
+                auto = "auto_mkdir = on\n" if u in self.auto_users else ""
+                f.write(f"[user {u}]\npassword = {self.hash}\npermissions = full\n{auto}")
+        os.replace(path + ".tmp", path)
+        return path
 
     def start(self, ack):
         conf = os.path.join(self.work, "lakeftpd.conf")
@@ -200,6 +261,7 @@ s3_uploads = 2
 s3_timeout = 20s
 ack = {ack}
 keep_local = on
+users = {self.write_users_file()}
 {users}""")
         self.log = open(os.path.join(self.work, "lake.log"), "ab")
         self.proc = subprocess.Popen([self.args.bin, "serve", "--config", conf, "--log-level", "info"],
@@ -328,7 +390,7 @@ def main():
     ap.add_argument("--s3s-fs", required=True)
     ap.add_argument("--crashes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--devices", type=int, default=6)
+    ap.add_argument("--devices", type=int, default=6, help="users of the configuration")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -337,7 +399,8 @@ def main():
     os.makedirs(mnt)
     os.makedirs(os.path.join(s3dir, "lake"))
     procs = []
-    figures = {k: 0 for k in ["crash_points", "acknowledged", "renames", "lost", "corrupted", "renames_undone",
+    figures = {k: 0 for k in ["crash_points", "acknowledged", "first_logins", "renames", "lost", "corrupted",
+                              "renames_undone",
                               "temporaries_left", "spool_bad", "missing_in_s3", "objects"]}
     problems = []
     try:
@@ -360,13 +423,15 @@ def main():
         cache = {}
         for r in range(args.crashes):
             ack = "disk" if r % 2 == 0 else "s3"
+            users = lake.round_users(r)
             lake.start(ack)
             if r > 0:
                 check_homes(lake, model, figures, problems, r)
                 check_bucket(lake, model, s3dir, figures, problems, cache, r, 60)
             stop = threading.Event()
-            devices = [Device(u, lake.port, model, random.Random(rng.random()), r, stop, lake.password)
-                       for u in lake.users]
+            devices = [Device(u, lake.port, model, random.Random(rng.random()), r, stop, lake.password,
+                              auto=u in lake.auto_users)
+                       for u in users]
             for d in devices:
                 d.start()
             time.sleep(rng.uniform(0.1, 2.5))
@@ -377,6 +442,7 @@ def main():
                 d.join(30)
             control(ctl, "thaw")
             figures["crash_points"] += 1
+            figures["first_logins"] += sum(d.logged_in for d in devices if d.user.startswith("new"))
             errors = sorted({type(d.error).__name__ + ": " + str(d.error)[:60] for d in devices if d.error})
             print(f"round {r}: ack={ack} crashed; acknowledged so far {model.acks}; device errors {errors}",
                   flush=True)
