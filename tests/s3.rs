@@ -503,3 +503,45 @@ fn two_uploads_of_one_name_on_one_day_get_two_keys_by_default() {
     stored.sort_by_key(|d| d.len());
     assert_eq!(stored, vec![first, second]);
 }
+
+/// SECURITY: every instance applies the bans it reads below
+/// `ban_share_prefix`. With a key template such as `{user}/{path}`, a
+/// device whose user is named like the prefix's first folder could store
+/// a bans text there and ban clients across the fleet: such an upload is
+/// refused (553) and nothing is written below the prefix.
+#[test]
+fn an_upload_whose_key_falls_under_the_bans_prefix_is_refused() {
+    let dir = Scratch::new("s3-bans-reserved");
+    let s3 = S3::start(&dir.0);
+    let lake = Lake::start(
+        &dir,
+        &format!(
+            "s3_bucket = {}\ns3_endpoint = {}\ns3_key = {{user}}/{{path}}\n",
+            s3::BUCKET,
+            s3.endpoint()
+        ),
+        &["lakeftpd"],
+        key_env(),
+    );
+    let mut c = common::Control::login(lake.addr, "lakeftpd");
+    assert_eq!(c.cmd("MKD bans").0, 257);
+    drop(c);
+    let text = b"203.0.113.0/24 4102444800 fleet\n".to_vec();
+    let (code, reply) = stor(
+        lake.addr,
+        "lakeftpd",
+        "bans/i-0123456789abcdef0.bans",
+        &text,
+    );
+    assert_eq!(code, 553, "{reply}");
+    assert!(reply.contains("ban_share_prefix"), "{reply}");
+    let keys = s3.keys();
+    assert!(
+        keys.iter().all(|k| !k.starts_with("lakeftpd/bans/")),
+        "{keys:?}"
+    );
+    // The same user's other files are delivered as before.
+    let (code, reply) = stor(lake.addr, "lakeftpd", "readings.csv", b"t,v\n1,2\n");
+    assert_eq!(code, 226, "{reply}");
+    assert!(s3.wait_object("lakeftpd/readings.csv", 8, Duration::from_secs(20)));
+}

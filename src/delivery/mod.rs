@@ -65,6 +65,8 @@ pub enum Refusal {
     SpoolFull,
     /// The rendered key is longer than S3 allows: 553.
     KeyTooLong,
+    /// The rendered key lies under the fleet's bans prefix: 553.
+    KeyReserved,
     /// The spool could not be written: 451.
     Local,
     /// `ack = s3` and S3 did not confirm in time: 451 (the file stays queued).
@@ -90,6 +92,9 @@ pub struct Upload {
 
 pub struct Delivery {
     settings: S3Settings,
+    /// `ban_share_prefix` while bans are shared (`None`: off): no upload
+    /// may be delivered below it (hand_over).
+    reserved: Option<String>,
     instance: String,
     spool: Spool,
     client: Client,
@@ -143,6 +148,10 @@ pub fn start(
     );
     let delivery = Arc::new(Delivery {
         settings: settings.clone(),
+        reserved: config
+            .defence
+            .ban_share_interval
+            .map(|_| config.defence.ban_share_prefix.clone()),
         instance,
         spool,
         client,
@@ -236,6 +245,18 @@ impl Delivery {
         });
         if key.len() > MAX_S3_KEY {
             return Err(Refusal::KeyTooLong);
+        }
+        // SECURITY: every instance applies the bans it reads below
+        // `ban_share_prefix` (server/bans.rs). A key template that puts a
+        // device's file there (`{user}/{path}` and a user named like the
+        // prefix) would let that device ban clients across the fleet.
+        if is_reserved(&key, self.reserved.as_deref()) {
+            log::warn!(
+                "user={} {}: key {key} lies under ban_share_prefix: refused",
+                upload.user,
+                upload.path
+            );
+            return Err(Refusal::KeyReserved);
         }
         let this = self.clone();
         let added = smol::unblock(move || {
@@ -488,4 +509,26 @@ impl Delivery {
 /// Wait before retry number `failures` (1-based), with jitter.
 fn backoff(failures: u32) -> Duration {
     random::backoff(failures, RETRY_BASE, RETRY_MAX, random::fraction())
+}
+
+/// Whether `key` lies below the bans prefix `reserved` (None: bans are not
+/// shared, nothing is reserved).
+fn is_reserved(key: &str, reserved: Option<&str>) -> bool {
+    reserved.is_some_and(|prefix| !prefix.is_empty() && key.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod reserved_tests {
+    use super::is_reserved;
+
+    #[test]
+    fn keys_under_the_bans_prefix_are_reserved() {
+        let on = Some("lakeftpd/bans/");
+        assert!(is_reserved("lakeftpd/bans/i-0abc.bans", on));
+        assert!(is_reserved("lakeftpd/bans/x/y.csv", on));
+        assert!(!is_reserved("lakeftpd/bansx/a.csv", on));
+        assert!(!is_reserved("raw/user=a/dt=2026-12-07/lakeftpd/bans/a", on));
+        // Sharing off: nothing is reserved.
+        assert!(!is_reserved("lakeftpd/bans/i-0abc.bans", None));
+    }
 }

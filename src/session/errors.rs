@@ -115,6 +115,10 @@ pub(super) fn refusal_reply(refusal: &Refusal) -> (Code, &'static str) {
             Code::FileNameNotAllowed,
             "path too long for an S3 object key; not delivered",
         ),
+        Refusal::KeyReserved => (
+            Code::FileNameNotAllowed,
+            "this name maps to a reserved S3 key (ban_share_prefix); not delivered",
+        ),
         Refusal::Local => (
             Code::ActionAbortedLocalError,
             "local error while queueing for S3; send the file again",
