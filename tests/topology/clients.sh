@@ -35,7 +35,7 @@
 # leaves the instance from port 20, made the public address by the 1:1 NAT.
 #
 # Every device runs every client with its DEFAULT settings in each mode it
-# has, uploading one file (busybox also downloads it again): a cell is `ok`
+# has, uploading one file: a cell is `ok`
 # when the client succeeded and the file is byte-identical in S3 (the
 # stack renders keep_local = off: no home copy once S3 has it). The measured table is printed, and the test
 # fails when a cell differs from tests/topology/expected.txt (the table
