@@ -21,7 +21,10 @@
 # renders (render_stack.py from image/lakeftpd.cfn.yaml, at test time, for
 # that topology, with Tls = on: certificate and key from S3, as the stack's
 # TlsCertObject); the claim script (image/lakeftpd-claim.sh) runs against
-# moto's EC2 API, then `lakeftpd serve --user-data`. Three lines are added
+# moto's EC2 API, then `lakeftpd serve --user-data`. The stack is rendered
+# as an operator with such devices sets it: TlsAllowCcc = on, and Users with
+# the fleet's user plus one at tls_session_reuse = off for the clients that
+# cannot resume (cells.sh). Three lines are added
 # for this machine: root, spool (directories of the run) and s3_endpoint
 # (the S3 host above).
 #
@@ -32,7 +35,7 @@
 # leaves the instance from port 20, made the public address by the 1:1 NAT.
 #
 # Every device runs every client with its DEFAULT settings in each mode it
-# has, uploading one file (busybox also downloads it again): a cell is `ok`
+# has, uploading one file: a cell is `ok`
 # when the client succeeded and the file is byte-identical in S3 (the
 # stack renders keep_local = off: no home copy once S3 has it). The measured table is printed, and the test
 # fails when a cell differs from tests/topology/expected.txt (the table
@@ -54,6 +57,7 @@ expected_table=$here/expected.txt
 TOPOLOGIES=${TOPOLOGIES:-"direct nlb"}
 PASSWORD=topology-pass
 USER_NAME=device01
+REUSE_OFF_USER=device02 # tls_session_reuse = off in its section (cells.sh)
 CELL_TIMEOUT=45 # seconds; a failing active cell takes active_connect_timeout (10 s)
 
 if [ "$(id -u)" != 0 ]; then
@@ -187,9 +191,10 @@ measure() {
     local cell=$topology-$device-$client-$mode
     local file=$work/dev/$device/$cell.bin
     head -c $((20000 + RANDOM)) /dev/urandom >"$file"
-    local status=fail
-    if run_cell "$device" "$server" "$client" "$mode" "$file" "$cell.bin" >"$work/logs/$cell.log" 2>&1 &&
-        landed "$cell.bin" "$file"; then
+    local status=fail user
+    user=$(user_for "$client")
+    if run_cell "$device" "$server" "$client" "$mode" "$file" "$cell.bin" "$user" >"$work/logs/$cell.log" 2>&1 &&
+        landed "$cell.bin" "$file" "$user"; then
         status=ok
     fi
     echo "$topology $device $client $mode $status" >"$work/results/$cell"
@@ -216,13 +221,13 @@ run_device() {
 
 sha_of() { sha256sum <"$1" | cut -c1-64; }
 
-# landed NAME FILE: in S3, byte-identical, under the stack's default key
-# (user=U/dt=D/HHMMSS-UUID-NAME). The stack renders keep_local = off and
-# ack = s3, so after the 226 the object is there and the home copy is gone.
+# landed NAME FILE USER: in S3, byte-identical, under the stack's default
+# key (user=USER/dt=D/HHMMSS-UUID-NAME). The stack renders keep_local = off
+# and ack = s3, so after the 226 the object is there and the home copy is gone.
 landed() {
     local name=$1 sha obj
     sha=$(sha_of "$2")
-    for obj in "$work/s3/$BUCKET/raw/user=$USER_NAME"/dt=*/*-"$name"; do
+    for obj in "$work/s3/$BUCKET/raw/user=$3"/dt=*/*-"$name"; do
         [ -f "$obj" ] && [ "$(sha_of "$obj")" = "$sha" ] && return 0
     done
     echo "$name: not in S3 (or not byte-identical)" >&2
@@ -243,7 +248,7 @@ run_topology() { # run_topology TOPOLOGY
     wait_devices
     stop_instances
     for i in $INSTANCES; do cp "$work/$i/log" "$work/logs/$topology-$i.log"; done
-    echo "      rendered: $(grep -E '^(public_address|epsv|active_source_port|tls) ' "$work/rendered-$topology.conf" | tr -s ' ' | paste -sd';')"
+    echo "      rendered: $(grep -E '^(public_address|epsv|active_source_port|tls|tls_allow_ccc) ' "$work/rendered-$topology.conf" | tr -s ' ' | paste -sd';')"
     echo "      topology $topology: $(cat "$work/results/$topology"-* 2>/dev/null | wc -l) cells in $(since "$t0")s"
 }
 
@@ -288,6 +293,27 @@ compare() {
             "$(server_reply "$topology" "$topology-$device-$client-$mode.bin")" "$status" "$want" "$mark"
     done < <(cat "$work/results"/* | sort)
     return $((diffs > 0))
+}
+
+# ccc_protected: every lftp-ccc cell that passed did what it is there for:
+# its session cleared the control connection with CCC (the session end line
+# says security=explicit-ccc) and its file still came under PROT P (the
+# STOR line says protected=yes). Lines are tied by the client's address:port.
+ccc_protected() {
+    local result topology device client mode status stor peer n=0
+    for result in "$work/results"/*-lftp-ccc-active; do
+        read -r topology device client mode status <"$result"
+        [ "$status" = ok ] || continue
+        n=$((n + 1))
+        stor=$(cat "$work/logs/$topology"-i?.log |
+            grep -F "verb=STOR path=\"/$topology-$device-$client-$mode.bin\"" | grep 'reply=226' | tail -1)
+        peer=$(grep -o 'client=[^ ]*' <<<"$stor")
+        grep -q 'protected=yes' <<<"$stor" || { echo "$topology $device: no protected STOR: $stor"; return 1; }
+        cat "$work/logs/$topology"-i?.log | grep "session end $peer " | grep -q 'security=explicit-ccc' ||
+            { echo "$topology $device: the session of $peer did not end security=explicit-ccc"; return 1; }
+    done
+    echo "$n lftp-ccc cells passed, each after CCC and under PROT P"
+    [ "$n" -gt 0 ]
 }
 
 # docs_match: docs/interop.md's measured table says what expected.txt says,
@@ -344,6 +370,7 @@ else
     cat "$work/table"
     fail "cells differ from tests/topology/expected.txt (logs: KEEP_WORK=1, then $work/logs)"
 fi
+check "lftp-ccc: the control connection cleared by CCC, the files protected" ccc_protected
 echo "== the same, by client and mode (ok / --) =="
 pivot
 cells=$(cat "$work/results"/* 2>/dev/null | wc -l)

@@ -19,14 +19,24 @@ declare -A INSTANCE_ID LAKE_PID IMDS_PORT
 EC2_ENDPOINT=""
 
 # render TOPOLOGY INSTANCE: the user-data the stack renders for this
-# topology, plus the three lines that place it on this machine.
+# topology, plus the three lines that place it on this machine. The stack
+# as an operator with such devices sets it: TlsAllowCcc = on (CCC for the
+# lftp-ccc cells; a client that sends no CCC sees no difference), and in
+# Users, besides the fleet's user, one with tls_session_reuse = off for the
+# devices that cannot resume (the stack copies Users verbatim).
 render() {
     local topology=$1 instance=$2 hash
     hash=$(printf '%s\n' "$PASSWORD" | "$bin" passwd) || return 1
     local params=(S3Bucket="$BUCKET" Tls=on TlsCertObject="$BUCKET/tls/cert.pem" TlsKeyObject="$BUCKET/tls/key.pem"
+        TlsAllowCcc=on
         "Users=[user $USER_NAME]
 password    = $hash
 permissions = upload,read
+
+[user $REUSE_OFF_USER]
+password    = $hash
+permissions = upload,read
+tls_session_reuse = off
 ")
     if python3 "$here/render_stack.py" "$template" --has-parameter Topology; then
         params+=(Topology="$topology")
