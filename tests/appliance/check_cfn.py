@@ -305,8 +305,10 @@ class Checker(OpsChecks):
         # S3 permissions only in the role's inline policies checked above.
         for name, props in self.resources("AWS::IAM::Policy"):
             for st in props.get("PolicyDocument", {}).get("Statement", []):
-                if "s3:" in flat(st.get("Action")) or "*" == flat(st.get("Action")):
-                    self.problem(name, f"S3 actions outside the instance role's checked policies: {flat(st.get('Action'))}")
+                acts = st.get("Action", []) if isinstance(st, dict) else []
+                acts = [acts] if isinstance(acts, str) else acts
+                if any(str(a).startswith("s3:") or str(a) == "*" for a in acts):
+                    self.problem(name, f"S3 actions outside the instance role's checked policies: {acts}")
 
     def ban_share(self, where, statements):
         """Bans shared across the fleet (src/server/bans.rs), and nothing wider.

@@ -420,6 +420,8 @@ expect_fail "check_cfn.py rejects s3:GetObject on the whole bucket" \
 expect_fail "check_cfn.py rejects a bans prefix other than lakeftpd's" mutate 's|lakeftpd/bans/|lakeftpd/ban/|g'
 expect_fail "check_cfn.py rejects s3:DeleteObject on the bans" \
     mutate 's|Action: \[s3:GetObject, s3:PutObject\]|Action: [s3:GetObject, s3:PutObject, s3:DeleteObject]|'
+expect_fail "check_cfn.py rejects S3 reads in the separate ops policy" \
+    mutate 's|^\(            Action: autoscaling:DescribeAutoScalingInstances\)$|            Action: [autoscaling:DescribeAutoScalingInstances, s3:GetObject]|'
 expect_fail "check_cfn.py rejects a rendered ban_share_prefix the role does not share" \
     mutate 's|^\(              metrics_interval   = 10s\)$|\1\n              ban_share_prefix   = fleet/bans/|'
 expect_fail "check_cfn.py rejects an unconditional Glue table" mutate '/GlueRawTable:/,/Condition:/s/Condition: GlueOn/Condition: BucketOwned/'
