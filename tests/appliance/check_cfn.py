@@ -31,6 +31,13 @@ Ranges (AWS documentation, see README.md ("Deploy on AWS")):
   tag, nothing else of EC2); the pool tag on instances and interfaces; every
   load balancer resource only in nlb; the health port from the VPC (nlb) or
   Route 53's prefix list (direct with DNS).
+- Bans shared across the fleet (issue 21, src/server/bans.rs): the role's
+  policy lakeftpd-ban-share grants exactly s3:ListBucket on the bucket with
+  an s3:prefix condition naming the bans prefix, and s3:GetObject and
+  s3:PutObject on BUCKET/PREFIX*, PREFIX being lakeftpd's
+  DEFAULT_BAN_SHARE_PREFIX (src/limits.rs) and the user-data's
+  ban_share_prefix if it renders one; the data prefix stays write-only and
+  its default apart from the bans; no S3 action in a separate IAM policy.
 
 usage: check_cfn.py TEMPLATE
 """
@@ -63,6 +70,18 @@ def lakeftpd_default_key():
 
 
 HIVE_KEY = lakeftpd_default_key()
+
+
+def lakeftpd_ban_share_prefix():
+    """src/limits.rs DEFAULT_BAN_SHARE_PREFIX: the bans the role may share."""
+    with open(os.path.join(REPO, "src/limits.rs")) as f:
+        m = re.search(r'pub const DEFAULT_BAN_SHARE_PREFIX: &str = "([^"]+)";', f.read())
+    return m.group(1) if m else None
+
+
+# Bans shared across the fleet (issue 21): the role's own policy for them.
+BAN_PREFIX = lakeftpd_ban_share_prefix()
+BAN_POLICY = "lakeftpd-ban-share"
 # The Java date pattern of the key template's dt part.
 DT_FORMAT = "yyyy-MM-dd"
 S3_ACTIONS = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
@@ -256,9 +275,14 @@ class Checker(OpsChecks):
 
     def iam(self):
         for name, props in self.resources("AWS::IAM::Role"):
+            shares = 0
             for pol in props.get("Policies", []):
                 if isinstance(pol, Tagged):
                     continue  # the claim's policy, under Direct: claim_iam()
+                if pol.get("PolicyName") == BAN_POLICY:
+                    shares += 1
+                    self.ban_share(f"{name}.{BAN_POLICY}", pol.get("PolicyDocument", {}).get("Statement", []))
+                    continue
                 for st in pol.get("PolicyDocument", {}).get("Statement", []):
                     if isinstance(st, Tagged) and st.tag == "If":
                         # FTPS: read the certificate and key objects, nothing else.
@@ -276,6 +300,74 @@ class Checker(OpsChecks):
                     res = res.value if isinstance(res, Tagged) else res
                     if not (isinstance(res, str) and res.endswith("/${S3Prefix}*")):
                         self.problem(name, f"S3 resource {res!r} is not limited to the bucket prefix")
+            if shares != 1:
+                self.problem(name, f"want one policy {BAN_POLICY} (bans shared across the fleet), found {shares}")
+        # S3 permissions only in the role's inline policies checked above.
+        for name, props in self.resources("AWS::IAM::Policy"):
+            for st in props.get("PolicyDocument", {}).get("Statement", []):
+                acts = st.get("Action", []) if isinstance(st, dict) else []
+                acts = [acts] if isinstance(acts, str) else acts
+                if any(str(a).startswith("s3:") or str(a) == "*" for a in acts):
+                    self.problem(name, f"S3 actions outside the instance role's checked policies: {acts}")
+
+    def ban_share(self, where, statements):
+        """Bans shared across the fleet (src/server/bans.rs), and nothing wider.
+
+        Exactly: s3:ListBucket on the bucket, only with an s3:prefix
+        condition naming the bans prefix (ListObjectsV2 prefix=PREFIX), and
+        s3:GetObject and s3:PutObject on PREFIX* (the conditional reads and
+        writes). PREFIX is lakeftpd's ban_share_prefix default, which the
+        user-data must leave alone (or render as the same text).
+        """
+        if BAN_PREFIX is None:
+            return self.problem("src/limits.rs", "DEFAULT_BAN_SHARE_PREFIX not found")
+        bucket = "arn:${AWS::Partition}:s3:::${S3Bucket}"
+        listing = objects = 0
+        for st in statements:
+            if not isinstance(st, dict) or st.get("Effect") != "Allow" or {"NotAction", "NotResource"} & set(st):
+                self.problem(where, f"want plain Allow statements: {flat(st)}")
+                continue
+            actions = st.get("Action", [])
+            actions = sorted([actions] if isinstance(actions, str) else actions)
+            res = st.get("Resource")
+            res = res.value if isinstance(res, Tagged) and res.tag == "Sub" else res
+            cond = st.get("Condition")
+            if actions == ["s3:ListBucket"]:
+                listing += 1
+                if res != bucket:
+                    self.problem(where, f"s3:ListBucket on {flat(res)}, want the bucket {bucket}")
+                if not self.bans_prefix_condition(cond):
+                    self.problem(where, f"s3:ListBucket needs the condition StringEquals s3:prefix {BAN_PREFIX} (or StringLike {BAN_PREFIX}*), alone: {flat(cond)}")
+            elif actions == ["s3:GetObject", "s3:PutObject"]:
+                objects += 1
+                if res != f"{bucket}/{BAN_PREFIX}*":
+                    self.problem(where, f"s3:GetObject, s3:PutObject on {flat(res)}, want {bucket}/{BAN_PREFIX}* (lakeftpd's ban_share_prefix)")
+                if cond is not None:
+                    self.problem(where, f"unexpected condition on the bans objects: {flat(cond)}")
+            else:
+                self.problem(where, f"actions {actions}: want s3:ListBucket alone, then s3:GetObject and s3:PutObject")
+        if (listing, objects) != (1, 1):
+            self.problem(where, f"want one listing and one objects statement, found {listing} and {objects}")
+        ud = getattr(self, "ud_keys", {})
+        if ud.get("ban_share_prefix", BAN_PREFIX) != BAN_PREFIX:
+            self.problem("UserData", f"ban_share_prefix = {ud['ban_share_prefix']}, but the role shares {BAN_PREFIX}")
+        if ud.get("ban_share_interval") == "off":
+            self.problem("UserData", f"ban_share_interval = off: drop {BAN_POLICY} too")
+        data = str(self.params.get("S3Prefix", {}).get("Default", ""))
+        if data.startswith(BAN_PREFIX) or BAN_PREFIX.startswith(data):
+            self.problem("S3Prefix", f"Default {data!r} overlaps the bans prefix {BAN_PREFIX!r} (uploads would be read as bans)")
+
+    def bans_prefix_condition(self, cond):
+        """One operator, one key s3:prefix, values that name the bans prefix alone."""
+        if not isinstance(cond, dict) or len(cond) != 1:
+            return False
+        (op, keys), = cond.items()
+        if not isinstance(keys, dict) or set(keys) != {"s3:prefix"}:
+            return False
+        values = keys["s3:prefix"]
+        values = set([values] if isinstance(values, str) else values or [])
+        allowed = {"StringLike": {BAN_PREFIX, BAN_PREFIX + "*"}, "StringEquals": {BAN_PREFIX}}.get(op, set())
+        return bool(values) and values <= allowed
 
     def security_groups(self):
         for name, props in self.resources("AWS::EC2::SecurityGroup"):

@@ -410,6 +410,20 @@ expect_fail "check_cfn.py rejects idle timeout min 30" \
     mutate '/IdleTimeoutSeconds:/,/Description/s/MinValue: 60$/MinValue: 30/'
 expect_fail "check_cfn.py rejects optional IMDS tokens" mutate 's/HttpTokens: required/HttpTokens: optional/'
 expect_fail "check_cfn.py rejects s3:GetObject" mutate 's/- s3:PutObject$/- s3:GetObject/'
+# Bans shared across the fleet (issue 21): the bans prefix alone, and lakeftpd's.
+expect_fail "check_cfn.py rejects s3:ListBucket without the bans prefix condition" \
+    mutate '/Sid: ListBans/,/Sid: ReadWriteBans/{/Condition:/d;/"s3:prefix"/d}'
+expect_fail "check_cfn.py rejects s3:ListBucket on any prefix" \
+    mutate 's|StringEquals: {"s3:prefix": "lakeftpd/bans/"}|StringLike: {"s3:prefix": "*"}|'
+expect_fail "check_cfn.py rejects s3:GetObject on the whole bucket" \
+    mutate 's|:s3:::${S3Bucket}/lakeftpd/bans/\*$|:s3:::${S3Bucket}/*|'
+expect_fail "check_cfn.py rejects a bans prefix other than lakeftpd's" mutate 's|lakeftpd/bans/|lakeftpd/ban/|g'
+expect_fail "check_cfn.py rejects s3:DeleteObject on the bans" \
+    mutate 's|Action: \[s3:GetObject, s3:PutObject\]|Action: [s3:GetObject, s3:PutObject, s3:DeleteObject]|'
+expect_fail "check_cfn.py rejects S3 reads in the separate ops policy" \
+    mutate 's|^\(            Action: autoscaling:DescribeAutoScalingInstances\)$|            Action: [autoscaling:DescribeAutoScalingInstances, s3:GetObject]|'
+expect_fail "check_cfn.py rejects a rendered ban_share_prefix the role does not share" \
+    mutate 's|^\(              metrics_interval   = 10s\)$|\1\n              ban_share_prefix   = fleet/bans/|'
 expect_fail "check_cfn.py rejects an unconditional Glue table" mutate '/GlueRawTable:/,/Condition:/s/Condition: GlueOn/Condition: BucketOwned/'
 expect_fail "check_cfn.py rejects projection off" mutate 's/projection.enabled: "true"/projection.enabled: "false"/'
 expect_fail "check_cfn.py rejects a non-date dt projection" mutate 's/projection.dt.type: date/projection.dt.type: integer/'
