@@ -491,6 +491,11 @@ impl Delivery {
     /// `keep_local = off`: the home copy goes once S3 has the file, if it is
     /// still the file that was uploaded (not replaced by a newer upload).
     fn remove_home_copy(&self, meta: &Meta) {
+        // No upload is renamed over the name between the check and the
+        // removal (storage/upload.rs, PLACING).
+        let _placing = crate::storage::upload::PLACING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         match std::fs::symlink_metadata(&meta.home_file) {
             Ok(m) if spool::file_id(&m) == meta.home_id => {
                 if let Err(e) = std::fs::remove_file(&meta.home_file) {

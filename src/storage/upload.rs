@@ -23,6 +23,15 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// Held while an upload is renamed into its final name, and while
+/// `keep_local = off` checks that a name still holds the delivered file and
+/// removes it (delivery/mod.rs, `remove_home_copy`): without it, a newer
+/// upload renamed over the name between the check and the removal was
+/// removed instead (seen as `451 local error while queueing for S3` when a
+/// device stored the same name again at once). Held for one rename, or one
+/// stat and one unlink: never across a flush.
+pub static PLACING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub struct TempUpload {
     /// The user's home: the directory is reopened beneath it to commit.
     home: PathBuf,
@@ -208,7 +217,12 @@ impl TempUpload {
             drop(file);
             let (dir, name) = split(&target)?;
             let dir = jail::open_dir(&home, dir)?;
-            rustix::fs::renameat(&dir, name_of(&temp)?, &dir, name)?;
+            {
+                // Under PLACING: `keep_local = off` removes a delivered home
+                // copy by name once it checked the name still holds it.
+                let _placing = PLACING.lock().unwrap_or_else(|p| p.into_inner());
+                rustix::fs::renameat(&dir, name_of(&temp)?, &dir, name)?;
+            }
             // The rename is durable only once the directory is (fsync(2)).
             durable::sync_dir_fd(&dir)
         })
