@@ -7,6 +7,7 @@
 #   tests/bench/run.sh --only lakeftpd|lakeftpd-s3|lakeftpd-s3-disk|vsftpd|pure-ftpd   # one server of the full run
 #   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios "storm bulk"   # a subset
 #   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios tls    # FTPS only
+#   tests/bench/run.sh --only "lakeftpd vsftpd" --scenarios tlsmatrix   # FTPS by certificate and TLS version
 #
 # Scenarios: idle upload storm bulk (plain FTP) and tls: explicit FTPS
 # (AUTH TLS, PROT P, data connections resuming the control session) with a
@@ -15,6 +16,15 @@
 # (RSA 2048, self-signed) is made with openssl at run time; vsftpd runs
 # with ssl_enable=YES and its default require_ssl_reuse=YES, lakeftpd with
 # tls = required and its default tls_session_reuse = required.
+#
+# tlsmatrix (issue 19): FTPS for each certificate (ECDSA P-256, RSA 2048)
+# and TLS version (1.2, 1.3; the client offers only that one), a fresh
+# server each: C = 50 devices uploading in a closed loop (the saturated
+# rate), then the same devices in an open loop at 50 % and 80 % of the
+# rate that server itself just reached (p99 from each scheduled start);
+# and memory per idle TLS session for each version. Passive mode (what
+# devices behind NAT use); BENCH_TLS_MODES="passive active" adds active,
+# BENCH_TLS_SECS (default 15) sets the seconds per row.
 #
 # lakeftpd-s3 is lakeftpd with `ack = s3` against a local s3s-fs (started
 # here on loopback, its root on tmpfs): device uploads at C = 50 only; the
@@ -47,7 +57,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 MODE=full
 ONLY=""
-SCENARIOS="idle upload storm bulk tls"
+SCENARIOS="idle upload storm bulk tls tlsmatrix"
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) MODE=smoke ;;
@@ -144,6 +154,9 @@ if [ "$MODE" = smoke ]; then
     STORM_N=200; STORM_USERS=2; STORM_PROCS=2
     BULK_BYTES=$((16 << 20))
     TLS_IDLE_N=20; TLS_LOGIN_C=5; TLS_UP_CS=5; TLS_SECS=2; TLS_RATE=20; TLS_BULK_BYTES=$((4 << 20))
+    # The matrix in seconds: TLS 1.2 (what the tls rows do not cover), one
+    # certificate, one mode, 1 s per row.
+    MATRIX_CERTS="rsa-2048"; MATRIX_VERSIONS="1.2"; MATRIX_MODES="passive"; MATRIX_SECS=1
     SERVERS="lakeftpd lakeftpd-s3 lakeftpd-s3-disk"
     FAIL="--fail-on-error"
 else
@@ -153,10 +166,13 @@ else
     STORM_N=10000; STORM_USERS=100; STORM_PROCS=4
     BULK_BYTES=${BENCH_BULK_BYTES:-$((1 << 30))}
     TLS_IDLE_N=1000; TLS_LOGIN_C=50; TLS_UP_CS=50; TLS_SECS=15; TLS_RATE=80; TLS_BULK_BYTES=$((256 << 20))
+    MATRIX_CERTS="ecdsa-p256 rsa-2048"; MATRIX_VERSIONS="1.2 1.3"
+    MATRIX_MODES="${BENCH_TLS_MODES:-passive}"; MATRIX_SECS=${BENCH_TLS_SECS:-15}
     SERVERS="lakeftpd lakeftpd-s3 lakeftpd-s3-disk vsftpd pure-ftpd"
     FAIL=""
 fi
 [ -n "$ONLY" ] && SERVERS="$ONLY"
+MATRIX_PCTS="50 80"
 has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 NUSERS=$STORM_USERS
 
@@ -260,6 +276,15 @@ TLS_ON=0           # 1: the next server starts with FTPS configured
 # A second pair, ECDSA P-256 (what ACM also issues), for the FTPS uploads
 # again: the handshake's signature is most of an FTPS upload's CPU.
 TLS_CERT="$WORK/tls/cert.pem"; TLS_KEY="$WORK/tls/key.pem"; CERT_TAG=
+# More fields for the JSON lines of the tlsmatrix scenario ('"k":v,' ...).
+TAGS_JSON=""
+use_cert() {
+    case $1 in
+        rsa-2048) TLS_CERT="$WORK/tls/cert.pem"; TLS_KEY="$WORK/tls/key.pem" ;;
+        ecdsa-p256) TLS_CERT="$WORK/tls/ec-cert.pem"; TLS_KEY="$WORK/tls/ec-key.pem" ;;
+        *) die "unknown certificate $1" ;;
+    esac
+}
 make_cert() {
     mkdir -p "$WORK/tls"
     [ -s "$WORK/tls/cert.pem" ] && [ -s "$WORK/tls/ec-cert.pem" ] && return 0
@@ -388,6 +413,10 @@ force_local_data_ssl=YES
 require_ssl_reuse=YES
 allow_anon_ssl=NO
 EOF
+        # Debian's default ssl_ciphers is ECDHE-RSA-AES256-GCM-SHA384 alone:
+        # with an ECDSA key no TLS 1.2 suite would match (TLS 1.3 suites are
+        # set apart). Its ECDSA twin, for the ECDSA certificate.
+        [ "$TLS_CERT" != "$WORK/tls/ec-cert.pem" ] || echo "ssl_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384"
     fi
     } > "$WORK/vsftpd.conf"
     launch env LD_LIBRARY_PATH="$BENCH_CACHE/root/usr/lib/x86_64-linux-gnu" \
@@ -428,7 +457,7 @@ run_lg() {
     local server=$1 bound=$2; shift 2
     local line
     line=$(timeout --kill-after=10 "$bound" "$LOADGEN" "$@" --label "$server" $FAIL \
-        | sed "s/^{/{${CERT_TAG:+\"cert\":\"$CERT_TAG\",}/") || {
+        | sed "s/^{/{${CERT_TAG:+\"cert\":\"$CERT_TAG\",}${TAGS_JSON}/") || {
         local rc=$?
         echo "$line" | sed '/^$/d' >> "$OUT/results.jsonl"
         [ -n "$FAIL" ] && die "$server: loadgen $1 failed (exit $rc): $line"
@@ -538,6 +567,7 @@ bench_server() {
     done
     use_homes tmpfs
     if has tls && [ "$server" != pure-ftpd ]; then bench_tls "$server" "$port"; fi
+    if has tlsmatrix && [ "$server" != pure-ftpd ]; then bench_tls_matrix "$server" "$port"; fi
 }
 
 # Explicit FTPS against a fresh server configured for it (TLS_ON=1).
@@ -590,6 +620,57 @@ bench_tls() {
     annotate tls
     TLS_CERT="$WORK/tls/cert.pem"; TLS_KEY="$WORK/tls/key.pem"; CERT_TAG=
     TLS_ON=0
+    rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
+}
+
+# The uploads per second of the last result line (0 if it saw errors).
+last_per_s() {
+    tail -1 "$OUT/results.jsonl" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(0 if r.get("errors") else r.get("per_s", 0))' 2>/dev/null || echo 0
+}
+
+# FTPS by certificate and TLS version (issue 19 point 7). A closed loop
+# that saturates the two cores says little about latency (Little's law:
+# mean latency = C / rate), so the latency figure is an open loop at 50 %
+# and 80 % of the rate this server reached in the closed loop just before.
+bench_tls_matrix() {
+    local server=$1 port=$2 user=lfbench cert ver mode c sat pct rate
+    local A="--addr $ADDR:$port --pass $PASS --src-ips 200"
+    make_cert
+    TLS_ON=1
+    use_cert rsa-2048; CERT_TAG=rsa-2048
+    for ver in $MATRIX_VERSIONS; do
+        TAGS_JSON="\"matrix\":1,\"tls_asked\":\"$ver\","
+        start_$server
+        log "$server: idle TLS $ver sessions N=$TLS_IDLE_N, pid $SERVER_PID"
+        run_lg "$server" 240 idle $A --tls-version "$ver" --user $user --n "$TLS_IDLE_N" --pid "$SERVER_PID" --hold 3 --secs 180 --timeout 60 --ramp 32
+        stop_server
+    done
+    for cert in $MATRIX_CERTS; do
+        use_cert "$cert"; CERT_TAG=$cert
+        for ver in $MATRIX_VERSIONS; do
+            start_$server
+            for mode in $MATRIX_MODES; do
+                for c in $TLS_UP_CS; do
+                    TAGS_JSON="\"matrix\":1,\"tls_asked\":\"$ver\",\"load_pct\":100,"
+                    log "$server: FTPS $cert TLS $ver uploads C=$c $mode, closed loop ($MATRIX_SECS s)"
+                    run_lg "$server" $((MATRIX_SECS + 90)) upload $A --tls-version "$ver" --user $user --c "$c" --secs "$MATRIX_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+                    settle
+                    sat=$(last_per_s)
+                    for pct in $MATRIX_PCTS; do
+                        rate=$(python3 -c "print(int(float('$sat') * $pct / 100))")
+                        [ "$rate" -gt 0 ] || continue
+                        TAGS_JSON="\"matrix\":1,\"tls_asked\":\"$ver\",\"load_pct\":$pct,"
+                        log "$server: FTPS $cert TLS $ver uploads C=$c $mode, open loop $rate/s ($pct % of $sat/s)"
+                        run_lg "$server" $((MATRIX_SECS + 90)) upload $A --tls-version "$ver" --user $user --c "$c" --rate "$rate" --secs "$MATRIX_SECS" --mode $mode --pid "$SERVER_PID" --timeout 30
+                        settle
+                    done
+                done
+            done
+            stop_server
+        done
+    done
+    annotate tlsmatrix
+    use_cert rsa-2048; CERT_TAG='' TAGS_JSON='' TLS_ON=0
     rm -rf "$WORK/lake" "$WORK/peer"/*/* 2>/dev/null || true
 }
 

@@ -20,6 +20,12 @@ def load(path):
             if line.startswith("{"):
                 try:
                     r = json.loads(line)
+                    # The FTPS matrix (certificate x TLS version, run.sh
+                    # tlsmatrix) has a table of its own.
+                    if r.get("matrix"):
+                        r["scenario"] = "matrix-" + r.get("scenario", "?")
+                        rows.append(r)
+                        continue
                     # FTPS rows ("tls": the negotiated version) are their
                     # own scenarios, beside the plain ones.
                     if r.get("tls") not in (None, "-"):
@@ -244,6 +250,7 @@ def render(rows, mode, title):
         row(name, "RETR MiB/s", [tb(s, "down_mib_s") for s in SERVERS])
         row(name, "STOR server CPU s/GiB", [tb(s, "up_cpu_s_per_gib") for s in SERVERS], "lower", 3)
         row(name, "RETR server CPU s/GiB", [tb(s, "down_cpu_s_per_gib") for s in SERVERS], "lower", 3)
+    matrix(rows, row, out)
     errs = [r for r in rows if r.get("errors")]
     if errs:
         out("")
@@ -252,6 +259,59 @@ def render(rows, mode, title):
             kinds = r.get("error_kinds") or r.get("shard_error_kinds")
             out(f"- {r.get('label')} {r.get('scenario')} n={r.get('n')} c={r.get('c')} {r.get('mode')}: {r.get('errors')} {json.dumps(kinds)}")
     print("\n".join(lines))
+
+
+def matrix(rows, row, out):
+    """The tlsmatrix rows: per certificate and TLS version (the version the
+    client offered alone), the saturated rate (closed loop) of each server
+    and the open loop at 50 % and 80 % of that server's own saturated rate."""
+    mx = [r for r in rows if r.get("matrix")]
+    if not mx:
+        return
+
+    def find(srv, scn, **kw):
+        for r in mx:
+            if r.get("label") == srv and r.get("scenario") == scn and all(r.get(k) == v for k, v in kw.items()):
+                return r
+        return None
+
+    def text(name, metric, cells):
+        out(f"| {name} | {metric} | " + " | ".join("–" if v is None else v for v in cells) + " | | |")
+
+    def vals(scn, field, **kw):
+        return [(find(s, scn, **kw) or {}).get(field) for s in SERVERS]
+
+    for ver in sorted({r["tls_asked"] for r in mx if r["scenario"] == "matrix-idle"}):
+        for n in sorted({r["n"] for r in mx if r["scenario"] == "matrix-idle" and r["tls_asked"] == ver}):
+            name = f"FTPS TLS {ver} idle N={n:,}"
+            row(name, "KiB/session (Pss at N − Pss at 0) / N",
+                vals("matrix-idle", "kib_per_session", tls_asked=ver, n=n), "lower")
+            text(name, "held / errors", [None if r is None else f"{r.get('ok', 0):,} / {r.get('errors', 0):,}"
+                                         for r in (find(s, "matrix-idle", tls_asked=ver, n=n) for s in SERVERS)])
+    combos = sorted({(r.get("cert"), r["tls_asked"], r["mode"], r["c"]) for r in mx if r["scenario"] == "matrix-upload"})
+    pcts = sorted({r["load_pct"] for r in mx if r["scenario"] == "matrix-upload" and r["load_pct"] < 100})
+    for cert, ver, m, c in combos:
+        name = f"FTPS {cert}, TLS {ver}, C={c:,} {m}"
+        kw = dict(cert=cert, tls_asked=ver, mode=m, c=c)
+        text(name, "TLS version negotiated", vals("matrix-upload", "tls", load_pct=100, **kw))
+        row(name, "saturated uploads/s (closed loop)", vals("matrix-upload", "per_s", load_pct=100, **kw))
+        row(name, "closed loop p99 ms", vals("matrix-upload", "p99_ms", load_pct=100, **kw), "lower", 2)
+        cpu = vals("matrix-upload", "server_cpu_s", load_pct=100, **kw)
+        ok = vals("matrix-upload", "ok", load_pct=100, **kw)
+        row(name, "server CPU ms per upload", [None if not a or not b else a * 1000 / b for a, b in zip(cpu, ok)], "lower", 2)
+        row(name, "load generator CPU s (one thread)", vals("matrix-upload", "loadgen_cpu_s", load_pct=100, **kw), "lower", 2)
+        # Each server at its own rate: no ratio between the columns.
+        for pct in pcts:
+            def cells(field, nd=1):
+                return [None if v is None else fmt(v, nd) for v in vals("matrix-upload", field, load_pct=pct, **kw)]
+            text(name, f"open loop at {pct} % of its own saturated rate: uploads/s asked", cells("rate"))
+            text(name, f"open loop at {pct} %: uploads/s done", cells("per_s"))
+            text(name, f"open loop at {pct} %: p50 ms", cells("p50_ms", 2))
+            text(name, f"open loop at {pct} %: p99 ms", cells("p99_ms", 2))
+        errs = [sum(r.get("errors", 0) for r in mx if r.get("label") == s and r["scenario"] == "matrix-upload"
+                    and all(r.get(k) == v for k, v in kw.items())) for s in SERVERS]
+        row(name, "errors (all loads)", [e if any(r.get("label") == s for r in mx) else None
+                                         for e, s in zip(errs, SERVERS)], "lower")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@
 //! Common: --src-ips K (source addresses 127.0.1.1.. spread), --timeout S,
 //!         --fail-on-error (exit 1 when any error was seen),
 //!         --tls (explicit FTPS, RFC 4217: AUTH TLS, PBSZ 0, PROT P; data
-//!         connections resume the control connection's TLS session).
+//!         connections resume the control connection's TLS session),
+//!         --tls-version 1.2|1.3 (--tls offering that version only).
 
 mod tls;
 
@@ -107,7 +108,7 @@ fn parse_args() -> Result<Opts, String> {
             continue;
         }
         if flag == "--tls" {
-            o.tls = Some(tls::base_config());
+            o.tls = Some(tls::base_config(&tls::versions(None)?));
             continue;
         }
         let v = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -133,6 +134,8 @@ fn parse_args() -> Result<Opts, String> {
             "--label" => o.label = v,
             "--ramp" => o.ramp = num(&v)?.max(1) as usize,
             "--rate" => o.rate = num(&v)?,
+            // Implies --tls, offering that version only.
+            "--tls-version" => o.tls = Some(tls::base_config(&tls::versions(Some(&v))?)),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

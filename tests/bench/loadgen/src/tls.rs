@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Resumption entries per device session (one control session; TLS 1.3
-/// tickets are used once each, and a session makes at most two transfers).
+/// tickets are used once each, and a session makes at most two transfers;
+/// TLS 1.2 keeps one session per server name, reused by every transfer).
 const SESSIONS_PER_DEVICE: usize = 8;
 
 /// Accepts any certificate chain (the benchmark's is self-signed) but
@@ -77,11 +78,27 @@ impl ServerCertVerifier for AcceptTestCert {
     }
 }
 
-/// The client configuration every device session starts from.
-pub fn base_config() -> Arc<ClientConfig> {
+/// The TLS versions the client offers: both (the server picks 1.3), or
+/// one only (`--tls-version`), as a device whose stack knows only one.
+pub fn versions(
+    only: Option<&str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    match only {
+        None => Ok(rustls::DEFAULT_VERSIONS.to_vec()),
+        Some("1.2") => Ok(vec![&rustls::version::TLS12]),
+        Some("1.3") => Ok(vec![&rustls::version::TLS13]),
+        Some(v) => Err(format!("--tls-version: 1.2 or 1.3, not {v}")),
+    }
+}
+
+/// The client configuration every device session starts from. TLS 1.2
+/// sessions resume as TLS 1.3 ones do: each device's store (below) keeps
+/// the control connection's session, and rustls offers its session id and
+/// ticket (RFC 5246 §7.4.1.2, RFC 5077) on the data connections.
+pub fn base_config(versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("ring supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptTestCert(provider)))
