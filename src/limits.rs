@@ -39,6 +39,19 @@ pub const TRANSFER_BUFFER: usize = 64 * 1024;
 /// upload never reaches it; a 256 MiB one makes 32 calls.
 pub const WRITEBACK_CHUNK: u64 = 8 << 20;
 
+/// Levels climbed from a directory to find the top of its filesystem (the
+/// descriptor kept for its syncfs, storage/barrier.rs): a path of
+/// `MAX_PATH` bytes has fewer than 500 levels.
+pub const MAX_PATH_DEPTH: usize = MAX_PATH / 2;
+
+/// How long the leader of a shared syncfs waits for more uploads to join
+/// it, when the last one covered several (storage/barrier.rs): fewer,
+/// larger flushes at 50 devices for at most this much latency per flush. A
+/// lone device never waits. 0.5 ms: a flush on this machine's disk (and an
+/// EBS round trip) takes 1–5 ms, a 4 KiB upload lands every ~0.5 ms at 50
+/// devices.
+pub const FLUSH_LINGER: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// Threads of the blocking pool (file I/O, fsync, password hashing). The
 /// `blocking` crate reads `BLOCKING_MAX_THREADS` once, at first use; its
 /// default of 500 threads is far more than two cores can use, and each

@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::delivery::credentials::Provider;
 use crate::limits::{MAX_S3_KEY, RETRY_BASE, RETRY_MAX};
 use crate::ops::metrics::{self, Metrics};
+use crate::storage::barrier::Barrier;
 use crate::storage::spool::{self, Meta, Spool};
 use crate::sys::{errno, random};
 use s3::{Client, Object};
@@ -81,13 +82,24 @@ pub struct Upload {
     pub client: SocketAddr,
     /// The path inside the user's home, with its leading `/`.
     pub path: String,
-    /// The durable home copy.
+    /// The home copy, renamed into place: durable once the barrier handed
+    /// over with it is flushed (hand_over does, with the spool entry).
     pub file: PathBuf,
     /// What the device said in `CLNT`: `x-amz-meta-clnt`.
     pub clnt: Option<String>,
     /// Its CRC64NVME, computed while it was received (`None`: a spool entry
     /// from a build before checksums).
     pub crc64nvme: Option<u64>,
+}
+
+/// A refusal still makes the home copy's rename durable: the file stays
+/// in the home whatever S3 is told.
+async fn refuse_after_flush(pending: Barrier, refusal: Refusal) -> Refusal {
+    if let Err(e) = smol::unblock(move || pending.flush()).await {
+        log::error!("flush after a refused delivery: {e}");
+        return Refusal::Local;
+    }
+    refusal
 }
 
 pub struct Delivery {
@@ -231,7 +243,14 @@ impl Delivery {
 
     /// Queues a durable upload; with `ack = s3` waits for S3 (see module
     /// doc). Returns the object key it is delivered under.
-    pub async fn hand_over(self: &Arc<Self>, upload: Upload) -> Result<String, Refusal> {
+    /// `pending` holds what makes the home copy durable (its rename): it is
+    /// flushed here together with the spool entry (one shared flush), on
+    /// every path, before this returns.
+    pub async fn hand_over(
+        self: &Arc<Self>,
+        upload: Upload,
+        pending: Barrier,
+    ) -> Result<String, Refusal> {
         let uploaded_ms = spool::now_ms();
         let time = Utc::from_unix((uploaded_ms / 1000) as i64);
         let uuid = keytemplate::uuid_v4();
@@ -244,7 +263,7 @@ impl Delivery {
             uuid: &uuid,
         });
         if key.len() > MAX_S3_KEY {
-            return Err(Refusal::KeyTooLong);
+            return Err(refuse_after_flush(pending, Refusal::KeyTooLong).await);
         }
         // SECURITY: every instance applies the bans it reads below
         // `ban_share_prefix` (server/bans.rs). A key template that puts a
@@ -256,7 +275,7 @@ impl Delivery {
                 upload.user,
                 upload.path
             );
-            return Err(Refusal::KeyReserved);
+            return Err(refuse_after_flush(pending, Refusal::KeyReserved).await);
         }
         let this = self.clone();
         let added = smol::unblock(move || {
@@ -278,7 +297,13 @@ impl Delivery {
                 Ack::Disk => spool::Keep::Durable,
                 Ack::S3 => spool::Keep::UntilDelivered,
             };
-            let id = this.spool.add(&meta.home_file, &meta, keep)?;
+            let mut pending = pending;
+            let id = this.spool.add(&meta.home_file, &meta, keep, &mut pending)?;
+            if let Err(e) = pending.flush() {
+                // Not known to be durable: no 226, and nothing queued.
+                let _ = this.spool.remove(&id);
+                return Err(e);
+            }
             Ok::<_, io::Error>((id, meta))
         })
         .await;

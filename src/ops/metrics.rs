@@ -36,6 +36,8 @@ macro_rules! metrics {
         impl Metrics {
             /// Every metric with its name, help text, kind and value.
             pub fn snapshot(&self) -> Vec<Sample> {
+                // Counted where the flushes are made, process-wide (storage/durable.rs).
+                self.flushes.store(crate::storage::durable::flushes(), Ordering::Relaxed);
                 vec![$(Sample {
                     name: stringify!($name),
                     help: concat!($($doc),+),
@@ -75,6 +77,8 @@ metrics! {
     Counter uploads_ok,
     /// Uploads that failed or were aborted.
     Counter uploads_failed,
+    /// Flushes made to keep uploads, the spool and directories durable (fsync of a file or directory, syncfs of a filesystem; each a round trip to the volume). flushes / uploads_ok is what an acknowledged upload costs.
+    Counter flushes,
     /// Downloads completed.
     Counter downloads_ok,
     /// Downloads that failed or were aborted.

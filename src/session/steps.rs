@@ -25,7 +25,7 @@ use crate::protocol::command::{self, Command, Type};
 use crate::protocol::listing::Format;
 use crate::protocol::reply::{Code, Reply};
 use crate::storage::jail::VirtualPath;
-use crate::storage::upload::TempUpload;
+use crate::storage::upload::{Placed, TempUpload};
 use crate::sys;
 use crate::sys::budget::FdPermit;
 use crate::tls::stream::Stream;
@@ -356,7 +356,7 @@ impl Session {
         // Stream mode marks the end of a file by closing the data
         // connection (RFC 959 §3.4.1), which a client that dies mid-upload
         // also does. A live client waits for our reply on the control
-        // connection; a dead one has closed it too. Look after the fsync,
+        // connection; a dead one has closed it too. Look after the flush,
         // which gives its FIN time to arrive: a partial file from a dead
         // client is never placed (nor delivered to S3).
         let synced = upload.sync().await;
@@ -364,12 +364,12 @@ impl Session {
         if synced.is_ok() && gone {
             return Err(Outcome::ClientGone(bytes));
         }
-        let committed = match synced {
-            Ok(()) => upload.commit().await,
+        let placed = match synced {
+            Ok(()) => upload.place().await,
             Err(e) => Err(e),
         };
-        let file = committed.map_err(|e| Outcome::NotDurable(bytes, e))?;
-        let s3_key = self.hand_over(file, crc64nvme, &to, bytes).await?;
+        let placed = placed.map_err(|e| Outcome::NotDurable(bytes, e))?;
+        let s3_key = self.hand_over(placed, crc64nvme, &to, bytes).await?;
         Ok(Done {
             bytes,
             last_data_byte,
@@ -378,17 +378,22 @@ impl Session {
         })
     }
 
-    /// S3 delivery: queues the durable file in the spool; with `ack = s3`
-    /// the 226 waits for S3 (delivery/mod.rs). Nothing to do without S3.
-    /// The object key it is queued under, for the transfer record.
+    /// Makes the placed upload durable and, with S3, queues it in the spool
+    /// in the same flush; with `ack = s3` the 226 waits for S3
+    /// (delivery/mod.rs). The object key it is queued under, for the
+    /// transfer record.
     async fn hand_over(
         &self,
-        file: PathBuf,
+        placed: Placed,
         crc64nvme: u64,
         to: &Destination,
         bytes: u64,
     ) -> Result<Option<String>, Outcome> {
+        let Placed { path, pending } = placed;
         let Some(delivery) = self.shared.delivery.clone() else {
+            smol::unblock(move || pending.flush())
+                .await
+                .map_err(|e| Outcome::NotDurable(bytes, e))?;
             return Ok(None);
         };
         let upload = crate::delivery::Upload {
@@ -396,12 +401,12 @@ impl Session {
             template: to.user.s3_key.clone(),
             client: self.client,
             path: to.virt.as_str().to_string(),
-            file,
+            file: path,
             clnt: self.client_name.as_deref().map(str::to_string),
             crc64nvme: Some(crc64nvme),
         };
         delivery
-            .hand_over(upload)
+            .hand_over(upload, pending)
             .await
             .map(Some)
             .map_err(|refusal| Outcome::Refused(bytes, refusal))

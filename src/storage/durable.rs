@@ -23,7 +23,28 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+
+/// Flush syscalls made so far (fsync of a file or directory, syncfs of a
+/// filesystem: each a round trip to the volume), for the `flushes` metric.
+static FLUSHES: AtomicU64 = AtomicU64::new(0);
+
+pub fn flushes() -> u64 {
+    FLUSHES.load(Ordering::Relaxed)
+}
+
+/// fsync(2) of `fd`, counted.
+pub fn fsync(fd: impl AsFd) -> io::Result<()> {
+    FLUSHES.fetch_add(1, Ordering::Relaxed);
+    rustix::fs::fsync(fd).map_err(io::Error::from)
+}
+
+/// syncfs(2) of the filesystem holding `fd`, counted.
+pub fn syncfs(fd: impl AsFd) -> io::Result<()> {
+    FLUSHES.fetch_add(1, Ordering::Relaxed);
+    rustix::fs::syncfs(fd).map_err(io::Error::from)
+}
 
 /// fsync of a directory: its entries (creations, removals, renames) are
 /// durable once this returns. Shared with concurrent callers on the same
@@ -43,12 +64,13 @@ pub fn sync_dir_fd(dir: impl AsFd) -> io::Result<()> {
     let stat = rustix::fs::fstat(&dir)?;
     let key = (stat.st_dev, stat.st_ino);
     let group = Groups::join(key);
-    let result = group.sync(dir);
+    let result = group.run(|| fsync(&dir));
     Groups::leave(key, group);
     result
 }
 
-/// The sync state of one directory.
+/// The state of one group commit (a directory's fsyncs, or a filesystem's
+/// syncfs in storage/barrier.rs).
 #[derive(Default)]
 struct GroupState {
     /// Callers so far; a caller's number is its ticket.
@@ -59,10 +81,15 @@ struct GroupState {
     running: bool,
     /// fsyncs run for this group (for the tests: fewer than callers).
     fsyncs: u64,
+    /// Callers the last successful run covered: more than one means others
+    /// are landing at the same time, and a leader that lingers gathers more.
+    last_batch: u64,
 }
 
+/// Callers that share flushes: each returns once a flush that started
+/// after it arrived has succeeded.
 #[derive(Default)]
-struct Group {
+pub struct Group {
     state: Mutex<GroupState>,
     done: Condvar,
 }
@@ -73,7 +100,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Group {
-    fn sync(&self, dir: impl AsFd) -> io::Result<()> {
+    /// Returns once a run of `flush` that *started* after this call has
+    /// succeeded: one caller at a time runs it (the leader); those arriving
+    /// meanwhile wait, and the next leader's single run covers all of them.
+    /// A failed run is not shared: each waiter then runs it itself.
+    pub fn run(&self, flush: impl Fn() -> io::Result<()>) -> io::Result<()> {
+        self.run_lingering(std::time::Duration::ZERO, flush)
+    }
+
+    /// `run`, and when the last run covered more than one caller (others
+    /// are landing too), the leader first waits `linger` for more to join
+    /// its run: fewer, larger flushes (PostgreSQL's `commit_delay`). A
+    /// lone caller never waits.
+    pub fn run_lingering(
+        &self,
+        linger: std::time::Duration,
+        flush: impl Fn() -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut state = lock(&self.state);
         state.requested += 1;
         let ticket = state.requested;
@@ -82,16 +125,23 @@ impl Group {
                 return Ok(());
             }
             if !state.running {
-                // Lead: one fsync for every ticket handed out so far.
+                // Lead: one flush for every ticket handed out before it starts.
                 state.running = true;
                 state.fsyncs += 1;
+                if state.last_batch > 1 && !linger.is_zero() {
+                    drop(state);
+                    std::thread::sleep(linger);
+                    state = lock(&self.state);
+                }
                 let covering = state.requested;
+                let batch = covering - state.synced;
                 drop(state);
-                let result = rustix::fs::fsync(&dir).map_err(io::Error::from);
+                let result = flush();
                 state = lock(&self.state);
                 state.running = false;
                 if result.is_ok() {
                     state.synced = state.synced.max(covering);
+                    state.last_batch = batch;
                 }
                 self.done.notify_all();
                 return result;
@@ -159,7 +209,7 @@ pub fn create_dir_at(parent: impl AsFd, name: &std::ffi::OsStr, mode: u32) -> io
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    rustix::fs::fsync(&made)?;
+    fsync(&made)?;
     sync_dir_fd(&parent)
 }
 
@@ -229,7 +279,7 @@ pub fn write_file_with(
             .mode(mode)
             .open(&temp)?;
         fill(&mut out)?;
-        out.sync_all()?;
+        fsync(&out)?;
         drop(out);
         fs::rename(&temp, path)?;
         sync_dir(parent(path))
@@ -307,7 +357,12 @@ mod tests {
         let callers: Vec<_> = (0..8)
             .map(|_| {
                 let (group, dir) = (group.clone(), dir.clone());
-                std::thread::spawn(move || group.sync(File::open(&dir).unwrap()).unwrap())
+                std::thread::spawn(move || {
+                    let dir = File::open(&dir).unwrap();
+                    group
+                        .run(|| rustix::fs::fsync(&dir).map_err(io::Error::from))
+                        .unwrap()
+                })
             })
             .collect();
         while lock(&group.state).requested < 8 {

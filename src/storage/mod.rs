@@ -2,6 +2,7 @@
 //! uploads (temp → fsync → rename), directory changes made durable, and the spool that holds uploads until
 //! S3 has them.
 
+pub mod barrier;
 pub mod beneath;
 pub mod dirs;
 pub mod durable;

@@ -6,11 +6,15 @@
 //!   no copy), or, when the spool is on another filesystem, a copy written to
 //!   a temporary, fsync'd and renamed;
 //! - `ID.meta`: the sidecar (user, client, time, path, size, CRC64NVME,
-//!   object key),
-//!   written to a temporary, fsync'd and renamed *after* the data is in place,
-//!   then the directory is fsync'd (storage/durable.rs `write_file`).
+//!   object key), written *after* the data is in place and ending in an
+//!   `end` line; the caller's barrier then makes both durable with the
+//!   spool directory (storage/barrier.rs: one shared syncfs on ext4/XFS,
+//!   else fsync of the sidecar, then of the directory).
 //!
-//! The sidecar is the commit record: an entry exists once `ID.meta` does. A
+//! The sidecar is the commit record: an entry exists once a complete
+//! `ID.meta` does. One without its `end` line was cut by a power loss
+//! before its flush ended (so its upload had no 226) and goes at replay,
+//! with its data. A
 //! `.data` without its `.meta` (a crash in between, or an `ack = s3` entry
 //! whose upload had no 226 yet: `Keep::UntilDelivered`) was never
 //! acknowledged and is removed at replay; so are temporaries. Delivered entries are removed
@@ -18,10 +22,11 @@
 //! adds a file after `TempUpload::commit`.
 
 use crate::limits::{MAX_SIDECAR, TEMP_PREFIX};
+use crate::storage::barrier::{Barrier, Started};
 use crate::storage::durable;
 use crate::sys::{errno, random};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,10 +59,14 @@ pub struct Meta {
     pub key: String,
 }
 
-const MAGIC: &str = "lakeftpd-spool 2";
-/// Sidecars of the previous version are still read (a spool survives an
-/// upgrade): the same fields without the checksum and client name.
+const MAGIC: &str = "lakeftpd-spool 3";
+/// Sidecars of earlier versions are still read (a spool survives an
+/// upgrade): version 2 has no `end` line (it was written to a temporary and
+/// renamed, whole or not at all); version 1 neither checksum nor client name.
+const MAGIC_V2: &str = "lakeftpd-spool 2";
 const MAGIC_V1: &str = "lakeftpd-spool 1";
+/// The last line of a version 3 sidecar: it was written whole.
+const END: &str = "end";
 
 /// Escapes `%`, CR and LF so a value stays on its line.
 fn escape(value: &str) -> String {
@@ -89,7 +98,7 @@ fn unescape(value: &str) -> String {
 impl Meta {
     pub fn format(&self) -> String {
         format!(
-            "{MAGIC}\nuser={}\nclient={}\nuploaded_ms={}\npath={}\nhome_file={}\nhome_id={}\nsize={}\n{}{}key={}\n",
+            "{MAGIC}\nuser={}\nclient={}\nuploaded_ms={}\npath={}\nhome_file={}\nhome_id={}\nsize={}\n{}{}key={}\n{END}\n",
             escape(&self.user),
             escape(&self.client),
             self.uploaded_ms,
@@ -110,14 +119,23 @@ impl Meta {
     pub fn parse(text: &str) -> Result<Meta, String> {
         let mut lines = text.lines();
         let version = match lines.next() {
-            Some(MAGIC) => 2,
+            Some(MAGIC) => 3,
+            Some(MAGIC_V2) => 2,
             Some(MAGIC_V1) => 1,
-            _ => return Err("not a lakeftpd spool sidecar (version 1 or 2)".into()),
+            _ => return Err("not a lakeftpd spool sidecar (version 1 to 3)".into()),
         };
+        let mut ended = false;
         let (mut user, mut client, mut uploaded_ms, mut path) = (None, None, None, None);
         let (mut home_file, mut home_id, mut size, mut key) = (None, None, None, None);
         let (mut crc64nvme, mut clnt) = (None, None);
         for line in lines {
+            if ended {
+                return Err("a line after `end`".into());
+            }
+            if version >= 3 && line == END {
+                ended = true;
+                continue;
+            }
             let (name, value) = line
                 .split_once('=')
                 .ok_or_else(|| format!("bad line `{line}`"))?;
@@ -144,6 +162,9 @@ impl Meta {
                 _ => return Err(format!("unknown field `{name}`")),
             }
         }
+        if version >= 3 && !ended {
+            return Err("no `end` line: written partly".into());
+        }
         let missing = |name: &str| format!("missing `{name}`");
         Ok(Meta {
             user: user.ok_or_else(|| missing("user"))?,
@@ -158,6 +179,14 @@ impl Meta {
             key: key.ok_or_else(|| missing("key"))?,
         })
     }
+}
+
+/// A sidecar cut short by a power loss: written by this version (or not
+/// recognisable at all, as an empty or zero-filled file is) without its
+/// `end` line. Its flush never finished, so its upload got no 226.
+fn is_partial(text: &str) -> bool {
+    let older = text.starts_with(MAGIC_V1) || text.starts_with(MAGIC_V2);
+    !older && !text.ends_with(&format!("\n{END}\n"))
 }
 
 /// `DEV:INODE` of a file: its identity for `Meta::home_id`.
@@ -251,12 +280,17 @@ impl Spool {
         Ok(fs::metadata(&self.dir)?.dev() == fs::metadata(path)?.dev())
     }
 
-    /// Queues the durable file `file` (blocking). Returns the entry's id once
-    /// it is kept as `keep` asks (`Keep::Durable`: data and sidecar
-    /// durable). On error nothing is left in the spool. The data's link and
-    /// the sidecar share one sync of the spool directory, itself shared with
-    /// concurrent adds (storage/durable.rs).
-    pub fn add(&self, file: &Path, meta: &Meta, keep: Keep) -> io::Result<String> {
+    /// Queues the durable file `file` (blocking). Returns the entry's id;
+    /// with `Keep::Durable` the entry is durable once `pending` is flushed
+    /// (the caller's barrier, which also holds the upload's rename: one
+    /// flush for both). On error nothing is left in the spool.
+    pub fn add(
+        &self,
+        file: &Path,
+        meta: &Meta,
+        keep: Keep,
+        pending: &mut Barrier,
+    ) -> io::Result<String> {
         let id = new_id();
         let data = self.data_path(&id);
         let mut data_guard = Cleanup(Some(data.clone()));
@@ -267,29 +301,44 @@ impl Spool {
             Err(e) => return Err(e),
         }
         if keep == Keep::Durable {
-            self.write_sidecar(&id, meta)?;
+            self.write_sidecar(&id, meta, pending)?;
         }
         data_guard.disarm();
         Ok(id)
     }
 
-    fn write_sidecar(&self, id: &str, meta: &Meta) -> io::Result<()> {
+    /// Writes `ID.meta` whole, to be made durable with the spool directory
+    /// by `pending`.
+    fn write_sidecar(&self, id: &str, meta: &Meta, pending: &mut Barrier) -> io::Result<()> {
         let sidecar = self.meta_path(id);
-        if let Err(e) = durable::write_file(&sidecar, meta.format().as_bytes(), 0o600) {
-            // The sidecar may be in place but not durable: undo, so the
-            // caller's error reply holds.
-            let _ = fs::remove_file(&sidecar);
-            return Err(e);
-        }
+        let mut guard = Cleanup(Some(sidecar.clone()));
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&sidecar)?;
+        out.write_all(meta.format().as_bytes())?;
+        pending.file(out);
+        pending.dir(File::open(&self.dir)?);
+        guard.disarm();
         Ok(())
     }
 
     /// Makes an entry added with `Keep::UntilDelivered` durable (blocking):
     /// `ack = s3` answered 451 after `s3_timeout`, and the file stays queued
-    /// across a restart. If delivery removed the entry meanwhile, the
-    /// sidecar is taken back (a sidecar without data would be set aside).
+    /// across a restart (its bytes were flushed before the rename). If
+    /// delivery removed the entry meanwhile, the sidecar is taken back (a
+    /// sidecar without data would be set aside).
     pub fn persist(&self, id: &str, meta: &Meta) -> io::Result<()> {
-        self.write_sidecar(id, meta)?;
+        let mut pending = Barrier::new(Started::now());
+        self.write_sidecar(id, meta, &mut pending)?;
+        if let Err(e) = pending.flush() {
+            // In place but not known to be durable: undo, so the caller's
+            // error holds.
+            let _ = fs::remove_file(self.meta_path(id));
+            return Err(e);
+        }
         if !self.data_path(id).exists() {
             // Ignore errors: delivery may have removed it too.
             let _ = fs::remove_file(self.meta_path(id));
@@ -327,6 +376,13 @@ impl Spool {
                 File::open(&path)?
                     .take(MAX_SIDECAR)
                     .read_to_string(&mut text)?;
+                if is_partial(&text) {
+                    log::warn!("spool: removing {id}: its sidecar was cut short by a power loss before its upload was acknowledged");
+                    fs::remove_file(&path)?;
+                    // Ignore errors: the data may never have been linked.
+                    let _ = fs::remove_file(self.data_path(id));
+                    continue;
+                }
                 let parsed = Meta::parse(&text);
                 match parsed {
                     Ok(meta) if self.data_path(id).exists() => entries.push((id.to_string(), meta)),
@@ -416,7 +472,13 @@ mod tests {
     /// (sidecar text, error substring, reason)
     const BAD: &[(&str, &str, &str)] = &[
         ("", "not a lakeftpd", "empty"),
-        ("lakeftpd-spool 3\n", "not a lakeftpd", "future version"),
+        ("lakeftpd-spool 4\n", "not a lakeftpd", "future version"),
+        (
+            "lakeftpd-spool 3\nuser=u\nclient=c\nuploaded_ms=1\npath=/p\nhome_file=/h\nhome_id=1:2\nsize=3\nkey=k\n",
+            "no `end`",
+            "cut short",
+        ),
+        ("lakeftpd-spool 3\nend\nuser=u\n", "after `end`", "a line after end"),
         (
             "lakeftpd-spool 1\ncrc64nvme=0000000000000001\n",
             "unknown field",
@@ -445,6 +507,48 @@ mod tests {
         }
     }
 
+    /// `Spool::add`, flushed as the session does.
+    fn add(spool: &Spool, file: &Path, keep: Keep) -> String {
+        let mut pending = Barrier::new(Started::now());
+        let id = spool.add(file, &meta(), keep, &mut pending).unwrap();
+        pending.flush().unwrap();
+        id
+    }
+
+    #[test]
+    fn version_2_sidecar_without_end_is_read() {
+        // Written by the build before `end` (temporary and rename): whole.
+        let text = meta()
+            .format()
+            .replace(MAGIC, MAGIC_V2)
+            .replace("end\n", "");
+        assert_eq!(Meta::parse(&text), Ok(meta()));
+        assert!(!is_partial(&text));
+    }
+
+    #[test]
+    fn a_sidecar_cut_short_goes_with_its_data_at_replay() {
+        // A power loss before the barrier's flush ended: the sidecar is
+        // partial (or empty), its upload never had a 226.
+        let dir = scratch("partial");
+        let spool = Spool::open(&dir.join("spool")).unwrap();
+        let whole = meta().format();
+        for (n, text) in [&whole[..whole.len() - 4], "", "\0\0\0\0"]
+            .iter()
+            .enumerate()
+        {
+            fs::write(spool.dir().join(format!("{n}-x.data")), b"hello").unwrap();
+            fs::write(spool.dir().join(format!("{n}-x.meta")), text).unwrap();
+        }
+        assert!(spool.replay().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(spool.dir()).unwrap().count(),
+            0,
+            "nothing set aside"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn scratch(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("lakeftpd-spool-{name}-{}", std::process::id()));
@@ -458,7 +562,7 @@ mod tests {
         let dir = scratch("cycle");
         let spool = Spool::open(&dir.join("spool")).unwrap();
         fs::write(dir.join("f"), b"hello").unwrap();
-        let id = spool.add(&dir.join("f"), &meta(), Keep::Durable).unwrap();
+        let id = add(&spool, &dir.join("f"), Keep::Durable);
         assert_eq!(fs::read(spool.data_path(&id)).unwrap(), b"hello");
         // Leftovers of a crash: a temporary and data without a sidecar.
         fs::write(spool.dir().join(format!("{TEMP_PREFIX}x")), b"").unwrap();
@@ -478,16 +582,12 @@ mod tests {
         let dir = scratch("volatile");
         let spool = Spool::open(&dir.join("spool")).unwrap();
         fs::write(dir.join("f"), b"hello").unwrap();
-        let id = spool
-            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
-            .unwrap();
+        let id = add(&spool, &dir.join("f"), Keep::UntilDelivered);
         assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 1);
         assert!(spool.replay().unwrap().is_empty());
         assert!(!spool.data_path(&id).exists());
         // Delivered before a restart: removing it needs no sidecar.
-        let id = spool
-            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
-            .unwrap();
+        let id = add(&spool, &dir.join("f"), Keep::UntilDelivered);
         spool.remove(&id).unwrap();
         assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
         fs::remove_dir_all(&dir).unwrap();
@@ -499,16 +599,12 @@ mod tests {
         let dir = scratch("persist");
         let spool = Spool::open(&dir.join("spool")).unwrap();
         fs::write(dir.join("f"), b"hello").unwrap();
-        let id = spool
-            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
-            .unwrap();
+        let id = add(&spool, &dir.join("f"), Keep::UntilDelivered);
         spool.persist(&id, &meta()).unwrap();
         assert_eq!(spool.replay().unwrap(), vec![(id.clone(), meta())]);
         spool.remove(&id).unwrap();
         // Delivered (removed) before the persist: no sidecar is left.
-        let id = spool
-            .add(&dir.join("f"), &meta(), Keep::UntilDelivered)
-            .unwrap();
+        let id = add(&spool, &dir.join("f"), Keep::UntilDelivered);
         spool.remove(&id).unwrap();
         spool.persist(&id, &meta()).unwrap();
         assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);

@@ -1,9 +1,14 @@
 //! Durable uploads. A file is written to a hidden temporary in the target's
-//! directory, fsync'd, renamed into place, and the directory fsync'd (a
-//! sync shared with the uploads that renamed into the same directory
-//! meanwhile: storage/durable.rs) — only then may the session reply 226. Until `commit`, dropping the upload (a
-//! dropped connection, ABOR, a timeout, an error) removes the temporary, so
-//! no partial file ever appears under the final name.
+//! directory, made durable (`sync`), renamed into place, and the rename made
+//! durable (`place` notes it in a barrier that the caller flushes, with the
+//! spool entry when there is one) — only then may the session reply 226.
+//! Both flushes are shared with concurrent uploads (storage/barrier.rs: one
+//! syncfs per batch on ext4/XFS, else fsync of the file and of its
+//! directory). The bytes are durable *before* the rename is made, so a power
+//! cut never leaves a name holding a file whose bytes were lost. Until
+//! `place`, dropping the upload (a dropped connection, ABOR, a timeout, an
+//! error) removes the temporary, so no partial file ever appears under the
+//! final name.
 //!
 //! Everything is done relative to the target's directory, opened beneath
 //! the home by the jail (`jail::open_dir`): the temporary is created, the
@@ -16,7 +21,8 @@
 
 use crate::limits::TEMP_PREFIX;
 use crate::limits::WRITEBACK_CHUNK;
-use crate::storage::{durable, jail};
+use crate::storage::barrier::{Barrier, Started};
+use crate::storage::jail;
 use crate::sys::random;
 use rustix::fs::{Advice, Mode, OFlags};
 use std::fs::{self, File};
@@ -48,7 +54,17 @@ pub struct TempUpload {
     synced: bool,
     /// Bytes up to here were handed to writeback (`WRITEBACK_CHUNK`).
     written_back: u64,
+    /// Before the first byte: a flush failure after this fails the upload
+    /// (storage/barrier.rs).
+    started: Started,
     committed: bool,
+}
+
+/// An upload renamed into its final name, not yet durable there: `pending`
+/// holds its directory, and the spool entry joins it before one flush.
+pub struct Placed {
+    pub path: PathBuf,
+    pub pending: Barrier,
 }
 
 fn new_crc() -> crc64fast_nvme::Digest {
@@ -71,6 +87,7 @@ impl TempUpload {
         target: PathBuf,
         prefix: Option<u64>,
     ) -> io::Result<TempUpload> {
+        let started = Started::now();
         smol::unblock(move || {
             let temp = temp_name(&target);
             let (dir, name) = split(&target)?;
@@ -99,6 +116,7 @@ impl TempUpload {
                 crc: new_crc(),
                 synced: false,
                 written_back: 0,
+                started,
                 committed: false,
             };
             if let Some(limit) = prefix {
@@ -180,28 +198,30 @@ impl TempUpload {
         self.crc.sum64()
     }
 
-    /// Makes the temporary's bytes durable (fsync), still under its
-    /// temporary name.
+    /// Makes the temporary's bytes durable, still under its temporary name
+    /// (a flush shared with concurrent uploads: storage/barrier.rs).
     pub async fn sync(&mut self) -> io::Result<()> {
         let file = self
             .file
-            .take()
-            .ok_or_else(|| io::Error::other("upload file lost"))?;
-        let (file, result) = smol::unblock(move || {
-            let result = file.sync_all();
-            (file, result)
-        })
-        .await;
-        self.file = Some(file);
+            .as_ref()
+            .ok_or_else(|| io::Error::other("upload file lost"))?
+            .try_clone()?;
+        let mut barrier = Barrier::new(self.started);
+        barrier.file(file);
+        let result = smol::unblock(move || barrier.flush()).await;
         self.synced = result.is_ok();
         result
     }
 
-    /// Makes the upload durable under its final name: fsync (unless `sync`
-    /// already made every byte durable: a second fsync is a second flush
-    /// syscall, and one of the few a 226 may cost), rename, fsync of the
-    /// directory, shared with concurrent commits into it.
-    pub async fn commit(mut self) -> io::Result<PathBuf> {
+    /// Renames the upload into its final name (after making its bytes
+    /// durable, unless `sync` did: a second flush is one of the few a 226
+    /// may cost). The rename is durable only once `Placed::pending` is
+    /// flushed: the caller adds the spool entry to it first, so one flush
+    /// covers both.
+    pub async fn place(mut self) -> io::Result<Placed> {
+        if !self.synced {
+            self.sync().await?;
+        }
         let file = self
             .file
             .take()
@@ -209,11 +229,8 @@ impl TempUpload {
         let home = self.home.clone();
         let temp = self.temp.clone();
         let target = self.target.clone();
-        let synced = self.synced;
-        let result = smol::unblock(move || -> io::Result<()> {
-            if !synced {
-                file.sync_all()?;
-            }
+        let started = self.started;
+        let result = smol::unblock(move || -> io::Result<Barrier> {
             drop(file);
             let (dir, name) = split(&target)?;
             let dir = jail::open_dir(&home, dir)?;
@@ -224,13 +241,25 @@ impl TempUpload {
                 rustix::fs::renameat(&dir, name_of(&temp)?, &dir, name)?;
             }
             // The rename is durable only once the directory is (fsync(2)).
-            durable::sync_dir_fd(&dir)
+            let mut pending = Barrier::new(started);
+            pending.dir(File::from(dir));
+            Ok(pending)
         })
         .await;
         // After a successful rename the temporary no longer exists; after a
         // failed one Drop removes it.
         self.committed = result.is_ok();
-        result.map(|()| self.target.clone())
+        result.map(|pending| Placed {
+            path: self.target.clone(),
+            pending,
+        })
+    }
+
+    /// `place`, then the flush that makes the rename durable.
+    pub async fn commit(self) -> io::Result<PathBuf> {
+        let Placed { path, pending } = self.place().await?;
+        smol::unblock(move || pending.flush()).await?;
+        Ok(path)
     }
 }
 
