@@ -206,6 +206,12 @@ fn host_name() -> String {
 }
 
 impl Delivery {
+    /// `ack = s3` with `keep_local = off`: nothing is promised of the home
+    /// copy (the 226 waits for S3, and the copy is removed once S3 has it).
+    fn home_copy_is_transient(&self) -> bool {
+        self.ack() == Ack::S3 && !self.settings.keep_local()
+    }
+
     pub fn ack(&self) -> Ack {
         self.settings.ack()
     }
@@ -299,6 +305,13 @@ impl Delivery {
             };
             let mut pending = pending;
             let id = this.spool.add(&meta.home_file, &meta, keep, &mut pending)?;
+            if this.home_copy_is_transient() {
+                // ack = s3 and keep_local = off: the 226 promises S3's copy,
+                // and the home copy goes as soon as S3 has it, so its name
+                // need not outlive a power cut. (Its bytes were flushed
+                // before the rename: a copy that does survive is whole.)
+                return Ok((id, meta));
+            }
             if let Err(e) = pending.flush() {
                 // Not known to be durable: no 226, and nothing queued.
                 let _ = this.spool.remove(&id);
