@@ -21,10 +21,33 @@ fn flushes(health: SocketAddr) -> u64 {
     http::scrape(health, "lakeftpd_flushes_total")
 }
 
-fn health_of(log: &str) -> SocketAddr {
-    let marker = "health and metrics on http://";
-    let rest = &log[log.find(marker).expect("health listener in the log") + marker.len()..];
-    rest[..rest.find('/').unwrap()].parse().unwrap()
+/// lakeftpd with S3 (s3s-fs) and `extra` keys, user dev01, its health
+/// listener's address, and one upload made (the first flush on a
+/// filesystem finds it: storage/barrier.rs).
+fn lake_with(dir: &Scratch, s3: &S3, extra: &str) -> (Lake, SocketAddr) {
+    let lake = Lake::start(
+        dir,
+        &format!(
+            "s3_bucket = {}\ns3_endpoint = {}\nhealth_listen = 127.0.0.1:0\n{extra}",
+            s3::BUCKET,
+            s3.endpoint()
+        ),
+        &["dev01"],
+        key_env(),
+    );
+    let health = http::health_in_log(&lake.log());
+    assert_eq!(stor(lake.addr, "dev01", "first.csv", b"first").0, 226);
+    (lake, health)
+}
+
+/// `count` uploads of 4 KiB, one after another; the flushes they cost.
+fn flushes_of_uploads(lake: &Lake, health: SocketAddr, count: u64) -> u64 {
+    let before = flushes(health);
+    for i in 0..count {
+        let data = pattern(4096, i);
+        assert_eq!(stor(lake.addr, "dev01", &format!("m{i}.csv"), &data).0, 226);
+    }
+    flushes(health) - before
 }
 
 #[test]
@@ -34,26 +57,9 @@ fn a_lone_device_with_ack_disk_pays_at_most_two_flushes_per_upload() {
     // directories', was 4.)
     let dir = Scratch::new("flush-lone");
     let s3 = S3::start(&dir.0);
-    let lake = Lake::start(
-        &dir,
-        &format!(
-            "s3_bucket = {}\ns3_endpoint = {}\nack = disk\nhealth_listen = 127.0.0.1:0\n",
-            s3::BUCKET,
-            s3.endpoint()
-        ),
-        &["dev01"],
-        key_env(),
-    );
-    let health = health_of(&lake.log());
-    // The first flush on a filesystem finds it (storage/barrier.rs).
-    assert_eq!(stor(lake.addr, "dev01", "first.csv", b"first").0, 226);
+    let (lake, health) = lake_with(&dir, &s3, "ack = disk\n");
     let uploads = 12;
-    let before = flushes(health);
-    for i in 0..uploads {
-        let data = pattern(4096, i);
-        assert_eq!(stor(lake.addr, "dev01", &format!("m{i}.csv"), &data).0, 226);
-    }
-    let spent = flushes(health) - before;
+    let spent = flushes_of_uploads(&lake, health, uploads);
     assert!(
         spent >= uploads && spent <= 2 * uploads,
         "{spent} flushes for {uploads} uploads"
@@ -68,25 +74,9 @@ fn with_a_bucket_by_default_a_lone_device_pays_one_flush_per_upload() {
     // copy surviving a power cut is whole). Two per upload before.
     let dir = Scratch::new("flush-s3");
     let s3 = S3::start(&dir.0);
-    let lake = Lake::start(
-        &dir,
-        &format!(
-            "s3_bucket = {}\ns3_endpoint = {}\nhealth_listen = 127.0.0.1:0\n",
-            s3::BUCKET,
-            s3.endpoint()
-        ),
-        &["dev01"],
-        key_env(),
-    );
-    let health = health_of(&lake.log());
-    assert_eq!(stor(lake.addr, "dev01", "first.csv", b"first").0, 226);
+    let (lake, health) = lake_with(&dir, &s3, "");
     let uploads = 12;
-    let before = flushes(health);
-    for i in 0..uploads {
-        let data = pattern(4096, 100 + i);
-        assert_eq!(stor(lake.addr, "dev01", &format!("m{i}.csv"), &data).0, 226);
-    }
-    let spent = flushes(health) - before;
+    let spent = flushes_of_uploads(&lake, health, uploads);
     assert_eq!(spent, uploads, "one flush per upload");
 }
 
@@ -100,7 +90,7 @@ fn devices_landing_together_share_their_flushes() {
     // started: well under one flush per upload. With an fsync per file
     // (and one per folder, shared) it was at least one per upload.
     let server = Server::start("health_listen = 127.0.0.1:0\n", &[("dev", "full")]);
-    let health = health_of(&server.log());
+    let health = http::health_in_log(&server.log());
     let (devices, rounds) = (25u64, 8u64);
     let before = flushes(health);
     for round in 0..rounds {

@@ -156,10 +156,7 @@ fn ack_s3_with_s3_down_replies_451_then_delivers_when_s3_returns() {
 
 /// The health listener's address, read back from the log.
 fn health_of(lake: &Lake) -> std::net::SocketAddr {
-    let log = lake.log();
-    let marker = "health and metrics on http://";
-    let rest = &log[log.find(marker).expect("health listener in the log") + marker.len()..];
-    rest[..rest.find('/').unwrap()].parse().unwrap()
+    http::health_in_log(&lake.log())
 }
 
 #[test]

@@ -10,7 +10,11 @@ use std::time::Duration;
 
 /// The health listener's address, read back from the log.
 pub fn health_addr(server: &Server) -> SocketAddr {
-    let log = server.log();
+    health_in_log(&server.log())
+}
+
+/// The health listener's address, from a server's log.
+pub fn health_in_log(log: &str) -> SocketAddr {
     let at = log
         .find("health and metrics on http://")
         .expect("health listener in the log");
