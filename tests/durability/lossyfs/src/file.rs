@@ -74,19 +74,30 @@ impl FileBody {
         }
     }
 
-    /// Whether a crash now would change what reads see.
-    pub fn differs(&self) -> bool {
-        self.data.len() != self.durable.len()
-            || self.dirty.iter().any(|&page| {
-                let span = Self::span(page, self.data.len());
+    /// The dirty pages whose bytes differ from their durable version.
+    fn changed_pages(&self) -> usize {
+        let len = self.data.len().min(self.durable.len());
+        self.dirty
+            .iter()
+            .filter(|&&page| {
+                let span = Self::span(page, len);
                 self.data[span.clone()] != self.durable[span]
             })
+            .count()
+    }
+
+    /// Whether a crash now would change what reads see.
+    pub fn differs(&self) -> bool {
+        self.data.len() != self.durable.len() || self.changed_pages() > 0
     }
 
     /// The power cut: back to the durable size and bytes. Returns the
-    /// `lost_bytes` figure: the size difference, at least 1 when anything
-    /// differed (the figure lossyfs always reported).
-    pub fn revert(&mut self) -> u64 {
+    /// `lost_bytes` figure (the size difference, at least 1 when anything
+    /// differed: the figure lossyfs always reported) and the number of pages
+    /// within both sizes whose unflushed bytes were lost (the figure that
+    /// says something for a disk image, whose size never changes).
+    pub fn revert(&mut self) -> (u64, u64) {
+        let pages = self.changed_pages() as u64;
         let lost = if self.differs() {
             self.data.len().abs_diff(self.durable.len()).max(1) as u64
         } else {
@@ -97,7 +108,7 @@ impl FileBody {
             let span = Self::span(page, self.durable.len());
             self.data[span.clone()].copy_from_slice(&self.durable[span]);
         }
-        lost
+        (lost, pages)
     }
 }
 
@@ -114,7 +125,7 @@ mod tests {
         f.resize(3000);
         f.resize(12_000);
         assert!(f.differs());
-        assert_eq!(f.revert(), 2000);
+        assert_eq!(f.revert(), (2000, 3));
         assert_eq!(f.data, vec![1; 10_000]);
         f.resize(4097);
         f.sync();

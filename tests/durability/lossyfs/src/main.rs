@@ -84,6 +84,7 @@ struct Stats {
     fsyncs: u64,
     dir_fsyncs: u64,
     lost_bytes: u64,
+    lost_pages: u64,
     lost_entries: u64,
     dropped_nodes: u64,
     ignored_fsyncs: u64,
@@ -228,10 +229,14 @@ impl State {
     fn crash(&mut self) {
         self.frozen = true;
         self.stats.crashes += 1;
-        let (mut lost_bytes, mut lost_entries) = (0, 0);
+        let (mut lost_bytes, mut lost_pages, mut lost_entries) = (0, 0, 0);
         for node in self.nodes.values_mut() {
             match &mut node.body {
-                Body::File(file) => lost_bytes += file.revert(),
+                Body::File(file) => {
+                    let (bytes, pages) = file.revert();
+                    lost_bytes += bytes;
+                    lost_pages += pages;
+                }
                 Body::Dir { entries, durable } => {
                     if entries != durable {
                         let now: HashSet<_> = entries.iter().collect();
@@ -245,6 +250,7 @@ impl State {
             node.opens = 0;
         }
         self.stats.lost_bytes += lost_bytes;
+        self.stats.lost_pages += lost_pages;
         self.stats.lost_entries += lost_entries;
         // What durable entries reach from the root survives, with its
         // link count recounted.
@@ -877,8 +883,8 @@ fn control(state: Arc<Mutex<State>>, socket: PathBuf) {
             "stats" => {
                 let s = &state.stats;
                 format!(
-                    "crashes {}\nfsyncs {}\ndir_fsyncs {}\nlost_bytes {}\nlost_entries {}\ndropped_nodes {}\nignored_fsyncs {}\nnodes {}\nstored_bytes {}\nok\n",
-                    s.crashes, s.fsyncs, s.dir_fsyncs, s.lost_bytes, s.lost_entries, s.dropped_nodes,
+                    "crashes {}\nfsyncs {}\ndir_fsyncs {}\nlost_bytes {}\nlost_pages {}\nlost_entries {}\ndropped_nodes {}\nignored_fsyncs {}\nnodes {}\nstored_bytes {}\nok\n",
+                    s.crashes, s.fsyncs, s.dir_fsyncs, s.lost_bytes, s.lost_pages, s.lost_entries, s.dropped_nodes,
                     s.ignored_fsyncs, state.nodes.len(), state.stored()
                 )
             }

@@ -1,0 +1,169 @@
+"""A real ext4 on a disk that loses its write cache at a power cut, for the
+power-loss test's ext4 mode (powerloss.py --ext4).
+
+The disk is a loop device whose backing file (`disk.img`) lives on lossyfs.
+The loop driver turns the block layer's cache flushes (REQ_PREFLUSH, sent by
+jbd2 commits, fsync and syncfs; FUA, which the loop queue does not claim, so
+the block layer turns it into a flush after the write) into fsync(2) of the
+backing file (drivers/block/loop.c, lo_req_flush), which lossyfs sees. Its
+`crash` then reverts the image to the bytes of the last flush: a disk whose
+volatile write cache is lost at the power cut, every unflushed write lost.
+A real disk may also persist any subset of its unflushed writes, in any
+order; this emulation never does (see docs/s3-and-durability.md).
+
+A power cut, in order:
+1. lossyfs `crash` (the caller): the image reverts, and every later
+   operation on it fails with EIO, so nothing the kernel still writes
+   (ext4's unmount, the loop device's teardown) can become durable;
+2. `power_off`: unmount ext4 (I/O errors are expected) and detach the loop
+   device, waiting until it is really gone;
+3. lossyfs `thaw` (the caller);
+4. `power_on`: attach the image again (a new open of the backing file:
+   lossyfs opens files without FOPEN_KEEP_CACHE, so the kernel drops the
+   image's page cache and reads the reverted bytes; check_cache_dropped
+   proves it), run e2fsck -p (a journal replay is normal) and mount.
+
+Loop devices are taken with `losetup --find --show` (whatever number is
+free) and always released by `close` (also after a failure).
+"""
+import mmap
+import os
+import subprocess
+import time
+
+IMAGE_BYTES = 96 << 20
+# The appliance's root volume is XFS on AL2023 (ext4 on other distributions);
+# the server's shared flush (syncfs) is meant for both. Only ext4 is tested
+# here: xfsprogs is not installed on the CI machine.
+# `-T default`: mke2fs.conf gives filesystems under 512 MiB the "small" type
+# (1 KiB blocks); a real root volume has the default 4 KiB blocks.
+MKFS = ["mkfs.ext4", "-q", "-T", "default"]
+DETACH_LIMIT = 20.0  # seconds for a detached loop device to disappear
+
+
+def run(cmd, check=True):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
+
+
+class Ext4Disk:
+    def __init__(self, lossy_mnt, mountpoint, log_path):
+        self.image = os.path.join(lossy_mnt, "disk.img")
+        self.mountpoint = mountpoint
+        self.log = open(log_path, "a")
+        self.loop = None
+        self.mounted = False
+        os.makedirs(mountpoint, exist_ok=True)
+
+    def note(self, what, out):
+        self.log.write(f"== {what}\n{out}\n")
+        self.log.flush()
+
+    def attach(self):
+        self.loop = run(["losetup", "--find", "--show", self.image]).stdout.strip()
+        self.note("losetup", self.loop)
+
+    def create(self, crash, thaw):
+        """The image (made durable: fsync), its loop device, the page-cache
+        check (one crash of lossyfs), mkfs, mount."""
+        with open(self.image, "wb") as f:
+            f.truncate(IMAGE_BYTES)
+            os.fsync(f.fileno())
+        fd = os.open(os.path.dirname(self.image), os.O_RDONLY)  # its name too
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.attach()
+        self.check_cache_dropped(crash, thaw)
+        self.note("mkfs", run(MKFS + [self.loop]).stderr)
+        self.mount()
+
+    def mount(self):
+        run(["mount", "-t", "ext4", self.loop, self.mountpoint])
+        self.mounted = True
+
+    def power_off(self):
+        """Unmount and detach while lossyfs is frozen (see the top comment)."""
+        if self.mounted:
+            out = run(["umount", self.mountpoint], check=False)
+            if out.returncode != 0:
+                self.note("umount failed, lazy umount", out.stderr)
+                run(["umount", "-l", self.mountpoint], check=False)
+            self.mounted = False
+        if self.loop:
+            loop, self.loop = self.loop, None
+            run(["losetup", "-d", loop], check=False)
+            self.wait_detached(loop)
+
+    @staticmethod
+    def wait_detached(loop):
+        """losetup -d of a busy device only sets autoclear: wait until the
+        device has no backing file any more."""
+        backing = f"/sys/block/{os.path.basename(loop)}/loop/backing_file"
+        end = time.time() + DETACH_LIMIT
+        while os.path.exists(backing):
+            if time.time() > end:
+                raise RuntimeError(f"{loop} still attached {DETACH_LIMIT}s after losetup -d")
+            time.sleep(0.05)
+
+    def power_on(self):
+        """Attach, fsck, mount. Returns e2fsck's exit status: 0 clean, 1
+        errors fixed (a journal replay alone gives 0 or 1); >= 4 raises."""
+        self.attach()
+        out = run(["e2fsck", "-p", self.loop], check=False)
+        self.note(f"e2fsck -p: exit {out.returncode}", out.stdout + out.stderr)
+        if out.returncode >= 4:
+            raise RuntimeError(f"e2fsck -p {self.loop}: exit {out.returncode}: {out.stdout}{out.stderr}")
+        self.mount()
+        return out.returncode, "recovering journal" in (out.stdout + out.stderr)
+
+    def close(self):
+        """Best effort, for `finally`: nothing mounted, no loop device left.
+        Returns what `losetup -j` still lists (nothing, normally)."""
+        try:
+            self.power_off()
+        except (RuntimeError, subprocess.SubprocessError) as e:
+            self.note("close", str(e))
+        for line in run(["losetup", "-j", self.image], check=False).stdout.splitlines():
+            run(["losetup", "-d", line.split(":")[0]], check=False)
+        return run(["losetup", "-j", self.image], check=False).stdout.split()
+
+    def check_cache_dropped(self, crash, thaw):
+        """Before mkfs: a flushed block survives a crash and an unflushed one
+        does not, read back through a new loop device with O_DIRECT (no
+        block-device cache). Fails if the kernel kept the image's page cache
+        across the crash (then the test would see bytes no disk kept)."""
+        flushed, unflushed = b"F" * 4096, b"U" * 4096
+        self.write_block(flushed, flush=True)
+        self.write_block(unflushed, flush=False)
+        if self.read_block() != unflushed:
+            raise RuntimeError("loop device: a write is not read back")
+        crash()
+        self.power_off()
+        thaw()
+        self.attach()
+        got = self.read_block()
+        if got != flushed:
+            raise RuntimeError(f"after a crash the image reads {got[:8]!r}..., not the flushed block: "
+                               "the backing file's page cache survived the crash")
+        self.note("check_cache_dropped", "ok: the unflushed block is gone after the crash")
+
+    def write_block(self, data, flush):
+        fd = os.open(self.loop, os.O_WRONLY | os.O_DIRECT)
+        try:
+            buf = mmap.mmap(-1, len(data))  # page-aligned, as O_DIRECT needs
+            buf.write(data)
+            os.pwrite(fd, buf, 0)
+            if flush:
+                os.fsync(fd)  # blkdev_fsync: a REQ_PREFLUSH to the loop device
+        finally:
+            os.close(fd)
+
+    def read_block(self):
+        fd = os.open(self.loop, os.O_RDONLY | os.O_DIRECT)
+        try:
+            buf = mmap.mmap(-1, 4096)
+            os.preadv(fd, [buf], 0)
+            return bytes(buf)
+        finally:
+            os.close(fd)
