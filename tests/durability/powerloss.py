@@ -405,6 +405,9 @@ def main():
     ap.add_argument("--devices", type=int, default=6, help="users of the configuration")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--ext4", action="store_true", help="homes and spool on ext4 on a loop device on lossyfs")
+    ap.add_argument("--image-mib", type=int,
+                    help="--ext4: the disk's size; default max(1024, 40 per crash point): a round "
+                         "fills ~18 MiB (keep_local = on), lossyfs holds the pages written, twice")
     ap.add_argument("--negative-control", action="store_true",
                     help="lossyfs ignores fsync after setup: must fail")
     args = ap.parse_args()
@@ -420,7 +423,7 @@ def main():
     if args.ext4:
         # e2fsck -p exit 1: it fixed something (a journal replay alone may
         # count); exit >= 4 (not fixable unattended) stops the run.
-        figures.update(fsck_journal_replays=0, fsck_fixed=0)
+        figures.update(fsck_journal_replays=0, fsck_fixed=0, ext4_used_pct=0)
     problems = []
     disk, lake = None, None
     try:
@@ -431,7 +434,8 @@ def main():
             time.sleep(0.05)
         data = mnt
         if args.ext4:
-            disk = loopdisk.Ext4Disk(mnt, os.path.join(work, "ext4"), os.path.join(work, "disk.log"))
+            disk = loopdisk.Ext4Disk(mnt, os.path.join(work, "ext4"), os.path.join(work, "disk.log"),
+                                     args.image_mib or max(1024, 40 * args.crashes))
             disk.create(lambda: control(ctl, "crash"), lambda: control(ctl, "thaw"))
             data = disk.mountpoint
         if args.negative_control:
@@ -475,6 +479,10 @@ def main():
                 status, replayed = disk.power_on()
                 figures["fsck_fixed"] += status == 1
                 figures["fsck_journal_replays"] += replayed
+                figures["ext4_used_pct"] = disk.used_pct()
+                if figures["ext4_used_pct"] > loopdisk.FULL_PCT:
+                    problems.append(f"round {r}: the ext4 is {figures['ext4_used_pct']} % full: "
+                                    "raise --image-mib (a full disk tests nothing)")
             figures["crash_points"] += 1
             figures["first_logins"] += sum(d.logged_in for d in devices if d.user.startswith("new"))
             errors = sorted({type(d.error).__name__ + ": " + str(d.error)[:60] for d in devices if d.error})

@@ -1,20 +1,32 @@
 #!/bin/bash
 # Power loss and a misbehaving S3 (see powerloss.py and s3faults.py).
 #
-#   tests/durability/run.sh           CI: 20 crash points, 60 s of S3 faults
-#                                     with ack = disk, then 30 s with ack = s3
-#   tests/durability/run.sh --long    200 crash points, 10 minutes of faults
-#                                     (ack = disk), then 5 minutes (ack = s3)
-#   CRASHES=N FAULT_SECONDS=S SEED=K tests/durability/run.sh
+#   tests/durability/run.sh           CI: 20 crash points on lossyfs, 20 on
+#                                     ext4 (a loop device whose image lives on
+#                                     lossyfs), 60 s of S3 faults with
+#                                     ack = disk, then 30 s with ack = s3
+#   tests/durability/run.sh --long    200 crash points on lossyfs, 100 on
+#                                     ext4, 10 minutes of faults (ack = disk),
+#                                     then 5 minutes (ack = s3)
+#   CRASHES=N CRASHES_EXT4=N FAULT_SECONDS=S SEED=K tests/durability/run.sh
 #
-# Needs root (FUSE mount), /dev/fuse, python3, s3s-fs (tests/install-s3s-fs.sh).
+# The negative control (not in CI: it must fail, exit 1, with lost uploads):
+# lossyfs answers every fsync ok and keeps nothing once ext4 is set up:
+#   python3 tests/durability/powerloss.py --bin target/debug/lakeftpd \
+#       --fs tests/durability/lossyfs/target/release/lossyfs \
+#       --s3s-fs "$(command -v s3s-fs)" --crashes 4 --ext4 --negative-control
+#
+# Needs root (FUSE mount, loop devices), /dev/fuse, /dev/loop-control,
+# losetup, mkfs.ext4, e2fsck, python3, s3s-fs (tests/install-s3s-fs.sh).
 # Uses LAKEFTPD_BIN or builds the debug binary; builds lossyfs (release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 crashes=${CRASHES:-20}
+crashes_ext4=${CRASHES_EXT4:-20}
 seconds=${FAULT_SECONDS:-60}
 if [ "${1:-}" = "--long" ]; then
     crashes=${CRASHES:-200}
+    crashes_ext4=${CRASHES_EXT4:-100}
     seconds=${FAULT_SECONDS:-600}
 fi
 seed=${SEED:-14}
@@ -25,11 +37,19 @@ fi
 (cd tests/durability/lossyfs && cargo build --release --quiet --locked)
 s3s_fs=${S3S_FS:-$(command -v s3s-fs || echo "${HOME:-/root}/.cargo/bin/s3s-fs")}
 [ -e /dev/fuse ] || { echo "durability: /dev/fuse is missing"; exit 1; }
+[ -e /dev/loop-control ] || { echo "durability: /dev/loop-control is missing (ext4 mode)"; exit 1; }
+for cmd in losetup mkfs.ext4 e2fsck; do
+    command -v "$cmd" >/dev/null || { echo "durability: $cmd is missing (tests/install-deps.sh)"; exit 1; }
+done
 
-echo "== power loss: $crashes crash points, seed $seed"
+echo "== power loss on lossyfs: $crashes crash points, seed $seed"
 python3 tests/durability/powerloss.py --bin "$LAKEFTPD_BIN" \
     --fs tests/durability/lossyfs/target/release/lossyfs --s3s-fs "$s3s_fs" \
     --crashes "$crashes" --seed "$seed"
+echo "== power loss on ext4 on a loop device on lossyfs: $crashes_ext4 crash points, seed $seed"
+python3 tests/durability/powerloss.py --bin "$LAKEFTPD_BIN" \
+    --fs tests/durability/lossyfs/target/release/lossyfs --s3s-fs "$s3s_fs" \
+    --crashes "$crashes_ext4" --seed "$seed" --ext4
 echo "== S3 faults, ack = disk: $seconds s, seed $seed"
 python3 tests/durability/s3faults.py --bin "$LAKEFTPD_BIN" --s3s-fs "$s3s_fs" \
     --seconds "$seconds" --seed "$seed" --ack disk

@@ -18,6 +18,23 @@ use std::ops::Range;
 /// and ext4's block size here.
 const PAGE: usize = 4096;
 
+/// Growing a file by more than this (truncate(2) of a disk image) makes a
+/// new zeroed buffer instead of writing zeros: the allocator's fresh zeroed
+/// mapping costs no memory until a page is written, so a 1 GiB image holds
+/// only the pages ext4 wrote (twice: both versions).
+const SPARSE_GROWTH: usize = 1 << 20;
+
+/// `bytes` resized to `size`, new bytes zero.
+fn grow(bytes: &mut Vec<u8>, size: usize) {
+    if size > bytes.len() + SPARSE_GROWTH {
+        let mut grown = vec![0; size];
+        grown[..bytes.len()].copy_from_slice(bytes);
+        *bytes = grown;
+    } else {
+        bytes.resize(size, 0);
+    }
+}
+
 #[derive(Default)]
 pub struct FileBody {
     /// What the kernel was told: what reads see.
@@ -48,7 +65,7 @@ impl FileBody {
     pub fn resize(&mut self, size: usize) {
         let old = self.data.len();
         self.mark(old.min(size)..old.max(size));
-        self.data.resize(size, 0);
+        grow(&mut self.data, size);
     }
 
     pub fn write(&mut self, offset: usize, buf: &[u8]) {
@@ -65,12 +82,22 @@ impl FileBody {
         (page * PAGE).min(len)..((page + 1) * PAGE).min(len)
     }
 
+    /// Copies the bytes of `page` from `from` to `to` (the same length)
+    /// unless they are equal already: comparing zeros with zeros (a grown
+    /// image's untouched pages) reads the shared zero page and allocates
+    /// nothing.
+    fn copy_page(page: usize, from: &[u8], to: &mut [u8]) {
+        let span = Self::span(page, from.len());
+        if from[span.clone()] != to[span.clone()] {
+            to[span.clone()].copy_from_slice(&from[span]);
+        }
+    }
+
     /// fsync: the size and the dirty pages become durable.
     pub fn sync(&mut self) {
-        self.durable.resize(self.data.len(), 0);
+        grow(&mut self.durable, self.data.len());
         for page in std::mem::take(&mut self.dirty) {
-            let span = Self::span(page, self.data.len());
-            self.durable[span.clone()].copy_from_slice(&self.data[span]);
+            Self::copy_page(page, &self.data, &mut self.durable);
         }
     }
 
@@ -103,10 +130,9 @@ impl FileBody {
         } else {
             0
         };
-        self.data.resize(self.durable.len(), 0);
+        grow(&mut self.data, self.durable.len());
         for page in std::mem::take(&mut self.dirty) {
-            let span = Self::span(page, self.durable.len());
-            self.data[span.clone()].copy_from_slice(&self.durable[span]);
+            Self::copy_page(page, &self.durable, &mut self.data);
         }
         (lost, pages)
     }
@@ -133,5 +159,14 @@ mod tests {
         f.revert();
         assert_eq!(f.data, vec![1; 4097]);
         assert!(!f.differs());
+        f.resize(3 << 20);
+        f.write(4097, b"y");
+        f.sync();
+        assert_eq!(f.data.len(), 3 << 20);
+        assert_eq!(f.data[..4097], vec![1; 4097]);
+        assert_eq!(&f.data[4097..4099], b"y\0");
+        f.resize(0);
+        assert_eq!(f.revert(), (3 << 20, 0));
+        assert_eq!(f.data.len(), 3 << 20);
     }
 }
