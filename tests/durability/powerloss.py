@@ -412,6 +412,7 @@ def main():
                     help="lossyfs ignores fsync after setup: must fail")
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    started = time.time()
     work = tempfile.mkdtemp(prefix="d14-powerloss-")
     mnt, ctl, s3dir = os.path.join(work, "mnt"), os.path.join(work, "ctl.sock"), os.path.join(work, "s3")
     os.makedirs(mnt)
@@ -512,6 +513,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         else:
             print("work directory kept:", work)
+    figures["seconds"] = round(time.time() - started)
     for k, v in figures.items():
         print(k, v)
     for p in problems[:50]:
