@@ -1,5 +1,5 @@
-"""A real ext4 on a disk that loses its write cache at a power cut, for the
-power-loss test's ext4 mode (powerloss.py --ext4).
+"""A real ext4 (or XFS) on a disk that loses its write cache at a power cut,
+for the power-loss test's disk mode (powerloss.py --ext4, --disk xfs).
 
 The disk is a loop device whose backing file (`disk.img`) lives on lossyfs.
 The loop driver turns the block layer's cache flushes (REQ_PREFLUSH, sent by
@@ -15,13 +15,15 @@ A power cut, in order:
 1. lossyfs `crash` (the caller): the image reverts, and every later
    operation on it fails with EIO, so nothing the kernel still writes
    (ext4's unmount, the loop device's teardown) can become durable;
-2. `power_off`: unmount ext4 (I/O errors are expected) and detach the loop
+2. `power_off`: unmount the filesystem (I/O errors are expected) and detach the loop
    device, waiting until it is really gone;
 3. lossyfs `thaw` (the caller);
 4. `power_on`: attach the image again (a new open of the backing file:
    lossyfs opens files without FOPEN_KEEP_CACHE, so the kernel drops the
    image's page cache and reads the reverted bytes; check_cache_dropped
-   proves it), run e2fsck -p (a journal replay is normal) and mount.
+   proves it), check the filesystem and mount: ext4, e2fsck -p (it replays
+   the journal); XFS, xfs_repair -n refuses a dirty log, so a mount replays
+   it, then xfs_repair -n must find nothing.
 
 Loop devices are taken with `losetup --find --show` (whatever number is
 free) and always released by `close` (also after a failure).
@@ -35,11 +37,10 @@ import time
 # and the run would stop testing durability: the caller calls it a failure.
 FULL_PCT = 80
 # The appliance's root volume is XFS on AL2023 (ext4 on other distributions);
-# the server's shared flush (syncfs) is meant for both. Only ext4 is tested
-# here: xfsprogs is not installed on the CI machine.
-# `-T default`: mke2fs.conf gives filesystems under 512 MiB the "small" type
-# (1 KiB blocks); a real root volume has the default 4 KiB blocks.
-MKFS = ["mkfs.ext4", "-q", "-T", "default"]
+# the server's shared flush (syncfs) is meant for both. Default options:
+# `-T default` only because mke2fs.conf gives filesystems under 512 MiB the
+# "small" type (1 KiB blocks); a real root volume has 4 KiB blocks.
+MKFS = {"ext4": ["mkfs.ext4", "-q", "-T", "default"], "xfs": ["mkfs.xfs", "-q"]}
 DETACH_LIMIT = 20.0  # seconds for a detached loop device to disappear
 
 
@@ -47,8 +48,9 @@ def run(cmd, check=True):
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
 
 
-class Ext4Disk:
-    def __init__(self, lossy_mnt, mountpoint, log_path, image_mib):
+class LoopDisk:
+    def __init__(self, lossy_mnt, mountpoint, log_path, image_mib, fs_type):
+        self.fs_type = fs_type
         self.image = os.path.join(lossy_mnt, "disk.img")
         self.image_bytes = image_mib << 20
         self.mountpoint = mountpoint
@@ -78,7 +80,7 @@ class Ext4Disk:
             os.close(fd)
         self.attach()
         self.check_cache_dropped(crash, thaw)
-        self.note("mkfs", run(MKFS + [self.loop]).stderr)
+        self.note("mkfs", run(MKFS[self.fs_type] + [self.loop]).stderr)
         self.mount()
         self.check_syncfs(crash, thaw)
 
@@ -87,21 +89,24 @@ class Ext4Disk:
         return round(100 * (st.f_blocks - st.f_bfree) / st.f_blocks)
 
     def mount(self):
-        run(["mount", "-t", "ext4", self.loop, self.mountpoint])
+        run(["mount", "-t", self.fs_type, self.loop, self.mountpoint])
         self.mounted = True
 
     def power_off(self):
         """Unmount and detach while lossyfs is frozen (see the top comment)."""
+        self.power_off_fs()
+        if self.loop:
+            loop, self.loop = self.loop, None
+            run(["losetup", "-d", loop], check=False)
+            self.wait_detached(loop)
+
+    def power_off_fs(self):
         if self.mounted:
             out = run(["umount", self.mountpoint], check=False)
             if out.returncode != 0:
                 self.note("umount failed, lazy umount", out.stderr)
                 run(["umount", "-l", self.mountpoint], check=False)
             self.mounted = False
-        if self.loop:
-            loop, self.loop = self.loop, None
-            run(["losetup", "-d", loop], check=False)
-            self.wait_detached(loop)
 
     @staticmethod
     def wait_detached(loop):
@@ -115,15 +120,41 @@ class Ext4Disk:
             time.sleep(0.05)
 
     def power_on(self):
-        """Attach, fsck, mount. Returns e2fsck's exit status: 0 clean, 1
-        errors fixed (a journal replay alone gives 0 or 1); >= 4 raises."""
+        """Attach, check, mount. Returns (fixed, replayed): whether the check
+        repaired something beyond the journal, whether the journal (log)
+        was replayed. Raises on damage the check cannot repair unattended."""
         self.attach()
-        out = run(["e2fsck", "-p", self.loop], check=False)
-        self.note(f"e2fsck -p: exit {out.returncode}", out.stdout + out.stderr)
-        if out.returncode >= 4:
-            raise RuntimeError(f"e2fsck -p {self.loop}: exit {out.returncode}: {out.stdout}{out.stderr}")
+        fixed, replayed = self.check_ext4() if self.fs_type == "ext4" else self.check_xfs()
         self.mount()
-        return out.returncode, "recovering journal" in (out.stdout + out.stderr)
+        return fixed, replayed
+
+    def fsck(self, cmd):
+        out = run(cmd + [self.loop], check=False)
+        text = out.stdout + out.stderr
+        self.note(f"{' '.join(cmd)}: exit {out.returncode}", text)
+        return out.returncode, text
+
+    def check_ext4(self):
+        """e2fsck -p: exit 0 clean (after a journal replay too), 1 fixed,
+        >= 4 not fixable unattended (e2fsck(8))."""
+        status, text = self.fsck(["e2fsck", "-p"])
+        if status >= 4:
+            raise RuntimeError(f"e2fsck -p {self.loop}: exit {status}: {text}")
+        return status == 1, "recovering journal" in text
+
+    def check_xfs(self):
+        """xfs_repair -n: exit 0 clean, 1 corruption. It does not read a
+        dirty log (it says so, and then exits 1 for what the log would
+        fix): a mount replays the log, then it must find nothing."""
+        status, text = self.fsck(["xfs_repair", "-n"])
+        replayed = "valuable metadata changes in a log" in text
+        if replayed:
+            self.mount()
+            self.power_off_fs()
+            status, text = self.fsck(["xfs_repair", "-n"])
+        if status != 0:
+            raise RuntimeError(f"xfs_repair -n {self.loop}: exit {status}: {text}")
+        return False, replayed
 
     def close(self):
         """Best effort, for `finally`: nothing mounted, no loop device left.
@@ -157,7 +188,7 @@ class Ext4Disk:
         self.note("check_cache_dropped", "ok: the unflushed block is gone after the crash")
 
     def check_syncfs(self, crash, thaw):
-        """On the fresh ext4: a file written then covered by syncfs(2)
+        """On the fresh filesystem: a file written then covered by syncfs(2)
         (`sync -f`) survives a crash, one written after it loses its bytes:
         the shared flush the server may use reaches the image as a flush."""
         synced, unsynced = os.path.join(self.mountpoint, "synced"), os.path.join(self.mountpoint, "unsynced")
