@@ -33,7 +33,7 @@ import os
 import subprocess
 import time
 
-# Past this share of the ext4 in use, uploads may meet a full disk (452)
+# Past this share of the filesystem in use, uploads may meet a full disk (452)
 # and the run would stop testing durability: the caller calls it a failure.
 FULL_PCT = 80
 # The appliance's root volume is XFS on AL2023 (ext4 on other distributions);
@@ -169,22 +169,25 @@ class LoopDisk:
 
     def check_cache_dropped(self, crash, thaw):
         """Before mkfs: a flushed block survives a crash and an unflushed one
-        does not, read back through a new loop device with O_DIRECT (no
-        block-device cache). Fails if the kernel kept the image's page cache
-        across the crash (then the test would see bytes no disk kept)."""
+        does not, read back through a new loop device with O_DIRECT (past
+        the loop device's cache: fails if the image file's page cache
+        survived the crash) and buffered (fails if the loop device's own
+        cache survived the detach: e2fsck and mount read through it). Else
+        the test would see bytes no disk kept."""
         flushed, unflushed = b"F" * 4096, b"U" * 4096
         self.write_block(flushed, flush=True)
         self.write_block(unflushed, flush=False)
-        if self.read_block() != unflushed:
+        if self.read_block(direct=True) != unflushed or self.read_block(direct=False) != unflushed:
             raise RuntimeError("loop device: a write is not read back")
         crash()
         self.power_off()
         thaw()
         self.attach()
-        got = self.read_block()
-        if got != flushed:
-            raise RuntimeError(f"after a crash the image reads {got[:8]!r}..., not the flushed block: "
-                               "the backing file's page cache survived the crash")
+        for direct in (True, False):
+            got = self.read_block(direct)
+            if got != flushed:
+                raise RuntimeError(f"after a crash the image reads {got[:8]!r}... (O_DIRECT {direct}), "
+                                   "not the flushed block: a page cache survived the crash")
         self.note("check_cache_dropped", "ok: the unflushed block is gone after the crash")
 
     def check_syncfs(self, crash, thaw):
@@ -223,8 +226,8 @@ class LoopDisk:
         finally:
             os.close(fd)
 
-    def read_block(self):
-        fd = os.open(self.loop, os.O_RDONLY | os.O_DIRECT)
+    def read_block(self, direct):
+        fd = os.open(self.loop, os.O_RDONLY | (os.O_DIRECT if direct else 0))
         try:
             buf = mmap.mmap(-1, 4096)
             os.preadv(fd, [buf], 0)

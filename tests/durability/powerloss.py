@@ -502,6 +502,12 @@ def main():
         for line in control(ctl, "stats").splitlines():
             if line != "ok":
                 print("fs_" + line.replace(" ", " ", 1))
+                name, value = line.split()
+                if args.disk and name == "fsyncs" and model.acks:
+                    # Every cache flush the block layer sent the disk (jbd2
+                    # or XFS log commits, fsync, syncfs; plus a few for
+                    # setup, fsck and mounts), per acknowledged upload.
+                    figures["disk_flushes_per_ack"] = round(int(value) / model.acks, 2)
     finally:
         if lake and lake.proc and lake.proc.poll() is None:
             lake.kill()
