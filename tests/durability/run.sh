@@ -40,7 +40,8 @@ if [ -z "${LAKEFTPD_BIN:-}" ]; then
     cargo build --quiet
     LAKEFTPD_BIN=$PWD/target/debug/lakeftpd
 fi
-(cd tests/durability/lossyfs && cargo build --release --quiet --locked)
+(cd tests/durability/lossyfs && cargo build --release --quiet --locked &&
+    cargo test --release --quiet --locked) # file.rs: dirty-page tracking
 s3s_fs=${S3S_FS:-$(command -v s3s-fs || echo "${HOME:-/root}/.cargo/bin/s3s-fs")}
 [ -e /dev/fuse ] || { echo "durability: /dev/fuse is missing"; exit 1; }
 [ -e /dev/loop-control ] || { echo "durability: /dev/loop-control is missing (ext4/XFS mode)"; exit 1; }

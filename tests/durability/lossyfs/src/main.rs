@@ -26,10 +26,12 @@
 //!   nothing durable (the negative control: a lying disk must fail the
 //!   test).
 //!
-//! The power-loss test's ext4 mode keeps a disk image here, attached to a
-//! loop device: the loop driver turns the block layer's cache flushes
-//! (REQ_PREFLUSH, FUA) into fsync of the image, so `crash` reverts the
-//! image to its last flushed bytes, like a disk losing its write cache.
+//! The power-loss test's disk mode (ext4, XFS) keeps a disk image here,
+//! attached to a loop device: the loop driver turns the block layer's cache
+//! flushes (REQ_PREFLUSH, FUA) into fsync of the image, so `crash` reverts
+//! the image to its last flushed bytes, like a disk losing its write cache
+//! (`stats`: `fsyncs` counts those flushes, `lost_pages` the unflushed
+//! pages a crash reverted).
 //!
 //! Replies carry zero TTLs and files are opened without FOPEN_KEEP_CACHE, so
 //! the kernel keeps nothing that a crash could contradict.
