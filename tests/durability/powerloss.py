@@ -12,12 +12,13 @@ lossyfs (loopdisk.py): the image keeps only what the block layer flushed
 see (the kernel never sends syncfs to a FUSE daemon). A crash point then also
 unmounts ext4 and detaches the loop device while lossyfs is frozen, and
 reboots on the image with e2fsck -p (a journal replay) and mount. --disk xfs
-does the same with XFS (AL2023's root filesystem; not in CI), checked with
-xfs_repair -n after the mount that replays its log.
+does the same with XFS (AL2023's root filesystem), checked with
+xfs_repair -n after the mount that replays its log. Both first check that
+no page cache survives a crash and that syncfs reaches the image.
 --negative-control makes lossyfs ignore every fsync once the filesystem is
 set up (a lying disk): the run must then report lost uploads and exit 1.
-Each round
-starts lakeftpd (ack = disk and ack = s3 in turn, keep_local = on), lets
+
+Each round starts lakeftpd (ack = disk and ack = s3 in turn, keep_local = on), lets
 devices upload (active and passive; small and multi-MiB files; MKD of a
 dated directory then STOR into it; STOR, APPE, REST+STOR, RNFR/RNTO), and at
 a seeded random instant cuts the power: lossyfs drops what was not durable
@@ -410,11 +411,15 @@ def main():
                     help="homes and spool on this filesystem on a loop device whose image is on lossyfs")
     ap.add_argument("--ext4", action="store_const", dest="disk", const="ext4", help="--disk ext4")
     ap.add_argument("--image-mib", type=int,
-                    help="--disk: its size; default max(1024, 40 per crash point): a round "
-                         "fills ~18 MiB (keep_local = on), lossyfs holds the pages written, twice")
+                    help="--disk: its size; default max(1024, 50 per crash point): a round "
+                         "fills ~27 MiB (keep_local = on), lossyfs holds the pages written, twice")
     ap.add_argument("--negative-control", action="store_true",
                     help="lossyfs ignores fsync after setup: must fail")
     args = ap.parse_args()
+    args.image_mib = args.image_mib or max(1024, 50 * args.crashes)
+    # lossyfs's MAX_BYTES (8 GiB) bounds both versions of every file.
+    if args.disk and 2 * args.image_mib > (8 << 10) - 512:
+        ap.error(f"a {args.image_mib} MiB image does not fit lossyfs twice: fewer crash points")
     rng = random.Random(args.seed)
     started = time.time()
     work = tempfile.mkdtemp(prefix="d14-powerloss-")
@@ -440,7 +445,7 @@ def main():
         data = mnt
         if args.disk:
             disk = loopdisk.LoopDisk(mnt, os.path.join(work, "disk"), os.path.join(work, "disk.log"),
-                                     args.image_mib or max(1024, 40 * args.crashes), args.disk)
+                                     args.image_mib, args.disk)
             disk.create(lambda: control(ctl, "crash"), lambda: control(ctl, "thaw"))
             data = disk.mountpoint
         if args.negative_control:

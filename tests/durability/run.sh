@@ -6,9 +6,11 @@
 #                                     whose image lives on lossyfs), 60 s of
 #                                     S3 faults with ack = disk, then 30 s
 #                                     with ack = s3
-#   tests/durability/run.sh --long    200 crash points on lossyfs, 100 on
-#                                     ext4, 50 on XFS, 10 minutes of faults
+#   tests/durability/run.sh --long    200 crash points on lossyfs, 60 on
+#                                     ext4, 30 on XFS, 10 minutes of faults
 #                                     (ack = disk), then 5 minutes (ack = s3)
+#                                     (60 on ext4: 4 minutes, a 3 GiB image,
+#                                     ~3.2 GiB held by lossyfs)
 #   CRASHES=N CRASHES_EXT4=N CRASHES_XFS=N FAULT_SECONDS=S SEED=K tests/durability/run.sh
 #
 # The negative control (not in CI: it must fail, exit 1, with lost uploads):
@@ -31,8 +33,8 @@ crashes_xfs=${CRASHES_XFS:-10}
 seconds=${FAULT_SECONDS:-60}
 if [ "${1:-}" = "--long" ]; then
     crashes=${CRASHES:-200}
-    crashes_ext4=${CRASHES_EXT4:-100}
-    crashes_xfs=${CRASHES_XFS:-50}
+    crashes_ext4=${CRASHES_EXT4:-60}
+    crashes_xfs=${CRASHES_XFS:-30}
     seconds=${FAULT_SECONDS:-600}
 fi
 seed=${SEED:-14}
