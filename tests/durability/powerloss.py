@@ -18,11 +18,12 @@ no page cache survives a crash and that syncfs reaches the image.
 --negative-control makes lossyfs ignore every fsync once the filesystem is
 set up (a lying disk): the run must then report lost uploads and exit 1.
 
-Each round starts lakeftpd (ack = disk and ack = s3 in turn, keep_local = on), lets
-devices upload (active and passive; small and multi-MiB files; MKD of a
-dated directory then STOR into it; STOR, APPE, REST+STOR, RNFR/RNTO), and at
-a seeded random instant cuts the power: lossyfs drops what was not durable
-and fails every later operation, lakeftpd is SIGKILLed, lossyfs "reboots".
+Each round starts lakeftpd (ack = disk and ack = s3 in turn, keep_local =
+on), lets devices upload (active and passive; small and multi-MiB files; MKD
+of a dated directory then STOR into it; STOR, APPE, REST+STOR, RNFR/RNTO),
+and at a seeded random instant cuts the power: lossyfs drops what was not
+durable and fails every later operation, lakeftpd is SIGKILLed, lossyfs
+"reboots".
 Devices are users of the configuration (homes made at start) and users of
 a users file (`users = FILE`, homes made at their first login): one of
 those is new in every round, so every round has a first login whose home
