@@ -24,7 +24,11 @@ packages=(
     nftables               # DNAT balancer in the topology test
     haproxy                # L4 balancer with PROXY v2 in the topology test
     procps                 # pgrep/ps in the shell tests
-    util-linux             # mount (tmpfs for disk-full tests), unshare
+    util-linux             # mount (tmpfs for disk-full tests), unshare; losetup:
+                           # the power-loss test's ext4 mode (tests/durability/)
+    e2fsprogs              # mkfs.ext4, e2fsck: the power-loss test's ext4 mode
+    xfsprogs               # mkfs.xfs, xfs_repair: the power-loss test on XFS
+                           # (AL2023's root filesystem)
     ca-certificates        # crates.io over TLS for the s3s-fs build
     python3-cryptography   # tests/clients/make_cert.py: certificates for the FTPS tests
     tnftp                  # interop table (tests/interop.rs): NetBSD ftp
@@ -128,5 +132,10 @@ tests/appliance/install-deps.sh
 tests/install-s3s-fs.sh
 command -v fusermount3 >/dev/null || die "fuse3 (fusermount3) was not installed"
 [ -c /dev/fuse ] || die "/dev/fuse is missing: the power-loss test (tests/durability/) needs FUSE"
+for cmd in losetup mkfs.ext4 e2fsck mkfs.xfs xfs_repair; do
+    command -v "$cmd" >/dev/null || die "$cmd is missing: the power-loss test's disk mode needs it (util-linux, e2fsprogs, xfsprogs)"
+done
+[ -e /dev/loop-control ] || die "/dev/loop-control is missing: the power-loss test's disk mode needs loop devices"
+grep -qw xfs /proc/filesystems || modprobe xfs 2>/dev/null || die "the kernel has no XFS: the power-loss test on XFS needs it"
 command -v s3s-fs >/dev/null || [ -x "$HOME/.cargo/bin/s3s-fs" ] || die "s3s-fs was not installed"
 echo "install-deps: all present"

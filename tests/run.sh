@@ -34,8 +34,9 @@ LAKEFTPD_BIN="$bin" tests/appliance/run.sh
 LAKEFTPD_BIN="$bin" tests/topology.sh
 
 # Power loss on a filesystem that drops what was not fsync'd (20 crash
-# points) and 60 s of uploads through a fault-injecting S3 proxy; the long
-# versions: tests/durability/run.sh --long.
+# points), then on ext4 on a loop device whose image drops what was not
+# flushed (20 crash points), and 60 s of uploads through a fault-injecting S3
+# proxy; the long versions: tests/durability/run.sh --long.
 LAKEFTPD_BIN="$bin" tests/durability/run.sh
 
 # A seconds-long smoke of the benchmark, so it cannot rot (the full run,

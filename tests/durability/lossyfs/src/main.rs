@@ -9,7 +9,8 @@
 //! entry in the directory containing the file has also reached disk. For
 //! that an explicit fsync() on a file descriptor for the directory is also
 //! needed"):
-//! - a file's bytes (and size) become durable when the file is fsync'd;
+//! - a file's bytes (and size) become durable when the file is fsync'd
+//!   (only the pages changed since the last fsync are copied: file.rs);
 //! - a directory's entries (creations, removals, renames, hard links, in
 //!   and out) become durable when that directory is fsync'd;
 //! - attributes (mode, times) are kept as they are (not part of the test).
@@ -20,11 +21,24 @@
 //!   replaced by its durable version: unsynced data and directory changes
 //!   are gone, nodes no durable entry reaches are dropped;
 //! - `thaw`: operations work again (the machine rebooted on what remained);
-//! - `stats`: counters, one `name value` per line.
+//! - `stats`: counters, one `name value` per line;
+//! - `ignore-fsync`: from now on fsync and fsyncdir answer ok and make
+//!   nothing durable (the negative control: a lying disk must fail the
+//!   test).
+//!
+//! The power-loss test's disk mode (ext4, XFS) keeps a disk image here,
+//! attached to a loop device: the loop driver turns the block layer's cache
+//! flushes (REQ_PREFLUSH, FUA) into fsync of the image, so `crash` reverts
+//! the image to its last flushed bytes, like a disk losing its write cache
+//! (`stats`: `fsyncs` counts those flushes, `lost_pages` the unflushed
+//! pages a crash reverted).
 //!
 //! Replies carry zero TTLs and files are opened without FOPEN_KEEP_CACHE, so
 //! the kernel keeps nothing that a crash could contradict.
 
+mod file;
+
+use file::FileBody;
 use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, MountOption, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
@@ -40,14 +54,13 @@ use std::time::{Duration, SystemTime};
 
 const ROOT: u64 = 1;
 const TTL: Duration = Duration::ZERO;
-/// A bound on what the test may store (the test's files are small).
+/// A bound on what the test may store, both versions of every file: the
+/// test's files are small, the ext4 mode's disk image is 96 MiB (192 MiB
+/// held).
 const MAX_BYTES: u64 = 8 << 30;
 
 enum Body {
-    File {
-        data: Vec<u8>,
-        durable: Vec<u8>,
-    },
+    File(FileBody),
     Dir {
         entries: BTreeMap<OsString, u64>,
         durable: BTreeMap<OsString, u64>,
@@ -73,14 +86,18 @@ struct Stats {
     fsyncs: u64,
     dir_fsyncs: u64,
     lost_bytes: u64,
+    lost_pages: u64,
     lost_entries: u64,
     dropped_nodes: u64,
+    ignored_fsyncs: u64,
 }
 
 struct State {
     nodes: HashMap<u64, Node>,
     next: u64,
     frozen: bool,
+    /// The negative control's lie: fsync answers ok and keeps nothing.
+    ignore_fsync: bool,
     stats: Stats,
 }
 
@@ -109,6 +126,7 @@ impl State {
             nodes,
             next: ROOT + 1,
             frozen: false,
+            ignore_fsync: false,
             stats: Stats::default(),
         }
     }
@@ -116,7 +134,7 @@ impl State {
     fn attr(&self, ino: u64) -> Option<FileAttr> {
         let node = self.nodes.get(&ino)?;
         let (kind, size) = match &node.body {
-            Body::File { data, .. } => (FileType::RegularFile, data.len() as u64),
+            Body::File(file) => (FileType::RegularFile, file.data.len() as u64),
             Body::Dir { entries, .. } => (FileType::Directory, entries.len() as u64),
             Body::Symlink(target) => (FileType::Symlink, target.as_os_str().len() as u64),
         };
@@ -213,14 +231,13 @@ impl State {
     fn crash(&mut self) {
         self.frozen = true;
         self.stats.crashes += 1;
-        let (mut lost_bytes, mut lost_entries) = (0, 0);
+        let (mut lost_bytes, mut lost_pages, mut lost_entries) = (0, 0, 0);
         for node in self.nodes.values_mut() {
             match &mut node.body {
-                Body::File { data, durable } => {
-                    if data != durable {
-                        lost_bytes += data.len().abs_diff(durable.len()).max(1) as u64;
-                    }
-                    *data = durable.clone();
+                Body::File(file) => {
+                    let (bytes, pages) = file.revert();
+                    lost_bytes += bytes;
+                    lost_pages += pages;
                 }
                 Body::Dir { entries, durable } => {
                     if entries != durable {
@@ -235,6 +252,7 @@ impl State {
             node.opens = 0;
         }
         self.stats.lost_bytes += lost_bytes;
+        self.stats.lost_pages += lost_pages;
         self.stats.lost_entries += lost_entries;
         // What durable entries reach from the root survives, with its
         // link count recounted.
@@ -275,7 +293,7 @@ impl State {
         self.nodes
             .values()
             .map(|n| match &n.body {
-                Body::File { data, durable } => (data.len() + durable.len()) as u64,
+                Body::File(file) => file.stored(),
                 _ => 0,
             })
             .sum()
@@ -355,8 +373,8 @@ impl Filesystem for Lossy {
         };
         if let Some(size) = size {
             match &mut node.body {
-                Body::File { data, .. } if size <= MAX_BYTES => data.resize(size as usize, 0),
-                Body::File { .. } => return reply.error(libc::EFBIG),
+                Body::File(file) if size <= MAX_BYTES => file.resize(size as usize),
+                Body::File(_) => return reply.error(libc::EFBIG),
                 _ => return reply.error(EISDIR),
             }
             node.mtime = SystemTime::now();
@@ -404,10 +422,7 @@ impl Filesystem for Lossy {
             return reply.error(libc::EPERM);
         }
         let mut state = state!(self, reply);
-        let body = Body::File {
-            data: Vec::new(),
-            durable: Vec::new(),
-        };
+        let body = Body::File(FileBody::default());
         let ino = state.add(parent, name, body, mode & !umask, req);
         self.entry(&state, ino, reply);
     }
@@ -591,8 +606,8 @@ impl Filesystem for Lossy {
             return reply.error(ENOENT);
         };
         if flags & libc::O_TRUNC != 0 {
-            if let Body::File { data, .. } = &mut node.body {
-                data.clear();
+            if let Body::File(file) = &mut node.body {
+                file.resize(0);
             }
         }
         node.opens += 1;
@@ -612,7 +627,7 @@ impl Filesystem for Lossy {
     ) {
         let state = state!(self, reply);
         match state.nodes.get(&ino).map(|n| &n.body) {
-            Some(Body::File { data, .. }) => {
+            Some(Body::File(FileBody { data, .. })) => {
                 let start = (offset.max(0) as usize).min(data.len());
                 let end = (start + size as usize).min(data.len());
                 reply.data(&data[start..end]);
@@ -643,12 +658,8 @@ impl Filesystem for Lossy {
             return reply.error(ENOENT);
         };
         match &mut node.body {
-            Body::File { data, .. } => {
-                let start = offset.max(0) as usize;
-                if data.len() < start + buf.len() {
-                    data.resize(start + buf.len(), 0);
-                }
-                data[start..start + buf.len()].copy_from_slice(buf);
+            Body::File(file) => {
+                file.write(offset.max(0) as usize, buf);
                 node.mtime = SystemTime::now();
                 reply.written(buf.len() as u32);
             }
@@ -697,9 +708,13 @@ impl Filesystem for Lossy {
     ) {
         let mut state = state!(self, reply);
         state.stats.fsyncs += 1;
+        if state.ignore_fsync {
+            state.stats.ignored_fsyncs += 1;
+            return reply.ok();
+        }
         match state.nodes.get_mut(&ino).map(|n| &mut n.body) {
-            Some(Body::File { data, durable }) => {
-                durable.clone_from(data);
+            Some(Body::File(file)) => {
+                file.sync();
                 reply.ok();
             }
             // fsync(2) on a directory descriptor may arrive as FSYNC on
@@ -779,6 +794,10 @@ impl Filesystem for Lossy {
     ) {
         let mut state = state!(self, reply);
         state.stats.dir_fsyncs += 1;
+        if state.ignore_fsync {
+            state.stats.ignored_fsyncs += 1;
+            return reply.ok();
+        }
         match state.nodes.get_mut(&ino).map(|n| &mut n.body) {
             Some(Body::Dir { entries, durable }) => {
                 durable.clone_from(entries);
@@ -820,10 +839,7 @@ impl Filesystem for Lossy {
             Some(_) if flags & libc::O_EXCL != 0 => Err(EEXIST),
             Some(ino) => Ok(ino),
             None => {
-                let body = Body::File {
-                    data: Vec::new(),
-                    durable: Vec::new(),
-                };
+                let body = Body::File(FileBody::default());
                 state.add(parent, name, body, mode & !umask, req)
             }
         };
@@ -833,8 +849,8 @@ impl Filesystem for Lossy {
         };
         let node = state.nodes.get_mut(&ino).expect("just found or made");
         if flags & libc::O_TRUNC != 0 {
-            if let Body::File { data, .. } = &mut node.body {
-                data.clear();
+            if let Body::File(file) = &mut node.body {
+                file.resize(0);
             }
         }
         node.opens += 1;
@@ -862,12 +878,16 @@ fn control(state: Arc<Mutex<State>>, socket: PathBuf) {
                 state.frozen = false;
                 "ok\n".to_string()
             }
+            "ignore-fsync" => {
+                state.ignore_fsync = true;
+                "ok\n".to_string()
+            }
             "stats" => {
                 let s = &state.stats;
                 format!(
-                    "crashes {}\nfsyncs {}\ndir_fsyncs {}\nlost_bytes {}\nlost_entries {}\ndropped_nodes {}\nnodes {}\nstored_bytes {}\nok\n",
-                    s.crashes, s.fsyncs, s.dir_fsyncs, s.lost_bytes, s.lost_entries, s.dropped_nodes,
-                    state.nodes.len(), state.stored()
+                    "crashes {}\nfsyncs {}\ndir_fsyncs {}\nlost_bytes {}\nlost_pages {}\nlost_entries {}\ndropped_nodes {}\nignored_fsyncs {}\nnodes {}\nstored_bytes {}\nok\n",
+                    s.crashes, s.fsyncs, s.dir_fsyncs, s.lost_bytes, s.lost_pages, s.lost_entries, s.dropped_nodes,
+                    s.ignored_fsyncs, state.nodes.len(), state.stored()
                 )
             }
             other => format!("unknown command {other:?}\n"),
