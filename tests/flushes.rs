@@ -82,22 +82,54 @@ fn with_a_bucket_by_default_a_lone_device_pays_one_flush_per_upload() {
 
 #[test]
 fn devices_landing_together_share_their_flushes() {
-    // 8 rounds of 25 devices whose uploads end together (each sent its
-    // bytes, then all close their data connections at once), active mode
-    // (passive would meet the default `max_passive_per_ip`: all come from
-    // 127.0.0.1), no S3. Each upload needs its bytes and then its name
-    // durable, but one syncfs covers every upload that landed before it
-    // started: well under one flush per upload. With an fsync per file
-    // (and one per folder, shared) it was at least one per upload.
+    // No S3. Each upload needs its bytes and then its name durable, but one
+    // syncfs covers every upload that landed before it started: well under
+    // one flush per upload. With an fsync per file (and one per folder,
+    // shared) it was at least one per upload.
     let server = Server::start("health_listen = 127.0.0.1:0\n", &[("dev", "full")]);
     let health = http::health_in_log(&server.log());
-    let (devices, rounds) = (25u64, 8u64);
+    let (spent, uploads) = land_together(server.addr, "dev", health);
+    assert_eq!(
+        std::fs::read_dir(server.home("dev")).unwrap().count() as u64,
+        uploads
+    );
+    assert!(
+        spent >= ROUNDS && spent < uploads,
+        "{spent} flushes for {uploads} uploads"
+    );
+}
+
+#[test]
+fn with_a_bucket_devices_landing_together_share_their_one_flush() {
+    // The bucket defaults (ack = s3, keep_local = off): only the bytes are
+    // flushed, and a syncfs covers every upload that landed before it. (A
+    // build that learnt of the filesystem only from a flushed directory,
+    // which these uploads never flush, paid one fsync each.)
+    let dir = Scratch::new("flush-s3-together");
+    let s3 = S3::start(&dir.0);
+    let (lake, health) = lake_with(&dir, &s3, "");
+    let (spent, uploads) = land_together(lake.addr, "dev01", health);
+    assert!(
+        spent >= ROUNDS && spent < uploads / 2,
+        "{spent} flushes for {uploads} uploads"
+    );
+}
+
+/// Rounds of `DEVICES` whose uploads end together.
+const ROUNDS: u64 = 8;
+const DEVICES: u64 = 25;
+
+/// `ROUNDS` rounds of `DEVICES` uploads of `user` that end together (each
+/// sent its bytes, then all close their data connections at once), in
+/// active mode (passive would meet the default `max_passive_per_ip`: all
+/// come from 127.0.0.1). Returns (flushes spent, uploads acknowledged).
+fn land_together(addr: SocketAddr, user: &str, health: SocketAddr) -> (u64, u64) {
     let before = flushes(health);
-    for round in 0..rounds {
-        let open: Vec<_> = (0..devices)
+    for round in 0..ROUNDS {
+        let open: Vec<_> = (0..DEVICES)
             .map(|d| {
                 let data = pattern(4096, round * 100 + d);
-                open_active_stor(server.addr, &format!("r{round}-d{d}.csv"), &data)
+                open_active_stor(addr, user, &format!("r{round}-d{d}.csv"), &data)
             })
             .collect();
         let (controls, streams): (Vec<_>, Vec<_>) = open.into_iter().unzip();
@@ -108,25 +140,18 @@ fn devices_landing_together_share_their_flushes() {
         }
     }
     let spent = flushes(health) - before;
-    let uploads = devices * rounds;
-    assert_eq!(
-        std::fs::read_dir(server.home("dev")).unwrap().count() as u64,
-        uploads
-    );
+    let uploads = DEVICES * ROUNDS;
     eprintln!(
-        "{spent} flushes for {uploads} uploads: {:.2} each",
+        "{user}: {spent} flushes for {uploads} uploads: {:.2} each",
         spent as f64 / uploads as f64
     );
-    assert!(
-        spent >= rounds && spent < uploads,
-        "{spent} flushes for {uploads} uploads"
-    );
+    (spent, uploads)
 }
 
 /// One session at the end of an active-mode STOR (PORT to a listener of
 /// ours): `data` sent, the data connection still open.
-fn open_active_stor(addr: SocketAddr, name: &str, data: &[u8]) -> (Control, TcpStream) {
-    let mut c = Control::login(addr, "dev");
+fn open_active_stor(addr: SocketAddr, user: &str, name: &str, data: &[u8]) -> (Control, TcpStream) {
+    let mut c = Control::login(addr, user);
     assert_eq!(c.cmd("TYPE I").0, 200);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -104,8 +104,15 @@ impl Filesystem {
 static FILESYSTEMS: LazyLock<Mutex<HashMap<u64, Arc<Filesystem>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Notes the filesystem holding the directory open as `dir` (an upload's
+/// folder, the spool), so that flushes of files on it can be shared: a
+/// file alone cannot name the directory to keep.
+pub fn register(dir: impl AsFd) -> io::Result<()> {
+    filesystem(dir).map(|_| ())
+}
+
 /// The filesystem holding `fd`, registered the first time a directory on
-/// it is flushed. `None` for a file on a filesystem not seen yet: a file
+/// it is seen (`register`, or a directory flushed). `None` for a file on a filesystem not seen yet: a file
 /// cannot name the directory to keep (a kept file would pin its inode and
 /// bytes), so that one flush is an fsync.
 fn filesystem(fd: impl AsFd) -> io::Result<Option<Arc<Filesystem>>> {

@@ -21,7 +21,7 @@
 
 use crate::limits::TEMP_PREFIX;
 use crate::limits::WRITEBACK_CHUNK;
-use crate::storage::barrier::{Barrier, Started};
+use crate::storage::barrier::{self, Barrier, Started};
 use crate::storage::jail;
 use crate::sys::random;
 use rustix::fs::{Advice, Mode, OFlags};
@@ -93,6 +93,8 @@ impl TempUpload {
             let (dir, name) = split(&target)?;
             let name = name.to_os_string();
             let dir = jail::open_dir(&home, dir)?;
+            // Before the first flush of its bytes (`sync`): shared from then on.
+            barrier::register(&dir)?;
             let temp_file = name_of(&temp)?;
             let mut file = File::from(
                 rustix::fs::openat(
