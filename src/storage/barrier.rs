@@ -3,7 +3,7 @@
 //! The steps of an upload note what they changed (a file's bytes, a
 //! directory's entries) in a `Barrier`; `flush` makes all of it durable.
 //! How depends on the filesystem (`Flush`):
-//! - `WholeFilesystem` (ext4, XFS, btrfs, tmpfs): one syncfs(2) of the
+//! - `WholeFilesystem` (ext4, XFS, btrfs): one syncfs(2) of the
 //!   filesystem, shared (group commit, durable::Group) by every caller whose
 //!   changes came before it started. A syncfs writes every dirty file and
 //!   directory of the filesystem and commits its journal with one cache
@@ -14,6 +14,10 @@
 //!   durable::sync_dir_fd). syncfs(2) is not trusted there: the kernel sends
 //!   FUSE_SYNCFS to virtiofs only (fs/fuse/virtio_fs.c sets `fc->sync_fs`),
 //!   so on any other FUSE filesystem it returns 0 having promised nothing.
+//! - `Nothing` (tmpfs, ramfs): memory; nothing there survives a power cut or
+//!   a reboot, and their fsync and syncfs do nothing. No flush is made, and
+//!   the log says so once (homes or a spool there lose every upload at a
+//!   reboot).
 //!
 //! Errors: since Linux 5.8 syncfs(2) reports a write-back error that
 //! happened on the filesystem since the descriptor was opened, to the first
@@ -40,29 +44,40 @@ pub enum Flush {
     WholeFilesystem,
     /// fsync(2) of each changed file and directory.
     PerFile,
+    /// None: the filesystem lives in memory.
+    Nothing,
 }
 
 /// `statfs.f_type` of the filesystems whose syncfs(2) is a flush of every
 /// dirty page, inode and directory entry plus a journal commit (statfs(2),
-/// linux/magic.h). tmpfs has nothing to flush.
-const WHOLE_FILESYSTEM_FLUSH: [(u32, &str); 4] = [
+/// linux/magic.h).
+const WHOLE_FILESYSTEM_FLUSH: [(u32, &str); 3] = [
     (0xEF53, "ext4"),
     (0x5846_5342, "xfs"),
     (0x9123_683E, "btrfs"),
-    (0x0102_1994, "tmpfs"),
 ];
+
+/// `statfs.f_type` of the filesystems that live in memory (linux/magic.h).
+const IN_MEMORY: [(u32, &str); 2] = [(0x0102_1994, "tmpfs"), (0x8584_58F6, "ramfs")];
 
 /// How the filesystem holding `fd` is flushed, and its name for the log.
 pub fn flush_of(fd: impl AsFd) -> io::Result<(Flush, &'static str)> {
     let stat = rustix::fs::fstatfs(fd)?;
     // f_type is a signed or unsigned long by architecture; the magics are 32-bit.
     let magic = stat.f_type as u32;
-    Ok(WHOLE_FILESYSTEM_FLUSH
-        .iter()
-        .find(|(m, _)| *m == magic)
-        .map_or((Flush::PerFile, "other"), |(_, name)| {
-            (Flush::WholeFilesystem, *name)
-        }))
+    let named = |kinds: &[(u32, &'static str)]| {
+        kinds
+            .iter()
+            .find(|(m, _)| *m == magic)
+            .map(|(_, name)| *name)
+    };
+    Ok(if let Some(name) = named(&WHOLE_FILESYSTEM_FLUSH) {
+        (Flush::WholeFilesystem, name)
+    } else if let Some(name) = named(&IN_MEMORY) {
+        (Flush::Nothing, name)
+    } else {
+        (Flush::PerFile, "other")
+    })
 }
 
 /// syncfs(2) failures so far, on any filesystem (see the module comment).
@@ -126,13 +141,17 @@ fn filesystem(fd: impl AsFd) -> io::Result<Option<Arc<Filesystem>>> {
         return Ok(None);
     }
     let (flush, name) = flush_of(&fd)?;
-    log::info!(
-        "durability on device {dev:#x} ({name}): {}",
-        match flush {
-            Flush::WholeFilesystem => "one shared syncfs per batch",
-            Flush::PerFile => "fsync of each file and directory",
+    match flush {
+        Flush::WholeFilesystem => {
+            log::info!("durability on device {dev:#x} ({name}): one shared syncfs per batch")
         }
-    );
+        Flush::PerFile => {
+            log::info!("durability on device {dev:#x} ({name}): fsync of each file and directory")
+        }
+        Flush::Nothing => log::warn!(
+            "durability on device {dev:#x} ({name}): in memory, nothing there survives a power cut or a reboot; no flush is made"
+        ),
+    }
     let fd = top_of(fd, dev)?;
     let fs = Arc::new(Filesystem {
         flush,
@@ -209,14 +228,16 @@ impl Barrier {
             }
         };
         for file in &self.files {
-            match filesystem(file)? {
-                Some(fs) if fs.flush == Flush::WholeFilesystem => note(fs),
+            match filesystem(file)?.map(|fs| (fs.flush, fs)) {
+                Some((Flush::WholeFilesystem, fs)) => note(fs),
+                Some((Flush::Nothing, _)) => {}
                 _ => durable::fsync(file)?,
             }
         }
         for dir in &self.dirs {
-            match filesystem(dir)? {
-                Some(fs) if fs.flush == Flush::WholeFilesystem => note(fs),
+            match filesystem(dir)?.map(|fs| (fs.flush, fs)) {
+                Some((Flush::WholeFilesystem, fs)) => note(fs),
+                Some((Flush::Nothing, _)) => {}
                 _ => durable::sync_dir_fd(dir)?,
             }
         }
@@ -254,9 +275,9 @@ mod tests {
 
     #[test]
     fn tmpfs_and_the_root_filesystem_are_told_apart_by_their_magic() {
-        // /dev/shm is tmpfs on every Linux this runs on: a whole-filesystem flush.
+        // /dev/shm is tmpfs on every Linux this runs on: nothing to flush.
         let shm = File::open("/dev/shm").unwrap();
-        assert_eq!(flush_of(&shm).unwrap(), (Flush::WholeFilesystem, "tmpfs"));
+        assert_eq!(flush_of(&shm).unwrap(), (Flush::Nothing, "tmpfs"));
         // /proc is neither: per file (and nothing there is ever flushed).
         let proc_fs = File::open("/proc").unwrap();
         assert_eq!(flush_of(&proc_fs).unwrap().0, Flush::PerFile);
@@ -264,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_barrier_flushes_a_file_and_its_directory() {
-        let dir = scratch(std::path::Path::new("/dev/shm"), "flush");
+        let dir = scratch(&std::env::temp_dir(), "flush");
         let mut file = File::create(dir.join("f")).unwrap();
         file.write_all(b"bytes").unwrap();
         let mut barrier = Barrier::new(Started::now());
