@@ -127,9 +127,9 @@ pub fn register(dir: impl AsFd) -> io::Result<()> {
 }
 
 /// The filesystem holding `fd`, registered the first time a directory on
-/// it is seen (`register`, or a directory flushed). `None` for a file on a filesystem not seen yet: a file
-/// cannot name the directory to keep (a kept file would pin its inode and
-/// bytes), so that one flush is an fsync.
+/// it is seen (`register`, or a directory flushed). `None` for a file on a
+/// filesystem not seen yet: a file cannot name the directory to keep (a
+/// kept file would pin its inode and bytes), so that one flush is an fsync.
 fn filesystem(fd: impl AsFd) -> io::Result<Option<Arc<Filesystem>>> {
     let stat = rustix::fs::fstat(&fd)?;
     let dev = stat.st_dev;
