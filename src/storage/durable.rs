@@ -1,6 +1,8 @@
 //! Changes that survive a power cut, in one place. Every path that must
 //! outlive the power calls these (uploads, the spool, homes, MKD and
-//! auto_mkdir levels, the users cache); nothing else fsyncs.
+//! auto_mkdir levels, the users cache); storage/barrier.rs flushes uploads
+//! and spool entries with its counted `fsync`/`syncfs` and its `Group`;
+//! nothing else fsyncs.
 //!
 //! A new name (a directory made, a file renamed) is on disk only once the
 //! directory holding it is fsync'd: fsync(2), "Calling fsync() does not
@@ -79,8 +81,8 @@ struct GroupState {
     synced: u64,
     /// An fsync is running.
     running: bool,
-    /// fsyncs run for this group (for the tests: fewer than callers).
-    fsyncs: u64,
+    /// Flushes run for this group (for the tests: fewer than callers).
+    runs: u64,
     /// Callers the last successful run covered: more than one means others
     /// are landing at the same time, and a leader that lingers gathers more.
     last_batch: u64,
@@ -127,7 +129,7 @@ impl Group {
             if !state.running {
                 // Lead: one flush for every ticket handed out before it starts.
                 state.running = true;
-                state.fsyncs += 1;
+                state.runs += 1;
                 if state.last_batch > 1 && !linger.is_zero() {
                     drop(state);
                     std::thread::sleep(linger);
@@ -373,7 +375,7 @@ mod tests {
         for c in callers {
             c.join().unwrap();
         }
-        assert_eq!(lock(&group.state).fsyncs, 1, "one fsync for 8 callers");
+        assert_eq!(lock(&group.state).runs, 1, "one fsync for 8 callers");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -71,7 +71,7 @@ class Server:
         os.makedirs(self.home, exist_ok=True)
         conf = os.path.join(work, name, "lakeftpd.conf")
         h = password_hash()
-        text = (f"listen = {listen}\nroot = {self.home}\nactive_source_port = 0\n"
+        text = (f"listen = {listen}\nroot = {self.home}\n"
                 f"health_listen = 127.0.0.1:0\n{extra}\n")
         for u in users:
             text += f"[user {u}]\npassword = {h}\npermissions = full\n"
