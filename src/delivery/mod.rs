@@ -250,8 +250,9 @@ impl Delivery {
     /// Queues a durable upload; with `ack = s3` waits for S3 (see module
     /// doc). Returns the object key it is delivered under.
     /// `pending` holds what makes the home copy durable (its rename): it is
-    /// flushed here together with the spool entry (one shared flush), on
-    /// every path, before this returns.
+    /// flushed here together with the spool entry (one shared flush) before
+    /// this returns, on every path but one: with `ack = s3` and
+    /// `keep_local = off` the home copy is transient and is not flushed.
     pub async fn hand_over(
         self: &Arc<Self>,
         upload: Upload,
