@@ -175,8 +175,9 @@ fn silent_connections_from_ten_addresses_do_not_keep_a_device_out() {
 
 #[test]
 fn health_answers_while_idle_connections_are_held() {
-    // 500 idle sockets on the health port (renewed when closed): every
-    // check is answered within a second.
+    // 500 idle sockets on the health port from another address (renewed
+    // when closed, so each accept evicts one): every check from the
+    // balancer's address is answered within the prompt.
     raise_nofile();
     let server = Server::start("health_listen = 127.0.0.1:0", &[]);
     let h = health_addr(&server);
@@ -192,7 +193,7 @@ fn health_answers_while_idle_connections_are_held() {
                     matches!((&*s).read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
                 });
                 while held.len() < 500 {
-                    match TcpStream::connect(h) {
+                    match connect_from("127.0.0.2", h) {
                         Ok(s) => {
                             s.set_nonblocking(true).unwrap();
                             held.push(s)
@@ -205,21 +206,64 @@ fn health_answers_while_idle_connections_are_held() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    let mut slow = 0;
-    for _ in 0..20 {
+    let mut slow = Vec::new();
+    for check in 0..20 {
         let started = Instant::now();
         let (status, _) = get(h, "/healthz");
-        if status != 200 || started.elapsed() > PROMPT {
-            slow += 1;
+        let took = started.elapsed();
+        if status != 200 || took > PROMPT {
+            slow.push(format!("check {check}: status {status} after {took:?}"));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     holder.join().unwrap();
-    assert_eq!(
-        slow, 0,
-        "{slow} of 20 checks failed or took over {PROMPT:?}"
+    assert!(
+        slow.is_empty(),
+        "checks failed or took over {PROMPT:?}: {slow:?}"
     );
+}
+
+#[test]
+fn idle_health_connections_evict_their_own_client_first() {
+    // A checker that has connected but not yet sent its request (a slow
+    // first packet) survives 300 idle connections opened after it from
+    // another address: each new one evicts that address's oldest. Its own
+    // oldest idle connection is evicted (the flood does reach the limit).
+    let server = Server::start("health_listen = 127.0.0.1:0", &[]);
+    let h = health_addr(&server);
+    let mut checker = connect_from("127.0.0.1", h).expect("the checker connects");
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        flood.push(connect_from("127.0.0.2", h).expect("an idle connection"));
+    }
+    // The first idle connection was evicted for a later one of its own
+    // address: the server closed it without an answer.
+    flood[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut first = Vec::new();
+    assert_eq!(
+        (&flood[0])
+            .read_to_end(&mut first)
+            .map(|_| first.len())
+            .unwrap_or(0),
+        0,
+        "the oldest idle connection is closed unanswered"
+    );
+    checker
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    checker
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    checker.read_to_string(&mut answer).expect("an answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK"),
+        "the checker is answered: {answer:?}"
+    );
+    assert!(scrape(h, "lakeftpd_health_closed_total") >= 150 - 64);
 }
 
 #[test]
@@ -745,8 +789,14 @@ fn unknown_names_cost_what_known_names_of_a_mixed_set_cost() {
     let bcrypt = hash_of("bcrypt");
     let server = server_with_hashes(&[("s1", sha.clone()), ("s2", sha), ("b1", bcrypt)]);
     let mut c = Control::open(server.addr);
-    let fast = wrong_password_time(&mut c, "s1");
-    let slow = wrong_password_time(&mut c, "b1");
+    // The quickest of several, interleaved: other tests load the machine
+    // in bursts (one pair read 102 / 152 ms where a quiet one reads 40 /
+    // 145 ms).
+    let (mut fast, mut slow) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        fast = fast.min(wrong_password_time(&mut c, "s1"));
+        slow = slow.min(wrong_password_time(&mut c, "b1"));
+    }
     assert!(slow > fast * 2, "sha {fast:?}, bcrypt {slow:?}");
     // Half way: a loaded machine spreads the fast ones upwards.
     let threshold = (fast + slow) / 2;

@@ -16,9 +16,11 @@
 //! The request line has a short deadline (`HEALTH_REQUEST_TIMEOUT`). Only
 //! peers in `health_from` are served (others are closed at once). At most
 //! `MAX_HEALTH_CONNECTIONS` are held; a new connection evicts the oldest
-//! one held rather than being refused, so idle connections cannot starve
-//! the balancer's check (which sends its request at once and is answered
-//! in well under a millisecond).
+//! one held by the client (an IPv4 address, an IPv6 `ipv6_prefix`) that
+//! holds the most, rather than being refused, so idle connections from
+//! elsewhere cannot starve the balancer's check (which comes from the
+//! balancer's own addresses, sends its request at once and is answered in
+//! well under a millisecond).
 
 use crate::config::cidr::Cidr;
 use crate::limits::{
@@ -32,6 +34,7 @@ use crate::ops::prometheus;
 use crate::protocol::http::{parse_request_line, Route};
 use crate::protocol::line::{self, Frame};
 use crate::sys;
+use crate::sys::client::ClientKey;
 use crate::sys::timeout;
 use crate::sys::unauthenticated::Share;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -206,8 +209,10 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     s3_failing_after: Duration,
     health_from: Vec<Cidr>,
+    ipv6_prefix: u8,
 ) {
-    // Every connection held, oldest first; a new one evicts the oldest.
+    // Every connection held, oldest first; a new one evicts the oldest of
+    // the client holding the most.
     let held = Share::new(MAX_HEALTH_CONNECTIONS, MAX_HEALTH_CONNECTIONS);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -225,7 +230,7 @@ pub async fn serve(
             log::debug!("health: peer={peer} closed: not in health_from");
             continue;
         }
-        let (place, evicted) = held.enter(None);
+        let (place, evicted) = held.enter(Some(ClientKey::new(peer.ip(), ipv6_prefix)));
         metrics::add(&metrics.health_closed, evicted as u64);
         let evict = place.shed();
         let state = state.clone();
@@ -245,6 +250,12 @@ pub async fn serve(
                 drop(place);
             })
             .detach();
+        // SECURITY: let the new connection's task read its request before
+        // the next accept. A flood waiting in the backlog would otherwise
+        // be accepted in one run, each accept evicting the oldest held,
+        // and a balancer's check accepted in the middle of it would be
+        // evicted before its task was ever polled.
+        smol::future::yield_now().await;
     }
 }
 

@@ -157,6 +157,7 @@ pub fn run(
                 shared.metrics.clone(),
                 shared.config.health_s3_failing_after,
                 shared.config.defence.health_from.clone(),
+                shared.config.defence.ipv6_prefix,
             ))
             .detach();
     }
