@@ -434,6 +434,19 @@ fn health_listener_bind_failure_stops_start_up() {
 /// Unmounts a tmpfs at drop.
 struct Mount(std::path::PathBuf);
 
+/// `dir/home` on a 4 MiB tmpfs of its own, unmounted when dropped.
+fn small_home(dir: &common::Scratch) -> (std::path::PathBuf, Mount) {
+    let home = dir.0.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&home)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "cannot mount a tmpfs: the tests run as root");
+    (home.clone(), Mount(home))
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
@@ -460,15 +473,7 @@ fn wait_for(addr: std::net::SocketAddr, path: &str, want: u16) -> (u16, String) 
 #[test]
 fn full_disk_is_not_ready_until_space_returns() {
     let dir = common::Scratch::new("hdisk");
-    let home = dir.0.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&home)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(mounted, "cannot mount a tmpfs: the tests run as root");
-    let _mount = Mount(home.clone());
+    let (home, _mount) = small_home(&dir);
     let config = common::config_text(
         &dir,
         "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
@@ -500,6 +505,27 @@ fn full_disk_is_not_ready_until_space_returns() {
     assert_eq!(scrape(h, "lakeftpd_ready"), 1);
 }
 
+/// A disk already full when the server starts: its very first answers
+/// (no polling) say `disk full` and give the real free bytes, so a
+/// balancer never sees this instance ready, not even for a second.
+#[test]
+fn a_disk_full_at_start_is_never_ready() {
+    let dir = common::Scratch::new("hfull0");
+    let (home, _mount) = small_home(&dir);
+    std::fs::write(home.join("filler"), vec![7u8; 5 << 19]).unwrap();
+    let config = common::config_text(
+        &dir,
+        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
+        &[("dev", "upload")],
+    );
+    let s = Server::start_with_text(dir, &config);
+    let h = health_addr(&s);
+    assert_eq!(get(h, "/healthz"), (503, "disk full\n".to_string()));
+    let free = scrape(h, "lakeftpd_home_free_bytes");
+    assert!((1 << 20..2 << 20).contains(&free), "free {free}");
+    assert_eq!(scrape(h, "lakeftpd_ready"), 0);
+}
+
 #[test]
 fn livez_is_200_while_live() {
     let s = server("");
@@ -529,15 +555,7 @@ fn notifications(socket: &std::os::unix::net::UnixDatagram, limit: Duration) -> 
 #[test]
 fn a_read_only_disk_is_not_live_and_starves_the_watchdog() {
     let dir = common::Scratch::new("hlive");
-    let home = dir.0.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&home)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(mounted, "cannot mount a tmpfs: the tests run as root");
-    let _mount = Mount(home.clone());
+    let (home, _mount) = small_home(&dir);
     let socket_path = dir.0.join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket

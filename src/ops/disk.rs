@@ -71,59 +71,90 @@ pub async fn heartbeat(health: Arc<Health>) {
     }
 }
 
-/// Runs until the process ends.
-pub async fn watch(watched: Watched, health: Arc<Health>, metrics: Arc<Metrics>) {
+/// What one look at the filesystems found (`None`: no spool).
+type Looked = (std::io::Result<Space>, Option<std::io::Result<Space>>);
+
+fn look(watched: &Watched) -> Looked {
+    (
+        measure(&watched.home),
+        watched.spool.as_deref().map(measure),
+    )
+}
+
+/// The first look, taken at start before the health listener answers, so
+/// that its first answer and the gauges already say what the disk holds
+/// (a disk full at start is never reported ready, not even for a second).
+pub fn first_look(watched: &Watched, health: &Health, metrics: &Metrics) -> bool {
     let mut warned = false;
+    record(watched, look(watched), health, metrics, &mut warned);
+    warned
+}
+
+/// Runs until the process ends, looking every `DISK_POLL_INTERVAL` (after
+/// `first_look`; `warned`: what it returned).
+pub async fn watch(watched: Watched, health: Arc<Health>, metrics: Arc<Metrics>, mut warned: bool) {
+    let watched = Arc::new(watched);
     loop {
-        let home = watched.home.clone();
-        let spool = watched.spool.clone();
-        let (home, spool) =
-            smol::unblock(move || (measure(&home), spool.map(|p| measure(&p)))).await;
-        let mut full = false;
-        let mut read_only = false;
-        for (space, bytes, inodes) in [
-            (
-                Some(home),
-                &metrics.home_free_bytes,
-                &metrics.home_free_inodes,
-            ),
-            (spool, &metrics.spool_free_bytes, &metrics.spool_free_inodes),
-        ] {
-            match space {
-                Some(Ok(space)) => {
-                    metrics::set(bytes, space.free_bytes);
-                    metrics::set(inodes, space.free_inodes);
-                    full |= is_full(&space, watched.reserve);
-                    read_only |= space.read_only;
-                }
-                Some(Err(e)) if !warned => {
-                    log::warn!("disk: cannot measure a filesystem: {e}");
-                    warned = true;
-                }
-                _ => {}
-            }
-        }
-        if full != health.disk_full() {
-            if full {
-                log::warn!(
-                    "disk full: less than {} bytes (or {MIN_FREE_INODES} inodes) free on the home or spool filesystem; /healthz answers 503",
-                    watched.reserve
-                );
-            } else {
-                log::info!("disk space back: /healthz no longer says disk full");
-            }
-        }
-        let pending = watched
-            .spool
-            .is_some()
-            .then(|| metrics::get(&metrics.s3_queue_depth));
-        health.set_disk(full, read_only, pending);
-        let probe = health.probe(watched.failing_after);
-        metrics::set(&metrics.disk_full, full as u64);
-        metrics::set(&metrics.ready, probe.ready.is_ok() as u64);
-        metrics::set(&metrics.live, probe.live.is_ok() as u64);
         Timer::after(DISK_POLL_INTERVAL).await;
+        let looking = watched.clone();
+        let looked = smol::unblock(move || look(&looking)).await;
+        record(&watched, looked, &health, &metrics, &mut warned);
     }
+}
+
+/// Sets the gauges and the health state from one look; the first failure
+/// to measure is logged once (`warned`).
+fn record(
+    watched: &Watched,
+    looked: Looked,
+    health: &Health,
+    metrics: &Metrics,
+    warned: &mut bool,
+) {
+    let (home, spool) = looked;
+    let mut full = false;
+    let mut read_only = false;
+    for (space, bytes, inodes) in [
+        (
+            Some(home),
+            &metrics.home_free_bytes,
+            &metrics.home_free_inodes,
+        ),
+        (spool, &metrics.spool_free_bytes, &metrics.spool_free_inodes),
+    ] {
+        match space {
+            Some(Ok(space)) => {
+                metrics::set(bytes, space.free_bytes);
+                metrics::set(inodes, space.free_inodes);
+                full |= is_full(&space, watched.reserve);
+                read_only |= space.read_only;
+            }
+            Some(Err(e)) if !*warned => {
+                log::warn!("disk: cannot measure a filesystem: {e}");
+                *warned = true;
+            }
+            _ => {}
+        }
+    }
+    if full != health.disk_full() {
+        if full {
+            log::warn!(
+                "disk full: less than {} bytes (or {MIN_FREE_INODES} inodes) free on the home or spool filesystem; /healthz answers 503",
+                watched.reserve
+            );
+        } else {
+            log::info!("disk space back: /healthz no longer says disk full");
+        }
+    }
+    let pending = watched
+        .spool
+        .is_some()
+        .then(|| metrics::get(&metrics.s3_queue_depth));
+    health.set_disk(full, read_only, pending);
+    let probe = health.probe(watched.failing_after);
+    metrics::set(&metrics.disk_full, full as u64);
+    metrics::set(&metrics.ready, probe.ready.is_ok() as u64);
+    metrics::set(&metrics.live, probe.live.is_ok() as u64);
 }
 
 #[cfg(test)]
@@ -166,6 +197,26 @@ mod tests {
     #[test]
     fn no_inode_table_is_never_short_of_inodes() {
         assert!(!is_full(&space(100 * MIB, 0, 0), MIB));
+    }
+
+    #[test]
+    fn the_first_look_says_full_before_any_wait() {
+        // A reserve no filesystem holds: the state and gauges say full as
+        // soon as first_look returns (the server takes it before /healthz
+        // answers), and the free bytes are the real ones, not 0.
+        let watched = Watched {
+            home: PathBuf::from("."),
+            spool: None,
+            reserve: u64::MAX,
+            failing_after: Duration::from_secs(300),
+        };
+        let (health, metrics) = (Health::default(), Metrics::default());
+        assert!(!first_look(&watched, &health, &metrics));
+        assert!(health.disk_full());
+        assert!(health.probe(watched.failing_after).ready.is_err());
+        assert_eq!(metrics::get(&metrics.disk_full), 1);
+        assert_eq!(metrics::get(&metrics.ready), 0);
+        assert!(metrics::get(&metrics.home_free_bytes) > 0);
     }
 
     #[test]

@@ -146,6 +146,30 @@ pub fn run(
         );
     }
 
+    // The disk is looked at once before the health listener answers; the
+    // watch then runs whether or not health_listen is set: its gauges feed
+    // /metrics and EMF, and the watchdog reads liveness from it.
+    let watched = crate::ops::disk::Watched {
+        home: shared.config.root.clone(),
+        spool: shared
+            .delivery
+            .as_ref()
+            .map(|_| shared.config.s3.spool.clone()),
+        reserve: crate::ops::disk::reserve(shared.config.max_file_size),
+        failing_after: shared.config.health_s3_failing_after,
+    };
+    let warned = crate::ops::disk::first_look(&watched, &shared.health, &shared.metrics);
+    executor
+        .spawn(crate::ops::disk::watch(
+            watched,
+            shared.health.clone(),
+            shared.metrics.clone(),
+            warned,
+        ))
+        .detach();
+    executor
+        .spawn(crate::ops::disk::heartbeat(shared.health.clone()))
+        .detach();
     if let Some(listener) = health_listener {
         let addr = listener.get_ref().local_addr()?;
         log::info!("health and metrics on http://{addr}/healthz and /metrics");
@@ -161,27 +185,6 @@ pub fn run(
             ))
             .detach();
     }
-    executor
-        .spawn(crate::ops::disk::heartbeat(shared.health.clone()))
-        .detach();
-    // The disk watch runs whether or not
-    // health_listen is set: its gauges feed /metrics and EMF, and the
-    // watchdog reads liveness from it.
-    executor
-        .spawn(crate::ops::disk::watch(
-            crate::ops::disk::Watched {
-                home: shared.config.root.clone(),
-                spool: shared
-                    .delivery
-                    .as_ref()
-                    .map(|_| shared.config.s3.spool.clone()),
-                reserve: crate::ops::disk::reserve(shared.config.max_file_size),
-                failing_after: shared.config.health_s3_failing_after,
-            },
-            shared.health.clone(),
-            shared.metrics.clone(),
-        ))
-        .detach();
     if let Some(target) = shared.config.metrics_emf {
         let id = instance_id.unwrap_or_else(|| emf::NO_INSTANCE_ID.to_string());
         executor
