@@ -86,7 +86,6 @@ first=$((20000 + ($$ % 200) * 20))
 cat >"$work/lakeftpd.conf" <<EOF
 listen = 127.0.0.1:0
 root = $work/home
-active_source_port = 0
 passive_ports = $first-$((first + 19))
 tls = on
 tls_cert = $work/tls-cert.pem

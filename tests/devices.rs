@@ -26,7 +26,7 @@ const UTF8_NAME: &str = "データ_2026.csv";
 fn config(dir: &Scratch, global: &str, users: &[(&str, &str)]) -> String {
     let (first, last) = common::passive_range();
     let mut text = format!(
-        "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nactive_source_port = 0\nlogin_fail_delay = 100ms\n{global}\n",
+        "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\n{global}\n",
         dir.0.join("home").display()
     );
     for (name, lines) in users {

@@ -68,7 +68,7 @@ fn device_behind_nat_uploads_in_active_mode_only_under_peer() {
     std::fs::write(
         &config,
         format!(
-            "listen = 203.0.113.2:0\nroot = {}\nactive_source_port = 0\nlog_level = debug\n\
+            "listen = 203.0.113.2:0\nroot = {}\nlog_level = debug\n\
              [user natdev]\npassword = {hash}\nactive_address = peer\n\
              [user strictdev]\npassword = {hash}\n",
             home.display(),

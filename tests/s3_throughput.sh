@@ -49,7 +49,6 @@ write_config() { # $1 = ack, $2 = s3_timeout
     cat >"$WORK/conf" <<EOF
 listen = 127.0.0.1:0
 root = $WORK/home
-active_source_port = 0
 passive_ports = 47000-47099
 spool = $WORK/spool
 s3_bucket = lake

@@ -111,7 +111,7 @@ fn active_upload_over_a_slow_lossy_link_costs_only_the_clients_exchanges() {
     std::fs::write(
         &config,
         format!(
-            "listen = 10.13.0.2:0\nroot = {}\nactive_source_port = 0\nactive_address = peer\n[user dev]\npassword = {}\n",
+            "listen = 10.13.0.2:0\nroot = {}\nactive_address = peer\n[user dev]\npassword = {}\n",
             dir.0.join("home").display(),
             password_hash()
         ),

@@ -98,9 +98,6 @@ impl Server {
         if !global.contains("login_fail_delay") {
             config.push_str("login_fail_delay = 100ms\n");
         }
-        if !global.contains("active_source_port") {
-            config.push_str("active_source_port = 0\n");
-        }
         config.push_str(global);
         config.push('\n');
         for (name, permissions) in users {
@@ -576,7 +573,7 @@ impl Drop for FakeImds {
 pub fn config_text(dir: &Scratch, global: &str, users: &[(&str, &str)]) -> String {
     let (first, last) = passive_range();
     let mut config = format!(
-        "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\nactive_source_port = 0\n{global}\n",
+        "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\n{global}\n",
         dir.0.join("home").display()
     );
     for (name, permissions) in users {

@@ -210,7 +210,7 @@ impl Lake {
     ) -> Lake {
         let (first, last) = passive_range();
         let mut config = format!(
-            "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\nactive_source_port = 0\nspool = {}\n",
+            "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\nspool = {}\n",
             dir.0.join("home").display(),
             dir.0.join("spool").display()
         );

@@ -267,7 +267,6 @@ class Lake:
         with open(conf, "w") as f:
             f.write(f"""listen = 127.0.0.1:0
 root = {self.mnt}/home
-active_source_port = 0
 login_fail_delay = 100ms
 spool = {self.mnt}/spool
 s3_bucket = lake

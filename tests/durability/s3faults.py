@@ -288,7 +288,6 @@ def main():
         with open(conf, "w") as f:
             f.write(f"""listen = 127.0.0.1:0
 root = {work}/home
-active_source_port = 0
 spool = {work}/spool
 health_listen = 127.0.0.1:{health_port}
 health_s3_failing_after = 5s
