@@ -43,8 +43,9 @@
 # lakeftpd-s3-disk is lakeftpd with S3 configured and `ack = disk` (the 226
 # after the spool entry is durable): uploads at S3_CS like lakeftpd-s3.
 #
-# Must run as root (creates bench users, a PAM service file, binds port 20 for
-# pure-ftpd's active mode). Installs what it needs, idempotently: vsftpd and
+# Must run as root (creates bench users, a PAM service file, binds port 20:
+# every server's active data connections leave from it, as each one's
+# default, or Debian's vsftpd.conf, has them). Installs what it needs, idempotently: vsftpd and
 # pure-ftpd are fetched with `apt-get download` and unpacked with `dpkg -x`
 # under $BENCH_CACHE (they conflict as packages, so neither is installed).
 # Everything runs on loopback: servers listen on 127.0.0.1, clients connect
@@ -309,7 +310,6 @@ start_lakeftpd() {
     {
         echo "listen = $ADDR:$LAKE_PORT"
         echo "root = $HOME_BASE/lake"
-        echo "active_source_port = 0"
         echo "passive_ports = 10000-29999"
         echo "max_sessions = 20000"
         echo "max_sessions_per_ip = 20000"
@@ -390,7 +390,7 @@ max_clients=30000
 max_per_ip=0
 idle_session_timeout=900
 data_connection_timeout=300
-connect_from_port_20=NO
+connect_from_port_20=YES
 pasv_enable=YES
 pasv_min_port=10000
 pasv_max_port=29999
