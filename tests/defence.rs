@@ -867,33 +867,14 @@ fn an_unknown_name_flood_does_not_delay_an_argon2id_login() {
 /// A server with implicit FTPS on its own port (a fresh pair from
 /// tests/clients/make_cert.py), plus `extra`; its implicit port.
 fn implicit_tls_server(extra: &str) -> (Server, u16, Scratch) {
-    let certs = Scratch::new("tls-flood");
-    let cert = certs.0.join("cert.pem");
-    let key = certs.0.join("key.pem");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/make_cert.py");
-    let (ok, _, err) = common::run(
-        "python3",
-        &[script, cert.to_str().unwrap(), key.to_str().unwrap()],
-        None,
-        None,
+    let (server, certs) = common::tls::start(
+        "on",
+        &format!("implicit_tls_listen = 127.0.0.1:0\n{extra}"),
+        &[("dev", "upload")],
+        &[],
     );
-    assert!(ok, "make_cert.py: {err}");
-    let global = format!(
-        "tls = on\ntls_cert = {}\ntls_key = {}\nimplicit_tls_listen = 127.0.0.1:0\n{extra}",
-        cert.display(),
-        key.display()
-    );
-    let server = Server::start(&global, &[("dev", "upload")]);
-    server.wait_log("implicit FTPS on tls://", Duration::from_secs(5));
-    let log = server.log();
-    let at = log.find("implicit FTPS on tls://").unwrap() + "implicit FTPS on tls://".len();
-    let addr: SocketAddr = log[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (server, addr.port(), certs)
+    let port = common::tls::implicit_port(&server);
+    (server, port, certs)
 }
 
 /// Whether the server closed `s` (EOF or reset) within `limit`.

@@ -16,52 +16,16 @@ mod http;
 #[path = "common/s3.rs"]
 mod s3;
 
+use common::tls::{self, implicit_port, make_pair};
 use common::{pattern, Control, Scratch, Server, PASSWORD};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 
-/// Writes a certificate and key made by make_cert.py with `args`.
-fn make_pair(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}-cert.pem"));
-    let key = dir.join(format!("{name}-key.pem"));
-    let script = format!("{CLIENTS}/make_cert.py");
-    let mut all = vec![
-        script.as_str(),
-        cert.to_str().unwrap(),
-        key.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let (ok, _, err) = common::run("python3", &all, None, None);
-    assert!(ok, "make_cert.py: {err}");
-    (cert, key)
-}
-
 /// A TLS server: `tls = MODE` with a fresh pair, plus `extra` lines.
 fn tls_server(mode: &str, extra: &str, users: &[(&str, &str)]) -> (Server, Scratch) {
-    let certs = Scratch::new("certs");
-    let (cert, key) = make_pair(&certs.0, "a", &[]);
-    let global = format!(
-        "tls = {mode}\ntls_cert = {}\ntls_key = {}\n{extra}",
-        cert.display(),
-        key.display()
-    );
-    (Server::start(&global, users), certs)
-}
-
-/// The implicit listener's port, from the log.
-fn implicit_port(server: &Server) -> u16 {
-    server.wait_log("implicit FTPS on tls://", Duration::from_secs(5));
-    let log = server.log();
-    let at = log.find("implicit FTPS on tls://").unwrap() + "implicit FTPS on tls://".len();
-    let addr: std::net::SocketAddr = log[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    addr.port()
+    tls::start(mode, extra, users, &[])
 }
 
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -309,23 +273,12 @@ fn curl_tls13_stores_three_files_on_one_connection() {
 /// resumes, so its user has `tls_session_reuse = off`.
 #[test]
 fn aioftp_starts_data_tls_before_the_command() {
-    let certs = Scratch::new("certs");
-    let (cert, key) = make_pair(&certs.0, "a", &[]);
-    let dir = Scratch::new("srv");
-    let mut text = common::config_text(
-        &dir,
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\nimplicit_tls_listen = 127.0.0.1:0\n",
-            cert.display(),
-            key.display()
-        ),
+    let (server, certs) = tls::start(
+        "on",
+        "implicit_tls_listen = 127.0.0.1:0\n",
         &[("dev", "full")],
+        &[("old", "tls_session_reuse = off\n")],
     );
-    text.push_str(&format!(
-        "[user old]\npassword = {}\npermissions = full\ntls_session_reuse = off\n",
-        common::password_hash()
-    ));
-    let server = Server::start_with_text(dir, &text);
     let port = implicit_port(&server).to_string();
     let files: Vec<PathBuf> = (0..3)
         .map(|i| {
@@ -485,23 +438,12 @@ fn tls_required_refuses_a_plain_login() {
 
 #[test]
 fn per_user_tls_required() {
-    let certs = Scratch::new("certs");
-    let (cert, key) = make_pair(&certs.0, "a", &[]);
-    let dir = Scratch::new("srv");
-    let mut text = common::config_text(
-        &dir,
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\n",
-            cert.display(),
-            key.display()
-        ),
+    let (server, _certs) = tls::start(
+        "on",
+        "",
         &[("plain", "full")],
+        &[("secure", "tls = required\n")],
     );
-    text.push_str(&format!(
-        "[user secure]\npassword = {}\npermissions = full\ntls = required\n",
-        common::password_hash()
-    ));
-    let server = Server::start_with_text(dir, &text);
     let mut c = Control::open(server.addr);
     assert_eq!(c.cmd("USER secure").0, 530);
     assert_eq!(c.cmd("USER plain").0, 331);
@@ -527,30 +469,19 @@ fn ftplib_as(port: u16, user: &str, action: &str) -> String {
 /// fleet stays at the default `required`, and the reverse.
 #[test]
 fn per_user_tls_session_reuse() {
-    let certs = Scratch::new("certs");
-    let (cert, key) = make_pair(&certs.0, "a", &[]);
-    let dir = Scratch::new("srv");
-    let hash = common::password_hash();
-    let users_file = dir.0.join("users.conf");
+    let users = Scratch::new("users");
+    let users_file = users.0.join("users.conf");
     std::fs::write(
         &users_file,
-        format!("[user filed]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n"),
+        common::user_section("filed", "full", "tls_session_reuse = off\n"),
     )
     .unwrap();
-    let mut text = common::config_text(
-        &dir,
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\nusers = {}\n",
-            cert.display(),
-            key.display(),
-            users_file.display()
-        ),
+    let (server, _certs) = tls::start(
+        "on",
+        &format!("users = {}\n", users_file.display()),
         &[("dev", "full")],
+        &[("legacy", "tls_session_reuse = off\n")],
     );
-    text.push_str(&format!(
-        "[user legacy]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n"
-    ));
-    let server = Server::start_with_text(dir, &text);
     // Python's stock ftplib never resumes.
     assert_eq!(ftplib_as(server.port(), "legacy", "store-small"), "STORED");
     assert_eq!(ftplib_as(server.port(), "filed", "store-small"), "STORED");
@@ -563,22 +494,12 @@ fn per_user_tls_session_reuse() {
     assert!(!server.home("dev").join("small.bin").exists());
 
     // The reverse: off for the server, required for one user.
-    let certs = Scratch::new("certs");
-    let (cert, key) = make_pair(&certs.0, "b", &[]);
-    let dir = Scratch::new("srv");
-    let mut text = common::config_text(
-        &dir,
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\ntls_session_reuse = off\n",
-            cert.display(),
-            key.display()
-        ),
+    let (server, _certs) = tls::start(
+        "on",
+        "tls_session_reuse = off\n",
         &[("dev", "full")],
+        &[("strict", "tls_session_reuse = required\n")],
     );
-    text.push_str(&format!(
-        "[user strict]\npassword = {hash}\npermissions = full\ntls_session_reuse = required\n"
-    ));
-    let server = Server::start_with_text(dir, &text);
     assert_eq!(ftplib_as(server.port(), "dev", "store-small"), "STORED");
     let out = ftplib_as(server.port(), "strict", "store-small");
     assert!(
@@ -651,24 +572,15 @@ fn old_tls_versions_are_counted_as_version_failures() {
 /// TLS session with CCC, so their data connections cannot resume it), and
 /// `strict` with `tls = required`.
 fn ccc_server() -> (Server, Scratch) {
-    let certs = Scratch::new("certs");
-    let (cert, key) = make_pair(&certs.0, "a", &[]);
-    let dir = Scratch::new("srv");
-    let hash = common::password_hash();
-    let mut text = common::config_text(
-        &dir,
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\ntls_allow_ccc = on\nhealth_listen = 127.0.0.1:0\n",
-            cert.display(),
-            key.display()
-        ),
+    tls::start(
+        "on",
+        "tls_allow_ccc = on\nhealth_listen = 127.0.0.1:0\n",
         &[("dev", "full")],
-    );
-    text.push_str(&format!(
-        "[user nat]\npassword = {hash}\npermissions = full\ntls_session_reuse = off\n\
-         [user strict]\npassword = {hash}\npermissions = full\ntls = required\n"
-    ));
-    (Server::start_with_text(dir, &text), certs)
+        &[
+            ("nat", "tls_session_reuse = off\n"),
+            ("strict", "tls = required\n"),
+        ],
+    )
 }
 
 /// RFC 2228 §5.3: after CCC the control connection is plain text on the
@@ -871,12 +783,9 @@ fn certificate_replaced_on_disk_is_served_without_restart() {
     let (cert, key) = make_pair(&certs.0, "live", &["--days", "20"]);
     let first = pem_text(&cert);
     let server = Server::start(
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\ntls_reload_interval = 1s\n\
-             implicit_tls_listen = 127.0.0.1:0\nhealth_listen = 127.0.0.1:0\n",
-            cert.display(),
-            key.display()
-        ),
+        &(tls::tls_lines("on", &cert, &key)
+            + "tls_reload_interval = 1s\n\
+               implicit_tls_listen = 127.0.0.1:0\nhealth_listen = 127.0.0.1:0\n"),
         &[("dev", "full")],
     );
     let port = implicit_port(&server);
@@ -909,11 +818,7 @@ fn expiry_metric_counts_down_from_the_served_certificate() {
     let certs = Scratch::new("certs");
     let (cert, key) = make_pair(&certs.0, "e", &["--days", "40"]);
     let server = Server::start(
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\nhealth_listen = 127.0.0.1:0\n",
-            cert.display(),
-            key.display()
-        ),
+        &(tls::tls_lines("on", &cert, &key) + "health_listen = 127.0.0.1:0\n"),
         &[("dev", "full")],
     );
     let health = http::health_addr(&server);
@@ -923,15 +828,7 @@ fn expiry_metric_counts_down_from_the_served_certificate() {
 
 fn check_with(cert: &Path, key: &Path) -> common::Finished {
     let dir = Scratch::new("chk");
-    let text = common::config_text(
-        &dir,
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\n",
-            cert.display(),
-            key.display()
-        ),
-        &[],
-    );
+    let text = common::config_text(&dir, &tls::tls_lines("on", cert, key), &[]);
     let path = dir.0.join("c.conf");
     std::fs::write(&path, text).unwrap();
     common::run_bin(

@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{pattern, Scratch, Server, PASSWORD};
+use common::{pattern, tls, Scratch, Server, PASSWORD};
 use std::path::Path;
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
@@ -241,53 +241,28 @@ struct Lake {
     server: Server,
     /// The files uploaded, and where clients run.
     work: Scratch,
+    /// The server's certificate pair (kept while it runs).
+    _certs: Scratch,
     implicit: u16,
 }
 
 impl Lake {
     fn start() -> Lake {
         let work = Scratch::new("matrix");
-        let (cert, key) = (work.0.join("cert.pem"), work.0.join("key.pem"));
-        let script = format!("{CLIENTS}/make_cert.py");
-        let (ok, _, err) = common::run(
-            "python3",
-            &[&script, cert.to_str().unwrap(), key.to_str().unwrap()],
-            None,
-            None,
-        );
-        assert!(ok, "{err}");
         for (i, name) in FILES.iter().enumerate() {
             std::fs::write(work.0.join(name), content(i)).unwrap();
         }
-        let dir = Scratch::new("srv");
-        let mut text = common::config_text(
-            &dir,
-            &format!(
-                "tls = on\ntls_cert = {}\ntls_key = {}\nimplicit_tls_listen = 127.0.0.1:0\n",
-                cert.display(),
-                key.display()
-            ),
+        let (server, certs) = tls::start(
+            "on",
+            "implicit_tls_listen = 127.0.0.1:0\n",
             &[("dev", "full")],
+            &[("old", "tls_session_reuse = off\n")],
         );
-        text.push_str(&format!(
-            "[user old]\npassword = {}\npermissions = full\ntls_session_reuse = off\n",
-            common::password_hash()
-        ));
-        let server = Server::start_with_text(dir, &text);
-        let needle = "implicit FTPS on tls://";
-        server.wait_log(needle, std::time::Duration::from_secs(5));
-        let log = server.log();
-        let at = log.find(needle).unwrap() + needle.len();
-        let implicit = log[at..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .port();
+        let implicit = tls::implicit_port(&server);
         Lake {
             server,
             work,
+            _certs: certs,
             implicit,
         }
     }

@@ -434,6 +434,17 @@ fn health_listener_bind_failure_stops_start_up() {
 /// Unmounts a tmpfs at drop.
 struct Mount(std::path::PathBuf);
 
+/// A server on `dir` with health on and a 2 MiB disk reserve
+/// (`max_file_size` 1 MiB plus the 1 MiB margin).
+fn reserve_server(dir: common::Scratch) -> Server {
+    let config = common::config_text(
+        &dir,
+        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
+        &[("dev", "upload")],
+    );
+    Server::start_with_text(dir, &config)
+}
+
 /// `dir/home` on a 4 MiB tmpfs of its own, unmounted when dropped.
 fn small_home(dir: &common::Scratch) -> (std::path::PathBuf, Mount) {
     let home = dir.0.join("home");
@@ -474,12 +485,7 @@ fn wait_for(addr: std::net::SocketAddr, path: &str, want: u16) -> (u16, String) 
 fn full_disk_is_not_ready_until_space_returns() {
     let dir = common::Scratch::new("hdisk");
     let (home, _mount) = small_home(&dir);
-    let config = common::config_text(
-        &dir,
-        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
-        &[("dev", "upload")],
-    );
-    let s = Server::start_with_text(dir, &config);
+    let s = reserve_server(dir);
     let h = health_addr(&s);
     assert_eq!(wait_for(h, "/healthz", 200), (200, "ok\n".to_string()));
     let free = scrape(h, "lakeftpd_home_free_bytes");
@@ -513,12 +519,7 @@ fn a_disk_full_at_start_is_never_ready() {
     let dir = common::Scratch::new("hfull0");
     let (home, _mount) = small_home(&dir);
     std::fs::write(home.join("filler"), vec![7u8; 5 << 19]).unwrap();
-    let config = common::config_text(
-        &dir,
-        "health_listen = 127.0.0.1:0\nmax_file_size = 1MiB\n",
-        &[("dev", "upload")],
-    );
-    let s = Server::start_with_text(dir, &config);
+    let s = reserve_server(dir);
     let h = health_addr(&s);
     assert_eq!(get(h, "/healthz"), (503, "disk full\n".to_string()));
     let free = scrape(h, "lakeftpd_home_free_bytes");

@@ -178,25 +178,12 @@ fn an_upload_record_names_its_s3_key_and_checksum() {
 #[test]
 fn an_ftps_upload_record_names_its_tls_version() {
     let dir = Scratch::new("records-tls");
-    let cert = dir.0.join("cert.pem");
-    let key = dir.0.join("key.pem");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/make_cert.py");
-    let (ok, _, err) = common::run(
-        "python3",
-        &[script, cert.to_str().unwrap(), key.to_str().unwrap()],
-        None,
-        None,
-    );
-    assert!(ok, "make_cert.py: {err}");
     let path = dir.0.join("transfers.jsonl");
-    let server = Server::start(
-        &format!(
-            "tls = on\ntls_cert = {}\ntls_key = {}\ntransfer_log = {}\n",
-            cert.display(),
-            key.display(),
-            path.display()
-        ),
+    let (server, _certs) = common::tls::start(
+        "on",
+        &format!("transfer_log = {}\n", path.display()),
         &[("dev", "upload")],
+        &[],
     );
     let local = dir.0.join("up.csv");
     std::fs::write(&local, pattern(3000, 5)).unwrap();

@@ -5,6 +5,8 @@
 //! subprocesses by the tests themselves.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -86,27 +88,8 @@ impl Server {
     /// Starts with `global` config lines and `users` (name, permissions).
     pub fn start(global: &str, users: &[(&str, &str)]) -> Server {
         let dir = Scratch::new("srv");
-        let (first, last) = passive_range();
-        let mut config = format!(
-            "listen = 127.0.0.1:0\nroot = {}\n",
-            dir.0.join("home").display()
-        );
-        if !global.contains("passive_ports") {
-            config.push_str(&format!("passive_ports = {first}-{last}\n"));
-        }
-        // Fast failures keep tests quick, unless the test is about them.
-        if !global.contains("login_fail_delay") {
-            config.push_str("login_fail_delay = 100ms\n");
-        }
-        config.push_str(global);
-        config.push('\n');
-        for (name, permissions) in users {
-            config.push_str(&format!(
-                "[user {name}]\npassword = {}\npermissions = {permissions}\n",
-                password_hash()
-            ));
-        }
-        Server::start_with_text(dir, &config)
+        let text = config_text(&dir, global, users);
+        Server::start_with_text(dir, &text)
     }
 
     pub fn start_with_text(dir: Scratch, config: &str) -> Server {
@@ -568,21 +551,38 @@ impl Drop for FakeImds {
 }
 
 /// A configuration text for a scratch directory, as `Server::start` writes
-/// it: listen on 127.0.0.1:0, a private passive range, `users` with
-/// `PASSWORD`, then `global`.
+/// it: listen on 127.0.0.1:0, a private passive range and a short
+/// `login_fail_delay` (unless `global` sets them), then `global`, then
+/// `users` with `PASSWORD`. Everything else is lakeftpd's default.
 pub fn config_text(dir: &Scratch, global: &str, users: &[(&str, &str)]) -> String {
     let (first, last) = passive_range();
     let mut config = format!(
-        "listen = 127.0.0.1:0\nroot = {}\npassive_ports = {first}-{last}\nlogin_fail_delay = 100ms\n{global}\n",
+        "listen = 127.0.0.1:0\nroot = {}\n",
         dir.0.join("home").display()
     );
+    // Tests run in parallel: each server has a range of its own.
+    if !global.contains("passive_ports") {
+        config.push_str(&format!("passive_ports = {first}-{last}\n"));
+    }
+    // Fast failures keep tests quick, unless the test is about them.
+    if !global.contains("login_fail_delay") {
+        config.push_str("login_fail_delay = 100ms\n");
+    }
+    config.push_str(global);
+    config.push('\n');
     for (name, permissions) in users {
-        config.push_str(&format!(
-            "[user {name}]\npassword = {}\npermissions = {permissions}\n",
-            password_hash()
-        ));
+        config.push_str(&user_section(name, permissions, ""));
     }
     config
+}
+
+/// A `[user NAME]` section with `PASSWORD`, `permissions`, and `lines` of
+/// its own (each ending in a newline).
+pub fn user_section(name: &str, permissions: &str, lines: &str) -> String {
+    format!(
+        "[user {name}]\npassword = {}\npermissions = {permissions}\n{lines}",
+        password_hash()
+    )
 }
 
 impl Server {
