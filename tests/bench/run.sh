@@ -33,11 +33,18 @@
 # Every upload scenario (device uploads, the storm, bulk, and lakeftpd with
 # S3 configured) runs twice: homes (and spool) on tmpfs, where a flush costs
 # nothing, and on $BENCH_DISK, a directory of the root filesystem (default
-# /var/tmp/lakeftpd-bench-disk; refused if it is tmpfs), where every flush is
-# a journal commit. The server runs under `perf stat` counting its flush
+# /var/tmp/lakeftpd-bench-disk; refused if it is tmpfs), where every flush
+# reaches the disk (a journal commit on a journalling filesystem; this
+# machine's root ext4 has no journal: /sys/fs/ext4/vda/journal_task says
+# <none>). The server runs under `perf stat` counting its flush
 # syscalls (fsync, fdatasync, sync_file_range, syncfs; children included) and
 # the table shows flushes per acknowledged upload. BENCH_HOMES="disk" (or
-# "tmpfs") runs one of the two. LAKEFTPD_BIN=path skips the release build
+# "tmpfs") runs one of the two. BENCH_HOMES="tmpfs disk xfs" adds a third:
+# homes on XFS (AL2023's root filesystem) on a loop device (direct I/O) whose
+# image is a file of the root filesystem ($BENCH_XFS_IMAGE, default
+# /var/tmp/lakeftpd-bench-xfs.img, 8 GiB sparse): on a root filesystem that
+# is ext4 without a journal, as on this machine, it is the run with a
+# journalling filesystem (an XFS log commit per flush). LAKEFTPD_BIN=path skips the release build
 # (flush counts do not depend on the build; times do).
 #
 # lakeftpd-s3-disk is lakeftpd with S3 configured and `ack = disk` (the 226
@@ -49,7 +56,8 @@
 # pure-ftpd are fetched with `apt-get download` and unpacked with `dpkg -x`
 # under $BENCH_CACHE (they conflict as packages, so neither is installed).
 # Everything runs on loopback: servers listen on 127.0.0.1, clients connect
-# from 127.1.x.1 addresses. Server homes are on tmpfs (/dev/shm). Every
+# from 127.1.x.1 addresses. Server homes are on tmpfs (/dev/shm) and on
+# disk (above). Every
 # scenario is bounded in time; the load generator bounds every loop.
 # Output: a table on stdout, raw JSON lines in $OUT/results.jsonl.
 set -euo pipefail
@@ -85,6 +93,13 @@ ADDR=127.0.0.1
 # Homes on disk: a directory of the root filesystem (not tmpfs).
 DISK="${BENCH_DISK:-/var/tmp/lakeftpd-bench-disk}"
 HOMES="${BENCH_HOMES:-tmpfs disk}"
+# The smoke (CI) runs on all three kinds, so none of their set-ups can rot.
+[ "$MODE" != smoke ] || HOMES="${BENCH_HOMES:-tmpfs disk xfs}"
+# Homes on XFS (BENCH_HOMES with "xfs"): a loop device on an image file of
+# the root filesystem, mounted here.
+XFS_IMAGE="${BENCH_XFS_IMAGE:-/var/tmp/lakeftpd-bench-xfs.img}"
+XFS_MNT="${XFS_IMAGE%.img}"
+XFS_LOOP=""
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "== [$(date +%T.%N | cut -c1-12)] $*" >&2; }
@@ -108,11 +123,25 @@ if [[ " $HOMES " == *" disk "* ]]; then
     rm -rf "$DISK"; mkdir -p "$DISK"
     [ "$(stat -f -c %T "$DISK")" != tmpfs ] || die "BENCH_DISK=$DISK is on tmpfs; the disk homes must be on a disk"
 fi
-# Where the homes of the current scenario are: $WORK (tmpfs) or $DISK.
+if [[ " $HOMES " == *" xfs "* ]]; then
+    command -v mkfs.xfs >/dev/null || die "homes on xfs need mkfs.xfs (xfsprogs; tests/install-deps.sh)"
+    mkdir -p "$(dirname "$XFS_IMAGE")"
+    [ "$(stat -f -c %T "$(dirname "$XFS_IMAGE")")" != tmpfs ] || die "BENCH_XFS_IMAGE=$XFS_IMAGE is on tmpfs"
+    if mountpoint -q "$XFS_MNT"; then umount "$XFS_MNT"; fi
+    rm -f "$XFS_IMAGE"; truncate -s 8G "$XFS_IMAGE"
+    mkfs.xfs -q "$XFS_IMAGE"
+    XFS_LOOP=$(losetup --find --show --direct-io=on "$XFS_IMAGE")
+    mkdir -p "$XFS_MNT"; mount "$XFS_LOOP" "$XFS_MNT"
+fi
+# Where the homes of the current scenario are: $WORK (tmpfs), $DISK or $XFS_MNT.
 HOME_KIND=tmpfs HOME_BASE=$WORK
 use_homes() {
     HOME_KIND=$1
-    if [ "$1" = disk ]; then HOME_BASE=$DISK; else HOME_BASE=$WORK; fi
+    case "$1" in
+        disk) HOME_BASE=$DISK ;;
+        xfs) HOME_BASE=$XFS_MNT ;;
+        *) HOME_BASE=$WORK ;;
+    esac
     rm -rf "$HOME_BASE/lake" "$HOME_BASE/spool"
     mkdir -p "$HOME_BASE/lake" "$HOME_BASE/peer-homes"
     # lakeftpd's homes exist before its first start, as the peers' do: the
@@ -134,6 +163,11 @@ cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     [[ " $HOMES " != *" disk "* ]] || rm -rf "$DISK"
+    if [ -n "$XFS_LOOP" ]; then
+        umount "$XFS_MNT" 2>/dev/null || true
+        losetup -d "$XFS_LOOP" 2>/dev/null || true
+        rm -f "$XFS_IMAGE"; rmdir "$XFS_MNT" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 

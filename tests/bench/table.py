@@ -64,7 +64,9 @@ def main(path, mode):
     rows = load(path)
     disk = os.environ.get("BENCH_DISK", "/var/tmp/lakeftpd-bench-disk")
     homes = {r.get("home", "tmpfs") for r in rows}
-    for home, title in [("tmpfs", "homes on tmpfs"), ("disk", f"homes on disk ({disk}, root filesystem)")]:
+    kinds = [("tmpfs", "homes on tmpfs"), ("disk", f"homes on disk ({disk}, root filesystem)"),
+             ("xfs", "homes on XFS (a loop device, its image on the root filesystem)")]
+    for home, title in kinds:
         if home in homes:
             render([r for r in rows if r.get("home", "tmpfs") == home], mode, title)
             print()
